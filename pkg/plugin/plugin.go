@@ -1,0 +1,90 @@
+// Package plugin is the thin layer between a netloom binary's main and the CNI skeleton: it declares the
+// supported CNI versions, stamps the build version, and guarantees that whatever happens inside a command
+// the runtime reads a CNI error JSON on stdout and never a Go panic.
+package plugin
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"runtime/debug"
+
+	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
+	"github.com/containernetworking/cni/pkg/version"
+
+	"github.com/netloom/netloom/pkg/conf"
+)
+
+// Version is set at link time: -ldflags "-X github.com/netloom/netloom/pkg/plugin.Version=...".
+var Version = "dev"
+
+// Supported lists every CNI version a netloom plugin accepts and can answer in.
+var Supported = version.PluginSupports("0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
+
+// Main runs one CNI command for the plugin called name and exits.
+func Main(name string, funcs skel.CNIFuncs) {
+	funcs.Add = guard(funcs.Add)
+	funcs.Del = guard(funcs.Del)
+	funcs.Check = guard(funcs.Check)
+	funcs.GC = guard(funcs.GC)
+	funcs.Status = guard(funcs.Status)
+	about := fmt.Sprintf("netloom %s %s", name, Version)
+	if e := skel.PluginMainFuncsWithError(funcs, Supported, about); e != nil {
+		if err := e.Print(); err != nil {
+			fmt.Fprintf(os.Stderr, "netloom %s: writing error: %v\n", name, err)
+		}
+		os.Exit(1)
+	}
+}
+
+// guard turns a panic in a command into a CNI internal error; the stack goes to stderr only.
+func guard(f func(*skel.CmdArgs) error) func(*skel.CmdArgs) error {
+	if f == nil {
+		return nil
+	}
+	return func(args *skel.CmdArgs) (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				fmt.Fprintf(os.Stderr, "netloom: panic: %v\n%s", r, debug.Stack())
+				err = types.NewError(conf.CodeInternal, fmt.Sprintf("internal error (please report): %v", r), "")
+			}
+		}()
+		return f(args)
+	}
+}
+
+// GCArgs is what a GC call carries besides the network's own keys.
+type GCArgs struct {
+	ValidAttachments []conf.Attachment `json:"cni.dev/valid-attachments"`
+}
+
+// ValidAttachments decodes cni.dev/valid-attachments from a GC call's stdin and validates each entry, so
+// a malformed list can never be read as "nothing is valid" and release everything.
+func ValidAttachments(stdin []byte) (map[conf.Attachment]bool, error) {
+	var raw map[string]json.RawMessage
+	if err := conf.Decode(stdin, &raw); err != nil {
+		return nil, err
+	}
+	list, ok := raw["cni.dev/valid-attachments"]
+	if !ok {
+		return nil, conf.Invalid("cni.dev/valid-attachments", "missing from the GC request; refusing to guess which attachments are alive")
+	}
+	var atts []conf.Attachment
+	if err := json.Unmarshal(list, &atts); err != nil {
+		return nil, conf.Invalid("cni.dev/valid-attachments", "want a list of {containerID, ifname}: %v", err)
+	}
+	valid := make(map[conf.Attachment]bool, len(atts))
+	for i, a := range atts {
+		if a.ContainerID == "" {
+			return nil, conf.Invalid(fmt.Sprintf("cni.dev/valid-attachments[%d].containerID", i), "must not be empty")
+		}
+		valid[a] = true
+	}
+	return valid, nil
+}
+
+// PrintResult writes result to stdout converted to cniVersion.
+func PrintResult(result types.Result, cniVersion string) error {
+	return types.PrintResult(result, cniVersion)
+}
