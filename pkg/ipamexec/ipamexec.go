@@ -1,0 +1,62 @@
+// Package ipamexec runs a network's IPAM plugin (the "ipam" section's "type") as a CNI delegate, with
+// the same stdin the attachment plugin received, and returns its result in the current CNI version.
+package ipamexec
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/containernetworking/cni/pkg/invoke"
+	"github.com/containernetworking/cni/pkg/types"
+	current "github.com/containernetworking/cni/pkg/types/100"
+)
+
+// Add allocates. The result has at least one IP, or an error says the IPAM plugin returned none.
+func Add(ctx context.Context, plugin string, stdin []byte) (*current.Result, error) {
+	r, err := invoke.DelegateAdd(ctx, plugin, stdin, nil)
+	if err != nil {
+		return nil, wrap("ADD", plugin, err)
+	}
+	res, err := current.NewResultFromResult(r)
+	if err != nil {
+		return nil, fmt.Errorf("ipam %q: convert result: %w", plugin, err)
+	}
+	if len(res.IPs) == 0 {
+		return nil, fmt.Errorf("ipam %q returned no IP addresses", plugin)
+	}
+	return res, nil
+}
+
+// Del releases; IPAM plugins make it idempotent.
+func Del(ctx context.Context, plugin string, stdin []byte) error {
+	return wrap("DEL", plugin, invoke.DelegateDel(ctx, plugin, stdin, nil))
+}
+
+// Check verifies the attachment's lease.
+func Check(ctx context.Context, plugin string, stdin []byte) error {
+	return wrap("CHECK", plugin, invoke.DelegateCheck(ctx, plugin, stdin, nil))
+}
+
+// GC releases what the attachments in stdin's cni.dev/valid-attachments do not own.
+func GC(ctx context.Context, plugin string, stdin []byte) error {
+	return wrap("GC", plugin, invoke.DelegateGC(ctx, plugin, stdin, nil))
+}
+
+// Status asks whether the IPAM plugin can serve ADDs.
+func Status(ctx context.Context, plugin string, stdin []byte) error {
+	return wrap("STATUS", plugin, invoke.DelegateStatus(ctx, plugin, stdin, nil))
+}
+
+// wrap keeps the delegate's CNI error code (a full range must reach the runtime as the IPAM plugin said)
+// and prefixes the message with who said it.
+func wrap(cmd, plugin string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var te *types.Error
+	if errors.As(err, &te) {
+		return types.NewError(te.Code, fmt.Sprintf("ipam %q %s: %s", plugin, cmd, te.Msg), te.Details)
+	}
+	return fmt.Errorf("ipam %q %s: %w", plugin, cmd, err)
+}

@@ -1,0 +1,205 @@
+package link
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"syscall"
+
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
+	"github.com/vishvananda/netlink"
+
+	"github.com/netloom/netloom/pkg/sysctl"
+)
+
+// BridgeSpec is what a bridge must look like.
+type BridgeSpec struct {
+	Name          string
+	MTU           int // 0: the kernel's default
+	Promisc       bool
+	VlanFiltering bool
+}
+
+// EnsureBridge creates the bridge or adopts an existing one, and brings it up. An existing link of
+// another type under that name is an error: netloom never enslaves pods to something that is not a bridge.
+func EnsureBridge(s BridgeSpec) (*netlink.Bridge, error) {
+	if l, err := ByName(s.Name); err == nil {
+		br, ok := l.(*netlink.Bridge)
+		if !ok {
+			return nil, fmt.Errorf("%q exists and is a %s, not a bridge; choose another \"bridge\" name", s.Name, l.Type())
+		}
+		if err := adoptBridge(br, s); err != nil {
+			return nil, err
+		}
+		return br, nil
+	} else if !errors.Is(err, ErrNotFound) {
+		return nil, err
+	}
+
+	attrs := netlink.NewLinkAttrs()
+	attrs.Name = s.Name
+	attrs.MTU = s.MTU
+	br := &netlink.Bridge{LinkAttrs: attrs}
+	if s.VlanFiltering {
+		on := true
+		br.VlanFiltering = &on
+	}
+	if err := netlink.LinkAdd(br); err != nil && !errors.Is(err, syscall.EEXIST) {
+		return nil, fmt.Errorf("create bridge %q: %w", s.Name, err)
+	}
+	// Another ADD may have created it first; from here on both adopt the same bridge.
+	l, err := ByName(s.Name)
+	if err != nil {
+		return nil, err
+	}
+	created, ok := l.(*netlink.Bridge)
+	if !ok {
+		return nil, fmt.Errorf("%q exists and is a %s, not a bridge", s.Name, l.Type())
+	}
+	// netloom owns the bridge's routes; router advertisements from a pod must not add any.
+	_ = sysctl.Set(sysctl.IPv6Conf(s.Name, "accept_ra"), "0")
+	if err := adoptBridge(created, s); err != nil {
+		return nil, err
+	}
+	return created, nil
+}
+
+func adoptBridge(br *netlink.Bridge, s BridgeSpec) error {
+	if s.Promisc && br.Promisc == 0 {
+		if err := netlink.SetPromiscOn(br); err != nil {
+			return fmt.Errorf("bridge %q: set promiscuous mode: %w", s.Name, err)
+		}
+	}
+	if s.VlanFiltering && (br.VlanFiltering == nil || !*br.VlanFiltering) {
+		if err := netlink.BridgeSetVlanFiltering(br, true); err != nil {
+			return fmt.Errorf("bridge %q: enable VLAN filtering: %w", s.Name, err)
+		}
+	}
+	if br.Flags&net.FlagUp == 0 {
+		return SetUp(br)
+	}
+	return nil
+}
+
+// Bridge returns the bridge called name.
+func Bridge(name string) (*netlink.Bridge, error) {
+	l, err := ByName(name)
+	if err != nil {
+		return nil, err
+	}
+	br, ok := l.(*netlink.Bridge)
+	if !ok {
+		return nil, fmt.Errorf("%q is a %s, not a bridge", name, l.Type())
+	}
+	return br, nil
+}
+
+// PortSpec is how a bridge port (the host end of a pod's veth) is configured.
+type PortSpec struct {
+	Hairpin             bool
+	Isolated            bool
+	Vlan                int   // access VLAN (PVID, untagged); 0: none
+	Trunk               []int // tagged VLANs
+	PreserveDefaultVlan bool  // keep VLAN 1 on the port when Vlan or Trunk is set
+}
+
+// AttachPort enslaves port to br (unless it already is) and applies s. The port stays down; the caller brings it up when the
+// container side is ready.
+func AttachPort(br *netlink.Bridge, port netlink.Link, s PortSpec) error {
+	name := port.Attrs().Name
+	if port.Attrs().MasterIndex != br.Index {
+		if err := netlink.LinkSetMaster(port, br); err != nil {
+			return fmt.Errorf("attach %q to bridge %q: %w", name, br.Name, err)
+		}
+	}
+	// The kernel's defaults are off; writing them costs a round trip each, so only when asked.
+	if s.Hairpin {
+		if err := netlink.LinkSetHairpin(port, true); err != nil {
+			return fmt.Errorf("port %q: set hairpin mode: %w", name, err)
+		}
+	}
+	if s.Isolated {
+		if err := netlink.LinkSetIsolated(port, true); err != nil {
+			return fmt.Errorf("port %q: set isolated: %w", name, err)
+		}
+	}
+	if s.Vlan == 0 && len(s.Trunk) == 0 {
+		return nil
+	}
+	if !s.PreserveDefaultVlan {
+		if err := removePortVlans(port); err != nil {
+			return fmt.Errorf("port %q: remove default VLAN: %w", name, err)
+		}
+	}
+	if s.Vlan != 0 {
+		if err := netlink.BridgeVlanAdd(port, uint16(s.Vlan), true, true, false, true); err != nil {
+			return fmt.Errorf("port %q: add access VLAN %d: %w", name, s.Vlan, err)
+		}
+	}
+	for _, v := range s.Trunk {
+		if err := netlink.BridgeVlanAdd(port, uint16(v), false, false, false, true); err != nil {
+			return fmt.Errorf("port %q: add trunk VLAN %d: %w", name, v, err)
+		}
+	}
+	// As the reference does: a trunk without an access VLAN carries VLAN 1 untagged.
+	if s.Vlan == 0 && len(s.Trunk) > 0 {
+		if err := netlink.BridgeVlanAdd(port, 1, true, true, false, true); err != nil {
+			return fmt.Errorf("port %q: add native VLAN 1: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func removePortVlans(port netlink.Link) error {
+	all, err := netlinksafe.BridgeVlanList()
+	if err != nil {
+		return err
+	}
+	for _, info := range all[int32(port.Attrs().Index)] {
+		if err := netlink.BridgeVlanDel(port, info.Vid, false, false, false, true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// VlanGatewayName is the name of bridge br's gateway interface for vlan.
+func VlanGatewayName(br string, vlan int) string { return fmt.Sprintf("%s.%d", br, vlan) }
+
+// EnsureVlanGateway returns the interface that carries the gateway address of VLAN vlan on br, creating
+// it when missing: a veth pair whose one end, named <br>.<vlan>, stays in the host namespace, and whose
+// other end is an access port of vlan on br. This is the reference bridge's layout, so nodes that switch
+// keep working.
+func EnsureVlanGateway(br *netlink.Bridge, vlan int, preserveDefaultVlan bool) (netlink.Link, error) {
+	name := VlanGatewayName(br.Name, vlan)
+	if l, err := ByName(name); err == nil {
+		return l, nil
+	} else if !errors.Is(err, ErrNotFound) {
+		return nil, err
+	}
+	v, err := CreateVethInto(nil, VethSpec{ContainerIfName: name, MTU: br.MTU, Master: br})
+	if err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			_ = Remove(v.Host.Attrs().Name)
+		}
+	}()
+	if err := AttachPort(br, v.Host, PortSpec{Vlan: vlan, PreserveDefaultVlan: preserveDefaultVlan}); err != nil {
+		return nil, err
+	}
+	if err := SetUp(v.Host); err != nil {
+		return nil, err
+	}
+	gw, err := ByName(name)
+	if err != nil {
+		return nil, err
+	}
+	if err := SetUp(gw); err != nil {
+		return nil, err
+	}
+	ok = true
+	return gw, nil
+}

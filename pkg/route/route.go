@@ -1,0 +1,146 @@
+// Package route adds, verifies and removes routes.
+package route
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"syscall"
+
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/netloom/netloom/pkg/addr"
+)
+
+// Route is one route through a link. A zero GW means directly connected.
+type Route struct {
+	Dst      netip.Prefix
+	GW       netip.Addr
+	Priority int
+	Table    int // 0: main
+	Scope    *netlink.Scope
+}
+
+func (r Route) String() string {
+	s := r.Dst.String()
+	if r.GW.IsValid() {
+		s += " via " + r.GW.String()
+	}
+	if r.Table != 0 {
+		s += fmt.Sprintf(" table %d", r.Table)
+	}
+	return s
+}
+
+func (r Route) netlink(l netlink.Link) *netlink.Route {
+	nr := &netlink.Route{
+		LinkIndex: l.Attrs().Index,
+		Dst:       addr.IPNet(r.Dst.Masked()),
+		Priority:  r.Priority,
+		Table:     r.Table,
+	}
+	if r.GW.IsValid() {
+		nr.Gw = r.GW.AsSlice()
+	}
+	if r.Scope != nil {
+		nr.Scope = *r.Scope
+	}
+	return nr
+}
+
+// Add installs r through l; an identical route already present is fine. Routes to the same destination
+// through another next hop are added alongside (ECMP), as the reference plugins do.
+func Add(l netlink.Link, r Route) error {
+	if err := netlink.RouteAppend(r.netlink(l)); err != nil && !errors.Is(err, syscall.EEXIST) {
+		return fmt.Errorf("add route %s dev %q: %w", r, l.Attrs().Name, err)
+	}
+	return nil
+}
+
+// Replace installs r through l, replacing any route to the same destination in the same table.
+func Replace(l netlink.Link, r Route) error {
+	if err := netlink.RouteReplace(r.netlink(l)); err != nil {
+		return fmt.Errorf("replace route %s dev %q: %w", r, l.Attrs().Name, err)
+	}
+	return nil
+}
+
+// Del removes r; already absent is fine.
+func Del(l netlink.Link, r Route) error {
+	if err := netlink.RouteDel(r.netlink(l)); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("remove route %s dev %q: %w", r, l.Attrs().Name, err)
+	}
+	return nil
+}
+
+// Verify reports the first of want that is not installed through l. It lists each family once (a
+// container holds a handful of routes) and compares in Go, so a default route matches whether the kernel
+// reports its destination as nil or as 0.0.0.0/0.
+func Verify(l netlink.Link, want []Route) error {
+	cache := map[int][]netlink.Route{}
+	for _, w := range want {
+		family := netlink.FAMILY_V4
+		if w.Dst.Addr().Is6() {
+			family = netlink.FAMILY_V6
+		}
+		have, ok := cache[family]
+		if !ok {
+			var err error
+			have, err = netlinksafe.RouteListFiltered(family, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
+			if err != nil {
+				return fmt.Errorf("list routes: %w", err)
+			}
+			cache[family] = have
+		}
+		if !matches(have, l.Attrs().Index, w) {
+			return fmt.Errorf("route %s dev %q is missing", w, l.Attrs().Name)
+		}
+	}
+	return nil
+}
+
+func dst(r netlink.Route, family int) netip.Prefix {
+	if r.Dst == nil {
+		if family == netlink.FAMILY_V6 {
+			return netip.PrefixFrom(netip.IPv6Unspecified(), 0)
+		}
+		return netip.PrefixFrom(netip.IPv4Unspecified(), 0)
+	}
+	p, _ := addr.FromIPNet(*r.Dst)
+	return p
+}
+
+func matches(have []netlink.Route, ifindex int, w Route) bool {
+	family := netlink.FAMILY_V4
+	if w.Dst.Addr().Is6() {
+		family = netlink.FAMILY_V6
+	}
+	table := w.Table
+	if table == 0 {
+		table = unix.RT_TABLE_MAIN
+	}
+	for _, h := range have {
+		if dst(h, family) != w.Dst.Masked() || h.Table != table {
+			continue
+		}
+		if !w.GW.IsValid() {
+			if h.LinkIndex == ifindex && h.Gw == nil {
+				return true
+			}
+			continue
+		}
+		if h.Gw != nil {
+			if gw, ok := netip.AddrFromSlice(h.Gw); ok && gw.Unmap() == w.GW && h.LinkIndex == ifindex {
+				return true
+			}
+		}
+		for _, nh := range h.MultiPath {
+			if gw, ok := netip.AddrFromSlice(nh.Gw); ok && gw.Unmap() == w.GW && nh.LinkIndex == ifindex {
+				return true
+			}
+		}
+	}
+	return false
+}
