@@ -1,0 +1,527 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"time"
+
+	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
+	current "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/cni/pkg/version"
+	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/vishvananda/netlink"
+
+	"github.com/netloom/netloom/pkg/addr"
+	"github.com/netloom/netloom/pkg/conf"
+	"github.com/netloom/netloom/pkg/firewall"
+	"github.com/netloom/netloom/pkg/firewall/ipmasq"
+	"github.com/netloom/netloom/pkg/ipamexec"
+	"github.com/netloom/netloom/pkg/ipcfg"
+	"github.com/netloom/netloom/pkg/link"
+	"github.com/netloom/netloom/pkg/netns"
+	"github.com/netloom/netloom/pkg/plugin"
+	"github.com/netloom/netloom/pkg/sysctl"
+)
+
+// Positions of the interfaces in the result, as the reference bridge reports them.
+const (
+	ifBridge    = 0
+	ifHost      = 1
+	ifContainer = 2
+)
+
+// portUpTimeout bounds the wait for the host end of the veth to report carrier; normally it is up on
+// the first look.
+const portUpTimeout = 2500 * time.Millisecond
+
+func cmdAdd(args *skel.CmdArgs) error {
+	n, err := parseConfig(args.StdinData, args.Args)
+	if err != nil {
+		return err
+	}
+	target, err := netns.Open(args.Netns)
+	if err != nil {
+		return err
+	}
+	defer target.Close()
+
+	a := &adder{n: n, args: args, target: target, ctx: context.Background()}
+	// ok is set only on the success path, so no shadowed err can make a failed ADD skip the rollback.
+	ok := false
+	defer func() {
+		if !ok {
+			a.rollback()
+		}
+	}()
+	for _, step := range []func() error{
+		a.allocate,           // IPAM first: a bad ipam section or a full range fails before any link exists
+		a.plug,               // bridge, veth pair, port settings
+		a.spoofCheck,         // macspoofchk
+		a.configureContainer, // addresses, routes, link up inside the pod
+		a.setGateways,        // gateway addresses on the bridge, forwarding
+		a.masquerade,         // ipMasq
+		a.finish,             // wait for the port, refresh MACs
+	} {
+		if err := step(); err != nil {
+			return err
+		}
+	}
+	ok = true
+	return plugin.PrintResult(a.result, n.CNIVersion)
+}
+
+// adder carries one ADD through its steps and remembers how to undo each.
+type adder struct {
+	n      *NetConf
+	args   *skel.CmdArgs
+	target ns.NetNS
+	ctx    context.Context
+
+	ipam     *current.Result
+	br       *netlink.Bridge
+	hostName string
+	mac      net.HardwareAddr
+	gws      []netip.Prefix // bridge gateway addresses, with isGateway
+	result   *current.Result
+	undo     []func()
+}
+
+func (a *adder) onFailure(what string, f func() error) {
+	a.undo = append(a.undo, func() { logErr("rollback: "+what, f()) })
+}
+
+func (a *adder) rollback() {
+	for i := len(a.undo) - 1; i >= 0; i-- {
+		a.undo[i]()
+	}
+}
+
+func (a *adder) allocate() error {
+	if !a.n.hasL3 {
+		return nil
+	}
+	res, err := ipamexec.Add(a.ctx, a.n.IPAM.Type, a.args.StdinData)
+	if err != nil {
+		return err
+	}
+	a.ipam = res
+	a.onFailure("release IP", func() error { return ipamexec.Del(a.ctx, a.n.IPAM.Type, a.args.StdinData) })
+	return nil
+}
+
+func (a *adder) plug() error {
+	n := a.n
+	br, err := link.EnsureBridge(link.BridgeSpec{
+		Name:          n.Bridge,
+		MTU:           n.MTU,
+		Promisc:       n.PromiscMode,
+		VlanFiltering: n.Vlan != 0 || len(n.trunk) > 0,
+	})
+	if err != nil {
+		return fmt.Errorf("bridge %q: %w", n.Bridge, err)
+	}
+	a.br = br
+	// Choose the MAC now, so the spoof-check rule and the result need no lookup inside the container.
+	if a.mac = n.mac; a.mac == nil {
+		if a.mac, err = randomMAC(); err != nil {
+			return err
+		}
+	}
+	veth, err := link.CreateVethInto(a.target, link.VethSpec{
+		ContainerIfName: a.args.IfName,
+		ContainerMAC:    a.mac,
+		MTU:             n.MTU,
+		Master:          br,
+	})
+	if err != nil {
+		return err
+	}
+	a.hostName = veth.Host.Attrs().Name
+	a.onFailure("remove veth", func() error { return link.Remove(a.hostName) })
+
+	if err := link.AttachPort(br, veth.Host, link.PortSpec{
+		Hairpin:             n.HairpinMode,
+		Isolated:            n.PortIsolation,
+		Vlan:                n.Vlan,
+		Trunk:               n.trunk,
+		PreserveDefaultVlan: n.PreserveDefaultVlan,
+	}); err != nil {
+		return err
+	}
+	if err := link.SetUp(veth.Host); err != nil {
+		return err
+	}
+	a.result = &current.Result{
+		CNIVersion: current.ImplementedSpecVersion,
+		Interfaces: []*current.Interface{
+			{Name: br.Name, Mac: br.HardwareAddr.String()},
+			{Name: a.hostName, Mac: veth.Host.Attrs().HardwareAddr.String()},
+			{Name: a.args.IfName, Mac: a.mac.String(), Sandbox: a.args.Netns},
+		},
+	}
+	if a.ipam != nil {
+		a.result.IPs, a.result.Routes, a.result.DNS = a.ipam.IPs, a.ipam.Routes, a.ipam.DNS
+		// Before the container is configured: this fills in gateways and the default routes it installs.
+		a.gws = applyGateways(a.result, n)
+	}
+	return nil
+}
+
+func (a *adder) spoofCheck() error {
+	if !a.n.MacSpoofChk {
+		return nil
+	}
+	sc := newSpoofChecker(a.hostName, a.mac, a.args)
+	if err := sc.Setup(); err != nil {
+		return fmt.Errorf("macspoofchk: %w", err)
+	}
+	a.onFailure("macspoofchk", sc.Teardown)
+	return nil
+}
+
+func (a *adder) configureContainer() error {
+	if a.n.DisableContainerInterface {
+		return nil
+	}
+	var cfg ipcfg.Config
+	if a.n.hasL3 {
+		var err error
+		if cfg, err = ipcfg.FromResult(a.result, ifContainer); err != nil {
+			return err
+		}
+	}
+	err := a.target.Do(func(ns.NetNS) error {
+		if !a.n.hasL3 {
+			l, err := link.ByName(a.args.IfName)
+			if err != nil {
+				return err
+			}
+			return link.SetUp(l)
+		}
+		return ipcfg.Apply(a.args.IfName, cfg, ipcfg.Options{EnableDAD: a.n.EnableDad})
+	})
+	if err != nil {
+		return fmt.Errorf("configure %q in %s: %w", a.args.IfName, a.args.Netns, err)
+	}
+	return nil
+}
+
+func (a *adder) setGateways() error {
+	if !a.n.hasL3 {
+		return nil
+	}
+	gws := a.gws
+	if len(gws) == 0 {
+		return nil
+	}
+	gwIf, err := gatewayLink(a.br, a.n, a.result)
+	if err != nil {
+		return err
+	}
+	for _, gw := range gws {
+		if err := addr.EnsureGateway(gwIf, gw, a.n.ForceAddress); err != nil {
+			return conf.Invalid("isGateway", "%v", err)
+		}
+		if err := sysctl.EnableForwarding(family(gw)); err != nil {
+			return fmt.Errorf("enable forwarding: %w", err)
+		}
+	}
+	return nil
+}
+
+func (a *adder) masquerade() error {
+	if !a.n.hasL3 || !a.n.IPMasq {
+		return nil
+	}
+	m, err := ipmasq.New(a.n.masqBE)
+	if err != nil {
+		return conf.Invalid("ipMasqBackend", "%v", err)
+	}
+	k := masqKey(a.n, a.args)
+	if err := m.Ensure(k, resultPrefixes(a.result)); err != nil {
+		return fmt.Errorf("ipMasq: %w", err)
+	}
+	a.onFailure("remove masquerade", func() error { return m.Remove(k) })
+	return nil
+}
+
+func (a *adder) finish() error {
+	if !a.n.DisableContainerInterface {
+		host, err := link.WaitOperUp(a.hostName, portUpTimeout)
+		if err != nil {
+			return fmt.Errorf("bridge port: %w", err)
+		}
+		a.result.Interfaces[ifHost].Mac = host.Attrs().HardwareAddr.String()
+	}
+	// The bridge's MAC can change when its first port joins or its address is set.
+	br, err := link.Bridge(a.n.Bridge)
+	if err != nil {
+		return err
+	}
+	a.result.Interfaces[ifBridge].Mac = br.HardwareAddr.String()
+	if d := a.n.DNS; d.Nameservers != nil || d.Search != nil || d.Options != nil || d.Domain != "" {
+		a.result.DNS = d
+	}
+	return nil
+}
+
+// applyGateways fills in each IP's gateway (the subnet's first address when IPAM gave none and the
+// bridge is the gateway), points every IP at the container interface, adds a default route per family
+// when isDefaultGateway asks and none is there, and returns the bridge addresses to set.
+func applyGateways(result *current.Result, n *NetConf) []netip.Prefix {
+	var gws []netip.Prefix
+	haveDefault := map[bool]bool{} // by is-IPv4
+	for _, r := range result.Routes {
+		if ones, _ := r.Dst.Mask.Size(); ones == 0 && r.GW != nil {
+			haveDefault[r.Dst.IP.To4() != nil] = true
+		}
+	}
+	for _, ipc := range result.IPs {
+		ipc.Interface = current.Int(ifContainer)
+		p, ok := addr.FromIPNet(ipc.Address)
+		if !ok {
+			continue
+		}
+		if ipc.Gateway == nil && n.IsGateway {
+			ipc.Gateway = p.Masked().Addr().Next().AsSlice()
+		}
+		v4 := p.Addr().Is4()
+		if n.IsDefaultGateway && !haveDefault[v4] {
+			dst := net.IPNet{IP: net.IPv6zero, Mask: net.CIDRMask(0, 128)}
+			if v4 {
+				dst = net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}
+			}
+			result.Routes = append(result.Routes, &types.Route{Dst: dst, GW: ipc.Gateway})
+			haveDefault[v4] = true
+		}
+		if n.IsGateway && ipc.Gateway != nil {
+			if gw, ok := netip.AddrFromSlice(ipc.Gateway); ok {
+				gws = append(gws, netip.PrefixFrom(gw.Unmap(), p.Bits()))
+			}
+		}
+	}
+	return gws
+}
+
+// gatewayLink is where gateway addresses go: the bridge, or with "vlan" the bridge's VLAN interface
+// (a veth pair named <bridge>.<vlan> with one end on the bridge as an access port of that VLAN).
+func gatewayLink(br *netlink.Bridge, n *NetConf, result *current.Result) (netlink.Link, error) {
+	if n.Vlan == 0 {
+		return br, nil
+	}
+	l, err := link.EnsureVlanGateway(br, n.Vlan, n.PreserveDefaultVlan)
+	if err != nil {
+		return nil, fmt.Errorf("vlan %d gateway interface: %w", n.Vlan, err)
+	}
+	result.Interfaces = append(result.Interfaces, &current.Interface{Name: l.Attrs().Name, Mac: l.Attrs().HardwareAddr.String()})
+	return l, nil
+}
+
+func cmdDel(args *skel.CmdArgs) error {
+	n, err := parseConfig(args.StdinData, args.Args)
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+
+	// The container side first: deleting it deletes the host end too. A namespace that is already
+	// gone took the veth with it.
+	if args.Netns != "" {
+		target, err := netns.Open(args.Netns)
+		switch {
+		case err == nil:
+			err = target.Do(func(ns.NetNS) error { return link.Remove(args.IfName) })
+			target.Close()
+			if err != nil {
+				return fmt.Errorf("remove %q in %s: %w", args.IfName, args.Netns, err)
+			}
+		case netns.Gone(err):
+		default:
+			return err
+		}
+	}
+	if n.hasL3 {
+		if err := ipamexec.Del(ctx, n.IPAM.Type, args.StdinData); err != nil {
+			return err
+		}
+	}
+	if n.IPMasq {
+		m, err := ipmasq.New(n.masqBE)
+		if err != nil {
+			return conf.Invalid("ipMasqBackend", "%v", err)
+		}
+		if err := m.Remove(masqKey(n, args)); err != nil {
+			return fmt.Errorf("ipMasq: %w", err)
+		}
+	}
+	if n.MacSpoofChk {
+		if err := newSpoofChecker("", nil, args).Teardown(); err != nil {
+			return fmt.Errorf("macspoofchk: %w", err)
+		}
+	}
+	return nil
+}
+
+func cmdCheck(args *skel.CmdArgs) error {
+	n, err := parseConfig(args.StdinData, args.Args)
+	if err != nil {
+		return err
+	}
+	if n.RawPrevResult == nil {
+		return conf.Invalid("prevResult", "CHECK needs the result of the ADD; the runtime must pass it")
+	}
+	if err := version.ParsePrevResult(&n.NetConf); err != nil {
+		return conf.Invalid("prevResult", "%v", err)
+	}
+	prev, err := current.NewResultFromResult(n.PrevResult)
+	if err != nil {
+		return conf.Invalid("prevResult", "%v", err)
+	}
+	ctx := context.Background()
+	if n.hasL3 {
+		if err := ipamexec.Check(ctx, n.IPAM.Type, args.StdinData); err != nil {
+			return err
+		}
+	}
+	target, err := netns.Open(args.Netns)
+	if err != nil {
+		return err
+	}
+	defer target.Close()
+
+	br, err := link.Bridge(n.Bridge)
+	if err != nil {
+		return fmt.Errorf("bridge: %w", err)
+	}
+	if (br.Promisc != 0) != n.PromiscMode {
+		return fmt.Errorf("bridge %q: promiscuous mode is %v, config says %v", br.Name, br.Promisc != 0, n.PromiscMode)
+	}
+
+	idx := containerIndex(prev, args)
+	if idx < 0 {
+		return conf.Invalid("prevResult", "has no interface %q in sandbox %s", args.IfName, args.Netns)
+	}
+	cfg, err := ipcfg.FromResult(prev, idx)
+	if err != nil {
+		return conf.Invalid("prevResult", "%v", err)
+	}
+	var peer int
+	if err := target.Do(func(ns.NetNS) error {
+		l, err := link.ByName(args.IfName)
+		if err != nil {
+			return err
+		}
+		if want := prev.Interfaces[idx].Mac; want != "" && want != l.Attrs().HardwareAddr.String() {
+			return fmt.Errorf("%q has MAC %s, the ADD result says %s", args.IfName, l.Attrs().HardwareAddr, want)
+		}
+		if peer, err = link.VethPeerIndex(l); err != nil {
+			return err
+		}
+		return ipcfg.Verify(args.IfName, cfg)
+	}); err != nil {
+		return fmt.Errorf("container %s: %w", args.Netns, err)
+	}
+	host, err := netlink.LinkByIndex(peer)
+	if err != nil {
+		return fmt.Errorf("host end of %q (ifindex %d): %w", args.IfName, peer, err)
+	}
+	if host.Attrs().MasterIndex != br.Index {
+		return fmt.Errorf("host end %q of %q is not a port of bridge %q", host.Attrs().Name, args.IfName, br.Name)
+	}
+	if n.hasL3 && n.IPMasq {
+		m, err := ipmasq.New(n.masqBE)
+		if err != nil {
+			return conf.Invalid("ipMasqBackend", "%v", err)
+		}
+		if err := m.Check(masqKey(n, args), resultPrefixes(prev)); err != nil {
+			return fmt.Errorf("ipMasq: %w", err)
+		}
+	}
+	return nil
+}
+
+func cmdGC(args *skel.CmdArgs) error {
+	n, err := parseConfig(args.StdinData, args.Args)
+	if err != nil {
+		return err
+	}
+	valid, err := plugin.ValidAttachments(args.StdinData)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	if n.IPMasq {
+		m, err := ipmasq.New(n.masqBE)
+		if err != nil {
+			return conf.Invalid("ipMasqBackend", "%v", err)
+		}
+		errs = append(errs, m.GC(n.Name, valid))
+	}
+	if n.hasL3 {
+		errs = append(errs, ipamexec.GC(context.Background(), n.IPAM.Type, args.StdinData))
+	}
+	return errors.Join(errs...)
+}
+
+func cmdStatus(args *skel.CmdArgs) error {
+	n, err := parseConfig(args.StdinData, args.Args)
+	if err != nil {
+		return err
+	}
+	if n.hasL3 {
+		return ipamexec.Status(context.Background(), n.IPAM.Type, args.StdinData)
+	}
+	return nil
+}
+
+func containerIndex(r *current.Result, args *skel.CmdArgs) int {
+	for i, intf := range r.Interfaces {
+		if intf.Name == args.IfName && intf.Sandbox == args.Netns {
+			return i
+		}
+	}
+	return -1
+}
+
+func masqKey(n *NetConf, args *skel.CmdArgs) firewall.Key {
+	return firewall.Key{Network: n.Name, ContainerID: args.ContainerID, IfName: args.IfName}
+}
+
+func resultPrefixes(r *current.Result) []netip.Prefix {
+	var out []netip.Prefix
+	for _, ipc := range r.IPs {
+		if p, ok := addr.FromIPNet(ipc.Address); ok {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func family(p netip.Prefix) int {
+	if p.Addr().Is4() {
+		return 4
+	}
+	return 6
+}
+
+// randomMAC returns a random locally administered unicast MAC, as the kernel would pick for a veth.
+func randomMAC() (net.HardwareAddr, error) {
+	mac := make(net.HardwareAddr, 6)
+	if _, err := rand.Read(mac); err != nil {
+		return nil, fmt.Errorf("random MAC: %w", err)
+	}
+	mac[0] = mac[0]&0xfe | 0x02
+	return mac, nil
+}
+
+func logErr(what string, err error) {
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "netloom bridge: %s: %v\n", what, err)
+	}
+}
