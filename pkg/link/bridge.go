@@ -45,6 +45,9 @@ func EnsureBridge(s BridgeSpec) (*netlink.Bridge, error) {
 		br.VlanFiltering = &on
 	}
 	if err := netlink.LinkAdd(br); err != nil && !errors.Is(err, syscall.EEXIST) {
+		if s.VlanFiltering && errors.Is(err, syscall.EOPNOTSUPP) {
+			return nil, fmt.Errorf("create bridge %q: %w: this kernel has no bridge VLAN filtering (CONFIG_BRIDGE_VLAN_FILTERING), which \"vlan\" and \"vlanTrunk\" need", s.Name, err)
+		}
 		return nil, fmt.Errorf("create bridge %q: %w", s.Name, err)
 	}
 	// Another ADD may have created it first; from here on both adopt the same bridge.
@@ -72,6 +75,9 @@ func adoptBridge(br *netlink.Bridge, s BridgeSpec) error {
 	}
 	if s.VlanFiltering && (br.VlanFiltering == nil || !*br.VlanFiltering) {
 		if err := netlink.BridgeSetVlanFiltering(br, true); err != nil {
+			if errors.Is(err, syscall.EOPNOTSUPP) {
+				return fmt.Errorf("bridge %q: enable VLAN filtering: %w: this kernel has no bridge VLAN filtering (CONFIG_BRIDGE_VLAN_FILTERING), which \"vlan\" and \"vlanTrunk\" need", s.Name, err)
+			}
 			return fmt.Errorf("bridge %q: enable VLAN filtering: %w", s.Name, err)
 		}
 	}
