@@ -1,0 +1,537 @@
+package integration
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/containernetworking/cni/pkg/types"
+	current "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/vishvananda/netlink"
+
+	"github.com/netloom/netloom/test/harness"
+)
+
+// bridgeNet describes one test network: a unique bridge, subnet(s) and dataDir, so tests run in parallel.
+type bridgeNet struct {
+	Name, Bridge, DataDir string
+	Subnets               []string
+	Extra                 map[string]any // more bridge keys
+}
+
+var subnetSeq struct {
+	sync.Mutex
+	n int
+}
+
+// newBridgeNet picks a bridge name and IPv4 (and, with v6, IPv6) subnets nobody else in this test
+// process uses. 10.213.x.0/24 and fd13:x::/64 are test-only ranges.
+func newBridgeNet(t *testing.T, v6 bool) *bridgeNet {
+	t.Helper()
+	subnetSeq.Lock()
+	subnetSeq.n++
+	x := subnetSeq.n
+	subnetSeq.Unlock()
+	b := &bridgeNet{
+		Name:    harness.Unique("net"),
+		Bridge:  harness.Unique("nlbr"),
+		DataDir: t.TempDir(),
+		Subnets: []string{fmt.Sprintf("10.213.%d.0/24", x)},
+		Extra:   map[string]any{},
+	}
+	if v6 {
+		b.Subnets = append(b.Subnets, fmt.Sprintf("fd13:%x::/64", x))
+	}
+	t.Cleanup(func() {
+		if l, err := netlink.LinkByName(b.Bridge); err == nil {
+			_ = netlink.LinkDel(l)
+		}
+	})
+	return b
+}
+
+func (b *bridgeNet) plugin() map[string]any {
+	ranges := [][]map[string]string{}
+	for _, s := range b.Subnets {
+		ranges = append(ranges, []map[string]string{{"subnet": s}})
+	}
+	p := map[string]any{
+		"type":             "bridge",
+		"bridge":           b.Bridge,
+		"isDefaultGateway": true,
+		"ipam":             map[string]any{"type": "host-local", "dataDir": b.DataDir, "ranges": ranges},
+	}
+	for k, v := range b.Extra {
+		p[k] = v
+	}
+	return p
+}
+
+// conflist renders the network as a conflist of the given CNI version.
+func (b *bridgeNet) conflist(cniVersion string) []byte {
+	out, _ := json.Marshal(map[string]any{"cniVersion": cniVersion, "name": b.Name, "plugins": []any{b.plugin()}})
+	return out
+}
+
+// netconf renders the network as a single plugin config (what a runtime pipes to the binary).
+func (b *bridgeNet) netconf(cniVersion string) []byte {
+	p := b.plugin()
+	p["cniVersion"] = cniVersion
+	p["name"] = b.Name
+	out, _ := json.Marshal(p)
+	return out
+}
+
+// leases lists the lease files of the network's store.
+func (b *bridgeNet) leases(t *testing.T) []string {
+	t.Helper()
+	ents, err := os.ReadDir(filepath.Join(b.DataDir, b.Name))
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range ents {
+		if _, err := netip.ParseAddr(e.Name()); err == nil {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
+
+// ports lists the bridge's ports in the host namespace.
+func (b *bridgeNet) ports(t *testing.T) []string {
+	t.Helper()
+	br, err := netlink.LinkByName(b.Bridge)
+	if err != nil {
+		return nil
+	}
+	links, err := netlink.LinkList()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, l := range links {
+		if l.Attrs().MasterIndex == br.Attrs().Index {
+			out = append(out, l.Attrs().Name)
+		}
+	}
+	return out
+}
+
+func podAddrs(t *testing.T, r types.Result) []netip.Prefix {
+	t.Helper()
+	res, err := current.NewResultFromResult(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []netip.Prefix
+	for _, ip := range res.IPs {
+		a, _ := netip.AddrFromSlice(ip.Address.IP)
+		ones, _ := ip.Address.Mask.Size()
+		out = append(out, netip.PrefixFrom(a.Unmap(), ones))
+	}
+	return out
+}
+
+func TestBridgeTwoPodsPing(t *testing.T) {
+	harness.RequireRoot(t)
+	t.Parallel()
+	b := newBridgeNet(t, false)
+	rt := harness.NewRuntime(t)
+	list := b.conflist("1.1.0")
+	nsA, nsB := harness.NewNetNS(t, "pa"), harness.NewNetNS(t, "pb")
+	rA, err := rt.Add(t, list, "ctr-a", nsA.Path, "eth0", nil)
+	if err != nil {
+		t.Fatalf("ADD a: %v", err)
+	}
+	t.Cleanup(func() { _ = rt.Del(t, list, "ctr-a", nsA.Path, "eth0", nil) })
+	rB, err := rt.Add(t, list, "ctr-b", nsB.Path, "eth0", nil)
+	if err != nil {
+		t.Fatalf("ADD b: %v", err)
+	}
+	t.Cleanup(func() { _ = rt.Del(t, list, "ctr-b", nsB.Path, "eth0", nil) })
+
+	a, bb := podAddrs(t, rA)[0], podAddrs(t, rB)[0]
+	if a.Addr() == bb.Addr() {
+		t.Fatalf("both pods got %s", a)
+	}
+	gw := a.Masked().Addr().Next()
+	if err := harness.Ping(t, nsA, bb.Addr().String()); err != nil {
+		t.Errorf("pod a -> pod b: %v", err)
+	}
+	if err := harness.Ping(t, nsB, a.Addr().String()); err != nil {
+		t.Errorf("pod b -> pod a: %v", err)
+	}
+	if err := harness.Ping(t, nsA, gw.String()); err != nil {
+		t.Errorf("pod a -> gateway: %v", err)
+	}
+	// Kernel state: bridge holds the gateway, two ports, pod has a default route via the gateway.
+	if got := b.ports(t); len(got) != 2 {
+		t.Errorf("bridge ports = %v, want 2", got)
+	}
+	if out := nsA.Run(t, "ip", "-4", "route", "show", "default"); !strings.Contains(out, "via "+gw.String()) {
+		t.Errorf("pod a default route = %q, want via %s", out, gw)
+	}
+	if out, _ := exec.Command("ip", "-4", "addr", "show", "dev", b.Bridge).Output(); !strings.Contains(string(out), gw.String()+"/24") {
+		t.Errorf("bridge addresses %q lack gateway %s/24", out, gw)
+	}
+}
+
+func TestBridgeDualStack(t *testing.T) {
+	harness.RequireRoot(t)
+	t.Parallel()
+	b := newBridgeNet(t, true)
+	rt := harness.NewRuntime(t)
+	list := b.conflist("1.1.0")
+	nsA, nsB := harness.NewNetNS(t, "da"), harness.NewNetNS(t, "db")
+	rA, err := rt.Add(t, list, "ctr-a", nsA.Path, "eth0", nil)
+	if err != nil {
+		t.Fatalf("ADD a: %v", err)
+	}
+	t.Cleanup(func() { _ = rt.Del(t, list, "ctr-a", nsA.Path, "eth0", nil) })
+	rB, err := rt.Add(t, list, "ctr-b", nsB.Path, "eth0", nil)
+	if err != nil {
+		t.Fatalf("ADD b: %v", err)
+	}
+	t.Cleanup(func() { _ = rt.Del(t, list, "ctr-b", nsB.Path, "eth0", nil) })
+	addrsA, addrsB := podAddrs(t, rA), podAddrs(t, rB)
+	if len(addrsA) != 2 || len(addrsB) != 2 {
+		t.Fatalf("want one v4 and one v6 address each, got %v and %v", addrsA, addrsB)
+	}
+	for i := range addrsA {
+		if err := harness.Ping(t, nsA, addrsB[i].Addr().String()); err != nil {
+			t.Errorf("a -> %s: %v", addrsB[i], err)
+		}
+		if err := harness.Ping(t, nsB, addrsA[i].Masked().Addr().Next().String()); err != nil {
+			t.Errorf("b -> gateway of %s: %v", addrsA[i], err)
+		}
+	}
+	if out := nsA.Run(t, "ip", "-6", "route", "show", "default"); !strings.Contains(out, "via "+addrsA[1].Masked().Addr().Next().String()) {
+		t.Errorf("IPv6 default route = %q", out)
+	}
+}
+
+// Every CNI version a runtime may ask for gets a result in that version, through libcni and through
+// the binary directly.
+func TestBridgeEveryCNIVersion(t *testing.T) {
+	harness.RequireRoot(t)
+	t.Parallel()
+	for _, v := range []string{"0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"} {
+		t.Run(v, func(t *testing.T) {
+			b := newBridgeNet(t, false)
+			rt := harness.NewRuntime(t)
+			n := harness.NewNetNS(t, "v")
+			list := b.conflist(v)
+			r, err := rt.Add(t, list, "ctr-v", n.Path, "eth0", nil)
+			if err != nil {
+				t.Fatalf("ADD: %v", err)
+			}
+			if r.Version() != v {
+				t.Errorf("libcni result version %s, want %s", r.Version(), v)
+			}
+			if v != "0.3.0" && v != "0.3.1" { // CHECK exists from 0.4.0 on
+				if err := rt.Check(t, list, "ctr-v", n.Path, "eth0", nil); err != nil {
+					t.Errorf("CHECK: %v", err)
+				}
+			}
+			if err := rt.Del(t, list, "ctr-v", n.Path, "eth0", nil); err != nil {
+				t.Errorf("DEL: %v", err)
+			}
+
+			// The same through the binary, as a runtime that does not use libcni would call it.
+			n2 := harness.NewNetNS(t, "w")
+			env := map[string]string{"CNI_COMMAND": "ADD", "CNI_CONTAINERID": "ctr-w", "CNI_NETNS": n2.Path, "CNI_IFNAME": "eth0"}
+			out, err := harness.RunPlugin(t, "bridge", env, b.netconf(v))
+			if err != nil {
+				t.Fatalf("exec ADD: %v: %s", err, out)
+			}
+			var got struct {
+				CNIVersion string `json:"cniVersion"`
+			}
+			if err := json.Unmarshal(out, &got); err != nil || got.CNIVersion != v {
+				t.Errorf("exec ADD printed cniVersion %q (%v), want %s: %s", got.CNIVersion, err, v, out)
+			}
+			env["CNI_COMMAND"] = "DEL"
+			if out, err := harness.RunPlugin(t, "bridge", env, b.netconf(v)); err != nil {
+				t.Errorf("exec DEL: %v: %s", err, out)
+			}
+			if l := b.leases(t); len(l) != 0 {
+				t.Errorf("leases left: %v", l)
+			}
+		})
+	}
+}
+
+func TestBridgeCheckDetectsDrift(t *testing.T) {
+	harness.RequireRoot(t)
+	t.Parallel()
+	b := newBridgeNet(t, false)
+	rt := harness.NewRuntime(t)
+	list := b.conflist("1.1.0")
+	n := harness.NewNetNS(t, "c")
+	r, err := rt.Add(t, list, "ctr-c", n.Path, "eth0", nil)
+	if err != nil {
+		t.Fatalf("ADD: %v", err)
+	}
+	t.Cleanup(func() { _ = rt.Del(t, list, "ctr-c", n.Path, "eth0", nil) })
+	if err := rt.Check(t, list, "ctr-c", n.Path, "eth0", nil); err != nil {
+		t.Fatalf("CHECK on a healthy pod: %v", err)
+	}
+	a := podAddrs(t, r)[0]
+	n.Run(t, "ip", "addr", "del", a.String(), "dev", "eth0")
+	err = rt.Check(t, list, "ctr-c", n.Path, "eth0", nil)
+	if err == nil || !strings.Contains(err.Error(), a.String()) {
+		t.Fatalf("CHECK after removing %s: %v, want an error naming the address", a, err)
+	}
+}
+
+func TestBridgeDelIdempotent(t *testing.T) {
+	harness.RequireRoot(t)
+	t.Parallel()
+	b := newBridgeNet(t, false)
+	b.Extra["ipMasq"] = true
+	rt := harness.NewRuntime(t)
+	list := b.conflist("1.1.0")
+
+	n := harness.NewNetNS(t, "d")
+	if _, err := rt.Add(t, list, "ctr-d", n.Path, "eth0", nil); err != nil {
+		t.Fatalf("ADD: %v", err)
+	}
+	for i := range 2 {
+		if err := rt.Del(t, list, "ctr-d", n.Path, "eth0", nil); err != nil {
+			t.Fatalf("DEL #%d: %v", i+1, err)
+		}
+	}
+	// DEL after the namespace is gone: the veth went with it, the lease must still be released.
+	n2 := harness.NewNetNS(t, "e")
+	if _, err := rt.Add(t, list, "ctr-e", n2.Path, "eth0", nil); err != nil {
+		t.Fatalf("ADD: %v", err)
+	}
+	path := n2.Path
+	n2.Delete(t)
+	if err := rt.Del(t, list, "ctr-e", path, "eth0", nil); err != nil {
+		t.Fatalf("DEL after netns removal: %v", err)
+	}
+	if l := b.leases(t); len(l) != 0 {
+		t.Errorf("leases left: %v", l)
+	}
+	if p := b.ports(t); len(p) != 0 {
+		t.Errorf("bridge ports left: %v", p)
+	}
+	if rules := masqRulesFor(t, b.Name); rules != "" {
+		t.Errorf("masquerade rules left:\n%s", rules)
+	}
+}
+
+// masqRulesFor returns the masquerade rules (iptables and nftables) that mention network.
+func masqRulesFor(t *testing.T, network string) string {
+	t.Helper()
+	var out []string
+	for _, cmd := range [][]string{{"iptables-save", "-t", "nat"}, {"ip6tables-save", "-t", "nat"}, {"nft", "list", "ruleset"}} {
+		b, _ := exec.Command(cmd[0], cmd[1:]...).Output()
+		for line := range strings.SplitSeq(string(b), "\n") {
+			if strings.Contains(line, network) {
+				out = append(out, line)
+			}
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+func TestBridgeConcurrentAdds(t *testing.T) {
+	harness.RequireRoot(t)
+	t.Parallel()
+	const pods = 32
+	b := newBridgeNet(t, false)
+	b.Extra["ipMasq"] = true
+	rt := harness.NewRuntime(t)
+	list := b.conflist("1.1.0")
+	nss := make([]harness.NetNS, pods)
+	for i := range nss {
+		nss[i] = harness.NewNetNS(t, "k")
+	}
+	addrs := make([]netip.Prefix, pods)
+	errs := make([]error, pods)
+	var wg sync.WaitGroup
+	for i := range pods {
+		wg.Go(func() {
+			r, err := rt.Add(t, list, fmt.Sprintf("ctr-%d", i), nss[i].Path, "eth0", nil)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			addrs[i] = podAddrs(t, r)[0]
+		})
+	}
+	wg.Wait()
+	seen := map[netip.Addr]int{}
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("ADD %d: %v", i, err)
+			continue
+		}
+		if j, dup := seen[addrs[i].Addr()]; dup {
+			t.Errorf("pods %d and %d both got %s", j, i, addrs[i])
+		}
+		seen[addrs[i].Addr()] = i
+	}
+	if len(seen) != pods {
+		t.Errorf("%d distinct addresses, want %d", len(seen), pods)
+	}
+	if got := len(b.leases(t)); got != pods {
+		t.Errorf("%d leases on disk, want %d", got, pods)
+	}
+	for i := range pods {
+		wg.Go(func() {
+			if err := rt.Del(t, list, fmt.Sprintf("ctr-%d", i), nss[i].Path, "eth0", nil); err != nil {
+				t.Errorf("DEL %d: %v", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	if l := b.leases(t); len(l) != 0 {
+		t.Errorf("leases left: %v", l)
+	}
+	if p := b.ports(t); len(p) != 0 {
+		t.Errorf("bridge ports left: %v", p)
+	}
+	if rules := masqRulesFor(t, b.Name); rules != "" {
+		t.Errorf("masquerade rules left:\n%s", rules)
+	}
+}
+
+func TestBridgeGCReleasesLeaked(t *testing.T) {
+	harness.RequireRoot(t)
+	t.Parallel()
+	b := newBridgeNet(t, false)
+	b.Extra["ipMasq"] = true
+	rt := harness.NewRuntime(t)
+	list := b.conflist("1.1.0")
+	live, leaked := harness.NewNetNS(t, "gl"), harness.NewNetNS(t, "gx")
+	if _, err := rt.Add(t, list, "ctr-live", live.Path, "eth0", nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rt.Del(t, list, "ctr-live", live.Path, "eth0", nil) })
+	if _, err := rt.Add(t, list, "ctr-leaked", leaked.Path, "eth0", nil); err != nil {
+		t.Fatal(err)
+	}
+	leaked.Delete(t) // the runtime lost it: no DEL will come
+	if got := len(b.leases(t)); got != 2 {
+		t.Fatalf("%d leases before GC, want 2", got)
+	}
+	if err := rt.GC(t, list, []types.GCAttachment{{ContainerID: "ctr-live", IfName: "eth0"}}); err != nil {
+		t.Fatalf("GC: %v", err)
+	}
+	if got := len(b.leases(t)); got != 1 {
+		t.Errorf("%d leases after GC, want 1 (the live pod's)", got)
+	}
+	rules := masqRulesFor(t, b.Name)
+	if strings.Contains(rules, "ctr-leaked") {
+		t.Errorf("GC left the leaked pod's masquerade rules:\n%s", rules)
+	}
+	if !strings.Contains(rules, "ctr-live") {
+		t.Errorf("GC removed the live pod's masquerade rules:\n%s", rules)
+	}
+	if err := rt.Check(t, list, "ctr-live", live.Path, "eth0", nil); err != nil {
+		t.Errorf("CHECK of the live pod after GC: %v", err)
+	}
+}
+
+func TestBridgeMasqueradeBackends(t *testing.T) {
+	harness.RequireRoot(t)
+	t.Parallel()
+	for _, be := range []string{"iptables", "nftables"} {
+		t.Run(be, func(t *testing.T) {
+			b := newBridgeNet(t, true)
+			b.Extra["ipMasq"] = true
+			b.Extra["ipMasqBackend"] = be
+			rt := harness.NewRuntime(t)
+			list := b.conflist("1.1.0")
+			n := harness.NewNetNS(t, "m")
+			if _, err := rt.Add(t, list, "ctr-m", n.Path, "eth0", nil); err != nil {
+				t.Fatalf("ADD: %v", err)
+			}
+			rules := masqRulesFor(t, b.Name)
+			if !strings.Contains(rules, "ctr-m") {
+				t.Errorf("no %s masquerade rule names the container:\n%s", be, rules)
+			}
+			if err := rt.Check(t, list, "ctr-m", n.Path, "eth0", nil); err != nil {
+				t.Errorf("CHECK: %v", err)
+			}
+			if err := rt.Del(t, list, "ctr-m", n.Path, "eth0", nil); err != nil {
+				t.Fatalf("DEL: %v", err)
+			}
+			if rules := masqRulesFor(t, b.Name); rules != "" {
+				t.Errorf("rules left after DEL:\n%s", rules)
+			}
+		})
+	}
+}
+
+// A failed ADD leaves nothing: here the bridge already carries another IPv4 address, so setting the
+// gateway fails after the veth exists and the IP is leased.
+func TestBridgeFailedAddRollsBack(t *testing.T) {
+	harness.RequireRoot(t)
+	t.Parallel()
+	b := newBridgeNet(t, false)
+	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: b.Bridge}}
+	if err := netlink.LinkAdd(br); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("ip", "addr", "add", "192.0.2.1/24", "dev", b.Bridge).CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	rt := harness.NewRuntime(t)
+	list := b.conflist("1.1.0")
+	n := harness.NewNetNS(t, "f")
+	_, err := rt.Add(t, list, "ctr-f", n.Path, "eth0", nil)
+	if err == nil || !strings.Contains(err.Error(), "forceAddress") {
+		t.Fatalf("ADD on a bridge with a foreign address: %v, want an error pointing at forceAddress", err)
+	}
+	if l := b.leases(t); len(l) != 0 {
+		t.Errorf("leases left after failed ADD: %v", l)
+	}
+	if p := b.ports(t); len(p) != 0 {
+		t.Errorf("ports left after failed ADD: %v", p)
+	}
+	if out := n.Run(t, "ip", "-o", "link", "show"); strings.Contains(out, "eth0") {
+		t.Errorf("container interface left after failed ADD: %s", out)
+	}
+}
+
+func TestBridgeThroughCnitool(t *testing.T) {
+	harness.RequireRoot(t)
+	t.Parallel()
+	b := newBridgeNet(t, false)
+	confDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(confDir, "10-test.conflist"), b.conflist("1.1.0"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n := harness.NewNetNS(t, "t")
+	env := []string{"NETCONFPATH=" + confDir, "CNI_IFNAME=eth0"}
+	out, err := harness.Cnitool(t, env, "add", b.Name, n.Path)
+	if err != nil {
+		t.Fatalf("cnitool add: %v: %s", err, out)
+	}
+	if !strings.Contains(string(out), "10.213.") {
+		t.Errorf("cnitool add printed no address: %s", out)
+	}
+	if out, err := harness.Cnitool(t, env, "check", b.Name, n.Path); err != nil {
+		t.Errorf("cnitool check: %v: %s", err, out)
+	}
+	if out, err := harness.Cnitool(t, env, "del", b.Name, n.Path); err != nil {
+		t.Errorf("cnitool del: %v: %s", err, out)
+	}
+	if l := b.leases(t); len(l) != 0 {
+		t.Errorf("leases left: %v", l)
+	}
+}
