@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/netloom/netloom/internal/doccheck"
 	"strings"
 	"testing"
 
@@ -73,4 +74,8 @@ func TestParseConfig(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestREADMEDocumentsEveryKey(t *testing.T) {
+	doccheck.RequireKeysInREADME(t, "README.md", NetConf{})
 }

@@ -58,6 +58,9 @@ func TestBridgeBadInput(t *testing.T) {
 		{name: "missing CNI_IFNAME", env: map[string]string{"CNI_IFNAME": ""}, code: 4, naming: "CNI_IFNAME"},
 		{name: "missing CNI_CONTAINERID", env: map[string]string{"CNI_CONTAINERID": ""}, code: 4, naming: "CNI_CONTAINERID"},
 		{name: "netns does not exist", env: map[string]string{"CNI_NETNS": "/var/run/netns/netloom-no-such-ns"}, code: 4, naming: "netloom-no-such-ns"},
+		{name: "ifname with slash", env: map[string]string{"CNI_IFNAME": "et/h0"}, code: 4, naming: "interface name"},
+		{name: "ifname with space", env: map[string]string{"CNI_IFNAME": "eth 0"}, code: 4, naming: "interface name"},
+		{name: "container ID with space", env: map[string]string{"CNI_CONTAINERID": "ctr bad"}, code: 4, naming: "containerID"},
 		{name: "ifname too long", env: map[string]string{"CNI_IFNAME": "eth0123456789abcdef"}, code: 4, naming: "interface name"},
 	}
 	for _, c := range cases {
