@@ -1,6 +1,8 @@
 package harness
 
 import (
+	"github.com/vishvananda/netlink"
+
 	"errors"
 	"fmt"
 	"net/netip"
@@ -92,4 +94,14 @@ func Ping(t testing.TB, from NetNS, addr string) error {
 	}
 	_, err = from.Exec(append(cmd, a.String())...)
 	return err
+}
+
+// RemoveLinkOnCleanup deletes the host link called name (e.g. a bridge a plugin will create) when t
+// ends, if it exists then.
+func RemoveLinkOnCleanup(t testing.TB, name string) {
+	t.Cleanup(func() {
+		if l, err := netlink.LinkByName(name); err == nil {
+			_ = netlink.LinkDel(l)
+		}
+	})
 }

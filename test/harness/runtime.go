@@ -31,6 +31,14 @@ func NewRuntime(t testing.TB, dirs ...string) *Runtime {
 	return &Runtime{Path: path, CacheDir: cache, cni: libcni.NewCNIConfigWithCacheDir(path, cache, nil)}
 }
 
+// NewRuntimeWithPath returns a runtime that finds plugins only in dirs, e.g. the reference plugins'
+// directories, to measure or compare them under the same conditions as netloom's.
+func NewRuntimeWithPath(t testing.TB, dirs ...string) *Runtime {
+	t.Helper()
+	cache := t.TempDir()
+	return &Runtime{Path: dirs, CacheDir: cache, cni: libcni.NewCNIConfigWithCacheDir(dirs, cache, nil)}
+}
+
 // ParseConfList parses a conflist, or a single plugin's config which it wraps into a one-plugin list.
 func ParseConfList(conf []byte) (*libcni.NetworkConfigList, error) {
 	var probe map[string]json.RawMessage
