@@ -39,20 +39,23 @@ func NewRuntimeWithPath(t testing.TB, dirs ...string) *Runtime {
 	return &Runtime{Path: dirs, CacheDir: cache, cni: libcni.NewCNIConfigWithCacheDir(dirs, cache, nil)}
 }
 
-// ParseConfList parses a conflist, or a single plugin's config which it wraps into a one-plugin list.
+// ParseConfList parses a conflist, or a single plugin's config which it wraps into a one-plugin list
+// (as a runtime does with a .conf file).
 func ParseConfList(conf []byte) (*libcni.NetworkConfigList, error) {
 	var probe map[string]json.RawMessage
 	if err := json.Unmarshal(conf, &probe); err != nil {
 		return nil, fmt.Errorf("parse network config: %w", err)
 	}
-	if _, ok := probe["plugins"]; ok {
-		return libcni.NetworkConfFromBytes(conf)
+	if _, ok := probe["plugins"]; !ok {
+		wrapped, err := json.Marshal(map[string]any{
+			"cniVersion": probe["cniVersion"], "name": probe["name"], "plugins": []json.RawMessage{conf},
+		})
+		if err != nil {
+			return nil, err
+		}
+		conf = wrapped
 	}
-	single, err := libcni.ConfFromBytes(conf)
-	if err != nil {
-		return nil, err
-	}
-	return libcni.ConfListFromConf(single)
+	return libcni.NetworkConfFromBytes(conf)
 }
 
 func (r *Runtime) prepare(conf []byte) (*libcni.NetworkConfigList, context.Context, context.CancelFunc, error) {

@@ -206,7 +206,7 @@ func TestEnsureRepairs(t *testing.T) {
 				f.order = []string{chA}
 			}
 			f.chains[postrouting] = tc.jumps
-			if tc.chain != nil && len(tc.chain) == 1 {
+			if len(tc.chain) == 1 {
 				if err := m.Check(keyA, tc.addrs); err == nil || !strings.Contains(err.Error(), "lacks rule") {
 					t.Errorf("Check on a half-made chain: %v", err)
 				}
