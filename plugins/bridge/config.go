@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 	"slices"
-	"strings"
 
 	"github.com/containernetworking/cni/pkg/types"
 
@@ -120,7 +119,7 @@ func (n *NetConf) validate(cniArgs string) error {
 // pickMAC applies the reference's precedence: CNI_ARGS MAC, then args.cni.mac, then runtimeConfig.mac.
 func (n *NetConf) pickMAC(cniArgs string) error {
 	field, val := "", ""
-	if v := cniArg(cniArgs, "MAC"); v != "" {
+	if v, ok := conf.CNIArg(cniArgs, "MAC"); ok {
 		field, val = "CNI_ARGS MAC", v
 	}
 	if v := n.Args.CNI.MAC; v != "" {
@@ -141,18 +140,6 @@ func (n *NetConf) pickMAC(cniArgs string) error {
 	}
 	n.mac = mac
 	return nil
-}
-
-// cniArg returns the value of key in CNI_ARGS ("K1=V1;K2=V2"). Unknown keys are ignored: runtimes pass
-// their own (K8S_POD_NAME, ...) and a bridge has no business refusing them.
-func cniArg(cniArgs, key string) string {
-	for kv := range strings.SplitSeq(cniArgs, ";") {
-		k, v, ok := strings.Cut(kv, "=")
-		if ok && strings.EqualFold(strings.TrimSpace(k), key) {
-			return strings.TrimSpace(v)
-		}
-	}
-	return ""
 }
 
 // trunkVlans expands "vlanTrunk" into a sorted set of VLAN ids.
