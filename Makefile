@@ -1,0 +1,120 @@
+# netloom: build, test, lint and demo. `make help` lists the targets.
+#
+# Every recipe runs in bash with -eu -o pipefail, and with Go's and `go install`'s directories on PATH,
+# so a fresh Debian machine with Go at /usr/local/go needs nothing else: `make deps` installs the rest.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := build
+
+# Go where Debian CI installs it, then whatever go the caller has; tools that `go install` builds land in
+# the first GOPATH entry's bin/, which the test harness and the demo also look in.
+# ($(shell) does not see exported variables before GNU make 4.4, hence PATH="$(PATH)" there.)
+export PATH := $(PATH):/usr/local/go/bin:/usr/local/sbin:/usr/sbin:/sbin
+GO ?= go
+GOPATH_BIN := $(firstword $(subst :, ,$(shell PATH="$(PATH)" $(GO) env GOPATH 2>/dev/null)))/bin
+export PATH := $(PATH):$(GOPATH_BIN)
+
+MODULE := github.com/netloom/netloom
+VERSION ?= $(shell git describe --always --dirty --tags 2>/dev/null || echo dev)
+BIN := $(CURDIR)/bin
+LDFLAGS := -s -w -X $(MODULE)/pkg/plugin.Version=$(VERSION)
+# Every command: each folder under plugins/ and cmd/ that holds Go files.
+COMMANDS := $(sort $(patsubst %/,./%,$(dir $(wildcard plugins/*/*.go cmd/*/*.go))))
+
+CNI_BIN_DIR ?= /opt/cni/bin
+CNITOOL_MODULE := github.com/containernetworking/cni/cnitool@v1.3.1
+# staticcheck 2026.2.2; the 2025.1 releases predate Go 1.26, which go.mod requires.
+STATICCHECK_MODULE := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+# command:Debian package for every program the tests and the demo run. `make deps` installs the package
+# only when the command is missing.
+SYSTEM_DEPS := ip:iproute2 ping:iputils-ping iptables:iptables nft:nftables sysctl:procps
+
+# Root tests must run, not skip, when root runs them (and always in CI): see harness.RequireRoot.
+IS_ROOT := $(shell [ "$$(id -u)" = 0 ] && echo 1)
+NETLOOM_REQUIRE_ROOT ?= $(if $(or $(IS_ROOT),$(filter true,$(CI))),1,0)
+TEST_FLAGS ?= -count=1 -timeout 30m -p 2
+# Packages that exercise built binaries in network namespaces; everything else is a unit package.
+INTEGRATION_PATTERN := ./test/...
+
+.PHONY: help
+help:
+	@echo "make build            static plugin binaries in bin/ (VERSION=$(VERSION))"
+	@echo "make deps             install missing test tools (iproute2, ping, iptables, nftables, cnitool)"
+	@echo "make test             deps, build, go vet, unit and integration tests (as root)"
+	@echo "make test-unit        tests of ./pkg/... ./plugins/... (root ones included when root)"
+	@echo "make test-integration tests under ./test/ against bin/"
+	@echo "make demo             two pods on a bridge, ping, teardown (test/demo/demo.sh)"
+	@echo "make lint             gofmt, go vet, staticcheck"
+	@echo "make install          copy bin/* to \$$(DESTDIR)$(CNI_BIN_DIR)"
+	@echo "make clean            remove bin/"
+
+.PHONY: build
+build:
+	@[ -n "$(COMMANDS)" ] || { echo "no commands under plugins/ or cmd/" >&2; exit 1; }
+	mkdir -p $(BIN)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/ $(COMMANDS)
+
+.PHONY: deps deps-system deps-tools
+deps: deps-system deps-tools
+
+deps-system:
+	@missing=""; \
+	for dep in $(SYSTEM_DEPS); do \
+		command -v "$${dep%%:*}" >/dev/null 2>&1 || missing="$$missing $${dep#*:}"; \
+	done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then \
+		echo "missing packages:$$missing; install them as root (or run make as root)" >&2; exit 1; \
+	fi; \
+	echo "installing:$$missing"; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	apt-get -o DPkg::Lock::Timeout=300 update -qq; \
+	apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends $$missing
+
+deps-tools:
+	@if command -v cnitool >/dev/null 2>&1 || [ -x "$(GOPATH_BIN)/cnitool" ]; then exit 0; fi; \
+	echo "installing cnitool into $(GOPATH_BIN)"; \
+	GOBIN="$(GOPATH_BIN)" CGO_ENABLED=0 $(GO) install $(CNITOOL_MODULE)
+
+.PHONY: vet
+vet:
+	$(GO) vet ./...
+
+.PHONY: test test-unit test-integration
+# Make runs each target once, in this order: deps, build, vet, unit tests, integration tests.
+test: deps build vet test-unit test-integration
+
+test-unit: deps
+	@[ -n "$(IS_ROOT)" ] || echo "make: not root: the tests that need root will skip (run as root to run them)" >&2
+	@pkgs="$$($(GO) list ./... | grep -v '^$(MODULE)/test/')"; \
+	echo "NETLOOM_REQUIRE_ROOT=$(NETLOOM_REQUIRE_ROOT) $(GO) test $(TEST_FLAGS) <every package outside test/>"; \
+	NETLOOM_REQUIRE_ROOT=$(NETLOOM_REQUIRE_ROOT) $(GO) test $(TEST_FLAGS) $$pkgs
+
+# The integration tests run the binaries in bin/ (harness.PluginDir reads NETLOOM_BIN).
+test-integration: deps build
+	NETLOOM_REQUIRE_ROOT=$(NETLOOM_REQUIRE_ROOT) NETLOOM_BIN=$(BIN) \
+		$(GO) test $(TEST_FLAGS) $(INTEGRATION_PATTERN)
+
+.PHONY: demo
+demo: deps build
+	NETLOOM_BIN=$(BIN) bash test/demo/demo.sh
+
+.PHONY: lint
+# staticcheck is installed at the pinned version every time (a no-op build when it is cached), so a
+# different staticcheck on PATH cannot change the verdict.
+lint: vet
+	@out="$$(gofmt -l .)"; \
+	if [ -n "$$out" ]; then echo "gofmt -l: these files are not formatted (run gofmt -w):"; echo "$$out"; exit 1; fi
+	GOBIN="$(GOPATH_BIN)" $(GO) install $(STATICCHECK_MODULE)
+	$(GOPATH_BIN)/staticcheck ./...
+
+.PHONY: install
+install: build
+	install -d -m 0755 $(DESTDIR)$(CNI_BIN_DIR)
+	install -m 0755 $(BIN)/* $(DESTDIR)$(CNI_BIN_DIR)/
+
+.PHONY: clean
+clean:
+	rm -rf $(BIN)
