@@ -17,7 +17,7 @@ import (
 const maxIfNameLen = 15
 
 // minRandomHex is the least randomness Unique keeps, whatever the prefix.
-const minRandomHex = 4
+const minRandomHex = 6
 
 // RequireRoot skips t unless the process is root. With NETLOOM_REQUIRE_ROOT=1 (set by `make test` when
 // run as root, and by CI) a non-root run fails instead, so a suite can never pass by skipping.

@@ -17,8 +17,8 @@ func TestUnique(t *testing.T) {
 		{prefix: "", wantHead: "", wantLen: 8},
 		{prefix: "nlbr", wantHead: "nlbr", wantLen: 12},
 		{prefix: "abcdefg", wantHead: "abcdefg", wantLen: 15},
-		{prefix: "abcdefghij", wantHead: "abcdefghij", wantLen: 15},
-		{prefix: "abcdefghijklmnopq", wantHead: "abcdefghijk", wantLen: 15},
+		{prefix: "abcdefghi", wantHead: "abcdefghi", wantLen: 15},
+		{prefix: "abcdefghijklmnopq", wantHead: "abcdefghi", wantLen: 15},
 	} {
 		t.Run(tc.prefix, func(t *testing.T) {
 			seen := map[string]bool{}
