@@ -14,7 +14,6 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/cni/pkg/version"
-	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/vishvananda/netlink"
 
 	"github.com/netloom/netloom/test/harness"
@@ -277,7 +276,7 @@ func runExample(t *testing.T, ex *example) {
 		t.Errorf("leases left after DEL: %v", l)
 	}
 	for _, br := range ex.bridges {
-		if ports := bridgePorts(t, br); len(ports) != 0 {
+		if ports := harness.BridgePorts(t, br); len(ports) != 0 {
 			t.Errorf("bridge %s still has ports after DEL: %v", br, ports)
 		}
 	}
@@ -299,25 +298,4 @@ func requireTraffic(t *testing.T, pods []*pod) {
 			}
 		}
 	}
-}
-
-// bridgePorts lists the links enslaved to the bridge called name in the host namespace. The dump goes
-// through netlinksafe: other tests change links all the time, and the kernel interrupts a dump then.
-func bridgePorts(t *testing.T, name string) []string {
-	t.Helper()
-	br, err := netlinksafe.LinkByName(name)
-	if err != nil {
-		return nil
-	}
-	links, err := netlinksafe.LinkList()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, l := range links {
-		if l.Attrs().MasterIndex == br.Attrs().Index {
-			out = append(out, l.Attrs().Name)
-		}
-	}
-	return out
 }

@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/vishvananda/netlink"
 
 	"errors"
@@ -104,4 +105,26 @@ func RemoveLinkOnCleanup(t testing.TB, name string) {
 			_ = netlink.LinkDel(l)
 		}
 	})
+}
+
+// BridgePorts lists the links enslaved to the bridge called name in the host namespace; none when the
+// bridge does not exist. The dump goes through netlinksafe: other tests change links all the time, and
+// the kernel interrupts a dump then.
+func BridgePorts(t testing.TB, name string) []string {
+	t.Helper()
+	br, err := netlinksafe.LinkByName(name)
+	if err != nil {
+		return nil
+	}
+	links, err := netlinksafe.LinkList()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, l := range links {
+		if l.Attrs().MasterIndex == br.Attrs().Index {
+			out = append(out, l.Attrs().Name)
+		}
+	}
+	return out
 }

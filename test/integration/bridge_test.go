@@ -13,7 +13,6 @@ import (
 
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
-	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/vishvananda/netlink"
 
 	"github.com/netloom/netloom/test/harness"
@@ -109,24 +108,7 @@ func (b *bridgeNet) leases(t *testing.T) []string {
 }
 
 // ports lists the bridge's ports in the host namespace.
-func (b *bridgeNet) ports(t *testing.T) []string {
-	t.Helper()
-	br, err := netlink.LinkByName(b.Bridge)
-	if err != nil {
-		return nil
-	}
-	links, err := netlinksafe.LinkList()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, l := range links {
-		if l.Attrs().MasterIndex == br.Attrs().Index {
-			out = append(out, l.Attrs().Name)
-		}
-	}
-	return out
-}
+func (b *bridgeNet) ports(t *testing.T) []string { return harness.BridgePorts(t, b.Bridge) }
 
 func podAddrs(t *testing.T, r types.Result) []netip.Prefix {
 	t.Helper()
