@@ -13,7 +13,6 @@ import (
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
-	"github.com/containernetworking/cni/pkg/version"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 
@@ -376,12 +375,9 @@ func cmdCheck(args *skel.CmdArgs) error {
 	if n.RawPrevResult == nil {
 		return conf.Invalid("prevResult", "CHECK needs the result of the ADD; the runtime must pass it")
 	}
-	if err := version.ParsePrevResult(&n.NetConf); err != nil {
-		return conf.Invalid("prevResult", "%v", err)
-	}
-	prev, err := current.NewResultFromResult(n.PrevResult)
+	prev, err := conf.PrevResult(&n.NetConf)
 	if err != nil {
-		return conf.Invalid("prevResult", "%v", err)
+		return err
 	}
 	ctx := context.Background()
 	if n.hasL3 {

@@ -12,7 +12,6 @@ import (
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
-	"github.com/containernetworking/cni/pkg/version"
 
 	"github.com/netloom/netloom/pkg/conf"
 	"github.com/netloom/netloom/pkg/ipam"
@@ -210,12 +209,9 @@ func prevAddrs(c *Config) ([]netip.Addr, error) {
 		return nil, nil
 	}
 	nc := &types.NetConf{CNIVersion: c.CNIVersion, RawPrevResult: c.PrevResult}
-	if err := version.ParsePrevResult(nc); err != nil {
-		return nil, conf.Invalid("prevResult", "%v", err)
-	}
-	prev, err := current.NewResultFromResult(nc.PrevResult)
+	prev, err := conf.PrevResult(nc)
 	if err != nil {
-		return nil, conf.Invalid("prevResult", "%v", err)
+		return nil, err
 	}
 	var out []netip.Addr
 	for _, ipc := range prev.IPs {

@@ -7,7 +7,6 @@ import (
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
-	"github.com/containernetworking/cni/pkg/version"
 	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
@@ -31,13 +30,8 @@ func parseConf(stdin []byte) (*types.NetConf, error) {
 	if err := conf.Decode(stdin, &nc); err != nil {
 		return nil, err
 	}
-	if nc.RawPrevResult != nil {
-		if err := version.ParsePrevResult(&nc); err != nil {
-			return nil, conf.Invalid("prevResult", "does not parse as a cniVersion %s result: %v", nc.CNIVersion, err)
-		}
-		if _, err := current.NewResultFromResult(nc.PrevResult); err != nil {
-			return nil, conf.Invalid("prevResult", "cannot be converted to a current result: %v", err)
-		}
+	if _, err := conf.PrevResult(&nc); err != nil {
+		return nil, err
 	}
 	return &nc, nil
 }

@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"net/netip"
 	"os"
 	"strings"
 	"testing"
@@ -132,5 +133,23 @@ func TestRunPluginIsolatesEnv(t *testing.T) {
 	}
 	if !strings.Contains(string(out), `"supportedVersions"`) {
 		t.Errorf("VERSION printed %s", out)
+	}
+}
+
+func TestServeDialAcrossWire(t *testing.T) {
+	RequireRoot(t)
+	n := NewNetNS(t, "sd")
+	w := ConnectToHost(t, n, "10.216.250.1/30", "10.216.250.2/30")
+	AddAddress(t, w, "fd16:fa::1/64", "fd16:fa::2/64")
+	Serve(t, &n, "tcp", 18080, "far-tcp")
+	Serve(t, &n, "udp", 18053, "far-udp")
+	for _, c := range []struct{ proto, addr string }{
+		{"tcp", "10.216.250.2"}, {"tcp", "fd16:fa::2"}, {"udp", "10.216.250.2"}, {"udp", "fd16:fa::2"},
+	} {
+		port := map[string]uint16{"tcp": 18080, "udp": 18053}[c.proto]
+		got, err := Dial(nil, c.proto, netip.MustParseAddr(c.addr), port, 0)
+		if err != nil || got != "far-"+c.proto {
+			t.Errorf("%s %s: got %q, %v", c.proto, c.addr, got, err)
+		}
 	}
 }

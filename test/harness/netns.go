@@ -1,9 +1,6 @@
 package harness
 
 import (
-	"github.com/containernetworking/plugins/pkg/netlinksafe"
-	"github.com/vishvananda/netlink"
-
 	"errors"
 	"fmt"
 	"net/netip"
@@ -13,7 +10,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/vishvananda/netlink"
 )
 
 // netnsDir is where `ip netns` keeps its named namespaces.
