@@ -61,6 +61,10 @@ func EnsureBridge(s BridgeSpec) (*netlink.Bridge, error) {
 	}
 	// netloom owns the bridge's routes; router advertisements from a pod must not add any.
 	_ = sysctl.Set(sysctl.IPv6Conf(s.Name, "accept_ra"), "0")
+	// No duplicate address detection on the bridge's own IPv6 addresses (its link-local one comes when
+	// the first port brings it up): until DAD ends, 1-2 s, the kernel sends no neighbour solicitation
+	// from the bridge, so the first packets it forwards to a new pod over IPv6 are lost.
+	_ = sysctl.Set(sysctl.IPv6Conf(s.Name, "accept_dad"), "0")
 	if err := adoptBridge(created, s); err != nil {
 		return nil, err
 	}

@@ -39,8 +39,12 @@ func ConnectToHost(t testing.TB, n NetNS, hostAddr, nsAddr string) Wire {
 		t.Fatalf("create veth %s: %v", hostName, err)
 	}
 	RemoveLinkOnCleanup(t, hostName)
+	// No duplicate address detection on the pair's link-local addresses: until it finishes (1-2 s) the
+	// ends cannot resolve each other's IPv6 neighbours, and the first connections time out.
 	for _, c := range [][]string{
+		{"sysctl", "-qw", "net.ipv6.conf." + hostName + ".accept_dad=0"},
 		{"ip", "link", "set", peerName, "netns", n.Name},
+		{"ip", "netns", "exec", n.Name, "sysctl", "-qw", "net.ipv6.conf." + peerName + ".accept_dad=0"},
 		{"ip", "addr", "add", hostAddr, "dev", hostName},
 		{"ip", "link", "set", hostName, "up"},
 	} {
@@ -118,8 +122,8 @@ func Serve(t testing.TB, n *NetNS, proto string, port uint16, reply string) {
 	t.Fatalf("socat did not bind %s port %d", proto, port)
 }
 
-// Dial connects from n (nil: the host) to addr:port over proto, sends one line and returns what came
-// back, trimmed. srcPort, when not zero, fixes the client's source port (to reuse a conntrack flow).
+// Dial connects from n (nil: the host) to addr:port over proto (sending one line over UDP) and returns
+// what came back, trimmed. srcPort, when not zero, fixes the client's source port (to reuse a conntrack flow).
 func Dial(n *NetNS, proto string, addr netip.Addr, port, srcPort uint16) (string, error) {
 	ap := netip.AddrPortFrom(addr, port).String()
 	target := map[string]string{"tcp": "TCP:", "udp": "UDP:"}[proto] + ap + ",connect-timeout=2"
@@ -129,8 +133,13 @@ func Dial(n *NetNS, proto string, addr netip.Addr, port, srcPort uint16) (string
 	if srcPort != 0 {
 		target += fmt.Sprintf(",sourceport=%d,reuseaddr", srcPort)
 	}
-	cmd := command(n, "socat", "-T2", "-", target)
-	cmd.Stdin = strings.NewReader("hello\n")
+	cmd := command(n, "socat", "-T3", "-t3", "-", target) // -t: wait as long for the answer after our line is sent
+	// A TCP client sends nothing: the server answers and closes at once, and data it had not read
+	// would turn its close into a reset that can overtake the answer. UDP needs a datagram to answer.
+	cmd.Stdin = strings.NewReader("")
+	if proto == "udp" {
+		cmd.Stdin = strings.NewReader("hello\n")
+	}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return string(out), fmt.Errorf("socat %s %s: %w: %s", proto, ap, err, out)
