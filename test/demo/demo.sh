@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# netloom demo: two "pods" (network namespaces) on a netloom bridge with netloom's host-local IPAM,
-# attached with cnitool exactly as a runtime attaches a container, pinging each other; then torn down.
+# netloom demo: two "pods" (network namespaces) on a netloom bridge with netloom's host-local IPAM and
+# portmap, attached with cnitool exactly as a runtime attaches a container, pinging each other, and a
+# hostPort of the node reaching a server in one pod; then torn down.
 #
 # Run it through `make demo` (which builds bin/ and installs ip, ping and cnitool first), as root.
 # Everything it creates has a random name and is removed on exit, whether the demo passed or not.
@@ -16,7 +17,7 @@ say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 die() { echo "demo: $*" >&2; exit 1; }
 
 [ "$(id -u)" = 0 ] || die "needs root (it creates network namespaces and a bridge): sudo make demo"
-for cmd in ip ping; do
+for cmd in ip ping socat; do
 	command -v "$cmd" >/dev/null || die "$cmd is missing: run make deps"
 done
 cnitool=$(command -v cnitool || true)
@@ -25,12 +26,13 @@ if [ -z "$cnitool" ]; then
 	[ -n "$gopath" ] && [ -x "$gopath/bin/cnitool" ] && cnitool=$gopath/bin/cnitool
 fi
 [ -n "$cnitool" ] || die "cnitool is missing: run make deps"
-for plugin in bridge host-local loopback; do
+for plugin in bridge host-local loopback portmap; do
 	[ -x "$bin/$plugin" ] || die "$bin/$plugin is missing: run make build"
 done
 
 # Names: random, short enough for the kernel's 15-byte interface names, recognisable as the demo's.
 id=$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
+hostport=$((30000 + RANDOM % 20000))
 net=nl-demo-$id
 bridge=nldemo$id
 pods=(nl-demo-a-"$id" nl-demo-b-"$id")
@@ -53,12 +55,14 @@ cni_path=$work/cni-bin
 conf_dir=$work/net.d
 data_dir=$work/ipam
 added=()
+server_pid=""
 
 cleanup() {
 	local rc=$? pod
 	trap - EXIT INT TERM
 	set +e
 	say "tearing down"
+	[ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
 	for pod in "${added[@]}"; do
 		echo "cnitool del $net /var/run/netns/$pod"
 		if ! CNI_PATH=$cni_path NETCONFPATH=$conf_dir "$cnitool" del "$net" "/var/run/netns/$pod"; then
@@ -120,7 +124,11 @@ done
 for pod in "${pods[@]}"; do
 	say "cnitool add $net /var/run/netns/$pod"
 	added+=("$pod")
-	CNI_PATH=$cni_path NETCONFPATH=$conf_dir "$cnitool" add "$net" "/var/run/netns/$pod"
+	caps=""
+	# The second pod asks for a hostPort, as `podman run -p` or a Kubernetes hostPort would.
+	[ "$pod" = "${pods[1]}" ] && caps="{\"portMappings\":[{\"hostPort\":$hostport,\"containerPort\":8080,\"protocol\":\"tcp\"}]}"
+	[ -n "$caps" ] && echo "CAP_ARGS=$caps"
+	CAP_ARGS=$caps CNI_PATH=$cni_path NETCONFPATH=$conf_dir "$cnitool" add "$net" "/var/run/netns/$pod"
 done
 
 addr_of() { ip -n "$1" -4 -o addr show dev eth0 | awk '{print $4}' | cut -d/ -f1; }
@@ -140,6 +148,25 @@ done
 
 say "ping from $a ($(addr_of "$a")) to $b ($addr_b)"
 ip netns exec "$a" ping -c 3 -W 2 "$addr_b"
+
+say "hostPort $hostport of the node -> port 8080 in $b"
+ip netns exec "$b" socat TCP-LISTEN:8080,reuseaddr,fork SYSTEM:"echo hello from $b" &
+server_pid=$!
+for _ in $(seq 50); do
+	ip netns exec "$b" ss -Hltn 'sport = :8080' | grep -q . && break
+	sleep 0.1
+done
+echo "from the node: socat - TCP:127.0.0.1:$hostport"
+reply=$(socat -T2 - TCP:127.0.0.1:"$hostport",connect-timeout=2 </dev/null)
+echo "  $reply"
+[ "$reply" = "hello from $b" ] || die "hostPort $hostport did not reach $b from the node"
+gw=$(ip -4 -o addr show dev "$bridge" | awk '{print $4}' | cut -d/ -f1)
+echo "from $a: socat - TCP:$gw:$hostport (the node's bridge address)"
+reply=$(ip netns exec "$a" socat -T2 - TCP:"$gw":"$hostport",connect-timeout=2 </dev/null)
+echo "  $reply"
+[ "$reply" = "hello from $b" ] || die "hostPort $hostport did not reach $b from $a"
+echo "the forwarding, as nft shows it:"
+nft list table inet netloom_portmap 2>/dev/null | grep -F "$hostport" || iptables-save -t nat | grep -F "$hostport" || true
 
 say "host side: bridge $bridge and its ports"
 ip -br addr show dev "$bridge"

@@ -73,13 +73,14 @@ func TestSplitWords(t *testing.T) {
 		{`-A X -m comment --comment "name: \"a\\\\b\'c\" id: \"1\"" -j Y`,
 			[]string{"-A", "X", "-m", "comment", "--comment", `name: "a\\b'c" id: "1"`, "-j", "Y"}},
 		{`-A X -m comment --comment "" -j Y`, []string{"-A", "X", "-m", "comment", "--comment", "", "-j", "Y"}},
+		{"  a\t b\"c d\"e \"\\\"\"  ", []string{"a", `bc de`, `"`}},
 	} {
-		got, err := splitWords(tc.line)
+		got, err := SplitWords(tc.line)
 		if err != nil || !slices.Equal(got, tc.want) {
-			t.Errorf("splitWords(%s) = %q, %v; want %q", tc.line, got, err, tc.want)
+			t.Errorf("SplitWords(%s) = %q, %v; want %q", tc.line, got, err, tc.want)
 		}
 	}
-	if _, err := splitWords(`-A X --comment "open`); err == nil {
+	if _, err := SplitWords(`-A X --comment "open`); err == nil {
 		t.Error("unterminated quote accepted")
 	}
 }

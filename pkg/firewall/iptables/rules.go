@@ -164,7 +164,7 @@ func desired(network, containerID string, addrs []netip.Prefix) layout {
 func parseRules(lines []string, chain string) ([]spec, error) {
 	var out []spec
 	for _, line := range lines {
-		words, err := splitWords(line)
+		words, err := SplitWords(line)
 		if err != nil {
 			return nil, err
 		}
@@ -175,38 +175,50 @@ func parseRules(lines []string, chain string) ([]spec, error) {
 	return out, nil
 }
 
-// splitWords splits one line of `iptables -S` output into arguments. iptables puts a value that holds
-// anything but letters, digits, '-' and '_' in double quotes, with a backslash before each double quote,
-// single quote and backslash.
-func splitWords(line string) ([]string, error) {
-	var words []string
-	var cur strings.Builder
-	inWord, inQuote := false, false
-	for i := 0; i < len(line); i++ {
-		c := line[i]
-		switch {
-		case inQuote && c == '\\' && i+1 < len(line):
+// SplitWords splits one line of `iptables -S` or `iptables-save` output into arguments. iptables puts a
+// value that holds anything but letters, digits, '-' and '_' in double quotes, with a backslash before
+// each double quote, single quote and backslash. The portmap iptables backend parses whole nat tables
+// with it, so a word without quotes is sliced out of line rather than copied.
+func SplitWords(line string) ([]string, error) {
+	words := make([]string, 0, 16)
+	blank := func(c byte) bool { return c == ' ' || c == '\t' }
+	for i := 0; i < len(line); {
+		if blank(line[i]) {
 			i++
-			cur.WriteByte(line[i])
-		case c == '"':
-			inQuote = !inQuote
-			inWord = true
-		case !inQuote && (c == ' ' || c == '\t'):
-			if inWord {
-				words = append(words, cur.String())
-				cur.Reset()
-				inWord = false
-			}
-		default:
-			cur.WriteByte(c)
-			inWord = true
+			continue
 		}
-	}
-	if inQuote {
-		return nil, fmt.Errorf("unterminated quote in iptables output %q", line)
-	}
-	if inWord {
+		j := i
+		for j < len(line) && !blank(line[j]) && line[j] != '"' {
+			j++
+		}
+		if j == len(line) || line[j] != '"' {
+			words = append(words, line[i:j])
+			i = j
+			continue
+		}
+		var cur strings.Builder
+		cur.WriteString(line[i:j])
+		inQuote := false
+	word:
+		for ; j < len(line); j++ {
+			c := line[j]
+			switch {
+			case inQuote && c == '\\' && j+1 < len(line):
+				j++
+				cur.WriteByte(line[j])
+			case c == '"':
+				inQuote = !inQuote
+			case !inQuote && blank(c):
+				break word
+			default:
+				cur.WriteByte(c)
+			}
+		}
+		if inQuote {
+			return nil, fmt.Errorf("unterminated quote in iptables output %q", line)
+		}
 		words = append(words, cur.String())
+		i = j
 	}
 	return words, nil
 }

@@ -1,0 +1,152 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log"
+
+	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
+
+	"github.com/netloom/netloom/pkg/conf"
+	"github.com/netloom/netloom/pkg/firewall"
+	"github.com/netloom/netloom/pkg/plugin"
+	"github.com/netloom/netloom/pkg/portmap"
+	"github.com/netloom/netloom/pkg/portmap/iptables"
+	"github.com/netloom/netloom/pkg/portmap/nftables"
+)
+
+// available tells whether a backend works on this node.
+func available(backend string) bool {
+	switch backend {
+	case firewall.BackendNFTables:
+		return nftables.Available()
+	case firewall.BackendIPTables:
+		return iptables.Available()
+	}
+	return false
+}
+
+func newMapper(backend string) portmap.Mapper {
+	if backend == firewall.BackendIPTables {
+		return iptables.New()
+	}
+	return nftables.New()
+}
+
+func key(n *NetConf, args *skel.CmdArgs) firewall.Key {
+	return firewall.Key{Network: n.Name, ContainerID: args.ContainerID, IfName: args.IfName}
+}
+
+func cmdAdd(args *skel.CmdArgs) error {
+	n, err := parseConfig(args.StdinData, available)
+	if err != nil {
+		return err
+	}
+	if n.prev == nil {
+		return conf.Invalid("prevResult", "portmap runs chained after the plugin that gives the pod its addresses (e.g. bridge); put it after that plugin in the conflist")
+	}
+	if len(n.entries) == 0 {
+		return plugin.PrintResult(n.prev, n.CNIVersion)
+	}
+	pod := podAddrs(n.prev, args.IfName)
+	if len(pod) == 0 {
+		return conf.Invalid("prevResult", "has no address on the pod interface %q to forward ports to", args.IfName)
+	}
+	ms := mappings(n.entries, pod)
+	k := key(n, args)
+	if err := newMapper(n.backend).Add(k, ms, n.opts); err != nil {
+		var conflict *portmap.ConflictError
+		if errors.As(err, &conflict) {
+			return conf.Invalid("runtimeConfig.portMappings", "%v", conflict)
+		}
+		return fmt.Errorf("portmap %s (%s backend): %w", k, n.backend, err)
+	}
+	// Add is all or nothing; nothing after it can fail the ADD, so there is nothing to roll back.
+	if n.opts.SNAT {
+		// Only 127.0.0.1:hostPort depends on it; like the reference, a pod the node has no route to
+		// (yet) does not fail the ADD.
+		for _, p := range pod {
+			if err := portmap.EnableLocalnet(p.Addr()); err != nil {
+				log.Printf("portmap %s: %v", k, err)
+			}
+		}
+	}
+	// After the rules exist, so a UDP client's next packet makes a new flow that the rules catch.
+	// Informative only, as in the reference: the ports are forwarded either way.
+	if err := portmap.FlushStaleUDP(ms); err != nil {
+		log.Printf("portmap %s: %v", k, err)
+	}
+	return plugin.PrintResult(n.prev, n.CNIVersion)
+}
+
+// cmdDel removes the attachment's forwarding. It needs neither prevResult nor the kernel state to be
+// intact: the backend finds what the attachment owns by its key.
+func cmdDel(args *skel.CmdArgs) error {
+	n, err := parseConfig(args.StdinData, available)
+	if err != nil {
+		return err
+	}
+	k := key(n, args)
+	if err := newMapper(n.backend).Remove(k, hostKeys(n.entries)); err != nil {
+		return fmt.Errorf("portmap %s (%s backend): remove: %w", k, n.backend, err)
+	}
+	return nil
+}
+
+func cmdCheck(args *skel.CmdArgs) error {
+	n, err := parseConfig(args.StdinData, available)
+	if err != nil {
+		return err
+	}
+	if n.prev == nil {
+		return conf.Invalid("prevResult", "CHECK needs the result of the ADD; the runtime must pass it")
+	}
+	if len(n.entries) == 0 {
+		return nil
+	}
+	pod := podAddrs(n.prev, args.IfName)
+	k := key(n, args)
+	if err := newMapper(n.backend).Check(k, mappings(n.entries, pod), n.opts); err != nil {
+		return fmt.Errorf("portmap %s (%s backend): %w", k, n.backend, err)
+	}
+	return nil
+}
+
+// cmdGC removes the forwarding of every attachment of this network that the runtime no longer lists,
+// in both backends: the attachment may have been made while the network used the other one.
+func cmdGC(args *skel.CmdArgs) error {
+	var nc types.NetConf
+	if err := conf.Decode(args.StdinData, &nc); err != nil {
+		return err
+	}
+	if err := conf.ValidateFileComponent("name", nc.Name); err != nil {
+		return err
+	}
+	valid, err := plugin.ValidAttachments(args.StdinData)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, b := range []string{firewall.BackendNFTables, firewall.BackendIPTables} {
+		if !available(b) {
+			continue
+		}
+		if err := newMapper(b).GC(nc.Name, valid); err != nil {
+			errs = append(errs, fmt.Errorf("portmap gc %q (%s backend): %w", nc.Name, b, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// cmdStatus fails while the configured backend cannot work on this node.
+func cmdStatus(args *skel.CmdArgs) error {
+	n, err := parseConfig(args.StdinData, available)
+	if err != nil {
+		return err
+	}
+	if !available(n.backend) {
+		return conf.NotAvailable("portmap: the %s backend does not work on this node (kernel or tools missing); install it or set \"backend\" to the other one", n.backend)
+	}
+	return nil
+}
