@@ -77,7 +77,8 @@ type Options struct {
 	ExternalSetMarkChain string
 	// ConditionsV4 and ConditionsV6 restrict which packets are considered for forwarding at all, in the
 	// backend's own syntax: iptables match arguments (["-d", "192.0.2.0/24"]) or nftables expressions
-	// (["ip daddr 192.0.2.0/24"]). Like the reference, they apply node-wide: the last ADD's wins.
+	// (["ip daddr 192.0.2.0/24"]). As in the reference, the iptables backend puts them on each pod's
+	// jump (per attachment), the nftables backend on its hook rules (node-wide: the last ADD's win).
 	ConditionsV4, ConditionsV6 []string
 }
 

@@ -40,6 +40,7 @@ import (
 
 	"github.com/netloom/netloom/pkg/conf"
 	"github.com/netloom/netloom/pkg/firewall"
+	"github.com/netloom/netloom/pkg/firewall/nftexpr"
 )
 
 // retries bounds how often a transaction is rebuilt when a rule it deletes vanished meanwhile (another
@@ -187,7 +188,7 @@ func skeletonIntact(rules []*nft.Rule) bool {
 		return false
 	}
 	for i, r := range rules {
-		if describe(r.Exprs) != describe(want[i]) {
+		if nftexpr.Describe(r.Exprs) != nftexpr.Describe(want[i]) {
 			return false
 		}
 	}
@@ -199,10 +200,10 @@ func skeletonIntact(rules []*nft.Rule) bool {
 func plan(existing []*nft.Rule, addrs []netip.Prefix) (stale []*nft.Rule, missing []netip.Prefix) {
 	kept := make([]bool, len(existing))
 	for _, a := range addrs {
-		want := describe(masqExprs(a))
+		want := nftexpr.Describe(masqExprs(a))
 		found := false
 		for i, r := range existing {
-			if !kept[i] && describe(r.Exprs) == want {
+			if !kept[i] && nftexpr.Describe(r.Exprs) == want {
 				kept[i], found = true, true
 				break
 			}
@@ -316,7 +317,7 @@ func read(c *nft.Conn, k firewall.Key) (state, error) {
 			return st, fmt.Errorf("list %s: %w", PostroutingName, err)
 		}
 		for _, r := range post {
-			st.postRules = append(st.postRules, describe(r.Exprs))
+			st.postRules = append(st.postRules, nftexpr.Describe(r.Exprs))
 		}
 	}
 	mine, err := rulesWhere(c, hasPrefix(instanceHash(k)))
@@ -324,7 +325,7 @@ func read(c *nft.Conn, k firewall.Key) (state, error) {
 		return st, err
 	}
 	for _, r := range mine {
-		st.masqRules = append(st.masqRules, describe(r.Exprs))
+		st.masqRules = append(st.masqRules, nftexpr.Describe(r.Exprs))
 	}
 	return st, nil
 }
@@ -349,13 +350,13 @@ func diff(addrs []netip.Prefix, have state) []string {
 	}
 	if have.postHook != "" {
 		for _, want := range postroutingExprs() {
-			if d := describe(want); !slices.Contains(have.postRules, d) {
+			if d := nftexpr.Describe(want); !slices.Contains(have.postRules, d) {
 				out = append(out, fmt.Sprintf("chain %s lacks %s", PostroutingName, d))
 			}
 		}
 	}
 	for _, a := range addrs {
-		if !slices.Contains(have.masqRules, describe(masqExprs(a))) {
+		if !slices.Contains(have.masqRules, nftexpr.Describe(masqExprs(a))) {
 			out = append(out, fmt.Sprintf("chain %s has no masquerade rule for %s", MasqChain, a))
 		}
 	}

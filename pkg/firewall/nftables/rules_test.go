@@ -11,6 +11,7 @@ import (
 
 	"github.com/netloom/netloom/pkg/conf"
 	"github.com/netloom/netloom/pkg/firewall"
+	"github.com/netloom/netloom/pkg/firewall/nftexpr"
 )
 
 var keyA = firewall.Key{Network: "mynet", ContainerID: "c1", IfName: "eth0"}
@@ -59,7 +60,7 @@ func TestMasqExprs(t *testing.T) {
 			"[ payload load 16b @ base 1 + 8 => reg 1 ][ cmp eq reg 1 fd000000000000000000000000000005 ]" +
 			"[ payload load 8b @ base 1 + 24 => reg 1 ][ cmp neq reg 1 fd00000000000000 ][ masq ]"},
 	} {
-		if got := describe(masqExprs(netip.MustParsePrefix(tc.addr))); got != tc.want {
+		if got := nftexpr.Describe(masqExprs(netip.MustParsePrefix(tc.addr))); got != tc.want {
 			t.Errorf("%s:\n got %s\nwant %s", tc.addr, got, tc.want)
 		}
 	}
@@ -68,7 +69,7 @@ func TestMasqExprs(t *testing.T) {
 func TestPostroutingExprs(t *testing.T) {
 	var got []string
 	for _, e := range postroutingExprs() {
-		got = append(got, describe(e))
+		got = append(got, nftexpr.Describe(e))
 	}
 	want := []string{
 		"[ meta load 15 => reg 1 ][ cmp eq reg 1 02 ][ payload load 4b @ base 1 + 16 => reg 1 ]" +
@@ -105,9 +106,9 @@ func TestDiff(t *testing.T) {
 	a := netip.MustParsePrefix("10.1.2.5/24")
 	var post []string
 	for _, e := range postroutingExprs() {
-		post = append(post, describe(e))
+		post = append(post, nftexpr.Describe(e))
 	}
-	good := state{postHook: hookOf(postChain()), postRules: post, masqRules: []string{describe(masqExprs(a))}}
+	good := state{postHook: hookOf(postChain()), postRules: post, masqRules: []string{nftexpr.Describe(masqExprs(a))}}
 	if d := diff([]netip.Prefix{a}, good); len(d) != 0 {
 		t.Errorf("diff of a good state: %q", d)
 	}
@@ -119,7 +120,7 @@ func TestDiff(t *testing.T) {
 		{"no table", state{}, "chain cni_plugins_masquerade postrouting is missing; chain masq_checks has no masquerade rule for 10.1.2.5/24"},
 		{"no goto", state{postHook: good.postHook, postRules: post[:2], masqRules: good.masqRules}, "chain postrouting lacks [ goto masq_checks ]"},
 		{"other subnet", state{postHook: good.postHook, postRules: post,
-			masqRules: []string{describe(masqExprs(netip.MustParsePrefix("10.1.2.5/16")))}}, "chain masq_checks has no masquerade rule for 10.1.2.5/24"},
+			masqRules: []string{nftexpr.Describe(masqExprs(netip.MustParsePrefix("10.1.2.5/16")))}}, "chain masq_checks has no masquerade rule for 10.1.2.5/24"},
 		{"not hooked", state{postHook: "regular", postRules: post, masqRules: good.masqRules},
 			`chain cni_plugins_masquerade postrouting is "regular", want "type nat hook 4 priority 100"`},
 	} {

@@ -9,6 +9,7 @@ import (
 	"github.com/google/nftables/expr"
 	"github.com/google/nftables/userdata"
 
+	"github.com/netloom/netloom/pkg/firewall/nftexpr"
 	"github.com/netloom/netloom/pkg/portmap"
 )
 
@@ -78,11 +79,11 @@ func describeRule(comment string, exprs []expr.Any, loose bool) string {
 		fam, _, _ := strings.Cut(comment, ",")
 		last := ""
 		if len(exprs) > 0 {
-			last = describe(exprs[len(exprs)-1:])
+			last = nftexpr.Describe(exprs[len(exprs)-1:])
 		}
 		return fmt.Sprintf("%q ... %s", fam, last)
 	}
-	return fmt.Sprintf("%q %s", comment, describe(exprs))
+	return fmt.Sprintf("%q %s", comment, nftexpr.Describe(exprs))
 }
 
 func hookOf(ch *nft.Chain) string {
@@ -97,44 +98,4 @@ func wantHook(ch chainDef) string {
 		return "regular"
 	}
 	return fmt.Sprintf("type %s hook %d priority %d", nft.ChainTypeNAT, ch.hook, ch.priority)
-}
-
-// describe renders exprs one per bracket, like `nft --debug=netlink`, so rules read back from the kernel
-// compare with the ones built here, and tests read as text.
-func describe(exprs []expr.Any) string {
-	var b strings.Builder
-	for _, e := range exprs {
-		b.WriteString("[ ")
-		switch e := e.(type) {
-		case *expr.Meta:
-			fmt.Fprintf(&b, "meta load %d => reg %d", e.Key, e.Register)
-		case *expr.Payload:
-			fmt.Fprintf(&b, "payload load %db @ base %d + %d => reg %d", e.Len, e.Base, e.Offset, e.DestRegister)
-		case *expr.Bitwise:
-			fmt.Fprintf(&b, "bitwise reg %d = ( reg %d & %x ) ^ %x", e.DestRegister, e.SourceRegister, e.Mask, e.Xor)
-		case *expr.Cmp:
-			op := map[expr.CmpOp]string{expr.CmpOpEq: "eq", expr.CmpOpNeq: "neq"}[e.Op]
-			fmt.Fprintf(&b, "cmp %s reg %d %x", op, e.Register, e.Data)
-		case *expr.Ct:
-			fmt.Fprintf(&b, "ct load %d => reg %d", e.Key, e.Register)
-		case *expr.Fib:
-			fmt.Fprintf(&b, "fib daddr=%t type=%t => reg %d", e.FlagDADDR, e.ResultADDRTYPE, e.Register)
-		case *expr.Lookup:
-			fmt.Fprintf(&b, "lookup reg %d set %s", e.SourceRegister, e.SetName)
-			if e.IsDestRegSet {
-				fmt.Fprintf(&b, " dreg %d", e.DestRegister)
-			}
-		case *expr.NAT:
-			// The kernel adds range flags of its own; the registers say all.
-			fmt.Fprintf(&b, "nat %d family %d addr_min reg %d proto_min reg %d", e.Type, e.Family, e.RegAddrMin, e.RegProtoMin)
-		case *expr.Masq:
-			b.WriteString("masq")
-		case *expr.Verdict:
-			fmt.Fprintf(&b, "verdict %d %s", e.Kind, e.Chain)
-		default:
-			fmt.Fprintf(&b, "%T %+v", e, e)
-		}
-		b.WriteString(" ]")
-	}
-	return b.String()
 }

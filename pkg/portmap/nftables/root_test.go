@@ -14,6 +14,7 @@ import (
 
 	"github.com/netloom/netloom/pkg/conf"
 	"github.com/netloom/netloom/pkg/firewall"
+	"github.com/netloom/netloom/pkg/firewall/nftexpr"
 	"github.com/netloom/netloom/pkg/portmap"
 	"github.com/netloom/netloom/test/harness"
 )
@@ -599,7 +600,7 @@ chain postrouting { type nat hook postrouting priority srcnat; policy accept;
 					return err
 				}
 				for _, r := range rules {
-					out[ch.name] = append(out[ch.name], describe(r.Exprs))
+					out[ch.name] = append(out[ch.name], nftexpr.Describe(r.Exprs))
 				}
 			}
 			return nil
