@@ -133,16 +133,29 @@ func Dial(n *NetNS, proto string, addr netip.Addr, port, srcPort uint16) (string
 	if srcPort != 0 {
 		target += fmt.Sprintf(",sourceport=%d,reuseaddr", srcPort)
 	}
-	cmd := command(n, "socat", "-T3", "-t3", "-", target) // -t: wait as long for the answer after our line is sent
-	// A TCP client sends nothing: the server answers and closes at once, and data it had not read
-	// would turn its close into a reset that can overtake the answer. UDP needs a datagram to answer.
-	cmd.Stdin = strings.NewReader("")
+	// UDP may lose a datagram (or its answer) on a loaded machine, as any UDP client knows: it tries
+	// up to three times, from the same source port, before it reports silence.
+	attempts := 1
 	if proto == "udp" {
-		cmd.Stdin = strings.NewReader("hello\n")
+		attempts = 3
 	}
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return string(out), fmt.Errorf("socat %s %s: %w: %s", proto, ap, err, out)
+	var out []byte
+	for range attempts {
+		cmd := command(n, "socat", "-T3", "-t3", "-", target) // -t: wait as long for the answer after our line is sent
+		// A TCP client sends nothing: the server answers and closes at once, and data it had not read
+		// would turn its close into a reset that can overtake the answer. UDP needs a datagram.
+		cmd.Stdin = strings.NewReader("")
+		if proto == "udp" {
+			cmd.Stdin = strings.NewReader("hello\n")
+		}
+		var err error
+		out, err = cmd.CombinedOutput()
+		if err != nil {
+			return string(out), fmt.Errorf("socat %s %s: %w: %s", proto, ap, err, out)
+		}
+		if len(strings.TrimSpace(string(out))) > 0 {
+			break
+		}
 	}
 	return strings.TrimSpace(string(out)), nil
 }
