@@ -22,3 +22,12 @@ func PrevResult(nc *types.NetConf) (*current.Result, error) {
 	}
 	return res, nil
 }
+
+// CheckPrevResult is PrevResult for CHECK, where the spec requires a prevResult: its absence is a
+// code-7 error that says the runtime must pass it.
+func CheckPrevResult(nc *types.NetConf) (*current.Result, error) {
+	if nc.RawPrevResult == nil {
+		return nil, Invalid("prevResult", "CHECK needs the result of the ADD; the runtime must pass it")
+	}
+	return PrevResult(nc)
+}

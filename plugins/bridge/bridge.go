@@ -372,10 +372,7 @@ func cmdCheck(args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
-	if n.RawPrevResult == nil {
-		return conf.Invalid("prevResult", "CHECK needs the result of the ADD; the runtime must pass it")
-	}
-	prev, err := conf.PrevResult(&n.NetConf)
+	prev, err := conf.CheckPrevResult(&n.NetConf)
 	if err != nil {
 		return err
 	}

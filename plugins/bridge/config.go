@@ -118,28 +118,14 @@ func (n *NetConf) validate(cniArgs string) error {
 
 // pickMAC applies the reference's precedence: CNI_ARGS MAC, then args.cni.mac, then runtimeConfig.mac.
 func (n *NetConf) pickMAC(cniArgs string) error {
-	field, val := "", ""
-	if v, ok := conf.CNIArg(cniArgs, "MAC"); ok {
-		field, val = "CNI_ARGS MAC", v
-	}
-	if v := n.Args.CNI.MAC; v != "" {
-		field, val = "args.cni.mac", v
-	}
-	if v := n.RuntimeConfig.MAC; v != "" {
-		field, val = "runtimeConfig.mac", v
-	}
-	if val == "" {
-		return nil
-	}
-	mac, err := net.ParseMAC(val)
-	if err != nil || len(mac) != 6 {
-		return conf.Invalid(field, "%q is not an Ethernet MAC address; write it as 0a:58:0a:f4:00:05", val)
-	}
-	if mac[0]&1 != 0 {
-		return conf.Invalid(field, "%s is a multicast address; a pod interface needs a unicast MAC (even first octet)", mac)
-	}
+	fromArgs, _ := conf.CNIArg(cniArgs, "MAC")
+	mac, err := conf.PickMAC(
+		conf.MACSource{Field: "CNI_ARGS MAC", Value: fromArgs},
+		conf.MACSource{Field: "args.cni.mac", Value: n.Args.CNI.MAC},
+		conf.MACSource{Field: "runtimeConfig.mac", Value: n.RuntimeConfig.MAC},
+	)
 	n.mac = mac
-	return nil
+	return err
 }
 
 // trunkVlans expands "vlanTrunk" into a sorted set of VLAN ids.

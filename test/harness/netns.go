@@ -127,3 +127,22 @@ func BridgePorts(t testing.TB, name string) []string {
 	}
 	return out
 }
+
+// Leases lists the lease files (one per leased address) host-local keeps for network under dataDir.
+func Leases(t testing.TB, dataDir, network string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(filepath.Join(dataDir, network))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range ents {
+		if _, err := netip.ParseAddr(e.Name()); err == nil {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}

@@ -89,23 +89,7 @@ func (b *bridgeNet) netconf(cniVersion string) []byte {
 }
 
 // leases lists the lease files of the network's store.
-func (b *bridgeNet) leases(t *testing.T) []string {
-	t.Helper()
-	ents, err := os.ReadDir(filepath.Join(b.DataDir, b.Name))
-	if os.IsNotExist(err) {
-		return nil
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, e := range ents {
-		if _, err := netip.ParseAddr(e.Name()); err == nil {
-			out = append(out, e.Name())
-		}
-	}
-	return out
-}
+func (b *bridgeNet) leases(t *testing.T) []string { return harness.Leases(t, b.DataDir, b.Name) }
 
 // ports lists the bridge's ports in the host namespace.
 func (b *bridgeNet) ports(t *testing.T) []string { return harness.BridgePorts(t, b.Bridge) }
