@@ -42,9 +42,10 @@ INTEGRATION_PATTERN := ./test/...
 help:
 	@echo "make build            static plugin binaries in bin/ (VERSION=$(VERSION))"
 	@echo "make deps             install missing test tools (iproute2, ping, iptables, nftables, cnitool)"
-	@echo "make test             deps, build, go vet, unit and integration tests (as root)"
+	@echo "make test             deps, build, go vet, unit, integration and VM-lane tests (as root)"
 	@echo "make test-unit        tests of ./pkg/... ./plugins/... (root ones included when root)"
 	@echo "make test-integration tests under ./test/ against bin/"
+	@echo "make test-vm          the tests needing ipvlan, ipip, ... in a qemu VM (test/vm/run; VM_TESTS=regexp)"
 	@echo "make demo             two pods on a bridge, ping, teardown (test/demo/demo.sh)"
 	@echo "make lint             gofmt, go vet, staticcheck"
 	@echo "make install          copy bin/* to \$$(DESTDIR)$(CNI_BIN_DIR)"
@@ -83,8 +84,8 @@ vet:
 	$(GO) vet ./...
 
 .PHONY: test test-unit test-integration
-# Make runs each target once, in this order: deps, build, vet, unit tests, integration tests.
-test: deps build vet test-unit test-integration
+# Make runs each target once, in this order: deps, build, vet, unit tests, integration tests, the VM lane.
+test: deps build vet test-unit test-integration test-vm
 
 test-unit: deps
 	@[ -n "$(IS_ROOT)" ] || echo "make: not root: the tests that need root will skip (run as root to run them)" >&2
@@ -96,6 +97,17 @@ test-unit: deps
 test-integration: deps build
 	NETLOOM_REQUIRE_ROOT=$(NETLOOM_REQUIRE_ROOT) NETLOOM_BIN=$(BIN) \
 		$(GO) test $(TEST_FLAGS) $(INTEGRATION_PATTERN)
+
+# The tests that need kernel features this machine's kernel lacks (ipvlan, ipip, dummy, ...) run in a
+# qemu VM booting Debian's kernel over this machine's root (test/vm/run; its first run installs qemu and
+# the kernel as root). VM_TESTS is the -test.run regexp of those tests.
+VM_TESTS ?= TestVM|Ipvlan
+VM_TIMEOUT ?= 1200
+.PHONY: test-vm
+test-vm: deps build
+	$(GO) test -c -o $(CURDIR)/test/vm/integration.test ./test/integration
+	test/vm/run --timeout $(VM_TIMEOUT) -- env NETLOOM_BIN=$(BIN) NETLOOM_REQUIRE_ROOT=1 \
+		$(CURDIR)/test/vm/integration.test -test.run "$(VM_TESTS)" -test.v -test.count=1
 
 .PHONY: demo
 demo: deps build

@@ -16,7 +16,6 @@ import (
 	"github.com/netloom/netloom/pkg/hostlink"
 	"github.com/netloom/netloom/pkg/ipamexec"
 	"github.com/netloom/netloom/pkg/ipcfg"
-	"github.com/netloom/netloom/pkg/link"
 	"github.com/netloom/netloom/pkg/netns"
 	"github.com/netloom/netloom/pkg/plugin"
 )
@@ -36,14 +35,13 @@ func cmdAdd(args *skel.CmdArgs) error {
 	defer target.Close()
 
 	m := master(n, target)
-	ml, err := lookupMaster(n, m)
+	ml, err := m.Find()
 	if err != nil {
 		return err
 	}
-	mtu, err := hostlink.ResolveMTU(n.MTU, ml.Attrs().MTU)
+	mtu, err := hostlink.MTUFor(n.MTU, ml)
 	if err != nil {
-		return conf.Invalid("mtu", "%d is above the MTU of master %q (%d); use at most %d, or omit it for the master's",
-			n.MTU, ml.Attrs().Name, ml.Attrs().MTU, ml.Attrs().MTU)
+		return err
 	}
 
 	ctx := context.Background()
@@ -105,43 +103,12 @@ func master(n *NetConf, pod ns.NetNS) hostlink.Master {
 	return hostlink.Master{Name: n.Master, InPod: n.LinkInContainer, Pod: pod}
 }
 
-// lookupMaster finds the master and turns "there is none" into a CNI error naming the key.
-func lookupMaster(n *NetConf, m hostlink.Master) (netlink.Link, error) {
-	l, err := m.Lookup()
-	if err == nil {
-		return l, nil
-	}
-	where := "the host's network namespace"
-	if n.LinkInContainer {
-		where = "the container's network namespace (linkInContainer)"
-	}
-	switch {
-	case errors.Is(err, link.ErrNotFound):
-		return nil, conf.Invalid("master", "interface %q does not exist in %s; name an existing interface, or omit \"master\" to use the default route's", n.Master, where)
-	case errors.Is(err, hostlink.ErrNoDefaultRoute):
-		return nil, conf.Invalid("master", "not set, and %s has no default route to take it from; name the master interface", where)
-	}
-	return nil, fmt.Errorf("master: %w", err)
-}
-
-// createError explains the kernel's refusals that a config can cause.
+// createError adds macvlan's own refusal to the shared ones: passthru allows one macvlan per master.
 func createError(n *NetConf, ml netlink.Link, err error) error {
-	name := ml.Attrs().Name
-	switch {
-	case errors.Is(err, syscall.EOPNOTSUPP) || errors.Is(err, syscall.EPROTONOSUPPORT):
-		return conf.Invalid("mode", "macvlan mode %q on master %q: this kernel does not support it (or macvlan at all): %v", modeName(n.mode), name, err)
-	case errors.Is(err, syscall.EBUSY) && n.mode == netlink.MACVLAN_MODE_PASSTHRU:
-		return conf.Invalid("mode", "\"passthru\" on master %q: the master already has a macvlan; passthru allows only one: %v", name, err)
-	case errors.Is(err, syscall.EINVAL) && !canBeMaster(ml):
-		return conf.Invalid("master", "%q is a %s, which cannot carry macvlan links: %v", name, ml.Type(), err)
+	if errors.Is(err, syscall.EBUSY) && n.mode == netlink.MACVLAN_MODE_PASSTHRU {
+		return conf.Invalid("mode", "\"passthru\" on master %q: the master already has a macvlan; passthru allows only one: %v", ml.Attrs().Name, err)
 	}
-	return fmt.Errorf("macvlan on master %q: %w", name, err)
-}
-
-// canBeMaster reports whether the kernel accepts l as a macvlan master: an Ethernet device (not the
-// loopback, not a tunnel).
-func canBeMaster(l netlink.Link) bool {
-	return l.Attrs().EncapType == "ether"
+	return hostlink.CreateError("macvlan", modeName(n.mode), ml, err)
 }
 
 func cmdDel(args *skel.CmdArgs) error {
@@ -150,19 +117,8 @@ func cmdDel(args *skel.CmdArgs) error {
 		return err
 	}
 	// The macvlan lives only in the container's namespace; a namespace that is gone took it along.
-	if args.Netns != "" {
-		target, err := netns.Open(args.Netns)
-		switch {
-		case err == nil:
-			err = hostlink.Remove(target, args.IfName)
-			target.Close()
-			if err != nil {
-				return fmt.Errorf("remove %q in %s: %w", args.IfName, args.Netns, err)
-			}
-		case netns.Gone(err):
-		default:
-			return err
-		}
+	if err := hostlink.RemoveAt(args.Netns, args.IfName); err != nil {
+		return err
 	}
 	if n.hasL3 {
 		return ipamexec.Del(context.Background(), n.IPAM.Type, args.StdinData)
@@ -190,18 +146,13 @@ func cmdCheck(args *skel.CmdArgs) error {
 	}
 	defer target.Close()
 
-	ml, err := lookupMaster(n, master(n, target))
+	ml, err := master(n, target).Find()
 	if err != nil {
 		return err
 	}
-	idx := -1
-	for i, intf := range prev.Interfaces {
-		if intf.Name == args.IfName && intf.Sandbox == args.Netns {
-			idx = i
-		}
-	}
-	if idx < 0 {
-		return conf.Invalid("prevResult", "has no interface %q in sandbox %s", args.IfName, args.Netns)
+	idx, err := hostlink.ResultInterface(prev, args.IfName, args.Netns)
+	if err != nil {
+		return err
 	}
 	wantMAC := prev.Interfaces[idx].Mac
 	inspect := func(l netlink.Link) error {
@@ -212,13 +163,7 @@ func cmdCheck(args *skel.CmdArgs) error {
 		if mv.Mode != n.mode {
 			return fmt.Errorf("%q is in macvlan mode %q, config says %q", args.IfName, modeName(mv.Mode), modeName(n.mode))
 		}
-		if mv.ParentIndex != ml.Attrs().Index {
-			return fmt.Errorf("%q sits on ifindex %d, not on master %q (ifindex %d)", args.IfName, mv.ParentIndex, ml.Attrs().Name, ml.Attrs().Index)
-		}
-		if wantMAC != "" && wantMAC != mv.HardwareAddr.String() {
-			return fmt.Errorf("%q has MAC %s, the ADD result says %s", args.IfName, mv.HardwareAddr, wantMAC)
-		}
-		return nil
+		return hostlink.CheckStacked(mv, ml, wantMAC)
 	}
 	if err := hostlink.Verify(target, args.IfName, prev, idx, inspect); err != nil {
 		return fmt.Errorf("container %s: %w", args.Netns, err)
@@ -248,8 +193,8 @@ func cmdStatus(args *skel.CmdArgs) error {
 	}
 	// With linkInContainer the master is in each pod's namespace, which STATUS does not know.
 	if !n.LinkInContainer {
-		if err := master(n, nil).Ready(); err != nil {
-			return conf.NotAvailable("master: %v; ADDs fail until it exists and is up", err)
+		if err := master(n, nil).Status(); err != nil {
+			return err
 		}
 	}
 	if n.hasL3 {

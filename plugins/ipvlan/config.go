@@ -1,0 +1,125 @@
+package main
+
+import (
+	"github.com/containernetworking/cni/pkg/types"
+	current "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/vishvananda/netlink"
+
+	"github.com/netloom/netloom/pkg/conf"
+)
+
+const minMTU = 68 // IPv4's minimum; the kernel refuses less
+
+// modeNames lists the "mode" values in the kernel's order, for messages and lookups.
+func modeNames() []struct {
+	name string
+	mode netlink.IPVlanMode
+} {
+	return []struct {
+		name string
+		mode netlink.IPVlanMode
+	}{
+		{"l2", netlink.IPVLAN_MODE_L2},
+		{"l3", netlink.IPVLAN_MODE_L3},
+		{"l3s", netlink.IPVLAN_MODE_L3S},
+	}
+}
+
+// parseMode maps the "mode" key to the kernel's ipvlan mode; "" is the reference's default, l2.
+func parseMode(s string) (netlink.IPVlanMode, bool) {
+	if s == "" {
+		return netlink.IPVLAN_MODE_L2, true
+	}
+	for _, m := range modeNames() {
+		if m.name == s {
+			return m.mode, true
+		}
+	}
+	return 0, false
+}
+
+// modeName is the "mode" value of a kernel mode, for messages.
+func modeName(mode netlink.IPVlanMode) string {
+	for _, m := range modeNames() {
+		if m.mode == mode {
+			return m.name
+		}
+	}
+	return "unknown"
+}
+
+// NetConf is the ipvlan plugin's configuration: every key of the reference ipvlan plugin.
+type NetConf struct {
+	types.NetConf
+	Master          string `json:"master"`
+	Mode            string `json:"mode"`
+	MTU             int    `json:"mtu"`
+	LinkInContainer bool   `json:"linkInContainer,omitempty"`
+
+	// Derived during validation.
+	mode netlink.IPVlanMode
+	prev *current.Result // the parsed prevResult; nil without one
+}
+
+// parseConfig decodes and validates stdin. What needs the master (its existence, its MTU) is checked at
+// ADD, where the master is looked up; DEL must work without it. So is the need for addresses (an ipam
+// section, or a prevResult with IPs): DEL must work after an ADD that failed for the lack of them.
+func parseConfig(stdin []byte) (*NetConf, error) {
+	n := &NetConf{}
+	if err := conf.Decode(stdin, n); err != nil {
+		return nil, err
+	}
+	if err := n.validate(); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+func (n *NetConf) validate() error {
+	if n.Master != "" {
+		if err := conf.ValidateIfName("master", n.Master); err != nil {
+			return err
+		}
+	}
+	m, ok := parseMode(n.Mode)
+	if !ok {
+		return conf.Invalid("mode", "%q is not an ipvlan mode; use \"l2\" (the default), \"l3\" or \"l3s\"", n.Mode)
+	}
+	n.mode = m
+	if n.MTU != 0 && n.MTU < minMTU {
+		return conf.Invalid("mtu", "%d is out of range; use %d up to the master's MTU, or omit it for the master's", n.MTU, minMTU)
+	}
+	// On a copy: parsing clears RawPrevResult, which CHECK parses again to demand it.
+	nc := n.NetConf
+	prev, err := conf.PrevResult(&nc)
+	if err != nil {
+		return err
+	}
+	n.prev = prev
+	return nil
+}
+
+// masterName is the master ADD uses: "master", else (the chained form) the one interface of
+// prevResult, else "" for the default route's interface.
+func (n *NetConf) masterName() (string, error) {
+	if n.Master != "" || n.prev == nil {
+		return n.Master, nil
+	}
+	if len(n.prev.Interfaces) != 1 || n.prev.Interfaces[0].Name == "" {
+		return "", conf.Invalid("prevResult", "has %d interfaces; without \"master\", the chained ipvlan takes its master from a prevResult with exactly one named interface; set \"master\"", len(n.prev.Interfaces))
+	}
+	return n.prev.Interfaces[0].Name, nil
+}
+
+// addresses says where ADD's addresses come from: the prevResult's IPs when there is no ipam section
+// and the prevResult has some (the chained form), else the IPAM plugin. An ipvlan needs addresses (it
+// forwards by IP), so having neither is a code-7 error naming "ipam".
+func (n *NetConf) addresses() (fromPrev bool, err error) {
+	if n.IPAM.Type != "" {
+		return false, nil
+	}
+	if n.prev != nil && len(n.prev.IPs) > 0 {
+		return true, nil
+	}
+	return false, conf.Invalid("ipam", "missing; an ipvlan needs addresses: configure an IPAM plugin (e.g. {\"type\":\"host-local\",...}), or chain ipvlan after a plugin whose result has IPs")
+}
