@@ -35,6 +35,14 @@ func SetUp(l netlink.Link) error {
 	return nil
 }
 
+// SetDown brings l down.
+func SetDown(l netlink.Link) error {
+	if err := netlink.LinkSetDown(l); err != nil {
+		return fmt.Errorf("set %q down: %w", l.Attrs().Name, err)
+	}
+	return nil
+}
+
 // Remove deletes the link called name; it succeeds when there is none.
 func Remove(name string) error {
 	l, err := ByName(name)

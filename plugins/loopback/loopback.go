@@ -116,19 +116,10 @@ func cmdDel(args *skel.CmdArgs) error {
 		if err != nil {
 			return err
 		}
-		return setDown(lo)
+		return link.SetDown(lo)
 	})
 	if err != nil {
 		return fmt.Errorf("netns %s: %w", args.Netns, err)
-	}
-	return nil
-}
-
-// setDown brings l down.
-// TODO(lead): move to pkg/link as SetDown next to SetUp.
-func setDown(l netlink.Link) error {
-	if err := netlink.LinkSetDown(l); err != nil {
-		return fmt.Errorf("set %q down: %w", l.Attrs().Name, err)
 	}
 	return nil
 }
