@@ -46,6 +46,7 @@ help:
 	@echo "make test-unit        tests of ./pkg/... ./plugins/... (root ones included when root)"
 	@echo "make test-integration tests under ./test/ against bin/"
 	@echo "make test-vm          the tests needing ipvlan, ipip, ... in a qemu VM (test/vm/run; VM_TESTS=regexp)"
+	@echo "make bench            netloom vs the reference plugins in one run (BENCH=regexp BENCHTIME=20x)"
 	@echo "make demo             two pods on a bridge, ping, teardown (test/demo/demo.sh)"
 	@echo "make lint             gofmt, go vet, staticcheck"
 	@echo "make install          copy bin/* to \$$(DESTDIR)$(CNI_BIN_DIR)"
@@ -108,6 +109,14 @@ test-vm: deps build
 	$(GO) test -c -o $(CURDIR)/test/vm/integration.test ./test/integration
 	test/vm/run --timeout $(VM_TIMEOUT) -- env NETLOOM_BIN=$(BIN) NETLOOM_REQUIRE_ROOT=1 \
 		$(CURDIR)/test/vm/integration.test -test.run "$(VM_TESTS)" -test.v -test.count=1
+
+.PHONY: bench
+# Benchmarks against the reference plugins (v1.9.1, installed with go install by the benchmark) in the
+# same run, as root: pod ADD/DEL through libcni, portmap at 0/100/1,000 existing mappings.
+BENCH ?= .
+BENCHTIME ?= 20x
+bench: deps build
+	NETLOOM_BIN=$(BIN) $(GO) test ./test/bench -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) -timeout 60m
 
 .PHONY: demo
 demo: deps build
