@@ -6,47 +6,23 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/netloom/netloom/pkg/conf"
+	"github.com/netloom/netloom/pkg/hostlink"
 )
 
 const minMTU = 68 // IPv4's minimum; the kernel refuses less
 
-// modeNames lists the "mode" values in the kernel's order, for messages and lookups.
-func modeNames() []struct {
-	name string
-	mode netlink.IPVlanMode
-} {
-	return []struct {
-		name string
-		mode netlink.IPVlanMode
-	}{
-		{"l2", netlink.IPVLAN_MODE_L2},
-		{"l3", netlink.IPVLAN_MODE_L3},
-		{"l3s", netlink.IPVLAN_MODE_L3S},
-	}
+// modes is the "mode" key's table, in the kernel's order; "" means the reference's default, l2.
+func modes() hostlink.Modes[netlink.IPVlanMode] {
+	return hostlink.Modes[netlink.IPVlanMode]{Default: netlink.IPVLAN_MODE_L2, List: []hostlink.Mode[netlink.IPVlanMode]{
+		{Name: "l2", Value: netlink.IPVLAN_MODE_L2},
+		{Name: "l3", Value: netlink.IPVLAN_MODE_L3},
+		{Name: "l3s", Value: netlink.IPVLAN_MODE_L3S},
+	}}
 }
 
-// parseMode maps the "mode" key to the kernel's ipvlan mode; "" is the reference's default, l2.
-func parseMode(s string) (netlink.IPVlanMode, bool) {
-	if s == "" {
-		return netlink.IPVLAN_MODE_L2, true
-	}
-	for _, m := range modeNames() {
-		if m.name == s {
-			return m.mode, true
-		}
-	}
-	return 0, false
-}
+func parseMode(s string) (netlink.IPVlanMode, bool) { return modes().Parse(s) }
 
-// modeName is the "mode" value of a kernel mode, for messages.
-func modeName(mode netlink.IPVlanMode) string {
-	for _, m := range modeNames() {
-		if m.mode == mode {
-			return m.name
-		}
-	}
-	return "unknown"
-}
+func modeName(m netlink.IPVlanMode) string { return modes().Name(m) }
 
 // NetConf is the ipvlan plugin's configuration: every key of the reference ipvlan plugin.
 type NetConf struct {

@@ -7,6 +7,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/netloom/netloom/pkg/conf"
+	"github.com/netloom/netloom/pkg/hostlink"
 )
 
 const (
@@ -15,45 +16,20 @@ const (
 	maxBcQueueLen = 1<<32 - 1
 )
 
-// modeNames lists the "mode" values in the kernel's order, for messages and lookups.
-func modeNames() []struct {
-	name string
-	mode netlink.MacvlanMode
-} {
-	return []struct {
-		name string
-		mode netlink.MacvlanMode
-	}{
-		{"private", netlink.MACVLAN_MODE_PRIVATE},
-		{"vepa", netlink.MACVLAN_MODE_VEPA},
-		{"bridge", netlink.MACVLAN_MODE_BRIDGE},
-		{"passthru", netlink.MACVLAN_MODE_PASSTHRU},
-		{"source", netlink.MACVLAN_MODE_SOURCE},
-	}
+// modes is the "mode" key's table, in the kernel's order; "" means the reference's default, bridge.
+func modes() hostlink.Modes[netlink.MacvlanMode] {
+	return hostlink.Modes[netlink.MacvlanMode]{Default: netlink.MACVLAN_MODE_BRIDGE, List: []hostlink.Mode[netlink.MacvlanMode]{
+		{Name: "private", Value: netlink.MACVLAN_MODE_PRIVATE},
+		{Name: "vepa", Value: netlink.MACVLAN_MODE_VEPA},
+		{Name: "bridge", Value: netlink.MACVLAN_MODE_BRIDGE},
+		{Name: "passthru", Value: netlink.MACVLAN_MODE_PASSTHRU},
+		{Name: "source", Value: netlink.MACVLAN_MODE_SOURCE},
+	}}
 }
 
-// parseMode maps the "mode" key to the kernel's macvlan mode; "" is the reference's default, bridge.
-func parseMode(s string) (netlink.MacvlanMode, bool) {
-	if s == "" {
-		return netlink.MACVLAN_MODE_BRIDGE, true
-	}
-	for _, m := range modeNames() {
-		if m.name == s {
-			return m.mode, true
-		}
-	}
-	return 0, false
-}
+func parseMode(s string) (netlink.MacvlanMode, bool) { return modes().Parse(s) }
 
-// modeName is the "mode" value of a kernel mode, for messages.
-func modeName(mode netlink.MacvlanMode) string {
-	for _, m := range modeNames() {
-		if m.mode == mode {
-			return m.name
-		}
-	}
-	return "unknown"
-}
+func modeName(m netlink.MacvlanMode) string { return modes().Name(m) }
 
 // NetConf is the macvlan plugin's configuration: every key of the reference macvlan plugin.
 type NetConf struct {

@@ -353,66 +353,13 @@ func TestIpvlanStatus(t *testing.T) {
 func TestIpvlanBadInput(t *testing.T) {
 	harness.RequireKernelFeature(t, "ipvlan", ipvlanAvailable(t))
 	t.Parallel()
-	for _, c := range []struct {
-		name   string
-		extra  map[string]any
-		code   uint
-		naming []string
-		delOK  bool // DEL of the failed attachment succeeds (its config parses; only the master is wrong)
-	}{
+	testStackedBadInput(t, "ipvlan", func(t *testing.T) stackedNet { return newIpvlanNet(t, "l2") }, []badInput{
 		{name: "unknown mode", extra: map[string]any{"mode": "bridge"}, code: 7, naming: []string{"mode", "bridge"}},
 		{name: "master does not exist", extra: map[string]any{"master": "nlnosuchmaster"}, code: 7, naming: []string{"master", "nlnosuchmaster"}, delOK: true},
 		{name: "master in pod does not exist", extra: map[string]any{"linkInContainer": true}, code: 7, naming: []string{"master", "linkInContainer"}, delOK: true},
 		{name: "mtu above the master's", extra: map[string]any{"mtu": 9000}, code: 7, naming: []string{"mtu", "1500"}, delOK: true},
 		{name: "mtu too small", extra: map[string]any{"mtu": 10}, code: 7, naming: []string{"mtu"}},
 		{name: "no ipam and no prevResult", extra: map[string]any{"ipam": nil}, code: 7, naming: []string{"ipam"}, delOK: true},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			t.Parallel()
-			v := newIpvlanNet(t, "l2")
-			for k, val := range c.extra {
-				v.Extra[k] = val
-			}
-			n := harness.NewNetNS(t, "ivbad")
-			env := map[string]string{"CNI_COMMAND": "ADD", "CNI_CONTAINERID": "ctr-bad", "CNI_NETNS": n.Path, "CNI_IFNAME": "eth0"}
-			out, err := harness.RunPlugin(t, "ipvlan", env, v.netconf())
-			wantCNIError(t, out, err, c.code, c.naming...)
-			if l := v.leases(t); len(l) != 0 {
-				t.Errorf("leases left: %v", l)
-			}
-			if o := n.Run(t, "ip", "-o", "link", "show"); strings.Contains(o, "eth0") || strings.Contains(o, "nltmp") {
-				t.Errorf("interface left in the pod: %s", o)
-			}
-			if c.delOK {
-				env["CNI_COMMAND"] = "DEL"
-				if out, err := harness.RunPlugin(t, "ipvlan", env, v.netconf()); err != nil {
-					t.Errorf("DEL after a failed ADD: %v: %s", err, out)
-				}
-			}
-		})
-	}
-
-	// A failure after the link exists (a route whose gateway is not on the pod's subnet) undoes
-	// everything: the link is removed and the IP released.
-	t.Run("rollback after the link exists", func(t *testing.T) {
-		t.Parallel()
-		v := newIpvlanNet(t, "l2")
-		ipam := v.plugin()["ipam"].(map[string]any)
-		ipam["routes"] = []any{map[string]string{"dst": "10.99.0.0/16", "gw": "192.0.2.1"}}
-		v.Extra["ipam"] = ipam
-		n := harness.NewNetNS(t, "ivbad")
-		env := map[string]string{"CNI_COMMAND": "ADD", "CNI_CONTAINERID": "ctr-bad", "CNI_NETNS": n.Path, "CNI_IFNAME": "eth0"}
-		if out, err := harness.RunPlugin(t, "ipvlan", env, v.netconf()); err == nil {
-			t.Fatalf("ADD with an unreachable route gateway succeeded: %s", out)
-		} else if !strings.Contains(string(out), "192.0.2.1") {
-			t.Errorf("ADD failed, but not at the route: %s", out)
-		}
-		if l := v.leases(t); len(l) != 0 {
-			t.Errorf("leases left: %v", l)
-		}
-		if o := n.Run(t, "ip", "-o", "link", "show"); strings.Contains(o, "eth0") || strings.Contains(o, "nltmp") {
-			t.Errorf("interface left in the pod: %s", o)
-		}
 	})
 }
 

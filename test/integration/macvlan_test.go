@@ -356,67 +356,13 @@ func TestMacvlanStatus(t *testing.T) {
 func TestMacvlanBadInput(t *testing.T) {
 	harness.RequireRoot(t)
 	t.Parallel()
-	for _, c := range []struct {
-		name   string
-		extra  map[string]any
-		code   uint
-		naming []string
-		delOK  bool // DEL of the failed attachment succeeds (its config parses; only the master is wrong)
-	}{
+	testStackedBadInput(t, "macvlan", func(t *testing.T) stackedNet { return newMacvlanNet(t, "bridge") }, []badInput{
 		{name: "master does not exist", extra: map[string]any{"master": "nlnosuchmaster"}, code: 7, naming: []string{"master", "nlnosuchmaster"}, delOK: true},
 		{name: "unknown mode", extra: map[string]any{"mode": "l3"}, code: 7, naming: []string{"mode", "l3"}},
 		{name: "mtu above the master's", extra: map[string]any{"mtu": 9000}, code: 7, naming: []string{"mtu", "1500"}, delOK: true},
 		{name: "mtu too small", extra: map[string]any{"mtu": 10}, code: 7, naming: []string{"mtu"}},
 		{name: "bad mac", extra: map[string]any{"mac": "not-a-mac"}, code: 7, naming: []string{"mac"}},
 		{name: "master in pod does not exist", extra: map[string]any{"linkInContainer": true}, code: 7, naming: []string{"master", "linkInContainer"}, delOK: true},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			t.Parallel()
-			m := newMacvlanNet(t, "bridge")
-			for k, v := range c.extra {
-				m.Extra[k] = v
-			}
-			n := harness.NewNetNS(t, "mvbad")
-			env := map[string]string{"CNI_COMMAND": "ADD", "CNI_CONTAINERID": "ctr-bad", "CNI_NETNS": n.Path, "CNI_IFNAME": "eth0"}
-			out, err := harness.RunPlugin(t, "macvlan", env, m.netconf())
-			wantCNIError(t, out, err, c.code, c.naming...)
-			if l := m.leases(t); len(l) != 0 {
-				t.Errorf("leases left: %v", l)
-			}
-			if o := n.Run(t, "ip", "-o", "link", "show"); strings.Contains(o, "eth0") || strings.Contains(o, "nltmp") {
-				t.Errorf("interface left in the pod: %s", o)
-			}
-			// A runtime sends DEL after a failed ADD; it must not need the master.
-			if c.delOK {
-				env["CNI_COMMAND"] = "DEL"
-				if out, err := harness.RunPlugin(t, "macvlan", env, m.netconf()); err != nil {
-					t.Errorf("DEL after a failed ADD: %v: %s", err, out)
-				}
-			}
-		})
-	}
-
-	// A failure after the link exists (a route whose gateway is not on the pod's subnet) undoes
-	// everything: the link is removed and the IP released.
-	t.Run("rollback after the link exists", func(t *testing.T) {
-		t.Parallel()
-		m := newMacvlanNet(t, "bridge")
-		ipam := m.plugin()["ipam"].(map[string]any)
-		ipam["routes"] = []any{map[string]string{"dst": "10.99.0.0/16", "gw": "192.0.2.1"}}
-		m.Extra["ipam"] = ipam
-		n := harness.NewNetNS(t, "mvbad")
-		env := map[string]string{"CNI_COMMAND": "ADD", "CNI_CONTAINERID": "ctr-bad", "CNI_NETNS": n.Path, "CNI_IFNAME": "eth0"}
-		if out, err := harness.RunPlugin(t, "macvlan", env, m.netconf()); err == nil {
-			t.Fatalf("ADD with an unreachable route gateway succeeded: %s", out)
-		} else if !strings.Contains(string(out), "192.0.2.1") {
-			t.Errorf("ADD failed, but not at the route: %s", out)
-		}
-		if l := m.leases(t); len(l) != 0 {
-			t.Errorf("leases left: %v", l)
-		}
-		if o := n.Run(t, "ip", "-o", "link", "show"); strings.Contains(o, "eth0") || strings.Contains(o, "nltmp") {
-			t.Errorf("interface left in the pod: %s", o)
-		}
 	})
 
 	// CNI_IFNAME taken in the pod: a clear error, the existing interface untouched, the IP released.
