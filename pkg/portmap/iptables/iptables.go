@@ -440,6 +440,12 @@ func (m *Mapper) Remove(k firewall.Key, _ []portmap.HostKey) error {
 	if err := checkKey(k); err != nil {
 		return err
 	}
+	return m.applyBoth(func(t table) batch { return planRemove(t, k) })
+}
+
+// applyBoth runs plan on each family's table under the lock, one restore per family; a family whose
+// tools are missing is skipped.
+func (m *Mapper) applyBoth(plan func(t table) batch) error {
 	unlock, err := m.lock()
 	if err != nil {
 		return err
@@ -452,7 +458,7 @@ func (m *Mapper) Remove(k firewall.Key, _ []portmap.HostKey) error {
 			continue
 		}
 		if err == nil {
-			err = m.apply(f, t, func(t table) (batch, error) { return planRemove(t, k), nil })
+			err = m.apply(f, t, func(t table) (batch, error) { return plan(t), nil })
 		}
 		if err != nil {
 			errs = append(errs, withContext(f, err))
@@ -494,23 +500,5 @@ func (m *Mapper) Check(k firewall.Key, ms []portmap.Mapping, o portmap.Options) 
 
 // GC removes the rules of network's attachments that valid does not list, in one restore per family.
 func (m *Mapper) GC(network string, valid map[conf.Attachment]bool) error {
-	unlock, err := m.lock()
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	var errs []error
-	for _, f := range []family{ipv4, ipv6} {
-		t, err := m.read(f)
-		if errors.Is(err, exec.ErrNotFound) {
-			continue
-		}
-		if err == nil {
-			err = m.apply(f, t, func(t table) (batch, error) { return planGC(t, network, valid), nil })
-		}
-		if err != nil {
-			errs = append(errs, withContext(f, err))
-		}
-	}
-	return joinErrors(errs)
+	return m.applyBoth(func(t table) batch { return planGC(t, network, valid) })
 }
