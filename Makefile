@@ -29,7 +29,7 @@ STATICCHECK_MODULE := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 # command:Debian package for every program the tests and the demo run. `make deps` installs the package
 # only when the command is missing.
-SYSTEM_DEPS := ip:iproute2 ping:iputils-ping iptables:iptables nft:nftables sysctl:procps socat:socat conntrack:conntrack
+SYSTEM_DEPS := ip:iproute2 ping:iputils-ping iptables:iptables nft:nftables sysctl:procps socat:socat conntrack:conntrack iperf3:iperf3
 
 # Root tests must run, not skip, when root runs them (and always in CI): see harness.RequireRoot.
 IS_ROOT := $(shell [ "$$(id -u)" = 0 ] && echo 1)

@@ -94,12 +94,12 @@ func EnsureGateway(l netlink.Link, gw netip.Prefix, force bool) error {
 			}
 		}
 	}
-	return addNoDAD(l, gw)
+	return AddNoDAD(l, gw)
 }
 
-// addNoDAD puts p on l without IPv6 duplicate address detection, so a gateway answers as soon as ADD
+// AddNoDAD puts p on l without IPv6 duplicate address detection, so a gateway answers as soon as ADD
 // returns instead of ~1-2 s later. Only for addresses netloom owns on links it owns (the bridge).
-func addNoDAD(l netlink.Link, p netip.Prefix) error {
+func AddNoDAD(l netlink.Link, p netip.Prefix) error {
 	a := &netlink.Addr{IPNet: IPNet(p)}
 	if p.Addr().Is6() {
 		a.Flags = unix.IFA_F_NODAD

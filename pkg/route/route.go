@@ -21,15 +21,34 @@ type Route struct {
 	Priority int
 	Table    int // 0: main
 	Scope    *netlink.Scope
+	// Protocol marks who installed the route (RTPROT_*); 0 leaves the kernel's default (boot). Routes
+	// netloom reconciles carry one of the Proto* numbers below, so it never touches anyone else's.
+	Protocol netlink.RouteProtocol
+	// OnLink sends to GW through the link without asking whether GW is on its subnet: how a tunnel
+	// route names the peer's underlay address as next hop.
+	OnLink bool
 }
+
+// Route protocol numbers of the routes netloom reconciles (see /etc/iproute2/rt_protos for the numbers
+// others use; these are unassigned there).
+const (
+	// ProtoOverlay marks the routes to peer nodes' pod CIDRs that vxlan-overlay and ipip-overlay keep.
+	ProtoOverlay netlink.RouteProtocol = 78
+)
 
 func (r Route) String() string {
 	s := r.Dst.String()
 	if r.GW.IsValid() {
 		s += " via " + r.GW.String()
 	}
+	if r.OnLink {
+		s += " onlink"
+	}
 	if r.Table != 0 {
 		s += fmt.Sprintf(" table %d", r.Table)
+	}
+	if r.Protocol != 0 {
+		s += fmt.Sprintf(" proto %d", r.Protocol)
 	}
 	return s
 }
@@ -46,6 +65,10 @@ func (r Route) netlink(l netlink.Link) *netlink.Route {
 	}
 	if r.Scope != nil {
 		nr.Scope = *r.Scope
+	}
+	nr.Protocol = r.Protocol
+	if r.OnLink {
+		nr.Flags |= int(netlink.FLAG_ONLINK)
 	}
 	return nr
 }
@@ -143,4 +166,42 @@ func matches(have []netlink.Route, ifindex int, w Route) bool {
 		}
 	}
 	return false
+}
+
+// Installed is a route as the kernel holds it: the link it goes through and the route.
+type Installed struct {
+	LinkIndex int
+	Route
+}
+
+// ListByProtocol returns the main table's routes of both families whose protocol is proto.
+func ListByProtocol(proto netlink.RouteProtocol) ([]Installed, error) {
+	var out []Installed
+	for _, family := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
+		have, err := netlinksafe.RouteListFiltered(family, &netlink.Route{Table: unix.RT_TABLE_MAIN, Protocol: proto},
+			netlink.RT_FILTER_TABLE|netlink.RT_FILTER_PROTOCOL)
+		if err != nil {
+			return nil, fmt.Errorf("list routes of protocol %d: %w", proto, err)
+		}
+		for _, h := range have {
+			r := Installed{LinkIndex: h.LinkIndex, Route: Route{
+				Dst: dst(h, family), Priority: h.Priority, Protocol: h.Protocol,
+				OnLink: h.Flags&int(netlink.FLAG_ONLINK) != 0,
+			}}
+			if gw, ok := netip.AddrFromSlice(h.Gw); ok {
+				r.GW = gw.Unmap()
+			}
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// DelInstalled removes a route ListByProtocol returned; already absent is fine.
+func DelInstalled(r Installed) error {
+	nr := r.netlink(&netlink.Dummy{LinkAttrs: netlink.LinkAttrs{Index: r.LinkIndex, Name: fmt.Sprintf("ifindex %d", r.LinkIndex)}})
+	if err := netlink.RouteDel(nr); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("remove route %s (ifindex %d): %w", r.Route, r.LinkIndex, err)
+	}
+	return nil
 }

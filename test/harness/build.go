@@ -31,7 +31,7 @@ const buildDirPrefix = "netloom-plugins-"
 
 // PluginDir returns a directory that holds every netloom plugin binary and nothing else: $NETLOOM_BIN
 // when set (e.g. the output of `make build`), otherwise the plugins built once per test process with
-// `go build -trimpath` (CGO_ENABLED=0) from ./plugins/... into a temporary directory.
+// `go build -trimpath` (CGO_ENABLED=0) from ./plugins/... and ./cmd/... into a temporary directory.
 func PluginDir(t testing.TB) string {
 	t.Helper()
 	if dir := os.Getenv("NETLOOM_BIN"); dir != "" {
@@ -129,15 +129,16 @@ func moduleRoot(gobin string) (string, error) {
 	return filepath.Dir(mod), nil
 }
 
-// mainPackages lists the import paths of the commands under plugins/.
+// mainPackages lists the import paths of the commands under plugins/ and cmd/ (e.g. `netloom`, which
+// the overlay tests run).
 func mainPackages(gobin, root string) ([]string, error) {
-	cmd := exec.Command(gobin, "list", "-e", "-f", `{{if eq .Name "main"}}{{.ImportPath}}{{end}}`, "./plugins/...")
+	cmd := exec.Command(gobin, "list", "-e", "-f", `{{if eq .Name "main"}}{{.ImportPath}}{{end}}`, "./plugins/...", "./cmd/...")
 	cmd.Dir = root
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return nil, fmt.Errorf("go list ./plugins/...: %w: %s", err, stderr.Bytes())
+		return nil, fmt.Errorf("go list ./plugins/... ./cmd/...: %w: %s", err, stderr.Bytes())
 	}
 	return strings.Fields(string(out)), nil
 }

@@ -1,0 +1,32 @@
+// Command netloom is netloom's node-side tool for work outside a CNI call. Today:
+//
+//	netloom overlay sync --conflist FILE [--dry-run]
+//
+// applies the peer reconcile of every vxlan-overlay and ipip-overlay plugin in FILE, exactly as their
+// ADD does, without a pod: run it when a node joins or leaves (e.g. after rewriting peersFile), or from a
+// timer. With --dry-run it only prints what differs and exits 1 if anything does.
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+const usage = `usage: netloom overlay sync --conflist FILE [--dry-run]
+
+  Makes the tunnel device, routes, neighbour and FDB entries of every vxlan-overlay and
+  ipip-overlay plugin in FILE match its peers and peersFile. --dry-run prints the differences
+  and exits 1 when there are any, changing nothing.
+`
+
+func run(args []string, stdout, stderr *os.File) int {
+	if len(args) < 2 || args[0] != "overlay" || args[1] != "sync" {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	return overlaySync(args[2:], stdout, stderr)
+}
