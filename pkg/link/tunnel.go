@@ -109,6 +109,9 @@ func EnsureTunnel(s TunnelSpec) (l netlink.Link, recreated string, err error) {
 		return nil, "", err
 	}
 	if err := netlink.LinkAdd(s.link()); err != nil && !errors.Is(err, syscall.EEXIST) {
+		if errors.Is(err, syscall.EOPNOTSUPP) {
+			return nil, "", fmt.Errorf("create %s device %q: %w: this kernel has no %s support (module %q)", s.Kind, s.Name, err, s.Kind, s.Kind)
+		}
 		return nil, "", fmt.Errorf("create %s device %q: %w", s.Kind, s.Name, err)
 	}
 	// A concurrent ADD may have made it first: adopt whatever is there now, once.

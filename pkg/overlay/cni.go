@@ -3,11 +3,13 @@ package overlay
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
 	"strings"
+	"syscall"
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
@@ -56,7 +58,10 @@ func (c commands) add(args *skel.CmdArgs) error {
 		return err
 	}
 	if _, err := nw.Sync(); err != nil {
-		return fmt.Errorf("%s device %q: %w", c.kind.Tunnel, n.Device, err)
+		if errors.Is(err, syscall.EOPNOTSUPP) {
+			return conf.NotAvailable("%v", err)
+		}
+		return err
 	}
 
 	ctx := context.Background()
@@ -180,7 +185,7 @@ func (c commands) check(args *skel.CmdArgs) error {
 	}
 	diffs, err := nw.Diff()
 	if err != nil {
-		return fmt.Errorf("%s device %q: %w", c.kind.Tunnel, n.Device, err)
+		return err
 	}
 	if len(diffs) > 0 {
 		return fmt.Errorf("peer state of %s device %q differs from the configuration (run `netloom overlay sync`): %s", c.kind.Tunnel, n.Device, strings.Join(diffs, "; "))
@@ -244,10 +249,8 @@ func (c commands) gc(args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
-	if _, err := nw.Sync(); err != nil {
-		return fmt.Errorf("%s device %q: %w", c.kind.Tunnel, n.Device, err)
-	}
-	return nil
+	_, err = nw.Sync()
+	return err
 }
 
 // STATUS fails (code 50) while the underlay interface is missing or down, or the tunnel device cannot be
@@ -265,7 +268,7 @@ func (c commands) status(args *skel.CmdArgs) error {
 		return conf.NotAvailable("%s: underlay interface %q is down", c.kind.Plugin, nw.Underlay.Attrs().Name)
 	}
 	if _, err := nw.Sync(); err != nil {
-		return conf.NotAvailable("%s: %s device %q cannot be made: %v", c.kind.Plugin, c.kind.Tunnel, n.Device, err)
+		return conf.NotAvailable("%s: %v", c.kind.Plugin, err)
 	}
 	ipamConf, err := ipamStdin(args.StdinData, n)
 	if err != nil {

@@ -43,7 +43,7 @@ func (o *overlayNet) clusterCIDR() string {
 
 func (o *overlayNet) podCIDR(i int) string {
 	if o.v6Pods {
-		return fmt.Sprintf("fd44:0:%x::/64", i+1)
+		return fmt.Sprintf("fd44:0:0:%x::/64", i+1)
 	}
 	return fmt.Sprintf("10.244.%d.0/24", i+1)
 }
