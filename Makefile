@@ -102,13 +102,17 @@ test-integration: deps build
 # The tests that need kernel features this machine's kernel lacks (ipvlan, ipip, dummy, ...) run in a
 # qemu VM booting Debian's kernel over this machine's root (test/vm/run; its first run installs qemu and
 # the kernel as root). VM_TESTS is the -test.run regexp of those tests.
+# VM_EXAMPLES selects the conflist-examples that need them (run from test/examples, as go test would).
 VM_TESTS ?= TestVM|Ipvlan
+VM_EXAMPLES ?= TestExamples/ipip
 VM_TIMEOUT ?= 1200
 .PHONY: test-vm
 test-vm: deps build
 	$(GO) test -c -o $(CURDIR)/test/vm/integration.test ./test/integration
-	test/vm/run --timeout $(VM_TIMEOUT) -- env NETLOOM_BIN=$(BIN) NETLOOM_REQUIRE_ROOT=1 \
-		$(CURDIR)/test/vm/integration.test -test.run "$(VM_TESTS)" -test.v -test.count=1
+	$(GO) test -c -o $(CURDIR)/test/vm/examples.test ./test/examples
+	test/vm/run --timeout $(VM_TIMEOUT) -- env NETLOOM_BIN=$(BIN) NETLOOM_REQUIRE_ROOT=1 bash -c '\
+		$(CURDIR)/test/vm/integration.test -test.run "$(VM_TESTS)" -test.v -test.count=1 && \
+		cd $(CURDIR)/test/examples && $(CURDIR)/test/vm/examples.test -test.run "$(VM_EXAMPLES)" -test.v -test.count=1'
 
 .PHONY: bench
 # Benchmarks against the reference plugins (v1.9.1, installed with go install by the benchmark) in the

@@ -47,6 +47,74 @@ type example struct {
 	bridges  []string // bridges the config names (removed in cleanup: DEL leaves a bridge in place)
 	dataDirs []string
 	version  string
+
+	// Overlay examples run on a two-node cluster: each node gets its own copy of the config (its pod
+	// CIDR, its IPAM store) with both nodes in a peers file.
+	top      map[string]any
+	overlays []map[string]any // the overlay plugins' objects inside top
+	cluster  *harness.Cluster
+	dir      string
+}
+
+// overlayPlugins are the plugins whose examples need several nodes.
+var overlayPlugins = map[string]bool{"vxlan-overlay": true, "ipip-overlay": true}
+
+// nodes is how many nodes the example runs on: 2 for overlays, else 1 (the host).
+func (ex *example) nodes() int {
+	if ex.cluster != nil {
+		return 2
+	}
+	return 1
+}
+
+// confFor returns node i's config: the example's own, or for an overlay with node i's pod CIDR and
+// IPAM store.
+func (ex *example) confFor(t *testing.T, i int) []byte {
+	if ex.cluster == nil {
+		return ex.conf
+	}
+	for _, p := range ex.overlays {
+		p["podCIDR"] = fmt.Sprintf("10.216.%d.0/24", i+1)
+		p["clusterCIDR"] = "10.216.0.0/16"
+		p["peersFile"] = filepath.Join(ex.dir, "peers.json")
+		if ipam, ok := p["ipam"].(map[string]any); ok {
+			ipam["dataDir"] = filepath.Join(ex.dir, fmt.Sprintf("ipam-%d", i))
+		}
+	}
+	out, err := json.Marshal(ex.top)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// on runs f on node i: inside the node's namespace for an overlay, else on the host.
+func (ex *example) on(i int, f func() error) error {
+	if ex.cluster == nil {
+		return f()
+	}
+	return ex.cluster.Nodes[i].Do(f)
+}
+
+// startCluster builds the overlay example's nodes and their shared peers file.
+func (ex *example) startCluster(t *testing.T) {
+	if len(ex.overlays) == 0 {
+		return
+	}
+	if typ, _ := ex.overlays[0]["type"].(string); typ == "ipip-overlay" {
+		harness.RequireKernelFeature(t, "ipip", harness.LinkKindAvailable(t, "ipip"))
+	}
+	ex.cluster = harness.NewCluster(t, harness.ClusterSpec{Local: 2})
+	ex.dir = t.TempDir()
+	var peers []map[string]string
+	for i, n := range ex.cluster.Nodes {
+		peers = append(peers, map[string]string{"nodeIP": n.Addr.Addr().String(), "podCIDR": fmt.Sprintf("10.216.%d.0/24", i+1)})
+		ex.dataDirs = append(ex.dataDirs, filepath.Join(ex.dir, fmt.Sprintf("ipam-%d", i)))
+	}
+	b, _ := json.Marshal(peers)
+	if err := os.WriteFile(filepath.Join(ex.dir, "peers.json"), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // rewrite gives the config a unique network name, and each plugin a unique bridge, a private
@@ -75,6 +143,10 @@ func rewrite(t *testing.T, file string, raw []byte, seq *subnetSeq) *example {
 			plugin["bridge"] = br
 			ex.bridges = append(ex.bridges, br)
 		}
+		if typ, _ := plugin["type"].(string); overlayPlugins[typ] {
+			ex.overlays = append(ex.overlays, plugin)
+			continue // confFor gives it per-node subnets and stores
+		}
 		if ipam, ok := plugin["ipam"].(map[string]any); ok {
 			ex.rewriteIPAM(t, fmt.Sprintf("plugins[%d].ipam", i), ipam, seq)
 		}
@@ -84,6 +156,7 @@ func rewrite(t *testing.T, file string, raw []byte, seq *subnetSeq) *example {
 		t.Fatal(err)
 	}
 	ex.conf = out
+	ex.top = top
 	return ex
 }
 
@@ -161,6 +234,8 @@ func (ex *example) leases(t *testing.T) []string {
 type pod struct {
 	ns          harness.NetNS
 	containerID string
+	node        int    // the node it runs on (overlay examples)
+	conf        []byte // its node's config
 	result      *current.Result
 }
 
@@ -220,14 +295,20 @@ func runExample(t *testing.T, ex *example) {
 			}
 		})
 	}
+	ex.startCluster(t)
 	rt := harness.NewRuntime(t)
-	pods := []*pod{{ns: harness.NewNetNS(t, "exa"), containerID: "ctr-a"}, {ns: harness.NewNetNS(t, "exb"), containerID: "ctr-b"}}
+	pods := []*pod{{ns: harness.NewNetNS(t, "exa"), containerID: "ctr-a"}, {ns: harness.NewNetNS(t, "exb"), containerID: "ctr-b", node: ex.nodes() - 1}}
 	for _, p := range pods {
-		r, err := rt.Add(t, ex.conf, p.containerID, p.ns.Path, "eth0", nil)
+		p.conf = ex.confFor(t, p.node)
+		var r types.Result
+		err := ex.on(p.node, func() (err error) {
+			r, err = rt.Add(t, p.conf, p.containerID, p.ns.Path, "eth0", nil)
+			return err
+		})
 		if err != nil {
-			t.Fatalf("ADD %s: %v\nconfig: %s", p.containerID, err, ex.conf)
+			t.Fatalf("ADD %s: %v\nconfig: %s", p.containerID, err, p.conf)
 		}
-		t.Cleanup(func() { _ = rt.Del(t, ex.conf, p.containerID, p.ns.Path, "eth0", nil) })
+		t.Cleanup(func() { _ = ex.on(p.node, func() error { return rt.Del(t, p.conf, p.containerID, p.ns.Path, "eth0", nil) }) })
 		if r.Version() != ex.version {
 			t.Errorf("ADD %s: result version %s, want the config's %s", p.containerID, r.Version(), ex.version)
 		}
@@ -244,25 +325,28 @@ func runExample(t *testing.T, ex *example) {
 	atLeast := func(v string) bool { ok, _ := version.GreaterThanOrEqualTo(ex.version, v); return ok }
 	if atLeast("0.4.0") {
 		for _, p := range pods {
-			if err := rt.Check(t, ex.conf, p.containerID, p.ns.Path, "eth0", nil); err != nil {
+			if err := ex.on(p.node, func() error { return rt.Check(t, p.conf, p.containerID, p.ns.Path, "eth0", nil) }); err != nil {
 				t.Errorf("CHECK %s: %v", p.containerID, err)
 			}
 		}
 	}
 	if atLeast("1.1.0") {
-		if err := rt.Status(t, ex.conf); err != nil {
-			t.Errorf("STATUS: %v", err)
-		}
 		valid := []types.GCAttachment{{ContainerID: "ctr-a", IfName: "eth0"}, {ContainerID: "ctr-b", IfName: "eth0"}}
-		if err := rt.GC(t, ex.conf, valid); err != nil {
-			t.Errorf("GC with both pods valid: %v", err)
+		for i := range ex.nodes() {
+			conf := ex.confFor(t, i)
+			if err := ex.on(i, func() error { return rt.Status(t, conf) }); err != nil {
+				t.Errorf("STATUS: %v", err)
+			}
+			if err := ex.on(i, func() error { return rt.GC(t, conf, valid) }); err != nil {
+				t.Errorf("GC with both pods valid: %v", err)
+			}
 		}
 		requireTraffic(t, pods) // GC of live pods must not touch them
 	}
 
 	for _, p := range pods {
 		for i := range 2 {
-			if err := rt.Del(t, ex.conf, p.containerID, p.ns.Path, "eth0", nil); err != nil {
+			if err := ex.on(p.node, func() error { return rt.Del(t, p.conf, p.containerID, p.ns.Path, "eth0", nil) }); err != nil {
 				t.Errorf("DEL #%d %s: %v", i+1, p.containerID, err)
 			}
 		}

@@ -22,3 +22,14 @@ func RequireKernelFeature(t testing.TB, feature string, available bool) {
 	}
 	t.Skipf("this kernel lacks %s: the test runs in the VM lane (make test-vm)", feature)
 }
+
+// LinkKindAvailable reports whether this kernel can make a link of kind (e.g. "ipip", "vxlan") that
+// needs no parent: it tries `ip link add ... type kind` in a throwaway namespace, which also loads the
+// module where modules load on demand.
+func LinkKindAvailable(t testing.TB, kind string) bool {
+	t.Helper()
+	n := NewNetNS(t, "probe")
+	defer n.Delete(t)
+	_, err := n.Exec("ip", "link", "add", "nlprobe0", "type", kind)
+	return err == nil
+}
