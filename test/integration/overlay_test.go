@@ -3,10 +3,12 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/netloom/netloom/test/harness"
@@ -234,5 +236,51 @@ func TestOverlayStatusAndGC(t *testing.T) {
 	err := n0.Do(func() error { return o.rt.Status(t, o.conflist(0)) })
 	if err == nil || !strings.Contains(err.Error(), "down") {
 		t.Errorf("STATUS with the underlay down: %v, want code 50 saying it is down", err)
+	}
+}
+
+// TestOverlayConcurrentAdds: 16 pods added at once on one node (the first ADDs race to create the tunnel
+// and program the peers) all succeed with distinct addresses and reach a pod on the other node; then
+// all are deleted at once and nothing of theirs is left.
+func TestOverlayConcurrentAdds(t *testing.T) {
+	harness.RequireRoot(t)
+	t.Parallel()
+	const n = 16
+	c := harness.NewCluster(t, harness.ClusterSpec{Local: 2})
+	o := newOverlayNet(t, c, "vxlan-overlay", map[string]any{"vni": 42})
+	o.writePeers(0, 1)
+	far := o.addPod(t, 1)
+	pods := make([]*overlayPod, n)
+	var wg sync.WaitGroup
+	for i := range pods {
+		wg.Go(func() { pods[i] = o.addPod(t, 0) })
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	seen := map[netip.Addr]bool{}
+	for _, p := range pods {
+		if seen[p.ip] {
+			t.Errorf("address %s handed out twice", p.ip)
+		}
+		seen[p.ip] = true
+		if err := harness.Ping(t, p.NetNS, far.ip.String()); err != nil {
+			t.Errorf("pod %s -> %s: %v", p.ip, far.ip, err)
+		}
+	}
+	for _, p := range pods {
+		wg.Go(func() { o.delPod(t, p) })
+	}
+	wg.Wait()
+	if v := hostVeths(t, c.Nodes[0]); len(v) != 0 {
+		t.Errorf("host veths left: %v", v)
+	}
+	if l := harness.Leases(t, o.dataDir(0), o.name); len(l) != 0 {
+		t.Errorf("leases left: %v", l)
+	}
+	routes, neigh, fdb := nodeState(t, c.Nodes[0], vxlanDevice)
+	if strings.Count(routes, "\n") != 1 || strings.Count(neigh, "\n") != 1 || strings.Count(fdb, "\n") != 1 {
+		t.Errorf("peer state after concurrent ADDs is not exactly one peer's:\n%s%s%s", routes, neigh, fdb)
 	}
 }
