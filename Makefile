@@ -47,7 +47,7 @@ help:
 	@echo "make test-integration tests under ./test/ against bin/"
 	@echo "make test-vm          the tests needing ipvlan, ipip, ... in a qemu VM (test/vm/run; VM_TESTS=regexp)"
 	@echo "make bench            netloom vs the reference plugins in one run (BENCH=regexp BENCHTIME=20x)"
-	@echo "make demo             two pods on a bridge, ping, teardown (test/demo/demo.sh)"
+	@echo "make demo             two pods on a bridge, then two nodes over VXLAN: ping, teardown (test/demo/)"
 	@echo "make lint             gofmt, go vet, staticcheck"
 	@echo "make install          copy bin/* to \$$(DESTDIR)$(CNI_BIN_DIR)"
 	@echo "make clean            remove bin/"
@@ -125,6 +125,7 @@ bench: deps build
 .PHONY: demo
 demo: deps build
 	NETLOOM_BIN=$(BIN) bash test/demo/demo.sh
+	NETLOOM_BIN=$(BIN) bash test/demo/overlay.sh
 
 .PHONY: lint
 # staticcheck is installed at the pinned version every time (a no-op build when it is cached), so a
