@@ -70,6 +70,8 @@ func TunnelMismatch(l netlink.Link, s TunnelSpec) string {
 			return fmt.Sprintf("its underlay device is ifindex %d, not %d", t.VtepDevIndex, s.Underlay)
 		case t.Learning:
 			return "it learns source MACs"
+		case t.FlowBased:
+			return "it is a flow-based (external) device"
 		case t.Group != nil && !t.Group.IsUnspecified():
 			return fmt.Sprintf("it floods to %v", t.Group)
 		}
@@ -81,6 +83,8 @@ func TunnelMismatch(l netlink.Link, s TunnelSpec) string {
 			return fmt.Sprintf("it is a point-to-point tunnel to %v", t.Remote)
 		case t.Link != uint32(s.Underlay):
 			return fmt.Sprintf("its underlay device is ifindex %d, not %d", t.Link, s.Underlay)
+		case t.FlowBased:
+			return "it is a flow-based (external) device"
 		}
 	}
 	return ""

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -327,7 +328,7 @@ func podAddresses(res *current.Result, podCIDR netip.Prefix) ([]netip.Addr, []ne
 	}
 	var extra []netip.Prefix
 	for _, r := range res.Routes {
-		if p, ok := addr.FromIPNet(r.Dst); ok && p.Bits() != 0 {
+		if p, ok := addr.FromIPNet(r.Dst); ok && p.Bits() != 0 && !slices.Contains(extra, p.Masked()) {
 			extra = append(extra, p.Masked())
 		}
 	}

@@ -165,7 +165,7 @@ func (n *NetConf) validate() error {
 	if n.peers, err = parsePeers("peers", n.Peers); err != nil {
 		return err
 	}
-	return checkPeerSet("peers", n.peers, n.podCIDR, n.clusterCIDR)
+	return checkPeerSet(n.peers, func(i int) string { return fmt.Sprintf("peers[%d]", i) }, n.podCIDR, n.clusterCIDR)
 }
 
 func (n *NetConf) validateKindKeys() error {

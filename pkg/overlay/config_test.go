@@ -2,6 +2,9 @@ package overlay
 
 import (
 	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -230,5 +233,147 @@ func TestParseVNIBoundaries(t *testing.T) {
 		if err != nil && (conf.Code(err) != conf.CodeInvalidConfig || !strings.Contains(err.Error(), "vni")) {
 			t.Errorf("vni %s: %v (code %d), want code 7 naming vni", vni, err, conf.Code(err))
 		}
+	}
+}
+
+// writeFile writes data to name under dir and returns its path.
+func writeFile(t *testing.T, dir, name, data string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestReadPeersFile(t *testing.T) {
+	dir := t.TempDir()
+	good := writeFile(t, dir, "peers.json", `[{"nodeIP":"192.168.1.11","podCIDR":"10.244.2.0/24","vtepMAC":"0a:00:00:00:00:02"}]`)
+	link := filepath.Join(dir, "link.json")
+	if err := os.Symlink(good, link); err != nil {
+		t.Fatal(err)
+	}
+	// One byte over the limit is refused before it is parsed (a sparse file: no 16 MiB written).
+	over := filepath.Join(dir, "over.json")
+	if f, err := os.Create(over); err != nil {
+		t.Fatal(err)
+	} else if err := f.Truncate(maxPeersFile + 1); err != nil {
+		t.Fatal(err)
+	} else {
+		f.Close()
+	}
+
+	list, err := readPeersFile(good)
+	if err != nil || len(list) != 1 || list[0] != (PeerConf{NodeIP: "192.168.1.11", PodCIDR: "10.244.2.0/24", VTEPMAC: "0a:00:00:00:00:02"}) {
+		t.Errorf("readPeersFile(good) = %v, %v", list, err)
+	}
+	if list, err := readPeersFile(writeFile(t, dir, "empty-list.json", `[]`)); err != nil || len(list) != 0 {
+		t.Errorf("readPeersFile([]) = %v, %v", list, err)
+	}
+
+	for _, tc := range []struct {
+		name   string
+		path   string
+		code   uint
+		substr string
+	}{
+		{"symlink", link, conf.CodeInvalidConfig, "symbolic link"},
+		{"missing", filepath.Join(dir, "nope.json"), conf.CodeInvalidConfig, "cannot read"},
+		{"over the limit", over, conf.CodeInvalidConfig, "larger than"},
+		{"not JSON", writeFile(t, dir, "bad.json", `[{"nodeIP":`), conf.CodeInvalidConfig, "not a JSON list"},
+		{"object, not list", writeFile(t, dir, "obj.json", `{"nodeIP":"192.168.1.11"}`), conf.CodeInvalidConfig, "not a JSON list"},
+		{"wrong type", writeFile(t, dir, "type.json", `[{"nodeIP":11}]`), conf.CodeInvalidConfig, "not a JSON list"},
+		{"empty file", writeFile(t, dir, "empty.json", ``), conf.CodeInvalidConfig, "not a JSON list"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := readPeersFile(tc.path)
+			if conf.Code(err) != tc.code || !strings.HasPrefix(err.Error(), "peersFile:") || !strings.Contains(err.Error(), tc.substr) {
+				t.Errorf("readPeersFile = %v (code %d), want code %d naming peersFile and %q", err, conf.Code(err), tc.code, tc.substr)
+			}
+		})
+	}
+}
+
+func TestCollectPeers(t *testing.T) {
+	dir := t.TempDir()
+	const inline = `,"clusterCIDR":"10.244.0.0/16","peers":[{"nodeIP":"192.168.1.11","podCIDR":"10.244.2.0/24"}]`
+	for _, tc := range []struct {
+		name   string
+		extra  string // appended to the vxlan configuration (peersFile is added when file is set)
+		file   string // peers file contents; "" for none
+		node   string // this node's underlay address
+		want   []string
+		field  string // error: code 7 whose message starts with this
+		substr string
+	}{
+		{name: "inline only", extra: inline, node: "192.168.1.10", want: []string{"192.168.1.11 (pods 10.244.2.0/24)"}},
+		{name: "inline and file, self skipped", extra: inline, node: "192.168.1.10",
+			file: `[{"nodeIP":"192.168.1.10","podCIDR":"10.244.1.0/24"},{"nodeIP":"192.168.1.12","podCIDR":"10.244.3.0/24","vtepMAC":"0a:00:00:00:00:03"}]`,
+			want: []string{"192.168.1.11 (pods 10.244.2.0/24)", "192.168.1.12 (pods 10.244.3.0/24)"}},
+		{name: "empty file", extra: inline, node: "192.168.1.10", file: `[]`, want: []string{"192.168.1.11 (pods 10.244.2.0/24)"}},
+		{name: "inline peer is this node", extra: inline, node: "192.168.1.11", field: "peers[0].nodeIP", substr: "own address"},
+		{name: "file lists this node with another podCIDR", extra: inline, node: "192.168.1.10",
+			file: `[{"nodeIP":"192.168.1.10","podCIDR":"10.244.9.0/24"}]`, field: "peersFile", substr: "10.244.9.0/24"},
+		{name: "file bad nodeIP", extra: inline, node: "192.168.1.10",
+			file: `[{"nodeIP":"x","podCIDR":"10.244.3.0/24"}]`, field: "peersFile /", substr: "peers.json[0].nodeIP"},
+		{name: "file bad vtepMAC", extra: inline, node: "192.168.1.10",
+			file: `[{"nodeIP":"192.168.1.12","podCIDR":"10.244.3.0/24","vtepMAC":"01:00:00:00:00:01"}]`, field: "peersFile /", substr: "peers.json[0].vtepMAC"},
+		{name: "file repeats an inline node", extra: inline, node: "192.168.1.10",
+			file: `[{"nodeIP":"192.168.1.11","podCIDR":"10.244.3.0/24"}]`, field: "peersFile /", substr: "entry 0.nodeIP: 192.168.1.11 is listed twice (also as peers[0])"},
+		{name: "file overlaps an inline pod CIDR", extra: inline, node: "192.168.1.10",
+			file: `[{"nodeIP":"192.168.1.12","podCIDR":"10.244.2.128/25"}]`, field: "peersFile /", substr: "entry 0.podCIDR: 10.244.2.128/25 (node 192.168.1.12) overlaps 10.244.2.0/24 of peers[0]"},
+		{name: "file overlaps ours", extra: inline, node: "192.168.1.10",
+			file: `[{"nodeIP":"192.168.1.12","podCIDR":"10.244.1.0/25"}]`, field: "peersFile /", substr: "this node's podCIDR"},
+		{name: "file outside clusterCIDR", extra: inline, node: "192.168.1.10",
+			file: `[{"nodeIP":"192.168.1.12","podCIDR":"10.245.3.0/24"}]`, field: "peersFile /", substr: "clusterCIDR"},
+		{name: "file pod family mismatch", extra: inline, node: "192.168.1.10",
+			file: `[{"nodeIP":"192.168.1.12","podCIDR":"fd00::/64"}]`, field: "peersFile /", substr: "family"},
+		{name: "file node family differs from the underlay", extra: inline, node: "192.168.1.10",
+			file: `[{"nodeIP":"2001:db8::12","podCIDR":"10.244.3.0/24"}]`, field: "peersFile /", substr: "entry 0.nodeIP: 2001:db8::12 is not of the same IP family"},
+		{name: "file peer takes an inline peer's VTEP MAC", extra: inline, node: "192.168.1.10",
+			file: `[{"nodeIP":"192.168.1.12","podCIDR":"10.244.3.0/24","vtepMAC":"0e:4c:c0:a8:01:0b"}]`, field: "peersFile /", substr: "entry 0.vtepMAC: 0e:4c:c0:a8:01:0b (node 192.168.1.12) is also the VTEP MAC of peers[0]"},
+		{name: "file is a directory", extra: inline, node: "192.168.1.10", file: "directory", field: "peersFile", substr: "not a regular file"},
+		{name: "file is a symlink", extra: inline, node: "192.168.1.10", file: "symlink", field: "peersFile", substr: "symbolic link"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			extra := tc.extra
+			if tc.file != "" {
+				p := filepath.Join(t.TempDir(), "peers.json")
+				if tc.file == "symlink" {
+					if err := os.Symlink(writeFile(t, dir, "real.json", "[]"), p); err != nil {
+						t.Fatal(err)
+					}
+				} else if tc.file == "directory" {
+					if err := os.Mkdir(p, 0o700); err != nil {
+						t.Fatal(err)
+					}
+				} else if err := os.WriteFile(p, []byte(tc.file), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				extra += `,"peersFile":"` + p + `"`
+			}
+			n, err := Parse(VXLAN, []byte(vx(extra)))
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			nw := &Network{Conf: n, NodeIP: netip.MustParseAddr(tc.node)}
+			peers, err := nw.collectPeers()
+			if tc.field != "" {
+				if conf.Code(err) != conf.CodeInvalidConfig || !strings.HasPrefix(err.Error(), tc.field) || !strings.Contains(err.Error(), tc.substr) {
+					t.Fatalf("collectPeers = %v (code %d), want code 7 starting %q, naming %q", err, conf.Code(err), tc.field, tc.substr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, p := range peers {
+				got = append(got, p.String())
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("peers = %q, want %q", got, tc.want)
+			}
+		})
 	}
 }

@@ -137,43 +137,66 @@ func (nw *Network) settleMTU() error {
 
 // collectPeers joins "peers" and the peers file. The file may list this node itself (one file can then
 // serve every node): that entry is skipped when its podCIDR is this node's, and an error otherwise.
+// Errors name where the offending entry came from: peers[i], or the file and the entry's index in it.
 func (nw *Network) collectPeers() ([]Peer, error) {
 	n := nw.Conf
-	for i, p := range n.peers {
-		if p.NodeIP == nw.NodeIP {
-			return nil, conf.Invalid(fmt.Sprintf("peers[%d].nodeIP", i), "%s is this node's own address; list only the other nodes", p.NodeIP)
-		}
-	}
 	peers := slices.Clone(n.peers)
-	if n.PeersFile == "" {
-		return peers, nil
-	}
-	list, err := readPeersFile(n.PeersFile)
-	if err != nil {
-		return nil, err
-	}
-	fromFile, err := parsePeers("peersFile "+n.PeersFile, list)
-	if err != nil {
-		return nil, err
-	}
-	for i, p := range fromFile {
-		if p.NodeIP != nw.NodeIP {
-			peers = append(peers, p)
-			continue
-		}
-		if p.PodCIDR != n.podCIDR {
-			return nil, conf.Invalid("peersFile", "%q entry %d lists this node (%s) with podCIDR %s, but this network's podCIDR is %s", n.PeersFile, i, p.NodeIP, p.PodCIDR, n.podCIDR)
+	var labels []string
+	for i, p := range n.peers {
+		labels = append(labels, fmt.Sprintf("peers[%d]", i))
+		if p.NodeIP == nw.NodeIP {
+			return nil, conf.Invalid(labels[i]+".nodeIP", "%s is this node's own address; list only the other nodes", p.NodeIP)
 		}
 	}
-	if err := checkPeerSet("peers and peersFile", peers, n.podCIDR, n.clusterCIDR); err != nil {
-		return nil, err
+	if n.PeersFile != "" {
+		list, err := readPeersFile(n.PeersFile)
+		if err != nil {
+			return nil, err
+		}
+		fromFile, err := parsePeers("peersFile "+n.PeersFile, list)
+		if err != nil {
+			return nil, err
+		}
+		for i, p := range fromFile {
+			if p.NodeIP != nw.NodeIP {
+				peers = append(peers, p)
+				labels = append(labels, fmt.Sprintf("peersFile %s entry %d", n.PeersFile, i))
+				continue
+			}
+			if p.PodCIDR != n.podCIDR {
+				return nil, conf.Invalid("peersFile", "%q entry %d lists this node (%s) with podCIDR %s, but this network's podCIDR is %s", n.PeersFile, i, p.NodeIP, p.PodCIDR, n.podCIDR)
+			}
+		}
+		if err := checkPeerSet(peers, func(i int) string { return labels[i] }, n.podCIDR, n.clusterCIDR); err != nil {
+			return nil, err
+		}
 	}
 	for i, p := range peers {
 		if p.NodeIP.Is4() != nw.NodeIP.Is4() {
-			return nil, conf.Invalid("peers", "entry %d: node %s is not of the same IP family as this node's underlay address %s", i, p.NodeIP, nw.NodeIP)
+			return nil, conf.Invalid(labels[i]+".nodeIP", "%s is not of the same IP family as this node's underlay address %s", p.NodeIP, nw.NodeIP)
 		}
 	}
+	if n.kind.Tunnel == link.KindVXLAN {
+		return peers, nw.checkVTEPMACs(peers, labels)
+	}
 	return peers, nil
+}
+
+// checkVTEPMACs refuses two VXLAN nodes with one VTEP MAC: the FDB maps a MAC to one node, so traffic
+// for both would go to the last, and every reconcile would flip the entry.
+func (nw *Network) checkVTEPMACs(peers []Peer, labels []string) error {
+	owner := map[string]string{nw.VTEPMAC.String(): "this node"}
+	for i, p := range peers {
+		mac := p.VTEPMAC
+		if mac == nil {
+			mac = VTEPMAC(p.NodeIP)
+		}
+		if other, dup := owner[mac.String()]; dup {
+			return conf.Invalid(labels[i]+".vtepMAC", "%s (node %s) is also the VTEP MAC of %s; every node needs its own", mac, p.NodeIP, other)
+		}
+		owner[mac.String()] = fmt.Sprintf("%s (node %s)", labels[i], p.NodeIP)
+	}
+	return nil
 }
 
 // VTEPMAC derives a node's VTEP MAC from its underlay address, so nodes need not exchange MACs: a locally

@@ -51,12 +51,12 @@ func parsePeers(field string, in []PeerConf) ([]Peer, error) {
 
 // checkPeerSet refuses a peer list that cannot be routed: two entries for one node, pod CIDRs that
 // overlap each other or this node's, a pod CIDR outside the cluster CIDR.
-func checkPeerSet(field string, peers []Peer, own, cluster netip.Prefix) error {
+func checkPeerSet(peers []Peer, label func(i int) string, own, cluster netip.Prefix) error {
 	byNode := map[netip.Addr]int{}
 	for i, p := range peers {
-		f := fmt.Sprintf("%s[%d]", field, i)
+		f := label(i)
 		if j, dup := byNode[p.NodeIP]; dup {
-			return conf.Invalid(f+".nodeIP", "%s is listed twice (entries %d and %d); give each node once", p.NodeIP, j, i)
+			return conf.Invalid(f+".nodeIP", "%s is listed twice (also as %s); give each node once", p.NodeIP, label(j))
 		}
 		byNode[p.NodeIP] = i
 		if p.PodCIDR.Addr().Is4() != own.Addr().Is4() {
@@ -70,7 +70,7 @@ func checkPeerSet(field string, peers []Peer, own, cluster netip.Prefix) error {
 		}
 		for j, q := range peers[:i] {
 			if p.PodCIDR.Overlaps(q.PodCIDR) {
-				return conf.Invalid(f+".podCIDR", "%s (node %s) overlaps %s of entry %d (node %s); every node needs its own pod CIDR", p.PodCIDR, p.NodeIP, q.PodCIDR, j, q.NodeIP)
+				return conf.Invalid(f+".podCIDR", "%s (node %s) overlaps %s of %s (node %s); every node needs its own pod CIDR", p.PodCIDR, p.NodeIP, q.PodCIDR, label(j), q.NodeIP)
 			}
 		}
 	}
@@ -81,7 +81,8 @@ func checkPeerSet(field string, peers []Peer, own, cluster netip.Prefix) error {
 // It is read on every call, so the file is how a node learns of joins and departures. The file is
 // opened without following a symlink in its last component.
 func readPeersFile(path string) ([]PeerConf, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	// O_NONBLOCK: a FIFO planted at the path must not hang the plugin; it is refused below.
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if err != nil {
 		if errors.Is(err, unix.ELOOP) {
 			return nil, conf.Invalid("peersFile", "%q is a symbolic link; give the file's real path", path)
@@ -89,6 +90,9 @@ func readPeersFile(path string) ([]PeerConf, error) {
 		return nil, conf.Invalid("peersFile", "cannot read %q: %v", path, err)
 	}
 	defer f.Close()
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		return nil, conf.Invalid("peersFile", "%q is not a regular file", path)
+	}
 	data, err := io.ReadAll(io.LimitReader(f, maxPeersFile+1))
 	if err != nil {
 		return nil, conf.IOFailure("peersFile %q: %v", path, err)
