@@ -81,8 +81,10 @@ func TunnelMismatch(l netlink.Link, s TunnelSpec) string {
 			return fmt.Sprintf("its local address is %v, not %s", t.Local, s.Local)
 		case t.Remote != nil && !t.Remote.IsUnspecified():
 			return fmt.Sprintf("it is a point-to-point tunnel to %v", t.Remote)
-		case t.Link != uint32(s.Underlay):
-			return fmt.Sprintf("its underlay device is ifindex %d, not %d", t.Link, s.Underlay)
+		case t.ParentIndex != s.Underlay:
+			// The kernel reports the tunnel's underlay as IFLA_LINK (ParentIndex); netlink does not decode
+			// IFLA_IPTUN_LINK into Link when listing.
+			return fmt.Sprintf("its underlay device is ifindex %d, not %d", t.ParentIndex, s.Underlay)
 		case t.FlowBased:
 			return "it is a flow-based (external) device"
 		}

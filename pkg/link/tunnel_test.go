@@ -26,8 +26,8 @@ func TestTunnelMismatch(t *testing.T) {
 	}
 	ipt := func(f func(*netlink.Iptun)) netlink.Link {
 		a := netlink.NewLinkAttrs()
-		a.Name, a.MTU = "nlipip", 1480
-		l := &netlink.Iptun{LinkAttrs: a, Local: net.ParseIP("10.77.1.11").To4(), Link: 7, Ttl: 64, PMtuDisc: 1}
+		a.Name, a.MTU, a.ParentIndex = "nlipip", 1480, 7 // the kernel reports the underlay as IFLA_LINK
+		l := &netlink.Iptun{LinkAttrs: a, Local: net.ParseIP("10.77.1.11").To4(), Ttl: 64, PMtuDisc: 1}
 		if f != nil {
 			f(l)
 		}
@@ -60,7 +60,7 @@ func TestTunnelMismatch(t *testing.T) {
 		{"ipip wrong local", ipt(func(l *netlink.Iptun) { l.Local = net.ParseIP("10.77.1.12") }), ipSpec, "its local address is 10.77.1.12, not 10.77.1.11"},
 		{"ipip remote set", ipt(func(l *netlink.Iptun) { l.Remote = net.ParseIP("10.77.1.12") }), ipSpec, "it is a point-to-point tunnel to 10.77.1.12"},
 		{"ipip flow-based", ipt(func(l *netlink.Iptun) { l.FlowBased = true }), ipSpec, "it is a flow-based (external) device"},
-		{"ipip wrong underlay", ipt(func(l *netlink.Iptun) { l.Link = 0 }), ipSpec, "its underlay device is ifindex 0, not 7"},
+		{"ipip wrong underlay", ipt(func(l *netlink.Iptun) { l.ParentIndex = 0 }), ipSpec, "its underlay device is ifindex 0, not 7"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := TunnelMismatch(tc.link, tc.spec)
@@ -82,6 +82,9 @@ func TestTunnelSpecLink(t *testing.T) {
 		{Kind: KindIPIP, Name: "nlipip", Local: netip.MustParseAddr("10.77.1.11"), Underlay: 4, MTU: 1480},
 	} {
 		l := s.link()
+		if ip, ok := l.(*netlink.Iptun); ok {
+			ip.ParentIndex = int(ip.Link) // as the kernel reports the device it made: IFLA_LINK
+		}
 		if why := TunnelMismatch(l, s); why != "" {
 			t.Errorf("%s %s: the link it creates mismatches: %s", s.Kind, s.Local, why)
 		}

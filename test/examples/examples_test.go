@@ -102,7 +102,7 @@ func (ex *example) startCluster(t *testing.T) {
 		return
 	}
 	if typ, _ := ex.overlays[0]["type"].(string); typ == "ipip-overlay" {
-		harness.RequireKernelFeature(t, "ipip", harness.LinkKindAvailable(t, "ipip"))
+		harness.RequireKernelFeature(t, "ipip", harness.LinkKindAvailable(t, "ipip", "local", "192.0.2.1"))
 	}
 	ex.cluster = harness.NewCluster(t, harness.ClusterSpec{Local: 2})
 	ex.dir = t.TempDir()
@@ -308,7 +308,9 @@ func runExample(t *testing.T, ex *example) {
 		if err != nil {
 			t.Fatalf("ADD %s: %v\nconfig: %s", p.containerID, err, p.conf)
 		}
-		t.Cleanup(func() { _ = ex.on(p.node, func() error { return rt.Del(t, p.conf, p.containerID, p.ns.Path, "eth0", nil) }) })
+		t.Cleanup(func() {
+			_ = ex.on(p.node, func() error { return rt.Del(t, p.conf, p.containerID, p.ns.Path, "eth0", nil) })
+		})
 		if r.Version() != ex.version {
 			t.Errorf("ADD %s: result version %s, want the config's %s", p.containerID, r.Version(), ex.version)
 		}

@@ -24,12 +24,14 @@ func RequireKernelFeature(t testing.TB, feature string, available bool) {
 }
 
 // LinkKindAvailable reports whether this kernel can make a link of kind (e.g. "ipip", "vxlan") that
-// needs no parent: it tries `ip link add ... type kind` in a throwaway namespace, which also loads the
-// module where modules load on demand.
-func LinkKindAvailable(t testing.TB, kind string) bool {
+// needs no parent: it tries `ip link add nlprobe0 type KIND ARGS...` in a throwaway namespace, which also
+// loads the module where modules load on demand. Give ARGS that make the link differ from a kind's
+// fallback device: a bare "ipip" is the module's own tunl0 and fails with "File exists", so probe ipip
+// with "local", "192.0.2.1".
+func LinkKindAvailable(t testing.TB, kind string, args ...string) bool {
 	t.Helper()
 	n := NewNetNS(t, "probe")
 	defer n.Delete(t)
-	_, err := n.Exec("ip", "link", "add", "nlprobe0", "type", kind)
+	_, err := n.Exec(append([]string{"ip", "link", "add", "nlprobe0", "type", kind}, args...)...)
 	return err == nil
 }
