@@ -127,15 +127,6 @@ func overlayFlow(b *testing.B, s overlayScenario, c *harness.Cluster) flow {
 	return flow{server: pods[1], client: pods[0], addr: ips[1].String()}
 }
 
-// ipipAvailable tells whether the kernel makes ipip links, by making one in a namespace of its own.
-func ipipAvailable(b *testing.B) bool {
-	b.Helper()
-	n := harness.NewNetNS(b, "bipip")
-	defer n.Delete(b)
-	_, err := n.Exec("ip", "link", "add", "probe", "type", "ipip", "local", "192.0.2.1")
-	return err == nil
-}
-
 func mean(xs []float64) float64 {
 	var sum float64
 	for _, x := range xs {
@@ -151,12 +142,8 @@ func mean(xs []float64) float64 {
 //	go test ./test/bench -run '^$' -bench OverlayThroughput -benchtime 3x
 //
 // ipip-overlay needs the ipip module, which this machine's kernel lacks: it skips here and runs in the VM
-// lane with the other scenarios (the VM's figures compare only with each other), from the repository:
-//
-//	go build -o $PWD/.vmbin-bench/ ./plugins/... ./cmd/...
-//	go test -c -o $PWD/.vmbin-bench/bench.test ./test/bench/
-//	test/vm/run --timeout 900 -- env NETLOOM_BIN=$PWD/.vmbin-bench $PWD/.vmbin-bench/bench.test \
-//		-test.run '^$' -test.bench OverlayThroughput -test.benchtime 2x
+// lane, against the underlay measured in the same VM (the VM's figures compare only with each other).
+// `make bench-overlay` runs both.
 //
 // Each scenario reports Gbit/s (the mean of its measurements) and x-underlay, its ratio to the mean of
 // the underlay measured around it. On a noisy 2-core machine the underlay drifts within a run, so an
@@ -180,7 +167,7 @@ func BenchmarkOverlayThroughput(b *testing.B) {
 				log = append(log, fmt.Sprintf("%s: %.2f", s.name, samples))
 				return
 			}
-			if s.needIPIP && !ipipAvailable(b) {
+			if s.needIPIP && !harness.LinkKindAvailable(b, "ipip", "local", "192.0.2.1") {
 				if harness.InVM() {
 					b.Fatal("the VM's kernel lacks ipip")
 				}
