@@ -202,3 +202,28 @@ func peerAddr(s string) netip.Addr {
 	a, _ := netip.ParseAddr(strings.Trim(strings.TrimSpace(s), "[]"))
 	return a.Unmap()
 }
+
+// delAllLeavesNothing deletes every pod (twice: DEL is idempotent) and checks that no node keeps a host
+// veth, a lease or a route to a pod, while the tunnel device stays for the next pod.
+func (o *overlayNet) delAllLeavesNothing(t *testing.T, pods []*overlayPod, device string) {
+	t.Helper()
+	for _, p := range pods {
+		o.delPod(t, p)
+		o.delPod(t, p)
+	}
+	for i, n := range o.c.Nodes {
+		if v := hostVeths(t, n); len(v) != 0 {
+			t.Errorf("node %d: host veths left: %v", i, v)
+		}
+		if l := harness.Leases(t, o.dataDir(i), o.name); len(l) != 0 {
+			t.Errorf("node %d: leases left: %v", i, l)
+		}
+		// The pods' host routes are /32s (/128s) on their veths; the peers' routes (proto 78) stay.
+		if r := n.Run(t, "ip", "route", "show", "root", o.clusterCIDR()); strings.Contains(r, " dev nlo") {
+			t.Errorf("node %d: pod routes left:\n%s", i, r)
+		}
+		if _, err := n.Exec("ip", "link", "show", device); err != nil {
+			t.Errorf("node %d: DEL of the last pod removed the tunnel, which the next pod needs at once: %v", i, err)
+		}
+	}
+}

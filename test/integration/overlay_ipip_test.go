@@ -130,29 +130,7 @@ func TestVMIPIPOverlay(t *testing.T) {
 		}
 	})
 
-	t.Run("DEL leaves nothing", func(t *testing.T) {
-		for _, p := range pods {
-			o.delPod(t, p)
-			o.delPod(t, p) // idempotent
-		}
-		for i, n := range c.Nodes {
-			if v := hostVeths(t, n); len(v) != 0 {
-				t.Errorf("node %d: host veths left: %v", i, v)
-			}
-			if l := harness.Leases(t, o.dataDir(i), o.name); len(l) != 0 {
-				t.Errorf("node %d: leases left: %v", i, l)
-			}
-			// The pods' host routes are /32s on their veths; the peers' routes (proto 78) stay.
-			for _, line := range strings.Split(n.Run(t, "ip", "route", "show", "root", o.clusterCIDR()), "\n") {
-				if strings.Contains(line, " dev nlo") {
-					t.Errorf("node %d: pod route left: %s", i, line)
-				}
-			}
-			if _, err := n.Exec("ip", "link", "show", ipipDevice); err != nil {
-				t.Errorf("node %d: DEL of the last pod removed the tunnel, which the next pod needs at once: %v", i, err)
-			}
-		}
-	})
+	t.Run("DEL leaves nothing", func(t *testing.T) { o.delAllLeavesNothing(t, pods, ipipDevice) })
 }
 
 // TestVMIPIPOverlayCrossSubnet runs ipip-overlay in mode crossSubnet on two nodes of one segment and one

@@ -155,24 +155,5 @@ func TestOverlayVXLAN(t *testing.T) {
 		pingAll(t, pods)
 	})
 
-	t.Run("DEL leaves nothing", func(t *testing.T) {
-		for _, p := range pods {
-			o.delPod(t, p)
-			o.delPod(t, p) // idempotent
-		}
-		for i, n := range c.Nodes {
-			if v := hostVeths(t, n); len(v) != 0 {
-				t.Errorf("node %d: host veths left: %v", i, v)
-			}
-			if l := harness.Leases(t, o.dataDir(i), o.name); len(l) != 0 {
-				t.Errorf("node %d: leases left: %v", i, l)
-			}
-			if r := n.Run(t, "ip", "route", "show", "root", o.clusterCIDR()); strings.Contains(r, " dev nlo") {
-				t.Errorf("node %d: pod routes left:\n%s", i, r)
-			}
-			if _, err := n.Exec("ip", "link", "show", vxlanDevice); err != nil {
-				t.Errorf("node %d: DEL of the last pod removed the tunnel, which the next pod needs at once: %v", i, err)
-			}
-		}
-	})
+	t.Run("DEL leaves nothing", func(t *testing.T) { o.delAllLeavesNothing(t, pods, vxlanDevice) })
 }
