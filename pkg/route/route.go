@@ -34,6 +34,8 @@ type Route struct {
 const (
 	// ProtoOverlay marks the routes to peer nodes' pod CIDRs that vxlan-overlay and ipip-overlay keep.
 	ProtoOverlay netlink.RouteProtocol = 78
+	// ProtoBGP marks the routes netloomd installs from the best paths its BGP peers send.
+	ProtoBGP netlink.RouteProtocol = 79
 )
 
 func (r Route) String() string {
@@ -54,8 +56,12 @@ func (r Route) String() string {
 }
 
 func (r Route) netlink(l netlink.Link) *netlink.Route {
+	idx := 0 // no link: the kernel picks the one that reaches GW
+	if l != nil {
+		idx = l.Attrs().Index
+	}
 	nr := &netlink.Route{
-		LinkIndex: l.Attrs().Index,
+		LinkIndex: idx,
 		Dst:       addr.IPNet(r.Dst.Masked()),
 		Priority:  r.Priority,
 		Table:     r.Table,
@@ -82,9 +88,13 @@ func Add(l netlink.Link, r Route) error {
 	return nil
 }
 
-// Replace installs r through l, replacing any route to the same destination in the same table.
+// Replace installs r through l, replacing any route to the same destination in the same table. A nil l
+// lets the kernel pick the link that reaches r.GW.
 func Replace(l netlink.Link, r Route) error {
 	if err := netlink.RouteReplace(r.netlink(l)); err != nil {
+		if l == nil {
+			return fmt.Errorf("replace route %s: %w", r, err)
+		}
 		return fmt.Errorf("replace route %s dev %q: %w", r, l.Attrs().Name, err)
 	}
 	return nil

@@ -1,0 +1,255 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	api "github.com/osrg/gobgp/v3/api"
+	"github.com/osrg/gobgp/v3/pkg/server"
+	"golang.org/x/sys/unix"
+
+	"github.com/netloom/netloom/pkg/bgp"
+)
+
+// resyncEvery bounds how long a kernel route can stay wrong (removed by hand, say) without an event.
+const resyncEvery = 30 * time.Second
+
+// settle batches the burst of path events a session coming up or going down sends into one reconcile.
+const settle = 100 * time.Millisecond
+
+// Daemon is a running netloomd.
+type Daemon struct {
+	cfg *Config
+	log *slog.Logger
+	srv *server.BgpServer
+
+	cancel    context.CancelFunc
+	kick      chan struct{}
+	installed atomic.Int64 // routes in the kernel after the last reconcile
+	healthy   atomic.Bool
+	wg        sync.WaitGroup
+	http      *http.Server
+}
+
+// Start brings the speaker up: the API socket (0600), BGP, the neighbours, the originated prefixes, the
+// pods' recorded paths, the kernel route reconcile and the metrics endpoint. Stop undoes it.
+func Start(ctx context.Context, cfg *Config, log *slog.Logger) (*Daemon, error) {
+	d := &Daemon{cfg: cfg, log: log, kick: make(chan struct{}, 1)}
+	ctx, d.cancel = context.WithCancel(ctx)
+	if err := prepareSocket(cfg.API.Socket); err != nil {
+		return nil, err
+	}
+	// The gRPC server creates the socket from a goroutine of its own: the process umask keeps it (and
+	// every other file netloomd makes) private from the start.
+	unix.Umask(0o077)
+	d.srv = server.NewBgpServer(server.GrpcListenAddress("unix://"+cfg.API.Socket), server.LoggerOption(&gobgpLogger{log: log}))
+	go d.srv.Serve()
+	ok := false
+	defer func() {
+		if !ok {
+			d.cancel()
+			_ = d.srv.StopBgp(context.Background(), &api.StopBgpRequest{})
+		}
+	}()
+	b := cfg.BGP
+	if err := d.srv.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{
+		Asn: b.ASN, RouterId: b.RouterID, ListenPort: b.ListenPort, ListenAddresses: b.ListenAddresses,
+	}}); err != nil {
+		return nil, fmt.Errorf("start BGP: %w", err)
+	}
+	if err := d.watch(ctx); err != nil {
+		return nil, err
+	}
+	for _, n := range b.Neighbors {
+		if err := d.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: peer(n)}); err != nil {
+			return nil, fmt.Errorf("neighbour %s: %w", n.Address, err)
+		}
+	}
+	for _, p := range cfg.originate {
+		if err := d.announce(ctx, bgp.Announcement{Prefix: p}); err != nil {
+			return nil, fmt.Errorf("originate %s: %w", p, err)
+		}
+	}
+	d.restore(ctx)
+	if err := waitSocket(cfg.API.Socket, 5*time.Second); err != nil {
+		return nil, err
+	}
+	if cfg.Metrics.Listen != "" {
+		if err := d.serveHTTP(cfg.Metrics.Listen); err != nil {
+			return nil, err
+		}
+	}
+	d.wg.Add(1)
+	go d.reconcileLoop(ctx)
+	d.healthy.Store(true)
+	ok = true
+	log.Info("netloomd started", "asn", b.ASN, "routerID", b.RouterID, "neighbors", len(b.Neighbors),
+		"originate", b.Originate, "socket", cfg.API.Socket)
+	return d, nil
+}
+
+// Stop withdraws everything: BGP stops (peers see the session close and drop this node's paths), the
+// kernel routes netloomd installed are removed, the API socket and the metrics endpoint close.
+func (d *Daemon) Stop() error {
+	d.healthy.Store(false)
+	d.cancel()
+	var errs []error
+	if err := d.srv.StopBgp(context.Background(), &api.StopBgpRequest{}); err != nil {
+		errs = append(errs, fmt.Errorf("stop BGP: %w", err))
+	}
+	if d.http != nil {
+		_ = d.http.Close()
+	}
+	d.wg.Wait()
+	if d.cfg.installRoutes() {
+		n, err := removeAllRoutes()
+		if err != nil {
+			errs = append(errs, err)
+		}
+		d.log.Info("kernel routes withdrawn", "count", n)
+	}
+	if err := os.Remove(d.cfg.API.Socket); err != nil && !errors.Is(err, os.ErrNotExist) {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func peer(n Neighbor) *api.Peer {
+	p := &api.Peer{
+		Conf: &api.PeerConf{NeighborAddress: n.Address, PeerAsn: n.ASN, AuthPassword: n.Password},
+		Timers: &api.Timers{Config: &api.TimersConfig{
+			HoldTime: n.HoldTime, KeepaliveInterval: max(1, n.HoldTime/3), ConnectRetry: 1,
+		}},
+		Transport: &api.Transport{PassiveMode: n.Passive},
+		AfiSafis: []*api.AfiSafi{
+			{Config: &api.AfiSafiConfig{Family: bgp.Family(netip.MustParsePrefix("0.0.0.0/0")), Enabled: true}},
+			{Config: &api.AfiSafiConfig{Family: bgp.Family(netip.MustParsePrefix("::/0")), Enabled: true}},
+		},
+	}
+	if n.EBGPMultihop > 0 {
+		p.EbgpMultihop = &api.EbgpMultihop{Enabled: true, MultihopTtl: n.EBGPMultihop}
+	}
+	if n.RouteReflectorClient {
+		p.RouteReflector = &api.RouteReflector{RouteReflectorClient: true}
+	}
+	return p
+}
+
+func (d *Daemon) announce(ctx context.Context, a bgp.Announcement) error {
+	p, err := a.Path()
+	if err != nil {
+		return err
+	}
+	_, err = d.srv.AddPath(ctx, &api.AddPathRequest{TableType: api.TableType_GLOBAL, Path: p})
+	return err
+}
+
+// restore re-announces the paths bgp-route recorded for this speaker: they lived only in the previous
+// process's RIB.
+func (d *Daemon) restore(ctx context.Context) {
+	records, errs := bgp.AllNetworks(d.cfg.StateDir)
+	for _, err := range errs {
+		d.log.Warn("skipping a bgp-route record", "error", err)
+	}
+	n := 0
+	for _, r := range records {
+		if !d.isMe(r.Speaker) {
+			continue
+		}
+		for _, a := range r.Announcements {
+			if err := d.announce(ctx, a); err != nil {
+				d.log.Warn("re-announce", "prefix", a.Prefix, "container", r.ContainerID, "error", err)
+				continue
+			}
+			n++
+		}
+	}
+	if n > 0 {
+		d.log.Info("re-announced recorded pod paths", "count", n)
+	}
+}
+
+// isMe tells whether a record's speaker is this daemon's socket.
+func (d *Daemon) isMe(speaker string) bool {
+	return strings.TrimPrefix(speaker, "unix://") == d.cfg.API.Socket
+}
+
+// watch logs session changes and kicks a reconcile on every change of a best path or a session.
+func (d *Daemon) watch(ctx context.Context) error {
+	return d.srv.WatchEvent(ctx, &api.WatchEventRequest{
+		Peer:  &api.WatchEventRequest_Peer{},
+		Table: &api.WatchEventRequest_Table{Filters: []*api.WatchEventRequest_Table_Filter{{Type: api.WatchEventRequest_Table_Filter_BEST}}},
+	}, func(r *api.WatchEventResponse) {
+		if p := r.GetPeer(); p != nil && p.GetType() == api.WatchEventResponse_PeerEvent_STATE {
+			st := p.GetPeer().GetState()
+			d.log.Info("neighbour state", "neighbor", st.GetNeighborAddress(), "state", strings.ToLower(strings.TrimPrefix(st.GetSessionState().String(), "SESSION_STATE_")),
+				"reason", p.GetPeer().GetState().GetAdminState().String())
+		}
+		select {
+		case d.kick <- struct{}{}:
+		default:
+		}
+	})
+}
+
+func (d *Daemon) reconcileLoop(ctx context.Context) {
+	defer d.wg.Done()
+	t := time.NewTicker(resyncEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.kick:
+			time.Sleep(settle)
+		case <-t.C:
+		}
+		if !d.cfg.installRoutes() {
+			continue
+		}
+		if err := d.reconcile(ctx); err != nil && ctx.Err() == nil {
+			d.log.Warn("kernel routes", "error", err)
+		}
+	}
+}
+
+// prepareSocket makes the socket's directory (0700) and removes a socket a previous process left.
+func prepareSocket(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("api.socket: %w", err)
+	}
+	st, err := os.Lstat(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("api.socket: %w", err)
+	case st.Mode()&os.ModeSocket == 0:
+		return fmt.Errorf("api.socket: %s exists and is not a socket; remove it or choose another path", path)
+	}
+	return os.Remove(path)
+}
+
+// waitSocket waits for the gRPC server to create its socket, then makes sure it is 0600.
+func waitSocket(path string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		if st, err := os.Lstat(path); err == nil && st.Mode()&os.ModeSocket != 0 {
+			return os.Chmod(path, 0o600)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("api.socket: %s did not appear within %v", path, timeout)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
