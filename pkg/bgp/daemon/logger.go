@@ -26,8 +26,14 @@ func (l *gobgpLogger) emit(lvl slog.Level, msg string, fields gobgplog.Fields) {
 	l.log.Log(context.Background(), lvl, msg, attrs...)
 }
 
-func (l *gobgpLogger) Panic(msg string, f gobgplog.Fields) { l.emit(slog.LevelError, msg, f); panic(msg) }
-func (l *gobgpLogger) Fatal(msg string, f gobgplog.Fields) { l.emit(slog.LevelError, msg, f); os.Exit(1) }
+func (l *gobgpLogger) Panic(msg string, f gobgplog.Fields) {
+	l.emit(slog.LevelError, msg, f)
+	panic(msg)
+}
+func (l *gobgpLogger) Fatal(msg string, f gobgplog.Fields) {
+	l.emit(slog.LevelError, msg, f)
+	os.Exit(1)
+}
 func (l *gobgpLogger) Error(msg string, f gobgplog.Fields) { l.emit(slog.LevelError, msg, f) }
 func (l *gobgpLogger) Warn(msg string, f gobgplog.Fields)  { l.emit(slog.LevelWarn, msg, f) }
 func (l *gobgpLogger) Info(msg string, f gobgplog.Fields)  { l.emit(slog.LevelInfo, msg, f) }
