@@ -89,8 +89,9 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger) (*Daemon, error) 
 			return nil, err
 		}
 	}
-	d.wg.Add(1)
+	d.wg.Add(2)
 	go d.reconcileLoop(ctx)
+	go d.watchMD5(ctx)
 	d.healthy.Store(true)
 	ok = true
 	log.Info("netloomd started", "asn", b.ASN, "routerID", b.RouterID, "neighbors", len(b.Neighbors),
