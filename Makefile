@@ -28,8 +28,10 @@ CNITOOL_MODULE := github.com/containernetworking/cni/cnitool@v1.3.1
 STATICCHECK_MODULE := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 # command:Debian package for every program the tests and the demo run. `make deps` installs the package
-# only when the command is missing.
-SYSTEM_DEPS := ip:iproute2 ping:iputils-ping iptables:iptables nft:nftables sysctl:procps socat:socat conntrack:conntrack iperf3:iperf3
+# only when the command is missing. The BGP daemons (bird2, frr, gobgpd) are peers the tests start inside
+# network namespaces: while apt installs them a policy-rc.d (if the machine has none) keeps their
+# services from starting on the node itself.
+SYSTEM_DEPS := ip:iproute2 ping:iputils-ping iptables:iptables nft:nftables sysctl:procps socat:socat conntrack:conntrack iperf3:iperf3 bird:bird2 vtysh:frr gobgpd:gobgpd
 
 # Root tests must run, not skip, when root runs them (and always in CI): see harness.RequireRoot.
 IS_ROOT := $(shell [ "$$(id -u)" = 0 ] && echo 1)
@@ -73,6 +75,10 @@ deps-system:
 	fi; \
 	echo "installing:$$missing"; \
 	export DEBIAN_FRONTEND=noninteractive; \
+	policy=/usr/sbin/policy-rc.d; \
+	if [ ! -e "$$policy" ]; then \
+		printf '#!/bin/sh\nexit 101\n' >"$$policy"; chmod 755 "$$policy"; trap 'rm -f "$$policy"' EXIT; \
+	fi; \
 	apt-get -o DPkg::Lock::Timeout=300 update -qq; \
 	apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends $$missing
 

@@ -43,6 +43,10 @@ func OpenStore(stateDir, network string) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, conf.IOFailure("bgp-route state: %v", err)
 	}
+	// MkdirAll follows a symbolic link planted at the network's directory: refuse to write through one.
+	if st, err := os.Lstat(dir); err != nil || !st.IsDir() {
+		return nil, conf.IOFailure("bgp-route state: %s is not a directory (a symbolic link?)", dir)
+	}
 	return &Store{dir: dir}, nil
 }
 
@@ -56,7 +60,9 @@ func (s *Store) Write(r Record) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.OpenFile(s.path(r.ContainerID, r.IfName)+".tmp", os.O_WRONLY|os.O_CREATE|os.O_TRUNC|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	// The temporary file's leading dot keeps it apart from every record (container IDs start with a
+	// letter or digit), whatever the interface is called.
+	tmp, err := os.OpenFile(filepath.Join(s.dir, "."+r.ContainerID+"."+r.IfName+".tmp"), os.O_WRONLY|os.O_CREATE|os.O_TRUNC|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return conf.IOFailure("bgp-route state: %v", err)
 	}
@@ -119,7 +125,7 @@ func readDir(dir string) (records []Record, errs []error) {
 		return nil, []error{err}
 	}
 	for _, e := range ents {
-		if !e.Type().IsRegular() || strings.HasSuffix(e.Name(), ".tmp") {
+		if !e.Type().IsRegular() || strings.HasPrefix(e.Name(), ".") {
 			continue
 		}
 		r, ok, err := readRecord(filepath.Join(dir, e.Name()))

@@ -154,11 +154,10 @@ func cmdCheck(args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
-	prev, err := conf.CheckPrevResult(&n.NetConf)
-	if err != nil {
-		return err
+	if n.prev == nil { // parseConfig has parsed it already
+		return conf.Invalid("prevResult", "CHECK needs the result of the ADD; the runtime must pass it")
 	}
-	anns, err := n.announcements(prev)
+	anns, err := n.announcements(n.prev)
 	if err != nil {
 		return err
 	}

@@ -89,6 +89,9 @@ func ParseConfig(data []byte) (*Config, error) {
 		}
 		return nil, fmt.Errorf("config: %w", err)
 	}
+	if dec.More() {
+		return nil, errors.New("config: more data after the JSON object; the file holds one object")
+	}
 	if err := c.validate(); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
@@ -105,8 +108,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("bgp.routerID: %q is not an IPv4 address; BGP router IDs are written as one, usually the node's address", b.RouterID)
 	}
 	for i, a := range b.ListenAddresses {
-		if _, err := netip.ParseAddr(a); err != nil {
-			return fmt.Errorf("bgp.listenAddresses[%d]: %q is not an IP address", i, a)
+		if ip, err := netip.ParseAddr(a); err != nil || ip.Zone() != "" {
+			return fmt.Errorf("bgp.listenAddresses[%d]: %q is not an IP address (without a zone)", i, a)
 		}
 	}
 	switch {

@@ -194,7 +194,7 @@ func (d *Daemon) watch(ctx context.Context) error {
 		if p := r.GetPeer(); p != nil && p.GetType() == api.WatchEventResponse_PeerEvent_STATE {
 			st := p.GetPeer().GetState()
 			d.log.Info("neighbour state", "neighbor", st.GetNeighborAddress(), "state", strings.ToLower(strings.TrimPrefix(st.GetSessionState().String(), "SESSION_STATE_")),
-				"reason", p.GetPeer().GetState().GetAdminState().String())
+				"adminState", strings.ToLower(p.GetPeer().GetState().GetAdminState().String()))
 		}
 		select {
 		case d.kick <- struct{}{}:
