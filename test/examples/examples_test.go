@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -54,15 +55,47 @@ type example struct {
 	overlays []map[string]any // the overlay plugins' objects inside top
 	cluster  *harness.Cluster
 	dir      string
+
+	// bgp-route examples run on one node with netloomd (from netloomd.json, without neighbours) as
+	// the speaker.
+	bgpRoute map[string]any
+	netloomd *harness.Daemon
+}
+
+// startNetloomd runs netloomd from conflist-examples/netloomd.json on a node of its own, made harmless:
+// no neighbours, no listening port, no kernel routes, no metrics endpoint, nothing originated; the
+// example's bgp-route talks to it.
+func (ex *example) startNetloomd(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(examplesDir, "netloomd.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		t.Fatalf("netloomd.json: %v", err)
+	}
+	bgp, _ := cfg["bgp"].(map[string]any)
+	if bgp == nil {
+		t.Fatal("netloomd.json has no bgp section")
+	}
+	bgp["neighbors"], bgp["originate"], bgp["listenPort"] = []any{}, []any{}, -1
+	delete(cfg, "api")
+	delete(cfg, "metrics")
+	cfg["installRoutes"] = false
+	ex.cluster = harness.NewCluster(t, harness.ClusterSpec{Local: 1})
+	ex.netloomd = harness.StartNetloomd(t, ex.cluster.Nodes[0].NetNS, cfg)
+	ex.bgpRoute["speaker"] = ex.netloomd.Speaker()
+	ex.bgpRoute["stateDir"] = cfg["stateDir"]
 }
 
 // overlayPlugins are the plugins whose examples need several nodes.
 var overlayPlugins = map[string]bool{"vxlan-overlay": true, "ipip-overlay": true}
 
-// nodes is how many nodes the example runs on: 2 for overlays, else 1 (the host).
+// nodes is how many nodes the example runs on: 2 for overlays, 1 (a node namespace with netloomd) for
+// bgp-route, else 1 (the host).
 func (ex *example) nodes() int {
 	if ex.cluster != nil {
-		return 2
+		return len(ex.cluster.Nodes)
 	}
 	return 1
 }
@@ -70,7 +103,7 @@ func (ex *example) nodes() int {
 // confFor returns node i's config: the example's own, or for an overlay with node i's pod CIDR and
 // IPAM store.
 func (ex *example) confFor(t *testing.T, i int) []byte {
-	if ex.cluster == nil {
+	if ex.cluster == nil || (len(ex.overlays) == 0 && ex.bgpRoute == nil) {
 		return ex.conf
 	}
 	for _, p := range ex.overlays {
@@ -96,8 +129,13 @@ func (ex *example) on(i int, f func() error) error {
 	return ex.cluster.Nodes[i].Do(f)
 }
 
-// startCluster builds the overlay example's nodes and their shared peers file.
+// startCluster builds the overlay example's nodes and their shared peers file, or the bgp-route
+// example's node with netloomd.
 func (ex *example) startCluster(t *testing.T) {
+	if ex.bgpRoute != nil && len(ex.overlays) == 0 {
+		ex.startNetloomd(t)
+		return
+	}
 	if len(ex.overlays) == 0 {
 		return
 	}
@@ -142,6 +180,9 @@ func rewrite(t *testing.T, file string, raw []byte, seq *subnetSeq) *example {
 			br := harness.Unique("nlex")
 			plugin["bridge"] = br
 			ex.bridges = append(ex.bridges, br)
+		}
+		if typ, _ := plugin["type"].(string); typ == "bgp-route" {
+			ex.bgpRoute = plugin
 		}
 		if typ, _ := plugin["type"].(string); overlayPlugins[typ] {
 			ex.overlays = append(ex.overlays, plugin)
@@ -324,6 +365,16 @@ func runExample(t *testing.T, ex *example) {
 	}
 
 	requireTraffic(t, pods)
+	if ex.netloomd != nil {
+		rib := ex.netloomd.GoBGP(t, "global", "rib")
+		for _, p := range pods {
+			for _, a := range p.addrs() {
+				if !strings.Contains(rib, netip.PrefixFrom(a, a.BitLen()).String()) {
+					t.Errorf("netloomd does not announce %s:\n%s", a, rib)
+				}
+			}
+		}
+	}
 	atLeast := func(v string) bool { ok, _ := version.GreaterThanOrEqualTo(ex.version, v); return ok }
 	if atLeast("0.4.0") {
 		for _, p := range pods {
