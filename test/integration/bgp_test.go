@@ -120,6 +120,35 @@ func TestBGPRouteWithBIRD(t *testing.T) {
 		}
 	})
 
+	t.Run("netloomd crashes and restarts", func(t *testing.T) {
+		// SIGKILL: no clean stop, the kernel routes stay. The new process adopts them: the route to B's
+		// subnet never leaves A's kernel while the session comes back, and B gets the pods back.
+		// (B drops A's paths at once, the TCP session being closed: without graceful restart, which
+		// netloomd does not negotiate, B's way back to the pods is gone until the session returns.)
+		d.Kill(t)
+		if out := a.Run(t, "ip", "route", "show", bSubnet); !strings.Contains(out, "proto 79") {
+			t.Errorf("the route to B's subnet left A's kernel when netloomd was killed: %q", out)
+		}
+		done := make(chan string)
+		go func() {
+			var gone string
+			for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+				if out, _ := a.Exec("ip", "route", "show", bSubnet); strings.TrimSpace(out) == "" {
+					gone = "the route to B's subnet left A's kernel during the restart"
+					break
+				}
+			}
+			done <- gone
+		}()
+		d.Restart(t)
+		for _, p := range []*bgpPod{p1, p2} {
+			harness.WaitRoute(t, b.NetNS, host32(p.ip), true, 15*time.Second)
+		}
+		if gone := <-done; gone != "" {
+			t.Error(gone)
+		}
+	})
+
 	t.Run("DEL and GC withdraw", func(t *testing.T) {
 		if err := a.del(t, p1); err != nil {
 			t.Fatal(err)

@@ -33,12 +33,15 @@ type Daemon struct {
 	log *slog.Logger
 	srv *server.BgpServer
 
-	cancel    context.CancelFunc
-	kick      chan struct{}
-	installed atomic.Int64 // routes in the kernel after the last reconcile
-	healthy   atomic.Bool
-	wg        sync.WaitGroup
-	http      *http.Server
+	cancel context.CancelFunc
+	// adoptUntil ends the start-up period in which reconcile adds and replaces kernel routes but
+	// removes none (see reconcile).
+	adoptUntil time.Time
+	kick       chan struct{}
+	installed  atomic.Int64 // routes in the kernel after the last reconcile
+	healthy    atomic.Bool
+	wg         sync.WaitGroup
+	http       *http.Server
 }
 
 // Start brings the speaker up: the API socket (0600), BGP, the neighbours, the originated prefixes, the
@@ -89,6 +92,7 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger) (*Daemon, error) 
 			return nil, err
 		}
 	}
+	d.adoptUntil = time.Now().Add(adoptPeriod(b.Neighbors))
 	d.wg.Add(2)
 	go d.reconcileLoop(ctx)
 	go d.watchMD5(ctx)
@@ -207,12 +211,15 @@ func (d *Daemon) reconcileLoop(ctx context.Context) {
 	defer d.wg.Done()
 	t := time.NewTicker(resyncEvery)
 	defer t.Stop()
+	adopted := time.NewTimer(time.Until(d.adoptUntil))
+	defer adopted.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-d.kick:
 			time.Sleep(settle)
+		case <-adopted.C: // the start-up period is over: remove what no peer sent again
 		case <-t.C:
 		}
 		if !d.cfg.installRoutes() {
@@ -222,6 +229,16 @@ func (d *Daemon) reconcileLoop(ctx context.Context) {
 			d.log.Warn("kernel routes", "error", err)
 		}
 	}
+}
+
+// adoptPeriod is how long after start netloomd keeps kernel routes it finds but has no path for: the
+// longest hold time of its neighbours, by which each has either sent its routes or been declared down.
+func adoptPeriod(ns []Neighbor) time.Duration {
+	var longest uint64
+	for _, n := range ns {
+		longest = max(longest, n.HoldTime)
+	}
+	return time.Duration(longest) * time.Second
 }
 
 // prepareSocket makes the socket's directory (0700) and removes a socket a previous process left.

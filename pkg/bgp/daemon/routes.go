@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"time"
 
 	api "github.com/osrg/gobgp/v3/api"
 
@@ -45,7 +46,9 @@ func (d *Daemon) bestRoutes(ctx context.Context) (map[netip.Prefix]netip.Addr, e
 
 // reconcile makes the kernel's routes of protocol 79 exactly the best learned paths: missing ones
 // added, changed next hops replaced, the rest removed. A next hop the kernel cannot reach is logged
-// and skipped, not fatal: the other routes still go in.
+// and skipped, not fatal: the other routes still go in. Until adoptUntil (one hold time after start)
+// nothing is removed: routes a crashed netloomd left keep the pods' traffic flowing while the sessions
+// come back, and only those no peer announces again go.
 func (d *Daemon) reconcile(ctx context.Context) error {
 	want, err := d.bestRoutes(ctx)
 	if err != nil {
@@ -63,6 +66,9 @@ func (d *Daemon) reconcile(ctx context.Context) error {
 		}
 		if _, keep := want[h.Dst]; keep {
 			continue // replaced below
+		}
+		if time.Now().Before(d.adoptUntil) {
+			continue // a route a previous netloomd left: kept until the peers had time to send theirs
 		}
 		if err := route.DelInstalled(h); err != nil {
 			errs = append(errs, err)
