@@ -39,6 +39,15 @@ func EnsureBridge(s BridgeSpec) (*netlink.Bridge, error) {
 	attrs := netlink.NewLinkAttrs()
 	attrs.Name = s.Name
 	attrs.MTU = s.MTU
+	// A MAC given at creation is the bridge's for good. Without one the kernel gives the bridge the
+	// lowest MAC among its ports, which changes when that port's pod goes: every other pod then sends
+	// to a gateway MAC the bridge no longer answers to, until its neighbour entry expires (the
+	// reference sets the bridge's MAC for the same reason).
+	mac, err := RandomMAC()
+	if err != nil {
+		return nil, err
+	}
+	attrs.HardwareAddr = mac
 	br := &netlink.Bridge{LinkAttrs: attrs}
 	if s.VlanFiltering {
 		on := true

@@ -104,3 +104,13 @@ func VethPeerIndex(l netlink.Link) (int, error) {
 	}
 	return idx, nil
 }
+
+// RandomMAC returns a random locally administered unicast MAC, as the kernel would pick for a veth.
+func RandomMAC() (net.HardwareAddr, error) {
+	mac := make(net.HardwareAddr, 6)
+	if _, err := rand.Read(mac); err != nil {
+		return nil, fmt.Errorf("random MAC: %w", err)
+	}
+	mac[0] = mac[0]&0xfe | 0x02
+	return mac, nil
+}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"net"
@@ -128,7 +127,7 @@ func (a *adder) plug() error {
 	a.br = br
 	// Choose the MAC now, so the spoof-check rule and the result need no lookup inside the container.
 	if a.mac = n.mac; a.mac == nil {
-		if a.mac, err = randomMAC(); err != nil {
+		if a.mac, err = link.RandomMAC(); err != nil {
 			return err
 		}
 	}
@@ -501,16 +500,6 @@ func family(p netip.Prefix) int {
 		return 4
 	}
 	return 6
-}
-
-// randomMAC returns a random locally administered unicast MAC, as the kernel would pick for a veth.
-func randomMAC() (net.HardwareAddr, error) {
-	mac := make(net.HardwareAddr, 6)
-	if _, err := rand.Read(mac); err != nil {
-		return nil, fmt.Errorf("random MAC: %w", err)
-	}
-	mac[0] = mac[0]&0xfe | 0x02
-	return mac, nil
 }
 
 func logErr(what string, err error) {

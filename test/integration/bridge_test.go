@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -151,6 +152,73 @@ func TestBridgeTwoPodsPing(t *testing.T) {
 	if out, _ := exec.Command("ip", "-4", "addr", "show", "dev", b.Bridge).Output(); !strings.Contains(string(out), gw.String()+"/24") {
 		t.Errorf("bridge addresses %q lack gateway %s/24", out, gw)
 	}
+}
+
+// TestBridgeMACStable: the bridge's MAC (every pod's gateway MAC) does not change as pods come and go.
+// A bridge without a MAC of its own takes its lowest port's, so deleting that port's pod would
+// silently cut the other pods off their gateway until their neighbour entries expire.
+func TestBridgeMACStable(t *testing.T) {
+	harness.RequireRoot(t)
+	t.Parallel()
+	b := newBridgeNet(t, false)
+	rt := harness.NewRuntime(t)
+	list := b.conflist("1.1.0")
+	brMAC := func() string {
+		l, err := netlink.LinkByName(b.Bridge)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l.Attrs().HardwareAddr.String()
+	}
+	type pod struct {
+		ns      harness.NetNS
+		id      string
+		hostMAC string // its bridge port's MAC
+	}
+	var pods []pod
+	for i := range 4 {
+		p := pod{ns: harness.NewNetNS(t, "pm"), id: fmt.Sprintf("ctr-%d", i)}
+		r, err := rt.Add(t, list, p.id, p.ns.Path, "eth0", nil)
+		if err != nil {
+			t.Fatalf("ADD: %v", err)
+		}
+		res, err := current.NewResultFromResult(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.hostMAC = res.Interfaces[1].Mac
+		pods = append(pods, p)
+	}
+	// Lowest port MAC first: the one a bridge without a MAC of its own would be wearing.
+	slices.SortFunc(pods, func(a, b pod) int { return strings.Compare(a.hostMAC, b.hostMAC) })
+	want := brMAC()
+	last := pods[len(pods)-1]
+	gw := podGateway(t, last.ns)
+	for _, p := range pods[:len(pods)-1] {
+		if err := rt.Del(t, list, p.id, p.ns.Path, "eth0", nil); err != nil {
+			t.Fatalf("DEL: %v", err)
+		}
+		if got := brMAC(); got != want {
+			t.Fatalf("bridge MAC changed from %s to %s when the pod on port %s left", want, got, p.hostMAC)
+		}
+	}
+	if err := harness.Ping(t, last.ns, gw); err != nil {
+		t.Errorf("last pod -> gateway after the others left: %v", err)
+	}
+	_ = rt.Del(t, list, last.id, last.ns.Path, "eth0", nil)
+}
+
+// podGateway returns the gateway of the pod in n: the next hop of its default route.
+func podGateway(t *testing.T, n harness.NetNS) string {
+	t.Helper()
+	f := strings.Fields(n.Run(t, "ip", "-4", "route", "show", "default"))
+	for i := range f {
+		if f[i] == "via" && i+1 < len(f) {
+			return f[i+1]
+		}
+	}
+	t.Fatalf("pod %s has no default route", n.Name)
+	return ""
 }
 
 func TestBridgeDualStack(t *testing.T) {
