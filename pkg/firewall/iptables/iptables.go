@@ -3,12 +3,11 @@
 // masquerades the rest but multicast, entered from POSTROUTING by one rule per pod address. Every rule
 // carries the comment `name: "<network>" id: "<container ID>"`.
 //
-// It reads what it needs of the nat table and then changes only what differs. Per IP family an Ensure
-// that finds everything in place runs iptables three times, a fresh one six (--version, list
-// POSTROUTING, -N, two -A in the chain, one -A in POSTROUTING per address), a Remove seven. go-iptables
-// adds the --version run per client, flushes a chain only after trying to create it, and cannot batch:
-// with iptables-nft each run that deletes (-D, -F, -X) costs some 18 ms of kernel commit, so Remove
-// takes about 55 ms where one `iptables-restore --noflush` would commit once.
+// Per IP family an operation reads the nat table once (`iptables -w -t nat -S`) and applies what
+// differs in one `iptables-restore --noflush -w` run (see batch): an Ensure that finds everything in
+// place runs iptables once, a fresh one twice, a Remove twice (once when there is nothing to remove).
+// With iptables-nft every run that deletes costs some 18 ms of kernel commit, so a Remove that deleted
+// with -D, -F and -X one run each took about 55 ms per family; batched it commits once.
 package iptables
 
 import (
@@ -17,8 +16,6 @@ import (
 	"net/netip"
 	"os/exec"
 	"strings"
-
-	goipt "github.com/coreos/go-iptables/iptables"
 
 	"github.com/netloom/netloom/pkg/conf"
 	"github.com/netloom/netloom/pkg/firewall"
@@ -62,7 +59,7 @@ var _ firewall.Masquerader = (*Masq)(nil)
 
 // New returns a Masquerader that runs iptables and ip6tables from $PATH, waiting for the xtables lock as
 // long as it takes.
-func New() *Masq { return &Masq{connect: connectGoIPTables} }
+func New() *Masq { return &Masq{connect: connectBatch} }
 
 // newWithClient is New with the iptables runs going to connect's clients (tests).
 func newWithClient(connect func(family) (client, error)) *Masq { return &Masq{connect: connect} }
@@ -71,11 +68,12 @@ func newWithClient(connect func(family) (client, error)) *Masq { return &Masq{co
 // which is the reference's test for choosing the default masquerade backend. The returned Masq keeps the
 // IPv4 client the probe made, saving one `iptables --version`.
 func Probe() (*Masq, bool) {
-	c, err := connectGoIPTables(ipv4)
+	c, err := connectBatch(ipv4)
 	if err != nil {
 		return nil, false
 	}
-	if _, _, err = c.Rules("filter", "INPUT"); err != nil {
+	// Reading the nat table is the probe; the Ensure that follows uses what it read.
+	if _, _, err = c.Rules(natTable, postrouting); err != nil {
 		return nil, false
 	}
 	m := New()
@@ -119,6 +117,12 @@ func (m *Masq) ensure(f family, k firewall.Key, addrs []netip.Prefix) error {
 	if err != nil {
 		return err
 	}
+	return commit(c, ensureIn(c, f, k, addrs))
+}
+
+// ensureIn makes the changes ensure commits.
+func ensureIn(c client, f family, k firewall.Key, addrs []netip.Prefix) error {
+	var err error
 	want := desired(k.Network, k.ContainerID, addrs)
 	var have state
 	if have.jumps, err = readJumps(c, want.chain); err != nil {
@@ -252,6 +256,7 @@ func (m *Masq) Remove(k firewall.Key) error {
 			if st, err = read(c, chain); err == nil {
 				err = removeChain(c, chain, st)
 			}
+			err = commit(c, err)
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%v: %w", f, err))
@@ -303,6 +308,7 @@ func (m *Masq) Check(k firewall.Key, addrs []netip.Prefix) error {
 		}
 		want := desired(k.Network, k.ContainerID, list)
 		have, err := read(c, want.chain)
+		_ = commit(c, nil) // reads only: forget the copy
 		if err != nil {
 			return fmt.Errorf("ipmasq %v: %v: %w", k, family(f), err)
 		}
@@ -355,7 +361,7 @@ func (m *Masq) GC(network string, valid map[conf.Attachment]bool) error {
 			continue
 		}
 		if err == nil {
-			err = gc(c, network, liveIDs)
+			err = commit(c, gc(c, network, liveIDs))
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%v: %w", f, err))
@@ -436,73 +442,4 @@ func gc(c client, network string, liveIDs map[string]bool) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// goIPTables runs iptables through go-iptables, which passes --wait so that a held xtables lock delays
-// the run instead of failing it.
-type goIPTables struct{ ipt *goipt.IPTables }
-
-func connectGoIPTables(f family) (client, error) {
-	proto := goipt.ProtocolIPv4
-	if f == ipv6 {
-		proto = goipt.ProtocolIPv6
-	}
-	ipt, err := goipt.New(goipt.IPFamily(proto), goipt.Timeout(0))
-	if err != nil {
-		return nil, err
-	}
-	return goIPTables{ipt}, nil
-}
-
-// classify marks the failures callers may tolerate. iptables reports a missing chain or rule with exit
-// status 1 or 2 and wording that varies between the legacy and nf_tables builds.
-func classify(err error) error {
-	var e *goipt.Error
-	if !errors.As(err, &e) {
-		return err
-	}
-	switch {
-	case e.IsNotExist():
-		return fmt.Errorf("%w: %v", errNotExist, err)
-	case strings.Contains(e.Error(), "already exists"):
-		return fmt.Errorf("%w: %v", errExists, err)
-	}
-	return err
-}
-
-func (g goIPTables) Rules(table, chain string) ([]string, bool, error) {
-	lines, err := g.ipt.List(table, chain)
-	var e *goipt.Error
-	// Exit status 1 is how go-iptables' own ChainExists recognises a missing chain: the message differs
-	// between builds ("No chain/target/match by that name", "... is incompatible, use 'nft' tool").
-	if errors.As(err, &e) && e.ExitStatus() == 1 {
-		return nil, false, nil
-	}
-	if err != nil {
-		return nil, false, err
-	}
-	return lines, true, nil
-}
-
-func (g goIPTables) Chains(table string) ([]string, error) { return g.ipt.ListChains(table) }
-
-func (g goIPTables) NewChain(table, chain string) error {
-	return classify(g.ipt.NewChain(table, chain))
-}
-
-func (g goIPTables) Append(table, chain string, s ...string) error {
-	return classify(g.ipt.Append(table, chain, s...))
-}
-
-func (g goIPTables) Delete(table, chain string, s ...string) error {
-	return classify(g.ipt.Delete(table, chain, s...))
-}
-
-// Flush empties chain. go-iptables' ClearChain first tries to create it (one extra run).
-func (g goIPTables) Flush(table, chain string) error {
-	return classify(g.ipt.ClearChain(table, chain))
-}
-
-func (g goIPTables) DeleteChain(table, chain string) error {
-	return classify(g.ipt.DeleteChain(table, chain))
 }
