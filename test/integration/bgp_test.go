@@ -179,3 +179,43 @@ func mustBIRD(t *testing.T, s harness.BGPSpec) string {
 	}
 	return cfg
 }
+
+// TestBGPRouteNodeMode: with "announce": "node", the first pod's ADD makes sure the node's pod CIDR is
+// announced (netloomd does not originate it here), no /32 is announced, and DEL leaves the CIDR for the
+// node's other pods.
+func TestBGPRouteNodeMode(t *testing.T) {
+	harness.RequireRoot(t)
+	t.Parallel()
+	c := harness.NewCluster(t, harness.ClusterSpec{Local: 2})
+	a := newBGPNode(t, c.Nodes[0], "10.246.1.0/24")
+	a.extra = map[string]any{"announce": "node"}
+	b := c.Nodes[1]
+	bird := harness.StartBIRD(t, b.NetNS, mustBIRD(t, harness.BGPSpec{
+		RouterID: b.Addr.Addr(), ASN: 65002, ExportToKernel: true,
+		Neighbors: []harness.BGPNeighbor{{Address: a.Addr.Addr(), ASN: 65001, HoldTime: 3 * time.Second}},
+	}))
+	cfg := a.netloomdConfig(65001, neighbor(b.Addr.Addr(), 65002))
+	cfg["bgp"].(map[string]any)["originate"] = []string{}
+	d := harness.StartNetloomd(t, a.NetNS, cfg)
+	a.speaker = d.Speaker()
+	bird.WaitSessionUp(t, a.Addr.Addr(), 15*time.Second)
+	if out := b.Run(t, "ip", "route", "show", a.podCIDR.String()); strings.TrimSpace(out) != "" {
+		t.Fatalf("B has A's pod CIDR before any pod: %q", out)
+	}
+	p := a.mustAdd(t)
+	harness.WaitRoute(t, b.NetNS, a.podCIDR.String(), true, 10*time.Second)
+	if err := harness.Ping(t, b.NetNS, p.ip.String()); err != nil {
+		t.Errorf("B -> pod through the pod CIDR route: %v", err)
+	}
+	if out := b.Run(t, "ip", "route", "show", host32(p.ip)); strings.TrimSpace(out) != "" {
+		t.Errorf("node mode announced the pod's /32: %q", out)
+	}
+	if err := a.check(t, p); err != nil {
+		t.Errorf("CHECK: %v", err)
+	}
+	if err := a.del(t, p); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	harness.WaitRoute(t, b.NetNS, a.podCIDR.String(), true, time.Second)
+}
