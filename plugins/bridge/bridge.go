@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/containernetworking/cni/pkg/skel"
@@ -344,26 +345,51 @@ func cmdDel(args *skel.CmdArgs) error {
 			return err
 		}
 	}
+	// The lease, the masquerade rules and the spoof check are independent, and each waits mostly on
+	// another process or a kernel commit: they run at once. (This is the plugin process in the node's
+	// namespace, so every thread, and every command they run, is in it.)
+	var steps []func() error
 	if n.hasL3 {
-		if err := ipamexec.Del(ctx, n.IPAM.Type, args.StdinData); err != nil {
-			return err
-		}
+		steps = append(steps, func() error { return ipamexec.Del(ctx, n.IPAM.Type, args.StdinData) })
 	}
 	if n.IPMasq {
 		m, err := ipmasq.New(n.masqBE)
 		if err != nil {
 			return conf.Invalid("ipMasqBackend", "%v", err)
 		}
-		if err := m.Remove(masqKey(n, args)); err != nil {
-			return fmt.Errorf("ipMasq: %w", err)
-		}
+		steps = append(steps, func() error {
+			if err := m.Remove(masqKey(n, args)); err != nil {
+				return fmt.Errorf("ipMasq: %w", err)
+			}
+			return nil
+		})
 	}
 	if n.MacSpoofChk {
-		if err := newSpoofChecker("", nil, args).Teardown(); err != nil {
-			return fmt.Errorf("macspoofchk: %w", err)
+		steps = append(steps, func() error {
+			if err := newSpoofChecker("", nil, args).Teardown(); err != nil {
+				return fmt.Errorf("macspoofchk: %w", err)
+			}
+			return nil
+		})
+	}
+	return runAll(steps)
+}
+
+// runAll runs steps concurrently and returns their errors joined; a CNI error (one with a code) comes
+// first, so the runtime sees its code.
+func runAll(steps []func() error) error {
+	errs := make([]error, len(steps))
+	var wg sync.WaitGroup
+	for i, step := range steps {
+		wg.Go(func() { errs[i] = step() })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if conf.Code(err) != 0 {
+			return err
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func cmdCheck(args *skel.CmdArgs) error {
