@@ -31,7 +31,7 @@ STATICCHECK_MODULE := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # only when the command is missing. The BGP daemons (bird2, frr, gobgpd) are peers the tests start inside
 # network namespaces: while apt installs them a policy-rc.d (if the machine has none) keeps their
 # services from starting on the node itself.
-SYSTEM_DEPS := ip:iproute2 ping:iputils-ping iptables:iptables nft:nftables sysctl:procps socat:socat conntrack:conntrack iperf3:iperf3 bird:bird2 vtysh:frr gobgpd:gobgpd
+SYSTEM_DEPS := ip:iproute2 ping:iputils-ping iptables:iptables nft:nftables sysctl:procps socat:socat conntrack:conntrack iperf3:iperf3 /usr/bin/time:time bird:bird2 vtysh:frr gobgpd:gobgpd
 
 # Root tests must run, not skip, when root runs them (and always in CI): see harness.RequireRoot.
 IS_ROOT := $(shell [ "$$(id -u)" = 0 ] && echo 1)
@@ -48,7 +48,7 @@ help:
 	@echo "make test-unit        tests of ./pkg/... ./plugins/... (root ones included when root)"
 	@echo "make test-integration tests under ./test/ against bin/"
 	@echo "make test-vm          the tests needing ipvlan, ipip, ... in a qemu VM (test/vm/run; VM_TESTS=regexp)"
-	@echo "make bench            netloom vs the reference plugins in one run (BENCH=regexp BENCHTIME=20x)"
+	@echo "make bench            netloom vs the reference plugins in one run, tables + JSON in bench-results/"
 	@echo "make bench-overlay    pod-to-pod iperf3 over the overlays vs the bare underlay (ipip in the VM)"
 	@echo "make demo             two pods on a bridge, then two nodes over VXLAN: ping, teardown (test/demo/)"
 	@echo "make lint             gofmt, go vet, staticcheck"
@@ -122,12 +122,18 @@ test-vm: deps build
 		cd $(CURDIR)/test/examples && $(CURDIR)/test/vm/examples.test -test.run "$(VM_EXAMPLES)" -test.v -test.count=1'
 
 .PHONY: bench
-# Benchmarks against the reference plugins (v1.9.1, installed with go install by the benchmark) in the
-# same run, as root: pod ADD/DEL through libcni, portmap at 0/100/1,000 existing mappings.
-BENCH ?= .
-BENCHTIME ?= 20x
+# netloom against the reference plugins v1.9.1 (built with go install by the benchmarks) in the same run,
+# as root: pod churn through libcni (latency percentiles, 8 and 32 concurrent workers, leftovers), host-local
+# with 0 and 10,000 leases, CPU and peak RSS per plugin process, binary sizes; then portmap ADD/DEL with
+# 0, 100 and 1,000 existing mappings. Tables on stdout, JSON in $(BENCH_OUT)/.
+BENCH_OUT ?= $(CURDIR)/bench-results
+PORTMAP_BENCHTIME ?= 20x
 bench: deps build
-	NETLOOM_BIN=$(BIN) $(GO) test ./test/bench -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) -timeout 60m
+	mkdir -p $(BENCH_OUT)
+	NETLOOM_BIN=$(BIN) NETLOOM_BENCH_JSON=$(BENCH_OUT)/report.json \
+		$(GO) test ./test/bench -run '^$$' -bench 'Churn|HostLocalLeases|PluginCost' -benchtime 1x -timeout 60m
+	NETLOOM_BIN=$(BIN) NETLOOM_BENCH_JSON=$(BENCH_OUT)/portmap.json \
+		$(GO) test ./test/bench -run '^$$' -bench Portmap -benchtime $(PORTMAP_BENCHTIME) -timeout 60m
 
 # Pod-to-pod TCP throughput (iperf3) over vxlan-overlay, vxlan with directRouting and the bare underlay on
 # this kernel, then ipip-overlay against the underlay in the VM (its figures compare only with each other).

@@ -86,8 +86,21 @@ func BenchmarkPortmap(b *testing.B) {
 						b.Fatal(err)
 					}
 				}
-				b.ReportMetric(float64(add.Microseconds())/1e3/float64(pods), "add-ms")
-				b.ReportMetric(float64(del.Microseconds())/1e3/float64(pods), "del-ms")
+				addMs := float64(add.Microseconds()) / 1e3 / float64(pods)
+				delMs := float64(del.Microseconds()) / 1e3 / float64(pods)
+				b.ReportMetric(addMs, "add-ms")
+				b.ReportMetric(delMs, "del-ms")
+				// The report compares netloom's default backend (nftables) with the reference; the
+				// iptables backend gets rows of its own.
+				scenario, suite := fmt.Sprintf("portmap, %d existing mappings", existing), suiteReference
+				switch s.name {
+				case "netloom-nftables":
+					suite = suiteNetloom
+				case "netloom-iptables":
+					scenario, suite = scenario+" (netloom's iptables backend)", suiteNetloom
+				}
+				results.record(scenario, "ADD mean", "ms", suite, addMs, false)
+				results.record(scenario, "DEL mean", "ms", suite, delMs, false)
 			})
 		}
 	}

@@ -1,0 +1,221 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"text/tabwriter"
+	"time"
+)
+
+// Suite names as the report's columns know them.
+const (
+	suiteNetloom   = "netloom"
+	suiteReference = "reference"
+)
+
+// unitCount marks a metric that is a tally (failures, leftovers): it gets no ratio.
+const unitCount = "count"
+
+// TestMain runs the package's tests and benchmarks as usual and then, when a benchmark recorded
+// anything into results (BenchmarkChurn, BenchmarkHostLocalLeases, BenchmarkPluginCost), prints one
+// table comparing netloom with the reference, and writes it as JSON to $NETLOOM_BENCH_JSON when set.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if !results.empty() {
+		results.print(os.Stdout)
+		if path := os.Getenv("NETLOOM_BENCH_JSON"); path != "" {
+			if err := results.writeJSON(path); err != nil {
+				fmt.Fprintf(os.Stderr, "bench report: %v\n", err)
+				if code == 0 {
+					code = 1
+				}
+			} else {
+				fmt.Printf("bench report written to %s\n", path)
+			}
+		}
+	}
+	os.Exit(code)
+}
+
+// results collects what the report benchmarks measured. It is the package's only mutable state:
+// TestMain prints it after m.Run, and a benchmark has no other way to hand a value to TestMain.
+var results = newBenchReport()
+
+// reportRow is one line of the table: one metric of one scenario for both suites. Ratio is
+// netloom/reference for costs (times, bytes) and reference/netloom for rates (pods/s), so below 1
+// always means netloom is faster or smaller.
+type reportRow struct {
+	Scenario       string   `json:"scenario"`
+	Metric         string   `json:"metric"`
+	Unit           string   `json:"unit"`
+	Netloom        *float64 `json:"netloom,omitempty"`
+	Reference      *float64 `json:"reference,omitempty"`
+	Ratio          *float64 `json:"ratio,omitempty"`
+	HigherIsBetter bool     `json:"higherIsBetter,omitempty"`
+}
+
+// leftoverEntry is what one suite left behind after one scenario run (nothing, when Items is empty).
+type leftoverEntry struct {
+	Scenario string   `json:"scenario"`
+	Suite    string   `json:"suite"`
+	Round    int      `json:"round"`
+	Items    []string `json:"items"`
+}
+
+type benchReport struct {
+	mu        sync.Mutex
+	rows      []*reportRow
+	index     map[[2]string]*reportRow
+	leftovers []leftoverEntry
+	params    map[string]string
+}
+
+func newBenchReport() *benchReport {
+	return &benchReport{index: map[[2]string]*reportRow{}, params: map[string]string{}}
+}
+
+func (r *benchReport) empty() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.rows) == 0 && len(r.leftovers) == 0
+}
+
+// record sets suite's value of scenario's metric; a benchmark the framework runs again overwrites it.
+func (r *benchReport) record(scenario, metric, unit, suite string, v float64, higherIsBetter bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	key := [2]string{scenario, metric}
+	row, ok := r.index[key]
+	if !ok {
+		row = &reportRow{Scenario: scenario, Metric: metric, Unit: unit, HigherIsBetter: higherIsBetter}
+		r.index[key] = row
+		r.rows = append(r.rows, row)
+	}
+	switch suite {
+	case suiteNetloom:
+		row.Netloom = &v
+	case suiteReference:
+		row.Reference = &v
+	default:
+		panic(fmt.Sprintf("bench report: unknown suite %q", suite))
+	}
+	row.Ratio = nil
+	if row.Netloom != nil && row.Reference != nil && unit != unitCount {
+		num, den := *row.Netloom, *row.Reference
+		if higherIsBetter {
+			num, den = den, num
+		}
+		if den != 0 {
+			q := num / den
+			row.Ratio = &q
+		}
+	}
+}
+
+// leftover records what one suite's run of one scenario left behind.
+func (r *benchReport) leftover(scenario, suite string, round int, items []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if items == nil {
+		items = []string{} // "none" in the JSON, not null
+	}
+	r.leftovers = append(r.leftovers, leftoverEntry{Scenario: scenario, Suite: suite, Round: round, Items: items})
+}
+
+// param records a parameter of the run (pod counts, rounds) for the JSON.
+func (r *benchReport) param(key, value string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.params[key] = value
+}
+
+func formatValue(v *float64) string {
+	if v == nil {
+		return "-"
+	}
+	switch a := math.Abs(*v); {
+	case a == 0:
+		return "0"
+	case a >= 100:
+		return fmt.Sprintf("%.0f", *v)
+	case a >= 1:
+		return fmt.Sprintf("%.2f", *v)
+	default:
+		return fmt.Sprintf("%.3f", *v)
+	}
+}
+
+func (r *benchReport) print(w io.Writer) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	fmt.Fprintln(w, "\nnetloom vs reference v1.9.1 (ratio = netloom/reference for costs, reference/netloom for rates: < 1 means netloom is better)")
+	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "scenario\tmetric\tnetloom\treference\tratio")
+	for _, row := range r.rows {
+		ratio := "-"
+		if row.Ratio != nil {
+			ratio = fmt.Sprintf("%.2f", *row.Ratio)
+		}
+		fmt.Fprintf(tw, "%s\t%s (%s)\t%s\t%s\t%s\n", row.Scenario, row.Metric, row.Unit,
+			formatValue(row.Netloom), formatValue(row.Reference), ratio)
+	}
+	_ = tw.Flush()
+	clean := true
+	for _, l := range r.leftovers {
+		if len(l.Items) == 0 {
+			continue
+		}
+		clean = false
+		fmt.Fprintf(w, "LEFTOVERS %s / %s (round %d):\n", l.Scenario, l.Suite, l.Round)
+		for _, it := range l.Items {
+			fmt.Fprintf(w, "  %s\n", it)
+		}
+	}
+	if clean && len(r.leftovers) > 0 {
+		fmt.Fprintf(w, "leftovers: none (%d scenario runs checked)\n", len(r.leftovers))
+	}
+}
+
+// machineFacts describes where the numbers come from.
+func machineFacts() map[string]string {
+	kernel, err := os.ReadFile("/proc/sys/kernel/osrelease")
+	if err != nil {
+		kernel = []byte("unknown: " + err.Error())
+	}
+	host, _ := os.Hostname()
+	return map[string]string{
+		"nproc":      fmt.Sprint(runtime.NumCPU()),
+		"gomaxprocs": fmt.Sprint(runtime.GOMAXPROCS(0)),
+		"kernel":     strings.TrimSpace(string(kernel)),
+		"go":         runtime.Version(),
+		"goarch":     runtime.GOARCH,
+		"date":       time.Now().UTC().Format(time.RFC3339),
+		"hostname":   host,
+	}
+}
+
+func (r *benchReport) writeJSON(path string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out, err := json.MarshalIndent(map[string]any{
+		"machine":    machineFacts(),
+		"parameters": r.params,
+		"ratio":      "netloom/reference for costs, reference/netloom for rates (higherIsBetter): < 1 means netloom is better",
+		"rows":       r.rows,
+		"leftovers":  r.leftovers,
+	}, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode: %w", err)
+	}
+	if err := os.WriteFile(path, append(out, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
