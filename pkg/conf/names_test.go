@@ -1,6 +1,9 @@
 package conf
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestValidateIfName(t *testing.T) {
 	for _, tc := range []struct {
@@ -64,6 +67,28 @@ func TestDecode(t *testing.T) {
 		err := Decode([]byte(tc.in), &v)
 		if Code(err) != tc.code {
 			t.Errorf("Decode(%q) = %v (code %d), want code %d", tc.in, err, Code(err), tc.code)
+		}
+	}
+}
+
+func TestValidateSpecNames(t *testing.T) {
+	for _, tc := range []struct {
+		v  string
+		ok bool
+	}{
+		{"ctr-a", true}, {"cnitool-981f7988835fc1454a50", true}, {"A.b_c-9", true}, {"0", true},
+		{"", false}, {"-lead", false}, {".hidden", false}, {"_x", false}, {"a/b", false}, {"../x", false},
+		{"a b", false}, {"a\"b", false}, {"a\nb", false}, {"é", false}, {strings.Repeat("a", 256), false},
+	} {
+		if err := ValidateContainerID(tc.v); (err == nil) != tc.ok {
+			t.Errorf("ValidateContainerID(%q) = %v, want ok %v", tc.v, err, tc.ok)
+		} else if err != nil && Code(err) != CodeInvalidEnvironment {
+			t.Errorf("ValidateContainerID(%q): code %d, want %d", tc.v, Code(err), CodeInvalidEnvironment)
+		}
+		if err := ValidateNetworkName(tc.v); (err == nil) != tc.ok {
+			t.Errorf("ValidateNetworkName(%q) = %v, want ok %v", tc.v, err, tc.ok)
+		} else if err != nil && (Code(err) != CodeInvalidConfig || !strings.Contains(err.Error(), "name")) {
+			t.Errorf("ValidateNetworkName(%q): %v, want code 7 naming name", tc.v, err)
 		}
 	}
 }

@@ -103,6 +103,12 @@ func OpenExistingStore(dataDir, network string) (*Store, error) {
 }
 
 func lockDir(dir string) (*Store, error) {
+	// MkdirAll and Stat follow a symbolic link planted at the network's directory: never write through one.
+	if st, err := os.Lstat(dir); err != nil {
+		return nil, fmt.Errorf("lease directory: %w", err)
+	} else if !st.IsDir() {
+		return nil, fmt.Errorf("lease directory %s is not a directory (a symbolic link?); refusing to use it", dir)
+	}
 	// The reference creates the lock file 0750 and opens it read-only; flock needs no write access.
 	f, err := os.OpenFile(filepath.Join(dir, LockFile), os.O_RDONLY|os.O_CREATE|unix.O_NOFOLLOW, fileMode)
 	if err != nil {

@@ -403,3 +403,23 @@ func TestStoreConcurrentProcesses(t *testing.T) {
 	}
 	checkLeaseFiles(t, filepath.Join(dataDir, "n"), procs)
 }
+
+// TestStoreRefusesSymlinkedNetworkDir: a symbolic link planted as the network's directory is not written
+// through (MkdirAll would follow it).
+func TestStoreRefusesSymlinkedNetworkDir(t *testing.T) {
+	dataDir, elsewhere := t.TempDir(), t.TempDir()
+	if err := os.Symlink(elsewhere, filepath.Join(dataDir, "n")); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := OpenStore(dataDir, "n"); err == nil {
+		s.Close()
+		t.Fatal("OpenStore followed a symlinked network directory")
+	}
+	if s, err := OpenExistingStore(dataDir, "n"); err == nil && s != nil {
+		s.Close()
+		t.Fatal("OpenExistingStore followed a symlinked network directory")
+	}
+	if ents, _ := os.ReadDir(elsewhere); len(ents) != 0 {
+		t.Errorf("files written through the link: %v", ents)
+	}
+}

@@ -24,6 +24,7 @@ var Supported = version.PluginSupports("0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.
 
 // Main runs one CNI command for the plugin called name and exits.
 func Main(name string, funcs skel.CNIFuncs) {
+	setFaultPlugin(name)
 	funcs.Add = guard(funcs.Add)
 	funcs.Del = guard(funcs.Del)
 	funcs.Check = guard(funcs.Check)
@@ -50,8 +51,30 @@ func guard(f func(*skel.CmdArgs) error) func(*skel.CmdArgs) error {
 				err = types.NewError(conf.CodeInternal, fmt.Sprintf("internal error (please report): %v", r), "")
 			}
 		}()
+		if err := checkNames(args); err != nil {
+			return err
+		}
 		return f(args)
 	}
+}
+
+// checkNames refuses a container ID or network name outside the CNI specification's character rules
+// before any plugin code sees it: both end up in file names, rule comments and nft object names. (A
+// runtime's libcni enforces the same rules; this guards against anything else that calls a plugin.)
+func checkNames(args *skel.CmdArgs) error {
+	if args.ContainerID != "" {
+		if err := conf.ValidateContainerID(args.ContainerID); err != nil {
+			return err
+		}
+	}
+	var nc struct {
+		Name *string `json:"name"`
+	}
+	// A config that does not parse is the command's to report, with its own wording.
+	if json.Unmarshal(args.StdinData, &nc) == nil && nc.Name != nil {
+		return conf.ValidateNetworkName(*nc.Name)
+	}
+	return nil
 }
 
 // GCArgs is what a GC call carries besides the network's own keys.
@@ -76,8 +99,8 @@ func ValidAttachments(stdin []byte) (map[conf.Attachment]bool, error) {
 	}
 	valid := make(map[conf.Attachment]bool, len(atts))
 	for i, a := range atts {
-		if a.ContainerID == "" {
-			return nil, conf.Invalid(fmt.Sprintf("cni.dev/valid-attachments[%d].containerID", i), "must not be empty")
+		if err := conf.ValidateContainerID(a.ContainerID); err != nil {
+			return nil, conf.Invalid(fmt.Sprintf("cni.dev/valid-attachments[%d].containerID", i), "%v", err)
 		}
 		valid[a] = true
 	}
