@@ -15,6 +15,7 @@ import (
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 
+	"github.com/netloom/netloom/pkg/conf"
 	"github.com/netloom/netloom/pkg/ipcfg"
 	"github.com/netloom/netloom/pkg/link"
 	"github.com/netloom/netloom/pkg/sysctl"
@@ -119,20 +120,36 @@ const tempNameTries = 8
 // CNI_IFNAME.
 var ErrNameTaken = errors.New("already exists")
 
-// CreateInto creates l, a link whose attributes name its master (ParentIndex) in m's namespace, inside
-// pod under the name ifName, down. It is created under a random temporary name and renamed inside the
-// pod, because some kernels check the new name in the namespace the request comes from as well, where
-// CNI_IFNAME "eth0" would clash with the host's eth0 (the reference plugins work around the same bug).
-// An ifName the pod already has is an error wrapping ErrNameTaken. On failure nothing is left behind.
-func CreateInto(pod ns.NetNS, m Master, l netlink.Link, ifName string) (netlink.Link, error) {
-	if err := pod.Do(func(ns.NetNS) error {
+func nameFree(pod ns.NetNS, ifName string) error {
+	return pod.Do(func(ns.NetNS) error {
 		if _, err := link.ByName(ifName); err == nil {
 			return fmt.Errorf("interface %q %w in %s", ifName, ErrNameTaken, pod.Path())
 		} else if !errors.Is(err, link.ErrNotFound) {
 			return err
 		}
 		return nil
-	}); err != nil {
+	})
+}
+
+// RequireFree is the first step of every attachment's ADD, before IPAM: the pod must not have an
+// interface called ifName yet. A repeated ADD of a live attachment fails here, while it has changed
+// nothing: host-local hands an attachment its own lease again, so a later failure's rollback would
+// release the address the pod still uses. The error is code 4 naming CNI_IFNAME.
+func RequireFree(pod ns.NetNS, ifName string) error {
+	err := nameFree(pod, ifName)
+	if errors.Is(err, ErrNameTaken) {
+		return conf.InvalidEnv("CNI_IFNAME", "%v; DEL the attachment before adding it again", err)
+	}
+	return err
+}
+
+// CreateInto creates l, a link whose attributes name its master (ParentIndex) in m's namespace, inside
+// pod under the name ifName, down. It is created under a random temporary name and renamed inside the
+// pod, because some kernels check the new name in the namespace the request comes from as well, where
+// CNI_IFNAME "eth0" would clash with the host's eth0 (the reference plugins work around the same bug).
+// An ifName the pod already has is an error wrapping ErrNameTaken. On failure nothing is left behind.
+func CreateInto(pod ns.NetNS, m Master, l netlink.Link, ifName string) (netlink.Link, error) {
+	if err := nameFree(pod, ifName); err != nil {
 		return nil, err
 	}
 	attrs := l.Attrs()

@@ -77,6 +77,9 @@ func (c commands) add(args *skel.CmdArgs) error {
 			undo[i]()
 		}
 	}()
+	if err := hostlink.RequireFree(pod, args.IfName); err != nil {
+		return err
+	}
 	res, err := ipamexec.Add(ctx, n.IPAM.Type, ipamConf)
 	if err != nil {
 		return err

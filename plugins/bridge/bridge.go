@@ -20,6 +20,7 @@ import (
 	"github.com/netloom/netloom/pkg/conf"
 	"github.com/netloom/netloom/pkg/firewall"
 	"github.com/netloom/netloom/pkg/firewall/ipmasq"
+	"github.com/netloom/netloom/pkg/hostlink"
 	"github.com/netloom/netloom/pkg/ipamexec"
 	"github.com/netloom/netloom/pkg/ipcfg"
 	"github.com/netloom/netloom/pkg/link"
@@ -58,19 +59,25 @@ func cmdAdd(args *skel.CmdArgs) error {
 			a.rollback()
 		}
 	}()
-	for _, step := range []func() error{
-		a.allocate,           // IPAM first: a bad ipam section or a full range fails before any link exists
-		a.plug,               // bridge, veth pair, port settings
-		a.spoofCheck,         // macspoofchk
-		a.configureContainer, // addresses, routes, link up inside the pod
-		a.setGateways,        // gateway addresses on the bridge, forwarding
-		a.masquerade,         // ipMasq
-		a.finish,             // wait for the port, refresh MACs
+	// Each step's name is its fault point (plugin.FaultPoint, a test hook: NETLOOM_FAULT_POINT=bridge:<name>).
+	for _, step := range []struct {
+		name string
+		run  func() error
+	}{
+		{"allocate", a.allocate},                     // IPAM first: a bad ipam section or a full range fails before any link exists
+		{"plug", a.plug},                             // bridge, veth pair, port settings
+		{"spoofCheck", a.spoofCheck},                 // macspoofchk
+		{"configureContainer", a.configureContainer}, // addresses, routes, link up inside the pod
+		{"setGateways", a.setGateways},               // gateway addresses on the bridge, forwarding
+		{"masquerade", a.masquerade},                 // ipMasq
+		{"finish", a.finish},                         // wait for the port, refresh MACs
 	} {
-		if err := step(); err != nil {
+		plugin.FaultPoint(step.name)
+		if err := step.run(); err != nil {
 			return err
 		}
 	}
+	plugin.FaultPoint("done")
 	ok = true
 	return plugin.PrintResult(a.result, n.CNIVersion)
 }
@@ -102,6 +109,9 @@ func (a *adder) rollback() {
 }
 
 func (a *adder) allocate() error {
+	if err := hostlink.RequireFree(a.target, a.args.IfName); err != nil {
+		return err
+	}
 	if !a.n.hasL3 {
 		return nil
 	}

@@ -58,6 +58,9 @@ func cmdAdd(args *skel.CmdArgs) error {
 		}
 	}()
 
+	if err := hostlink.RequireFree(target, args.IfName); err != nil {
+		return err
+	}
 	// IPAM first: a bad ipam section or a full range fails before any link exists.
 	l3 := n.prev
 	if !fromPrev {

@@ -57,6 +57,9 @@ func cmdAdd(args *skel.CmdArgs) error {
 		}
 	}()
 
+	if err := hostlink.RequireFree(target, args.IfName); err != nil {
+		return err
+	}
 	// IPAM first: a bad ipam section or a full range fails before any link exists.
 	var ipam *current.Result
 	if n.hasL3 {

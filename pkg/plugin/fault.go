@@ -1,0 +1,67 @@
+package plugin
+
+import (
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+)
+
+// FaultEnv names the environment variable that arms FaultPoint. It is a test hook: nothing sets it
+// in production, and while it is unset FaultPoint does nothing.
+const FaultEnv = "NETLOOM_FAULT_POINT"
+
+// faults is what FaultPoint needs to know about the running process: the plugin's name, set once by
+// Main, and how many fault points the process has passed.
+//
+// This is the one piece of package-level mutable state in netloom, on purpose: a fault point sits in
+// the middle of a plugin's steps, which get only *skel.CmdArgs from the skeleton, so threading a
+// value from Main down to every call site would change every step's signature for a test hook. Both
+// fields are atomics, written by Main before any command runs, and a process runs one command.
+var faults struct {
+	plugin atomic.Pointer[string]
+	passed atomic.Int64
+}
+
+// setFaultPlugin records the running plugin's name for FaultPoint.
+func setFaultPlugin(name string) { faults.plugin.Store(&name) }
+
+// FaultPoint is a test hook that simulates a crash (kill -9, power loss of the process) at a chosen
+// point of a command, so tests can check that DEL and GC clean up whatever a half-done ADD left.
+//
+// When the environment variable NETLOOM_FAULT_POINT equals "<plugin>:<step>", or "<plugin>:<n>"
+// where n is the 1-based count of FaultPoint calls in this process (this one included), the process
+// sends itself SIGKILL: it dies at once, with no deferred rollback, no result and no error on stdout.
+// <plugin> is the name the binary passed to Main. Steps are named where they are called; see each
+// plugin's cmdAdd. Without the variable, FaultPoint only counts.
+func FaultPoint(step string) {
+	n := faults.passed.Add(1)
+	spec, ok := os.LookupEnv(FaultEnv)
+	if !ok {
+		return
+	}
+	name := ""
+	if p := faults.plugin.Load(); p != nil {
+		name = *p
+	}
+	if faultMatches(spec, name, step, n) {
+		// SIGKILL cannot be caught: nothing after this line runs, exactly as after `kill -9`.
+		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		select {} // the signal is delivered asynchronously; never run the step meanwhile
+	}
+}
+
+// faultMatches tells whether spec ("<plugin>:<step>" or "<plugin>:<n>") selects the n-th fault
+// point, named step, of the plugin called name.
+func faultMatches(spec, name, step string, n int64) bool {
+	p, s, ok := strings.Cut(spec, ":")
+	if !ok || name == "" || p != name || s == "" {
+		return false
+	}
+	if s == step {
+		return true
+	}
+	want, err := strconv.ParseInt(s, 10, 64)
+	return err == nil && want >= 1 && want == n
+}
