@@ -47,6 +47,8 @@ help:
 	@echo "make test             deps, build, go vet, unit, integration and VM-lane tests (as root)"
 	@echo "make test-unit        tests of ./pkg/... ./plugins/... (root ones included when root)"
 	@echo "make test-integration tests under ./test/ against bin/"
+	@echo "make fuzz             every fuzz target for FUZZTIME (default 1m); make test runs 5 s each"
+	@echo "make soak             SOAK_CYCLES (2000) ADD/DEL cycles at random concurrency, then nothing left"
 	@echo "make test-vm          the tests needing ipvlan, ipip, ... in a qemu VM (test/vm/run; VM_TESTS=regexp)"
 	@echo "make bench            netloom vs the reference plugins in one run, tables + JSON in bench-results/"
 	@echo "make bench-overlay    pod-to-pod iperf3 over the overlays vs the bare underlay (ipip in the VM)"
@@ -93,7 +95,7 @@ vet:
 
 .PHONY: test test-unit test-integration
 # Make runs each target once, in this order: deps, build, vet, unit tests, integration tests, the VM lane.
-test: deps build vet test-unit test-integration test-vm
+test: deps build vet test-unit test-integration test-fuzz test-vm
 
 test-unit: deps
 	@[ -n "$(IS_ROOT)" ] || echo "make: not root: the tests that need root will skip (run as root to run them)" >&2
@@ -120,6 +122,24 @@ test-vm: deps build
 	test/vm/run --timeout $(VM_TIMEOUT) -- env NETLOOM_BIN=$(BIN) NETLOOM_REQUIRE_ROOT=1 bash -c '\
 		$(CURDIR)/test/vm/integration.test -test.run "$(VM_TESTS)" -test.v -test.count=1 && \
 		cd $(CURDIR)/test/examples && $(CURDIR)/test/vm/examples.test -test.run "$(VM_EXAMPLES)" -test.v -test.count=1'
+
+# Every fuzz target for FUZZTIME each (test/fuzz/run): `make test` runs the short pass, `make fuzz` a
+# longer one. A crash found lands in testdata/fuzz/<Target>/ and is a regular test case from then on.
+FUZZ_PASS ?= 5s
+FUZZTIME ?= 1m
+.PHONY: test-fuzz fuzz
+test-fuzz:
+	FUZZTIME=$(FUZZ_PASS) bash test/fuzz/run
+fuzz:
+	FUZZTIME=$(FUZZTIME) bash test/fuzz/run
+
+# The soak (test/soak): ADD/DEL cycles at random concurrency 1-32 over bridge + host-local + portmap,
+# then nothing may be left. `make test` runs its short default; `make soak` SOAK_CYCLES of them.
+SOAK_CYCLES ?= 2000
+.PHONY: soak
+soak: deps build
+	NETLOOM_REQUIRE_ROOT=1 NETLOOM_BIN=$(BIN) NETLOOM_SOAK_CYCLES=$(SOAK_CYCLES) \
+		$(GO) test -count=1 -v -timeout 120m -run Soak ./test/soak/
 
 .PHONY: bench
 # netloom against the reference plugins v1.9.1 (built with go install by the benchmarks) in the same run,

@@ -74,6 +74,9 @@ func (n *NetConf) validate() error {
 			return conf.Invalid("podCIDR", "%q is not a CIDR with host bits zero, e.g. \"10.244.1.0/24\"", n.PodCIDR)
 		}
 		n.podCIDR = p
+		if n.nextHop.IsValid() && n.nextHop.Is4() != p.Addr().Is4() {
+			return conf.Invalid("nextHop", "%s is not of the family of podCIDR %s; nothing could be announced", n.nextHop, p)
+		}
 	}
 	if !strings.HasPrefix(n.StateDir, "/") {
 		return conf.Invalid("stateDir", "%q is not an absolute path", n.StateDir)

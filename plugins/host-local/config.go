@@ -361,6 +361,15 @@ func parseRoutes(rcs []RouteConf) ([]*types.Route, error) {
 		}
 		r := &types.Route{Dst: net.IPNet{IP: ip, Mask: dst.Mask}, MTU: rc.MTU, AdvMSS: rc.AdvMSS, Priority: rc.Priority, Table: rc.Table, Scope: rc.Scope}
 		if ip4 := ip.To4(); ip4 != nil {
+			// An IPv4-mapped IPv6 prefix (::ffff:10.0.0.0/104) is the IPv4 prefix 10.0.0.0/8; one shorter
+			// than /96 covers more than IPv4 and means nothing as a route.
+			ones, bits := dst.Mask.Size()
+			if bits == 128 {
+				if ones < 96 {
+					return nil, conf.Invalid(field+".dst", "%q is an IPv4-mapped prefix shorter than /96; write the IPv4 prefix itself", rc.Dst)
+				}
+				r.Dst.Mask = net.CIDRMask(ones-96, 32)
+			}
 			r.Dst.IP = ip4
 		}
 		if rc.GW != "" {

@@ -126,6 +126,7 @@ func (c *Config) validate() error {
 		if err != nil || a.Zone() != "" {
 			return fmt.Errorf("%s.address: %q is not an IP address", f, n.Address)
 		}
+		a = a.Unmap() // ::ffff:10.0.0.2 is 10.0.0.2: the same peer
 		if j, dup := seen[a]; dup {
 			return fmt.Errorf("%s.address: %s is also neighbors[%d]", f, a, j)
 		}
