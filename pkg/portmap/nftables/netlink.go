@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"syscall"
 	"time"
 
@@ -12,6 +13,8 @@ import (
 	"github.com/google/nftables/userdata"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/netloom/netloom/pkg/conf"
 )
 
 // This file speaks nfnetlink directly. google/nftables builds the rule expressions, but it cannot send
@@ -242,7 +245,11 @@ func (c *conn) get(qs []elemQuery) ([]*elem, error) {
 // dump runs one nf_tables dump request and returns the replies' bodies. A dump the kernel interrupted
 // because the ruleset changed meanwhile is run again. A missing table or map reads as empty.
 func (c *conn) dump(typ uint16, attrs []byte) ([][]byte, error) {
-	const attempts = 5
+	// Every commit in the namespace (another pod's portmap, an iptables-nft masquerade) interrupts a
+	// dump in flight: under heavy churn five back-to-back tries were not always enough (the soak saw one
+	// ADD in ~2,000 fail so). Retry more, with a short randomised pause that lets the burst pass, and
+	// give up with code 11 so the runtime retries the ADD.
+	const attempts = 20
 	for attempt := 1; ; attempt++ {
 		seq := c.next()
 		b := appendMsg(nil, nftType(typ), unix.NLM_F_REQUEST|unix.NLM_F_DUMP, seq, unix.NFPROTO_INET, 0, attrs)
@@ -282,8 +289,9 @@ func (c *conn) dump(typ uint16, attrs []byte) ([][]byte, error) {
 			return out, nil
 		}
 		if attempt == attempts {
-			return nil, fmt.Errorf("nf_tables dump interrupted %d times by concurrent changes", attempts)
+			return nil, conf.TryAgain("nf_tables dump interrupted %d times by concurrent changes; try again", attempts)
 		}
+		time.Sleep(time.Duration(attempt) * time.Duration(200+rand.IntN(800)) * time.Microsecond)
 	}
 }
 
