@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"net/netip"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	types100 "github.com/containernetworking/cni/pkg/types/100"
 
@@ -134,3 +136,49 @@ func bridgeSubnet(t *testing.T, n *harness.Node, gw string) {
 func mustPrefix(s string) netip.Prefix { return netip.MustParsePrefix(s) }
 
 func addrOf(p string) string { return netip.MustParsePrefix(p).Addr().String() }
+
+// peerSubnet is node B's own subnet in the two-node BGP tests, on a bridge holding peerGateway.
+const (
+	peerSubnet  = "10.247.2.0/24"
+	peerGateway = "10.247.2.1"
+)
+
+// peerDaemon starts a BGP daemon (harness.StartBIRD or StartFRR) on a node with a rendered config.
+type peerDaemon struct {
+	render func(harness.BGPSpec) (string, error)
+	start  func(testing.TB, harness.NetNS, string) *harness.Daemon
+}
+
+var (
+	birdPeer = peerDaemon{harness.BIRDConfig, harness.StartBIRD}
+	frrPeer  = peerDaemon{harness.FRRConfig, harness.StartFRR}
+)
+
+// twoNodes builds the two-node BGP topology: node A with netloomd (AS 65001) for pods on
+// 10.246.1.0/24, node B with the peer daemon (AS 65002, exporting to its kernel) originating
+// peerSubnet, both with 3 s hold times. It returns once A's kernel routes peerSubnet via B with
+// protocol 79.
+func twoNodes(t *testing.T, peer peerDaemon) (a *bgpNode, b *harness.Node, pd, d *harness.Daemon) {
+	t.Helper()
+	c := harness.NewCluster(t, harness.ClusterSpec{Local: 2})
+	a = newBGPNode(t, c.Nodes[0], "10.246.1.0/24")
+	b = c.Nodes[1]
+	bridgeSubnet(t, b, peerGateway+"/24")
+	cfg, err := peer.render(harness.BGPSpec{
+		RouterID: b.Addr.Addr(), ASN: 65002, ExportToKernel: true,
+		Originate: []netip.Prefix{mustPrefix(peerSubnet)},
+		Neighbors: []harness.BGPNeighbor{{Address: a.Addr.Addr(), ASN: 65001, HoldTime: 3 * time.Second}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pd = peer.start(t, b.NetNS, cfg)
+	d = harness.StartNetloomd(t, a.NetNS, a.netloomdConfig(65001, neighbor(b.Addr.Addr(), 65002)))
+	a.speaker = d.Speaker()
+	pd.WaitSessionUp(t, a.Addr.Addr(), 20*time.Second)
+	harness.WaitRoute(t, a.NetNS, peerSubnet, true, 10*time.Second)
+	if r := a.Run(t, "ip", "route", "show", peerSubnet); !strings.Contains(r, "via "+b.Addr.Addr().String()) || !strings.Contains(r, "proto 79") {
+		t.Errorf("A's route to B's subnet: %q, want via %s proto 79", r, b.Addr.Addr())
+	}
+	return a, b, pd, d
+}

@@ -19,25 +19,8 @@ import (
 func TestBGPRouteWithFRR(t *testing.T) {
 	harness.RequireRoot(t)
 	t.Parallel()
-	c := harness.NewCluster(t, harness.ClusterSpec{Local: 2})
-	a := newBGPNode(t, c.Nodes[0], "10.246.1.0/24")
-	b := c.Nodes[1]
-	bSubnet := "10.247.2.0/24"
-	bridgeSubnet(t, b, "10.247.2.1/24")
-
-	frr := harness.StartFRR(t, b.NetNS, mustFRR(t, harness.BGPSpec{
-		RouterID: b.Addr.Addr(), ASN: 65002, ExportToKernel: true,
-		Originate: []netip.Prefix{mustPrefix(bSubnet)},
-		Neighbors: []harness.BGPNeighbor{{Address: a.Addr.Addr(), ASN: 65001, HoldTime: 3 * time.Second}},
-	}))
-	d := harness.StartNetloomd(t, a.NetNS, a.netloomdConfig(65001, neighbor(b.Addr.Addr(), 65002)))
-	a.speaker = d.Speaker()
-	frr.WaitSessionUp(t, a.Addr.Addr(), 20*time.Second)
-
-	harness.WaitRoute(t, a.NetNS, bSubnet, true, 10*time.Second)
-	if r := a.Run(t, "ip", "route", "show", bSubnet); !strings.Contains(r, "via "+b.Addr.Addr().String()) || !strings.Contains(r, "proto 79") {
-		t.Errorf("A's route to B's subnet: %q, want via %s proto 79", r, b.Addr.Addr())
-	}
+	a, b, frr, _ := twoNodes(t, frrPeer)
+	bSubnet := peerSubnet
 	if line := harness.WaitRoute(t, b.NetNS, a.podCIDR.String(), true, 10*time.Second); !strings.Contains(line, "via "+a.Addr.Addr().String()) {
 		t.Errorf("B's (zebra's) route to A's pod CIDR: %q, want via %s", line, a.Addr.Addr())
 	}
@@ -54,7 +37,7 @@ func TestBGPRouteWithFRR(t *testing.T) {
 
 	t.Run("traffic both ways", func(t *testing.T) {
 		for _, p := range []*bgpPod{p1, p2} {
-			if err := harness.Ping(t, p.NetNS, "10.247.2.1"); err != nil {
+			if err := harness.Ping(t, p.NetNS, peerGateway); err != nil {
 				t.Errorf("pod %s on A -> B's subnet: %v", p.ip, err)
 			}
 			if err := harness.Ping(t, b.NetNS, p.ip.String()); err != nil {
@@ -73,7 +56,7 @@ func TestBGPRouteWithFRR(t *testing.T) {
 		harness.WaitRoute(t, a.NetNS, bSubnet, true, 20*time.Second)
 		t.Logf("FRR restarted: its route back in A's kernel after %v", time.Since(start).Round(100*time.Millisecond))
 		harness.WaitRoute(t, b.NetNS, host32(p2.ip), true, 15*time.Second)
-		if err := harness.Ping(t, p2.NetNS, "10.247.2.1"); err != nil {
+		if err := harness.Ping(t, p2.NetNS, peerGateway); err != nil {
 			t.Errorf("pod on A -> B's subnet after FRR's restart: %v", err)
 		}
 	})
@@ -96,7 +79,7 @@ func TestBGPRouteWithFRR(t *testing.T) {
 		if after := strings.TrimSpace(a.Run(t, "cat", "/sys/class/net/nlbgp0/address")); after != mac {
 			t.Errorf("the bridge's MAC changed when a pod left: %s -> %s", mac, after)
 		}
-		if err := harness.Ping(t, stays.NetNS, "10.247.2.1"); err != nil {
+		if err := harness.Ping(t, stays.NetNS, peerGateway); err != nil {
 			t.Errorf("the remaining pod on A -> B's subnet after the DEL: %v", err)
 		}
 	})
@@ -277,15 +260,6 @@ func TestBGPMD5WrongPassword(t *testing.T) {
 	t.Logf("session up %v after BIRD started with the matching password", took.Round(100*time.Millisecond))
 	bird.WaitSessionUp(t, a.Addr.Addr(), 5*time.Second)
 	harness.WaitRoute(t, a.NetNS, bSubnet, true, 10*time.Second)
-}
-
-func mustFRR(t *testing.T, s harness.BGPSpec) string {
-	t.Helper()
-	cfg, err := harness.FRRConfig(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cfg
 }
 
 // hostPortMAC is the MAC of pod p's host-side veth on node n (the peer of the pod's eth0).

@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,26 +19,9 @@ import (
 func TestBGPRouteWithBIRD(t *testing.T) {
 	harness.RequireRoot(t)
 	t.Parallel()
-	c := harness.NewCluster(t, harness.ClusterSpec{Local: 2})
-	a := newBGPNode(t, c.Nodes[0], "10.246.1.0/24")
-	b := c.Nodes[1]
-	bSubnet := "10.247.2.0/24"
-	bridgeSubnet(t, b, "10.247.2.1/24")
-
-	bird := harness.StartBIRD(t, b.NetNS, mustBIRD(t, harness.BGPSpec{
-		RouterID: b.Addr.Addr(), ASN: 65002, ExportToKernel: true,
-		Originate: []netip.Prefix{mustPrefix(bSubnet)},
-		Neighbors: []harness.BGPNeighbor{{Address: a.Addr.Addr(), ASN: 65001, HoldTime: 3 * time.Second}},
-	}))
-	d := harness.StartNetloomd(t, a.NetNS, a.netloomdConfig(65001, neighbor(b.Addr.Addr(), 65002)))
-	a.speaker = d.Speaker()
-	bird.WaitSessionUp(t, a.Addr.Addr(), 15*time.Second)
-
-	// A's kernel learns B's subnet from netloomd; B's kernel learns A's pod CIDR from BIRD.
-	harness.WaitRoute(t, a.NetNS, bSubnet, true, 10*time.Second)
-	if r := a.Run(t, "ip", "route", "show", bSubnet); !strings.Contains(r, "via "+b.Addr.Addr().String()) || !strings.Contains(r, "proto 79") {
-		t.Errorf("A's route to B's subnet: %q, want via %s proto 79", r, b.Addr.Addr())
-	}
+	a, b, bird, d := twoNodes(t, birdPeer)
+	bSubnet := peerSubnet
+	// B's kernel learns A's pod CIDR from BIRD.
 	harness.WaitRoute(t, b.NetNS, a.podCIDR.String(), true, 10*time.Second)
 
 	start := time.Now()
@@ -53,7 +35,7 @@ func TestBGPRouteWithBIRD(t *testing.T) {
 	harness.WaitRoute(t, b.NetNS, host32(p2.ip), true, 10*time.Second)
 
 	t.Run("traffic both ways", func(t *testing.T) {
-		if err := harness.Ping(t, p1.NetNS, "10.247.2.1"); err != nil {
+		if err := harness.Ping(t, p1.NetNS, peerGateway); err != nil {
 			t.Errorf("pod on A -> B's subnet: %v", err)
 		}
 		if err := harness.Ping(t, b.NetNS, p2.ip.String()); err != nil {
@@ -115,7 +97,7 @@ func TestBGPRouteWithBIRD(t *testing.T) {
 		for _, p := range []*bgpPod{p1, p2} {
 			harness.WaitRoute(t, b.NetNS, host32(p.ip), true, 15*time.Second)
 		}
-		if err := harness.Ping(t, p1.NetNS, "10.247.2.1"); err != nil {
+		if err := harness.Ping(t, p1.NetNS, peerGateway); err != nil {
 			t.Errorf("pod on A -> B's subnet after the restart: %v", err)
 		}
 	})
