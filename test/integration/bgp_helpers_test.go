@@ -135,8 +135,6 @@ func bridgeSubnet(t *testing.T, n *harness.Node, gw string) {
 
 func mustPrefix(s string) netip.Prefix { return netip.MustParsePrefix(s) }
 
-func addrOf(p string) string { return netip.MustParsePrefix(p).Addr().String() }
-
 // peerSubnet is node B's own subnet in the two-node BGP tests, on a bridge holding peerGateway.
 const (
 	peerSubnet  = "10.247.2.0/24"

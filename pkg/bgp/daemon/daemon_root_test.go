@@ -32,23 +32,10 @@ const (
 	metricsAddr     = "127.0.0.1:9653" // inside node A's namespace: no clash with anything
 )
 
-// netloomdBinary builds cmd/netloomd into a temporary directory, or takes it from $NETLOOM_BIN.
+// netloomdBinary is cmd/netloomd as the harness builds it (or takes it from $NETLOOM_BIN).
 func netloomdBinary(t *testing.T) string {
 	t.Helper()
-	if os.Getenv("NETLOOM_BIN") != "" {
-		return filepath.Join(harness.PluginDir(t), "netloomd")
-	}
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		gobin = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	bin := filepath.Join(t.TempDir(), "netloomd")
-	cmd := exec.Command(gobin, "build", "-trimpath", "-o", bin, "github.com/netloom/netloom/cmd/netloomd")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build cmd/netloomd: %v\n%s", err, out)
-	}
-	return bin
+	return filepath.Join(harness.PluginDir(t), "netloomd")
 }
 
 // netloomd is one daemon process run by `ip netns exec` (which execs in place: the PID is netloomd's).
@@ -61,8 +48,7 @@ type netloomd struct {
 	err    error // exit status, once exited is closed
 }
 
-func (d *netloomd) socket() string   { return filepath.Join(d.dir, "netloomd.sock") }
-func (d *netloomd) stateDir() string { return filepath.Join(d.dir, "state") }
+func (d *netloomd) socket() string { return filepath.Join(d.dir, "netloomd.sock") }
 
 // startNetloomd writes cfg to the daemon's directory and runs netloomd with it inside node. It is
 // stopped (SIGTERM, then SIGKILL) by PID when the test ends, and its log printed if the test failed.
