@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
@@ -359,6 +360,12 @@ func TestBridgeDelIdempotent(t *testing.T) {
 	if l := b.leases(t); len(l) != 0 {
 		t.Errorf("leases left: %v", l)
 	}
+	// The kernel tears a deleted namespace down asynchronously (its veth pair goes with it a moment
+	// after `ip netns del` returns): wait for the port to go rather than race it.
+	deadline := time.Now().Add(5 * time.Second)
+	for len(b.ports(t)) != 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
 	if p := b.ports(t); len(p) != 0 {
 		t.Errorf("bridge ports left: %v", p)
 	}
@@ -435,6 +442,12 @@ func TestBridgeConcurrentAdds(t *testing.T) {
 	wg.Wait()
 	if l := b.leases(t); len(l) != 0 {
 		t.Errorf("leases left: %v", l)
+	}
+	// The kernel tears a deleted namespace down asynchronously (its veth pair goes with it a moment
+	// after `ip netns del` returns): wait for the port to go rather than race it.
+	deadline := time.Now().Add(5 * time.Second)
+	for len(b.ports(t)) != 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
 	}
 	if p := b.ports(t); len(p) != 0 {
 		t.Errorf("bridge ports left: %v", p)
