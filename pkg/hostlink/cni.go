@@ -6,6 +6,7 @@ import (
 	"syscall"
 
 	current "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 
 	"github.com/netloom/netloom/pkg/conf"
@@ -121,6 +122,27 @@ func CheckStacked(l, master netlink.Link, wantMAC string) error {
 	}
 	if wantMAC != "" && wantMAC != a.HardwareAddr.String() {
 		return fmt.Errorf("%q has MAC %s, the ADD result says %s", a.Name, a.HardwareAddr, wantMAC)
+	}
+	return nil
+}
+
+// CheckAttachment is the kernel part of CHECK for a stacked link: prev's interface ifName in pod exists
+// with prev's MAC, addresses and routes, sits on master (nil: not compared), and kind accepts it (its
+// link type and mode).
+func CheckAttachment(pod ns.NetNS, ifName string, prev *current.Result, master netlink.Link, kind func(netlink.Link) error) error {
+	idx, err := ResultInterface(prev, ifName, pod.Path())
+	if err != nil {
+		return err
+	}
+	wantMAC := prev.Interfaces[idx].Mac
+	inspect := func(l netlink.Link) error {
+		if err := kind(l); err != nil {
+			return err
+		}
+		return CheckStacked(l, master, wantMAC)
+	}
+	if err := Verify(pod, ifName, prev, idx, inspect); err != nil {
+		return fmt.Errorf("container %s: %w", pod.Path(), err)
 	}
 	return nil
 }

@@ -165,12 +165,7 @@ func cmdCheck(args *skel.CmdArgs) error {
 			return err
 		}
 	}
-	idx, err := hostlink.ResultInterface(prev, args.IfName, args.Netns)
-	if err != nil {
-		return err
-	}
-	wantMAC := prev.Interfaces[idx].Mac
-	inspect := func(l netlink.Link) error {
+	return hostlink.CheckAttachment(target, args.IfName, prev, ml, func(l netlink.Link) error {
 		iv, isIPVlan := l.(*netlink.IPVlan)
 		if !isIPVlan {
 			return fmt.Errorf("%q is a %s, not an ipvlan", args.IfName, l.Type())
@@ -178,12 +173,8 @@ func cmdCheck(args *skel.CmdArgs) error {
 		if iv.Mode != n.mode {
 			return fmt.Errorf("%q is in ipvlan mode %q, config says %q", args.IfName, modeName(iv.Mode), modeName(n.mode))
 		}
-		return hostlink.CheckStacked(iv, ml, wantMAC)
-	}
-	if err := hostlink.Verify(target, args.IfName, prev, idx, inspect); err != nil {
-		return fmt.Errorf("container %s: %w", args.Netns, err)
-	}
-	return nil
+		return nil
+	})
 }
 
 func cmdGC(args *skel.CmdArgs) error {

@@ -153,12 +153,7 @@ func cmdCheck(args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
-	idx, err := hostlink.ResultInterface(prev, args.IfName, args.Netns)
-	if err != nil {
-		return err
-	}
-	wantMAC := prev.Interfaces[idx].Mac
-	inspect := func(l netlink.Link) error {
+	return hostlink.CheckAttachment(target, args.IfName, prev, ml, func(l netlink.Link) error {
 		mv, isMacvlan := l.(*netlink.Macvlan)
 		if !isMacvlan {
 			return fmt.Errorf("%q is a %s, not a macvlan", args.IfName, l.Type())
@@ -166,12 +161,8 @@ func cmdCheck(args *skel.CmdArgs) error {
 		if mv.Mode != n.mode {
 			return fmt.Errorf("%q is in macvlan mode %q, config says %q", args.IfName, modeName(mv.Mode), modeName(n.mode))
 		}
-		return hostlink.CheckStacked(mv, ml, wantMAC)
-	}
-	if err := hostlink.Verify(target, args.IfName, prev, idx, inspect); err != nil {
-		return fmt.Errorf("container %s: %w", args.Netns, err)
-	}
-	return nil
+		return nil
+	})
 }
 
 func cmdGC(args *skel.CmdArgs) error {
