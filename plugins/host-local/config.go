@@ -255,7 +255,15 @@ func parsePrefix(s string) (netip.Prefix, error) {
 	}
 	a, _ := netip.AddrFromSlice(ip)
 	ones, bits := ipnet.Mask.Size()
-	if a.Is4In6() && bits == 32 {
+	if a.Is4In6() {
+		// An IPv4-mapped IPv6 prefix (::ffff:10.0.0.0/120) is the IPv4 prefix 10.0.0.0/24; one shorter
+		// than /96 covers more than IPv4 and is no range (the fuzzer found ::ffff:0.0.0.0/100 accepted).
+		if bits == 128 {
+			if ones < 96 {
+				return netip.Prefix{}, fmt.Errorf("%s is an IPv4-mapped prefix shorter than /96", s)
+			}
+			ones -= 96
+		}
 		a = a.Unmap()
 	}
 	return netip.PrefixFrom(a, ones), nil
