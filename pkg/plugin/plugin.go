@@ -14,6 +14,7 @@ import (
 	"github.com/containernetworking/cni/pkg/version"
 
 	"github.com/netloom/netloom/pkg/conf"
+	"github.com/netloom/netloom/pkg/fault"
 )
 
 // Version is set at link time: -ldflags "-X github.com/netloom/netloom/pkg/plugin.Version=...".
@@ -24,7 +25,7 @@ var Supported = version.PluginSupports("0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.
 
 // Main runs one CNI command for the plugin called name and exits.
 func Main(name string, funcs skel.CNIFuncs) {
-	setFaultPlugin(name)
+	fault.SetPlugin(name)
 	funcs.Add = guard(funcs.Add)
 	funcs.Del = guard(funcs.Del)
 	funcs.Check = guard(funcs.Check)

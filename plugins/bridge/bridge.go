@@ -18,6 +18,7 @@ import (
 
 	"github.com/netloom/netloom/pkg/addr"
 	"github.com/netloom/netloom/pkg/conf"
+	"github.com/netloom/netloom/pkg/fault"
 	"github.com/netloom/netloom/pkg/firewall"
 	"github.com/netloom/netloom/pkg/firewall/ipmasq"
 	"github.com/netloom/netloom/pkg/hostlink"
@@ -59,7 +60,7 @@ func cmdAdd(args *skel.CmdArgs) error {
 			a.rollback()
 		}
 	}()
-	// Each step's name is its fault point (plugin.FaultPoint, a test hook: NETLOOM_FAULT_POINT=bridge:<name>).
+	// Each step's name is its fault point (fault.Point, a test hook: NETLOOM_FAULT_POINT=bridge:<name>).
 	for _, step := range []struct {
 		name string
 		run  func() error
@@ -72,12 +73,12 @@ func cmdAdd(args *skel.CmdArgs) error {
 		{"masquerade", a.masquerade},                 // ipMasq
 		{"finish", a.finish},                         // wait for the port, refresh MACs
 	} {
-		plugin.FaultPoint(step.name)
+		fault.Point(step.name)
 		if err := step.run(); err != nil {
 			return err
 		}
 	}
-	plugin.FaultPoint("done")
+	fault.Point("done")
 	ok = true
 	return plugin.PrintResult(a.result, n.CNIVersion)
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/netloom/netloom/pkg/conf"
+	"github.com/netloom/netloom/pkg/fault"
 	"github.com/netloom/netloom/pkg/firewall"
 	"github.com/netloom/netloom/pkg/plugin"
 	"github.com/netloom/netloom/pkg/portmap"
@@ -55,9 +56,9 @@ func cmdAdd(args *skel.CmdArgs) error {
 	}
 	ms := mappings(n.entries, pod)
 	k := key(n, args)
-	// Fault points (plugin.FaultPoint, a test hook: NETLOOM_FAULT_POINT=portmap:<name>) around each
+	// Fault points (fault.Point, a test hook: NETLOOM_FAULT_POINT=portmap:<name>) around each
 	// kernel change.
-	plugin.FaultPoint("rules")
+	fault.Point("rules")
 	if err := newMapper(n.backend).Add(k, ms, n.opts); err != nil {
 		var conflict *portmap.ConflictError
 		if errors.As(err, &conflict) {
@@ -66,7 +67,7 @@ func cmdAdd(args *skel.CmdArgs) error {
 		return fmt.Errorf("portmap %s (%s backend): %w", k, n.backend, err)
 	}
 	// Add is all or nothing; nothing after it can fail the ADD, so there is nothing to roll back.
-	plugin.FaultPoint("localnet")
+	fault.Point("localnet")
 	if n.opts.SNAT {
 		// Only 127.0.0.1:hostPort depends on it; like the reference, a pod the node has no route to
 		// (yet) does not fail the ADD.
@@ -78,11 +79,11 @@ func cmdAdd(args *skel.CmdArgs) error {
 	}
 	// After the rules exist, so a UDP client's next packet makes a new flow that the rules catch.
 	// Informative only, as in the reference: the ports are forwarded either way.
-	plugin.FaultPoint("conntrack")
+	fault.Point("conntrack")
 	if err := portmap.FlushStaleUDP(ms); err != nil {
 		log.Printf("portmap %s: %v", k, err)
 	}
-	plugin.FaultPoint("done")
+	fault.Point("done")
 	return plugin.PrintResult(n.prev, n.CNIVersion)
 }
 

@@ -16,7 +16,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/netloom/netloom/pkg/conf"
-	"github.com/netloom/netloom/pkg/plugin"
+	"github.com/netloom/netloom/pkg/fault"
 	"github.com/netloom/netloom/test/harness"
 )
 
@@ -177,13 +177,13 @@ func TestFaultPointsCleanUp(t *testing.T) {
 					id := "ctr-fault-" + be + "-" + strings.ReplaceAll(point, ":", "-")
 					pod := harness.NewNetNS(t, "flt")
 					start := time.Now()
-					t.Setenv(plugin.FaultEnv, point)
+					t.Setenv(fault.Env, point)
 					_, err := rt.Add(t, list, id, pod.Path, "eth0", caps)
-					if err := os.Unsetenv(plugin.FaultEnv); err != nil {
+					if err := os.Unsetenv(fault.Env); err != nil {
 						t.Fatal(err)
 					}
 					if err == nil || !strings.Contains(err.Error(), "signal: killed") {
-						t.Errorf("ADD with %s=%s: %v, want the plugin killed", plugin.FaultEnv, point, err)
+						t.Errorf("ADD with %s=%s: %v, want the plugin killed", fault.Env, point, err)
 					}
 					addTook := time.Since(start)
 					// What the kill left, before any cleanup: evidence that the point is where it says.

@@ -1,4 +1,4 @@
-package plugin
+package fault
 
 import (
 	"errors"
@@ -46,10 +46,10 @@ func TestFaultPointChild(t *testing.T) {
 	if os.Getenv(faultChild) == "" {
 		t.Skip("runs only as TestFaultPointKills's child")
 	}
-	setFaultPlugin("demo")
+	SetPlugin("demo")
 	defer fmt.Println("deferred") // a kill must skip it
 	for _, step := range []string{"one", "two", "three"} {
-		FaultPoint(step)
+		Point(step)
 		fmt.Println("ran", step)
 	}
 	fmt.Println("finished")
@@ -72,7 +72,7 @@ func TestFaultPointKills(t *testing.T) {
 			cmd := exec.Command(os.Args[0], "-test.run=^TestFaultPointChild$", "-test.count=1")
 			cmd.Env = append(os.Environ(), faultChild+"=1")
 			if tc.spec != "" {
-				cmd.Env = append(cmd.Env, FaultEnv+"="+tc.spec)
+				cmd.Env = append(cmd.Env, Env+"="+tc.spec)
 			}
 			out, err := cmd.Output()
 			var ran []string

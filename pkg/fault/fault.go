@@ -1,4 +1,8 @@
-package plugin
+// Package fault is a test hook that kills a plugin process at a named step (NETLOOM_FAULT_POINT), so
+// tests can check that DEL and GC clean up whatever a half-done command left. Any package may mark a
+// point: a plugin's ADD steps (pkg/plugin.Steps marks each), and the firewall backends between the
+// changes of two IP families.
+package fault
 
 import (
 	"os"
@@ -8,11 +12,11 @@ import (
 	"syscall"
 )
 
-// FaultEnv names the environment variable that arms FaultPoint. It is a test hook: nothing sets it
-// in production, and while it is unset FaultPoint does nothing.
-const FaultEnv = "NETLOOM_FAULT_POINT"
+// Env names the environment variable that arms Point. It is a test hook: nothing sets it
+// in production, and while it is unset Point does nothing.
+const Env = "NETLOOM_FAULT_POINT"
 
-// faults is what FaultPoint needs to know about the running process: the plugin's name, set once by
+// faults is what Point needs to know about the running process: the plugin's name, set once by
 // Main, and how many fault points the process has passed.
 //
 // This is the one piece of package-level mutable state in netloom, on purpose: a fault point sits in
@@ -24,20 +28,20 @@ var faults struct {
 	passed atomic.Int64
 }
 
-// setFaultPlugin records the running plugin's name for FaultPoint.
-func setFaultPlugin(name string) { faults.plugin.Store(&name) }
+// SetPlugin records the running plugin's name for Point.
+func SetPlugin(name string) { faults.plugin.Store(&name) }
 
-// FaultPoint is a test hook that simulates a crash (kill -9, power loss of the process) at a chosen
+// Point is a test hook that simulates a crash (kill -9, power loss of the process) at a chosen
 // point of a command, so tests can check that DEL and GC clean up whatever a half-done ADD left.
 //
 // When the environment variable NETLOOM_FAULT_POINT equals "<plugin>:<step>", or "<plugin>:<n>"
-// where n is the 1-based count of FaultPoint calls in this process (this one included), the process
+// where n is the 1-based count of Point calls in this process (this one included), the process
 // sends itself SIGKILL: it dies at once, with no deferred rollback, no result and no error on stdout.
 // <plugin> is the name the binary passed to Main. Steps are named where they are called; see each
-// plugin's cmdAdd. Without the variable, FaultPoint only counts.
-func FaultPoint(step string) {
+// plugin's cmdAdd. Without the variable, Point only counts.
+func Point(step string) {
 	n := faults.passed.Add(1)
-	spec, ok := os.LookupEnv(FaultEnv)
+	spec, ok := os.LookupEnv(Env)
 	if !ok {
 		return
 	}
