@@ -11,6 +11,18 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 )
 
+// Load decodes a plugin's stdin over n, which holds the defaults, then validates it: the first step of
+// every plugin's parsing. It returns n, or the first error (Decode's, or validate's).
+func Load[T any](stdin []byte, n *T, validate func(*T) error) (*T, error) {
+	if err := Decode(stdin, n); err != nil {
+		return nil, err
+	}
+	if err := validate(n); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
 // Decode unmarshals a plugin's stdin into v. Syntax errors are reported with the byte offset and code 6;
 // a value of the wrong JSON type is reported with the key's path and code 7, so a user sees
 // `"mtu": want a number, got string` rather than a Go type name.

@@ -6,6 +6,7 @@ package conf
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/containernetworking/cni/pkg/types"
 )
@@ -55,14 +56,31 @@ func NotAvailable(format string, args ...any) *types.Error {
 	return types.NewError(CodeNotAvailable, fmt.Sprintf(format, args...), "")
 }
 
-// Internal wraps an unexpected failure (CNI code 999), keeping the cause's text.
-func Internal(err error) *types.Error {
+// Internal wraps an unexpected failure: code 999 with the cause's text, or the code of a CNI error
+// inside it (see ForRuntime).
+func Internal(err error) *types.Error { return ForRuntime(err) }
+
+// ForRuntime is what the runtime reads for a command's error: the code of the first CNI error in err's
+// tree (999 when there is none), with the whole message, including the context that wrapping added
+// around it ("bridge \"cni0\": ..."), and the inner error's details. The skeleton alone would keep only
+// the inner error and drop that context. A joined error reads as its parts separated by "; ".
+func ForRuntime(err error) *types.Error {
 	var te *types.Error
-	if errors.As(err, &te) {
+	if !errors.As(err, &te) {
+		return types.NewError(CodeInternal, oneLine(err.Error()), "")
+	}
+	if te == err {
 		return te
 	}
-	return types.NewError(CodeInternal, err.Error(), "")
+	msg := err.Error()
+	if te.Details != "" {
+		// types.Error's text is "msg; details": keep the details in their own field only.
+		msg = strings.Replace(msg, te.Error(), te.Msg, 1)
+	}
+	return types.NewError(te.Code, oneLine(msg), te.Details)
 }
+
+func oneLine(s string) string { return strings.ReplaceAll(s, "\n", "; ") }
 
 // Code returns the CNI code carried by err, or 0 when err carries none.
 func Code(err error) uint {

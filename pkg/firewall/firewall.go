@@ -10,6 +10,8 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/containernetworking/cni/pkg/skel"
+
 	"github.com/netloom/netloom/pkg/conf"
 )
 
@@ -84,4 +86,9 @@ func SplitFamilies(addrs []netip.Prefix) (v4, v6 []netip.Prefix, err error) {
 		}
 	}
 	return v4, v6, nil
+}
+
+// KeyFor is the key of the attachment a CNI command is about, in the network called network.
+func KeyFor(network string, args *skel.CmdArgs) Key {
+	return Key{Network: network, ContainerID: args.ContainerID, IfName: args.IfName}
 }

@@ -26,7 +26,7 @@ func EnsureBridge(s BridgeSpec) (*netlink.Bridge, error) {
 	if l, err := ByName(s.Name); err == nil {
 		br, ok := l.(*netlink.Bridge)
 		if !ok {
-			return nil, fmt.Errorf("%q exists and is a %s, not a bridge; choose another \"bridge\" name", s.Name, l.Type())
+			return nil, fmt.Errorf("%q exists and is a %s, %w; choose another \"bridge\" name", s.Name, l.Type(), ErrNotBridge)
 		}
 		if err := adoptBridge(br, s); err != nil {
 			return nil, err
@@ -66,7 +66,7 @@ func EnsureBridge(s BridgeSpec) (*netlink.Bridge, error) {
 	}
 	created, ok := l.(*netlink.Bridge)
 	if !ok {
-		return nil, fmt.Errorf("%q exists and is a %s, not a bridge", s.Name, l.Type())
+		return nil, fmt.Errorf("%q exists and is a %s, %w; choose another \"bridge\" name", s.Name, l.Type(), ErrNotBridge)
 	}
 	// netloom owns the bridge's routes; router advertisements from a pod must not add any.
 	_ = sysctl.Set(sysctl.IPv6Conf(s.Name, "accept_ra"), "0")

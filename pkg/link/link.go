@@ -14,6 +14,10 @@ import (
 // ErrNotFound is returned (wrapped) when a link does not exist.
 var ErrNotFound = errors.New("link not found")
 
+// ErrNotBridge is wrapped when the link named as a bridge exists and is of another kind (a bridge
+// name taken by a veth, say): the configuration must name another link.
+var ErrNotBridge = errors.New("not a bridge")
+
 // ByName looks a link up in the calling thread's namespace.
 func ByName(name string) (netlink.Link, error) {
 	l, err := netlinksafe.LinkByName(name)

@@ -5,9 +5,13 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/netloom/netloom/pkg/sysctl"
 )
@@ -152,4 +156,33 @@ func adoptTunnel(l netlink.Link, s TunnelSpec) error {
 		}
 	}
 	return nil
+}
+
+// KernelHas reports, without changing anything, whether this kernel can make links of kind (a module
+// name such as "vxlan" or "ipip"): the module is loaded or built in, or a loadable one is installed
+// for the running kernel (creating the first such link loads it). What STATUS asks; an ADD finds out
+// by creating the link.
+func KernelHas(kind string) bool {
+	if _, err := os.Stat(filepath.Join("/sys/module", kind)); err == nil {
+		return true
+	}
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return false
+	}
+	dir := filepath.Join("/lib/modules", unix.ByteSliceToString(u.Release[:]))
+	for _, index := range []string{"modules.builtin", "modules.dep"} {
+		b, err := os.ReadFile(filepath.Join(dir, index))
+		if err != nil {
+			continue
+		}
+		for line := range strings.SplitSeq(string(b), "\n") {
+			mod, _, _ := strings.Cut(line, ":")
+			// kernel/net/ipv4/ipip.ko, possibly compressed (ipip.ko.xz)
+			if name, _, _ := strings.Cut(filepath.Base(mod), ".ko"); name == kind {
+				return true
+			}
+		}
+	}
+	return false
 }

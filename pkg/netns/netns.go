@@ -36,3 +36,14 @@ func Gone(err error) bool {
 	var missing ns.NSPathNotExistErr
 	return errors.As(err, &missing) || (conf.Code(err) == conf.CodeInvalidEnvironment)
 }
+
+// With opens the namespace at path (as Open does), runs f with it, and closes it. f runs in the calling
+// namespace; it enters the pod's with the handle's Do where it needs to.
+func With(path string, f func(pod ns.NetNS) error) error {
+	pod, err := Open(path)
+	if err != nil {
+		return err
+	}
+	defer pod.Close()
+	return f(pod)
+}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"slices"
 	"strings"
 	"syscall"
@@ -15,6 +14,7 @@ import (
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/plugins/pkg/ns"
 
 	"github.com/netloom/netloom/pkg/addr"
 	"github.com/netloom/netloom/pkg/conf"
@@ -22,6 +22,7 @@ import (
 	"github.com/netloom/netloom/pkg/firewall/ipmasq"
 	"github.com/netloom/netloom/pkg/hostlink"
 	"github.com/netloom/netloom/pkg/ipamexec"
+	"github.com/netloom/netloom/pkg/ipcfg"
 	"github.com/netloom/netloom/pkg/link"
 	"github.com/netloom/netloom/pkg/netns"
 	"github.com/netloom/netloom/pkg/plugin"
@@ -44,17 +45,46 @@ type commands struct{ kind Kind }
 // ADD: resolve the node and the peers, make the tunnel and the peer state match them, then lease the
 // pod's addresses, attach it by a routed veth and masquerade it when asked. The tunnel and the peer
 // state are shared by every pod and stay on failure; the lease, the veth and the rules are undone.
+// Each step is a fault point of the plugin (pkg/fault).
 func (c commands) add(args *skel.CmdArgs) error {
 	n, err := Parse(c.kind, args.StdinData)
 	if err != nil {
 		return err
 	}
-	pod, err := netns.Open(args.Netns)
-	if err != nil {
-		return err
-	}
-	defer pod.Close()
-	nw, err := n.Resolve()
+	return netns.With(args.Netns, func(pod ns.NetNS) error {
+		a := &adder{kind: c.kind, n: n, args: args, pod: pod, ctx: context.Background()}
+		if err := a.Run(
+			plugin.Do("sync", a.sync),
+			plugin.Do("allocate", a.allocate),
+			plugin.Do("attach", a.attach),
+			plugin.Do("masquerade", a.masquerade),
+		); err != nil {
+			return err
+		}
+		return plugin.PrintResult(a.result(), n.CNIVersion)
+	})
+}
+
+// adder carries one ADD through its steps; plugin.Add remembers how to undo each.
+type adder struct {
+	plugin.Add
+	kind Kind
+	n    *NetConf
+	args *skel.CmdArgs
+	pod  ns.NetNS
+	ctx  context.Context
+
+	nw       *Network
+	ipamConf []byte
+	lease    *current.Result
+	ips      []netip.Addr
+	cfg      ipcfg.Config
+	veth     *RoutedVeth
+}
+
+// sync makes the tunnel and the peer state match the configuration: shared by every pod, never undone.
+func (a *adder) sync() error {
+	nw, err := a.n.Resolve()
 	if err != nil {
 		return err
 	}
@@ -64,80 +94,87 @@ func (c commands) add(args *skel.CmdArgs) error {
 		}
 		return err
 	}
+	a.nw = nw
+	return nil
+}
 
-	ctx := context.Background()
-	ipamConf, err := ipamStdin(args.StdinData, n)
+func (a *adder) allocate() error {
+	var err error
+	if a.ipamConf, err = ipamStdin(a.args.StdinData, a.n); err != nil {
+		return err
+	}
+	if err := hostlink.RequireFree(a.pod, a.args.IfName); err != nil {
+		return err
+	}
+	if a.lease, err = ipamexec.Add(a.ctx, a.n.IPAM.Type, a.ipamConf); err != nil {
+		return err
+	}
+	a.OnFailure("release IP", func() error { return ipamexec.Del(a.ctx, a.n.IPAM.Type, a.ipamConf) })
+	ips, extra, err := podAddresses(a.lease, a.n.podCIDR)
 	if err != nil {
 		return err
 	}
-	var undo []func()
-	ok := false // set only on success, so no shadowed err can skip the rollback
-	defer func() {
-		for i := len(undo) - 1; !ok && i >= 0; i-- {
-			undo[i]()
-		}
-	}()
-	if err := hostlink.RequireFree(pod, args.IfName); err != nil {
-		return err
-	}
-	res, err := ipamexec.Add(ctx, n.IPAM.Type, ipamConf)
-	if err != nil {
-		return err
-	}
-	undo = append(undo, func() { c.logErr("rollback: release IP", ipamexec.Del(ctx, n.IPAM.Type, ipamConf)) })
-	ips, extra, err := podAddresses(res, n.podCIDR)
-	if err != nil {
-		return err
-	}
-	cfg := PodConfig(ips, extra)
-	rv, err := AttachRoutedVeth(pod, args.IfName, nw.MTU, cfg)
-	if err != nil {
-		return err
-	}
-	undo = append(undo, func() { c.logErr("rollback: remove veth", link.Remove(rv.HostName)) })
-	if n.IPMasq {
-		m, err := c.masq(n)
-		if err != nil {
-			return err
-		}
-		k := c.masqKey(n, args)
-		if err := m.Ensure(k, masqPrefixes(ips, n.clusterCIDR)); err != nil {
-			return fmt.Errorf("ipMasq: %w", err)
-		}
-		undo = append(undo, func() { c.logErr("rollback: remove masquerade", m.Remove(k)) })
-	}
+	a.ips, a.cfg = ips, PodConfig(ips, extra)
+	return nil
+}
 
-	result := &current.Result{
+func (a *adder) attach() error {
+	rv, err := AttachRoutedVeth(a.pod, a.args.IfName, a.nw.MTU, a.cfg)
+	if err != nil {
+		return err
+	}
+	a.veth = rv
+	a.OnFailure("remove veth", func() error { return link.Remove(rv.HostName) })
+	return nil
+}
+
+func (a *adder) masquerade() error {
+	if !a.n.IPMasq {
+		return nil
+	}
+	m, err := masq(a.n)
+	if err != nil {
+		return err
+	}
+	k := firewall.KeyFor(a.n.Name, a.args)
+	if err := m.Ensure(k, masqPrefixes(a.ips, a.n.clusterCIDR)); err != nil {
+		return fmt.Errorf("ipMasq: %w", err)
+	}
+	a.OnFailure("remove masquerade", func() error { return m.Remove(k) })
+	return nil
+}
+
+// result reports the routed veth: each address as a host address with the link-local next hop.
+func (a *adder) result() *current.Result {
+	r := &current.Result{
 		CNIVersion: current.ImplementedSpecVersion,
 		Interfaces: []*current.Interface{
-			{Name: rv.HostName, Mac: rv.HostMAC.String()},
-			{Name: args.IfName, Mac: rv.ContainerMAC.String(), Sandbox: args.Netns},
+			{Name: a.veth.HostName, Mac: a.veth.HostMAC.String()},
+			{Name: a.args.IfName, Mac: a.veth.ContainerMAC.String(), Sandbox: a.args.Netns},
 		},
-		DNS: res.DNS,
+		DNS: a.lease.DNS,
 	}
-	for _, ip := range ips {
+	for _, ip := range a.ips {
 		gw := PodGatewayV4
 		if ip.Is6() {
 			gw = PodGatewayV6
 		}
-		result.IPs = append(result.IPs, &current.IPConfig{
+		r.IPs = append(r.IPs, &current.IPConfig{
 			Interface: current.Int(ifContainer), Address: *addr.IPNet(netip.PrefixFrom(ip, ip.BitLen())), Gateway: gw.AsSlice(),
 		})
 	}
-	for _, r := range cfg.Routes {
-		if r.GW.IsValid() {
-			result.Routes = append(result.Routes, resultRoute(r.Dst, r.GW))
+	for _, rt := range a.cfg.Routes {
+		if rt.GW.IsValid() {
+			r.Routes = append(r.Routes, resultRoute(rt.Dst, rt.GW))
 		}
 	}
-	if d := n.DNS; d.Nameservers != nil || d.Search != nil || d.Options != nil || d.Domain != "" {
-		result.DNS = d
-	}
-	ok = true
-	return plugin.PrintResult(result, n.CNIVersion)
+	plugin.SetDNS(r, a.n.DNS)
+	return r
 }
 
 // DEL removes the pod's veth (with its routes), its lease and its masquerade rules. It needs neither the
-// kernel's tunnel nor a readable peers file, and succeeds when any of them is already gone.
+// kernel's tunnel nor a readable peers file, and succeeds when any of them is already gone. A failure
+// of one part does not stop the others: every error is returned, joined.
 func (c commands) del(args *skel.CmdArgs) error {
 	n, err := Parse(c.kind, args.StdinData)
 	if err != nil {
@@ -146,21 +183,25 @@ func (c commands) del(args *skel.CmdArgs) error {
 	if err := hostlink.RemoveAt(args.Netns, args.IfName); err != nil {
 		return err
 	}
-	ipamConf, err := ipamStdin(args.StdinData, n)
+	var errs []error
+	if ipamConf, err := ipamStdin(args.StdinData, n); err != nil {
+		errs = append(errs, err)
+	} else {
+		errs = append(errs, ipamexec.Del(context.Background(), n.IPAM.Type, ipamConf))
+	}
+	if n.IPMasq {
+		errs = append(errs, removeMasq(n, firewall.KeyFor(n.Name, args)))
+	}
+	return errors.Join(errs...)
+}
+
+func removeMasq(n *NetConf, k firewall.Key) error {
+	m, err := masq(n)
 	if err != nil {
 		return err
 	}
-	if err := ipamexec.Del(context.Background(), n.IPAM.Type, ipamConf); err != nil {
-		return err
-	}
-	if n.IPMasq {
-		m, err := c.masq(n)
-		if err != nil {
-			return err
-		}
-		if err := m.Remove(c.masqKey(n, args)); err != nil {
-			return fmt.Errorf("ipMasq: %w", err)
-		}
+	if err := m.Remove(k); err != nil {
+		return fmt.Errorf("ipMasq: %w", err)
 	}
 	return nil
 }
@@ -211,11 +252,11 @@ func (c commands) check(args *skel.CmdArgs) error {
 		return err
 	}
 	if n.IPMasq {
-		m, err := c.masq(n)
+		m, err := masq(n)
 		if err != nil {
 			return err
 		}
-		if err := m.Check(c.masqKey(n, args), masqPrefixes(ips, n.clusterCIDR)); err != nil {
+		if err := m.Check(firewall.KeyFor(n.Name, args), masqPrefixes(ips, n.clusterCIDR)); err != nil {
 			return fmt.Errorf("ipMasq: %w", err)
 		}
 	}
@@ -241,7 +282,7 @@ func (c commands) gc(args *skel.CmdArgs) error {
 		return err
 	}
 	if n.IPMasq {
-		m, err := c.masq(n)
+		m, err := masq(n)
 		if err != nil {
 			return err
 		}
@@ -257,8 +298,9 @@ func (c commands) gc(args *skel.CmdArgs) error {
 	return err
 }
 
-// STATUS fails (code 50) while the underlay interface is missing or down, or the tunnel device cannot be
-// made, and reports the IPAM plugin's status.
+// STATUS fails (code 50) while the configuration cannot be resolved (peers file, underlay), the underlay
+// interface is down, or this kernel has no support for the tunnel, and reports the IPAM plugin's status.
+// It only reads: the device and the peer state are made by the next ADD, GC or `netloom overlay sync`.
 func (c commands) status(args *skel.CmdArgs) error {
 	n, err := Parse(c.kind, args.StdinData)
 	if err != nil {
@@ -271,8 +313,8 @@ func (c commands) status(args *skel.CmdArgs) error {
 	if nw.Underlay.Attrs().Flags&net.FlagUp == 0 {
 		return conf.NotAvailable("%s: underlay interface %q is down", c.kind.Plugin, nw.Underlay.Attrs().Name)
 	}
-	if _, err := nw.Sync(); err != nil {
-		return conf.NotAvailable("%s: %v", c.kind.Plugin, err)
+	if _, err := link.ByName(n.Device); errors.Is(err, link.ErrNotFound) && !link.KernelHas(c.kind.Tunnel) {
+		return conf.NotAvailable("%s: this kernel has no %s support (module %q): the device %s cannot be made", c.kind.Plugin, c.kind.Tunnel, c.kind.Tunnel, n.Device)
 	}
 	ipamConf, err := ipamStdin(args.StdinData, n)
 	if err != nil {
@@ -281,7 +323,8 @@ func (c commands) status(args *skel.CmdArgs) error {
 	return ipamexec.Status(context.Background(), n.IPAM.Type, ipamConf)
 }
 
-func (c commands) masq(n *NetConf) (firewall.Masquerader, error) {
+// masq returns the masquerader of the "ipMasqBackend" key.
+func masq(n *NetConf) (firewall.Masquerader, error) {
 	backend := ""
 	if n.IPMasqBackend != nil {
 		backend = *n.IPMasqBackend
@@ -291,10 +334,6 @@ func (c commands) masq(n *NetConf) (firewall.Masquerader, error) {
 		return nil, conf.Invalid("ipMasqBackend", "%v", err)
 	}
 	return m, nil
-}
-
-func (c commands) masqKey(n *NetConf, args *skel.CmdArgs) firewall.Key {
-	return firewall.Key{Network: n.Name, ContainerID: args.ContainerID, IfName: args.IfName}
 }
 
 // masqPrefixes gives each pod address the cluster CIDR's length: the masquerader leaves traffic to that
@@ -363,10 +402,4 @@ func ipamStdin(stdin []byte, n *NetConf) ([]byte, error) {
 
 func resultRoute(dst netip.Prefix, gw netip.Addr) *types.Route {
 	return &types.Route{Dst: *addr.IPNet(dst), GW: gw.AsSlice()}
-}
-
-func (c commands) logErr(what string, err error) {
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "netloom %s: %s: %v\n", c.kind.Plugin, what, err)
-	}
 }

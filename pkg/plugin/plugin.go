@@ -6,11 +6,13 @@ package plugin
 import (
 	"encoding/json"
 	"fmt"
+	"log"
 	"os"
 	"runtime/debug"
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
+	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/cni/pkg/version"
 
 	"github.com/netloom/netloom/pkg/conf"
@@ -26,6 +28,7 @@ var Supported = version.PluginSupports("0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.
 // Main runs one CNI command for the plugin called name and exits.
 func Main(name string, funcs skel.CNIFuncs) {
 	fault.SetPlugin(name)
+	closeLog := setupLog(name)
 	funcs.Add = guard(funcs.Add)
 	funcs.Del = guard(funcs.Del)
 	funcs.Check = guard(funcs.Check)
@@ -34,13 +37,17 @@ func Main(name string, funcs skel.CNIFuncs) {
 	about := fmt.Sprintf("netloom %s %s", name, Version)
 	if e := skel.PluginMainFuncsWithError(funcs, Supported, about); e != nil {
 		if err := e.Print(); err != nil {
-			fmt.Fprintf(os.Stderr, "netloom %s: writing error: %v\n", name, err)
+			log.Printf("writing error: %v", err)
 		}
+		closeLog()
 		os.Exit(1)
 	}
+	closeLog()
 }
 
-// guard turns a panic in a command into a CNI internal error; the stack goes to stderr only.
+// guard turns a panic in a command into a CNI internal error (the stack goes to the log only) and any
+// other error into the CNI error the runtime reads, with its code and all of its context
+// (conf.ForRuntime).
 func guard(f func(*skel.CmdArgs) error) func(*skel.CmdArgs) error {
 	if f == nil {
 		return nil
@@ -48,14 +55,17 @@ func guard(f func(*skel.CmdArgs) error) func(*skel.CmdArgs) error {
 	return func(args *skel.CmdArgs) (err error) {
 		defer func() {
 			if r := recover(); r != nil {
-				fmt.Fprintf(os.Stderr, "netloom: panic: %v\n%s", r, debug.Stack())
+				log.Printf("panic: %v\n%s", r, debug.Stack())
 				err = types.NewError(conf.CodeInternal, fmt.Sprintf("internal error (please report): %v", r), "")
 			}
 		}()
 		if err := checkNames(args); err != nil {
 			return err
 		}
-		return f(args)
+		if err := f(args); err != nil {
+			return conf.ForRuntime(err)
+		}
+		return nil
 	}
 }
 
@@ -111,4 +121,13 @@ func ValidAttachments(stdin []byte) (map[conf.Attachment]bool, error) {
 // PrintResult writes result to stdout converted to cniVersion.
 func PrintResult(result types.Result, cniVersion string) error {
 	return types.PrintResult(result, cniVersion)
+}
+
+// SetDNS applies a network's "dns" key to an attachment's result: when the key sets any field, even to
+// an empty list, it replaces what IPAM reported; otherwise the result keeps IPAM's. This is the
+// reference plugins' rule (their dnsConfSet), kept exactly.
+func SetDNS(result *current.Result, dns types.DNS) {
+	if dns.Nameservers != nil || dns.Search != nil || dns.Options != nil || dns.Domain != "" {
+		result.DNS = dns
+	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/containernetworking/cni/pkg/skel"
@@ -14,24 +13,51 @@ import (
 	"github.com/netloom/netloom/pkg/plugin"
 )
 
-// callTimeout bounds each conversation with the speaker: a kubelet must not hang on a stuck daemon.
+// callTimeout bounds each call to the speaker, rollback withdraws included: a kubelet must not hang on a
+// stuck daemon.
 const callTimeout = 5 * time.Second
 
-func open(n *NetConf) (*bgp.Client, context.Context, context.CancelFunc, error) {
-	c, err := bgp.Dial(n.Speaker)
-	if err != nil {
-		return nil, nil, nil, conf.Invalid("speaker", "%v", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
-	return c, ctx, cancel, nil
+// speaker is a connection to the configured speaker whose every call is bounded by callTimeout.
+type speaker struct {
+	addr string
+	c    *bgp.Client
 }
 
-// speakerErr turns an unreachable speaker into code 11 (try again later) for ADD.
-func speakerErr(n *NetConf, err error) error {
-	if errors.Is(err, bgp.ErrUnreachable) {
-		return conf.TryAgain("speaker %s is not reachable (%v); is netloomd running? Retry when it is", n.Speaker, err)
+func dial(addr string) (*speaker, error) {
+	c, err := bgp.Dial(addr)
+	if err != nil {
+		return nil, conf.Invalid("speaker", "%v", err)
 	}
-	return fmt.Errorf("speaker %s: %w", n.Speaker, err)
+	return &speaker{addr: addr, c: c}, nil
+}
+
+func (s *speaker) Close() error { return s.c.Close() }
+
+// call runs f with a context that ends after callTimeout.
+func (s *speaker) call(f func(ctx context.Context) error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	return f(ctx)
+}
+
+func (s *speaker) ping() error {
+	return s.call(func(ctx context.Context) error { return s.c.Ping(ctx) })
+}
+
+func (s *speaker) announce(a bgp.Announcement) error {
+	return s.call(func(ctx context.Context) error { return s.c.Announce(ctx, a) })
+}
+
+func (s *speaker) withdraw(a bgp.Announcement) error {
+	return s.call(func(ctx context.Context) error { return s.c.Withdraw(ctx, a) })
+}
+
+// tryAgain turns an unreachable speaker into code 11 (try again later) for ADD.
+func (s *speaker) tryAgain(err error) error {
+	if errors.Is(err, bgp.ErrUnreachable) {
+		return conf.TryAgain("speaker %s is not reachable (%v); is netloomd running? Retry when it is", s.addr, err)
+	}
+	return fmt.Errorf("speaker %s: %w", s.addr, err)
 }
 
 func store(n *NetConf, args *skel.CmdArgs) (*bgp.Store, error) {
@@ -46,11 +72,7 @@ func store(n *NetConf, args *skel.CmdArgs) (*bgp.Store, error) {
 
 // ADD announces the pod's addresses (or the node's pod CIDR) and records them, so DEL, GC and a
 // restarted netloomd know what this attachment owns. A failure withdraws what it announced.
-func cmdAdd(args *skel.CmdArgs) error {
-	n, err := parseConfig(args.StdinData)
-	if err != nil {
-		return err
-	}
+func cmdAdd(n *NetConf, args *skel.CmdArgs) error {
 	if n.prev == nil {
 		return conf.Invalid("prevResult", "is missing; bgp-route is chained after an attachment plugin (bridge, an overlay) in a conflist")
 	}
@@ -62,51 +84,48 @@ func cmdAdd(args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
-	c, ctx, cancel, err := open(n)
+	sp, err := dial(n.Speaker)
 	if err != nil {
 		return err
 	}
-	defer cancel()
-	defer c.Close()
-	if err := c.Ping(ctx); err != nil {
-		return speakerErr(n, err)
+	defer sp.Close()
+	var add plugin.Add
+	err = add.Run(
+		plugin.Do("connect", func() error {
+			if err := sp.ping(); err != nil {
+				return sp.tryAgain(err)
+			}
+			return nil
+		}),
+		plugin.Do("announce", func() error {
+			for _, a := range anns {
+				if err := sp.announce(a); err != nil {
+					return sp.tryAgain(fmt.Errorf("announce %s: %w", a, err))
+				}
+				// The node's pod CIDR outlives this pod: it is not withdrawn on failure, nor recorded.
+				if n.Announce == announcePod {
+					add.OnFailure("withdraw "+a.String(), func() error { return sp.withdraw(a) })
+				}
+			}
+			return nil
+		}),
+		plugin.Do("record", func() error {
+			if n.Announce != announcePod {
+				return nil
+			}
+			return st.Write(bgp.Record{Speaker: n.Speaker, ContainerID: args.ContainerID, IfName: args.IfName, Announcements: anns})
+		}),
+	)
+	if err != nil {
+		return err
 	}
-	var done []bgp.Announcement
-	ok := false
-	defer func() {
-		if ok {
-			return
-		}
-		for _, a := range done {
-			logErr("rollback: withdraw "+a.String(), c.Withdraw(context.Background(), a))
-		}
-	}()
-	for _, a := range anns {
-		if err := c.Announce(ctx, a); err != nil {
-			return speakerErr(n, fmt.Errorf("announce %s: %w", a, err))
-		}
-		// The node's pod CIDR outlives this pod: it is not withdrawn on failure, nor recorded.
-		if n.Announce == announcePod {
-			done = append(done, a)
-		}
-	}
-	if n.Announce == announcePod {
-		if err := st.Write(bgp.Record{Speaker: n.Speaker, ContainerID: args.ContainerID, IfName: args.IfName, Announcements: anns}); err != nil {
-			return err
-		}
-	}
-	ok = true
 	return plugin.PrintResult(n.prev, n.CNIVersion)
 }
 
 // DEL withdraws what ADD recorded (or, without a record, the prevResult's pod addresses) and forgets it.
 // A speaker that is gone took its paths along: DEL then only removes the record and succeeds. In node
 // mode the pod CIDR stays announced for the node's other pods.
-func cmdDel(args *skel.CmdArgs) error {
-	n, err := parseConfig(args.StdinData)
-	if err != nil {
-		return err
-	}
+func cmdDel(n *NetConf, args *skel.CmdArgs) error {
 	st, err := store(n, args)
 	if err != nil {
 		return err
@@ -115,9 +134,7 @@ func cmdDel(args *skel.CmdArgs) error {
 		return st.Remove(args.ContainerID, args.IfName)
 	}
 	rec, found, err := st.Read(args.ContainerID, args.IfName)
-	if err != nil {
-		logErr("read record", err)
-	}
+	plugin.LogError("read record", err)
 	anns := rec.Announcements
 	if !found && n.prev != nil {
 		anns, _ = n.announcements(n.prev)
@@ -130,16 +147,15 @@ func cmdDel(args *skel.CmdArgs) error {
 
 // withdraw withdraws anns, best effort: an unreachable speaker no longer holds them.
 func withdraw(n *NetConf, anns []bgp.Announcement) {
-	c, ctx, cancel, err := open(n)
+	sp, err := dial(n.Speaker)
 	if err != nil {
-		logErr("withdraw", err)
+		plugin.LogError("withdraw", err)
 		return
 	}
-	defer cancel()
-	defer c.Close()
+	defer sp.Close()
 	for _, a := range anns {
-		if err := c.Withdraw(ctx, a); err != nil {
-			logErr("withdraw "+a.String(), err)
+		if err := sp.withdraw(a); err != nil {
+			plugin.LogError("withdraw "+a.String(), err)
 			if errors.Is(err, bgp.ErrUnreachable) {
 				return
 			}
@@ -149,11 +165,7 @@ func withdraw(n *NetConf, anns []bgp.Announcement) {
 
 // CHECK verifies that every recorded path (pod mode) or the pod CIDR (node mode) is in the speaker's
 // RIB as a path it originates.
-func cmdCheck(args *skel.CmdArgs) error {
-	n, err := parseConfig(args.StdinData)
-	if err != nil {
-		return err
-	}
+func cmdCheck(n *NetConf, args *skel.CmdArgs) error {
 	if n.prev == nil { // parseConfig has parsed it already
 		return conf.Invalid("prevResult", "CHECK needs the result of the ADD; the runtime must pass it")
 	}
@@ -161,14 +173,17 @@ func cmdCheck(args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
-	c, ctx, cancel, err := open(n)
+	sp, err := dial(n.Speaker)
 	if err != nil {
 		return err
 	}
-	defer cancel()
-	defer c.Close()
+	defer sp.Close()
 	for _, a := range anns {
-		have, err := c.Originated(ctx, a.Prefix)
+		var have bool
+		err := sp.call(func(ctx context.Context) (err error) {
+			have, err = sp.c.Originated(ctx, a.Prefix)
+			return err
+		})
 		if err != nil {
 			return fmt.Errorf("speaker %s: %w", n.Speaker, err)
 		}
@@ -180,11 +195,7 @@ func cmdCheck(args *skel.CmdArgs) error {
 }
 
 // GC withdraws and forgets the paths of every recorded attachment the runtime no longer lists.
-func cmdGC(args *skel.CmdArgs) error {
-	n, err := parseConfig(args.StdinData)
-	if err != nil {
-		return err
-	}
+func cmdGC(n *NetConf, args *skel.CmdArgs) error {
 	valid, err := plugin.ValidAttachments(args.StdinData)
 	if err != nil {
 		return err
@@ -195,7 +206,7 @@ func cmdGC(args *skel.CmdArgs) error {
 	}
 	records, errs := st.All()
 	for _, e := range errs {
-		logErr("GC", e)
+		plugin.LogError("GC", e)
 	}
 	for _, r := range records {
 		if valid[conf.Attachment{ContainerID: r.ContainerID, IfName: r.IfName}] {
@@ -210,25 +221,14 @@ func cmdGC(args *skel.CmdArgs) error {
 }
 
 // STATUS fails with code 50 while the speaker does not answer.
-func cmdStatus(args *skel.CmdArgs) error {
-	n, err := parseConfig(args.StdinData)
+func cmdStatus(n *NetConf, args *skel.CmdArgs) error {
+	sp, err := dial(n.Speaker)
 	if err != nil {
 		return err
 	}
-	c, ctx, cancel, err := open(n)
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	defer c.Close()
-	if err := c.Ping(ctx); err != nil {
+	defer sp.Close()
+	if err := sp.ping(); err != nil {
 		return conf.NotAvailable("speaker %s: %v; ADDs fail until it answers", n.Speaker, err)
 	}
 	return nil
-}
-
-func logErr(what string, err error) {
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "netloom bgp-route: %s: %v\n", what, err)
-	}
 }

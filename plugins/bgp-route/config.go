@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 
@@ -34,15 +35,11 @@ type NetConf struct {
 	prev        *current.Result
 }
 
+// parseArgs parses a command's configuration.
+func parseArgs(args *skel.CmdArgs) (*NetConf, error) { return parseConfig(args.StdinData) }
+
 func parseConfig(stdin []byte) (*NetConf, error) {
-	n := &NetConf{Announce: announcePod, Speaker: "unix://" + bgp.DefaultSocket, StateDir: bgp.DefaultStateDir}
-	if err := conf.Decode(stdin, n); err != nil {
-		return nil, err
-	}
-	if err := n.validate(); err != nil {
-		return nil, err
-	}
-	return n, nil
+	return conf.Load(stdin, &NetConf{Announce: announcePod, Speaker: "unix://" + bgp.DefaultSocket, StateDir: bgp.DefaultStateDir}, (*NetConf).validate)
 }
 
 func (n *NetConf) validate() error {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"sync"
 	"time"
 
@@ -18,7 +17,6 @@ import (
 
 	"github.com/netloom/netloom/pkg/addr"
 	"github.com/netloom/netloom/pkg/conf"
-	"github.com/netloom/netloom/pkg/fault"
 	"github.com/netloom/netloom/pkg/firewall"
 	"github.com/netloom/netloom/pkg/firewall/ipmasq"
 	"github.com/netloom/netloom/pkg/hostlink"
@@ -41,11 +39,7 @@ const (
 // the first look.
 const portUpTimeout = 2500 * time.Millisecond
 
-func cmdAdd(args *skel.CmdArgs) error {
-	n, err := parseConfig(args.StdinData, args.Args)
-	if err != nil {
-		return err
-	}
+func cmdAdd(n *NetConf, args *skel.CmdArgs) error {
 	target, err := netns.Open(args.Netns)
 	if err != nil {
 		return err
@@ -53,38 +47,24 @@ func cmdAdd(args *skel.CmdArgs) error {
 	defer target.Close()
 
 	a := &adder{n: n, args: args, target: target, ctx: context.Background()}
-	// ok is set only on the success path, so no shadowed err can make a failed ADD skip the rollback.
-	ok := false
-	defer func() {
-		if !ok {
-			a.rollback()
-		}
-	}()
-	// Each step's name is its fault point (fault.Point, a test hook: NETLOOM_FAULT_POINT=bridge:<name>).
-	for _, step := range []struct {
-		name string
-		run  func() error
-	}{
-		{"allocate", a.allocate},                     // IPAM first: a bad ipam section or a full range fails before any link exists
-		{"plug", a.plug},                             // bridge, veth pair, port settings
-		{"spoofCheck", a.spoofCheck},                 // macspoofchk
-		{"configureContainer", a.configureContainer}, // addresses, routes, link up inside the pod
-		{"setGateways", a.setGateways},               // gateway addresses on the bridge, forwarding
-		{"masquerade", a.masquerade},                 // ipMasq
-		{"finish", a.finish},                         // wait for the port, refresh MACs
-	} {
-		fault.Point(step.name)
-		if err := step.run(); err != nil {
-			return err
-		}
+	// A failed step rolls back what the earlier ones made for this pod; the bridge itself stays.
+	if err := a.Run(
+		plugin.Do("allocate", a.allocate),                     // IPAM first: a bad ipam section or a full range fails before any link exists
+		plugin.Do("plug", a.plug),                             // bridge, veth pair, port settings
+		plugin.Do("spoofCheck", a.spoofCheck),                 // macspoofchk
+		plugin.Do("configureContainer", a.configureContainer), // addresses, routes, link up inside the pod
+		plugin.Do("setGateways", a.setGateways),               // gateway addresses on the bridge, forwarding
+		plugin.Do("masquerade", a.masquerade),                 // ipMasq
+		plugin.Do("finish", a.finish),                         // wait for the port, refresh MACs, dns
+	); err != nil {
+		return err
 	}
-	fault.Point("done")
-	ok = true
 	return plugin.PrintResult(a.result, n.CNIVersion)
 }
 
-// adder carries one ADD through its steps and remembers how to undo each.
+// adder carries one ADD through its steps; plugin.Add remembers how to undo each.
 type adder struct {
+	plugin.Add
 	n      *NetConf
 	args   *skel.CmdArgs
 	target ns.NetNS
@@ -96,17 +76,6 @@ type adder struct {
 	mac      net.HardwareAddr
 	gws      []netip.Prefix // bridge gateway addresses, with isGateway
 	result   *current.Result
-	undo     []func()
-}
-
-func (a *adder) onFailure(what string, f func() error) {
-	a.undo = append(a.undo, func() { logErr("rollback: "+what, f()) })
-}
-
-func (a *adder) rollback() {
-	for i := len(a.undo) - 1; i >= 0; i-- {
-		a.undo[i]()
-	}
 }
 
 func (a *adder) allocate() error {
@@ -121,7 +90,7 @@ func (a *adder) allocate() error {
 		return err
 	}
 	a.ipam = res
-	a.onFailure("release IP", func() error { return ipamexec.Del(a.ctx, a.n.IPAM.Type, a.args.StdinData) })
+	a.OnFailure("release IP", func() error { return ipamexec.Del(a.ctx, a.n.IPAM.Type, a.args.StdinData) })
 	return nil
 }
 
@@ -133,6 +102,9 @@ func (a *adder) plug() error {
 		Promisc:       n.PromiscMode,
 		VlanFiltering: n.Vlan != 0 || len(n.trunk) > 0,
 	})
+	if errors.Is(err, link.ErrNotBridge) {
+		return conf.Invalid("bridge", "%v", err)
+	}
 	if err != nil {
 		return fmt.Errorf("bridge %q: %w", n.Bridge, err)
 	}
@@ -153,7 +125,7 @@ func (a *adder) plug() error {
 		return err
 	}
 	a.hostName = veth.Host.Attrs().Name
-	a.onFailure("remove veth", func() error { return link.Remove(a.hostName) })
+	a.OnFailure("remove veth", func() error { return link.Remove(a.hostName) })
 
 	if err := link.AttachPort(br, veth.Host, link.PortSpec{
 		Hairpin:             n.HairpinMode,
@@ -191,7 +163,7 @@ func (a *adder) spoofCheck() error {
 	if err := sc.Setup(); err != nil {
 		return fmt.Errorf("macspoofchk: %w", err)
 	}
-	a.onFailure("macspoofchk", sc.Teardown)
+	a.OnFailure("macspoofchk", sc.Teardown)
 	return nil
 }
 
@@ -253,11 +225,11 @@ func (a *adder) masquerade() error {
 	if err != nil {
 		return conf.Invalid("ipMasqBackend", "%v", err)
 	}
-	k := masqKey(a.n, a.args)
+	k := firewall.KeyFor(a.n.Name, a.args)
 	if err := m.Ensure(k, resultPrefixes(a.result)); err != nil {
 		return fmt.Errorf("ipMasq: %w", err)
 	}
-	a.onFailure("remove masquerade", func() error { return m.Remove(k) })
+	a.OnFailure("remove masquerade", func() error { return m.Remove(k) })
 	return nil
 }
 
@@ -275,9 +247,7 @@ func (a *adder) finish() error {
 		return err
 	}
 	a.result.Interfaces[ifBridge].Mac = br.HardwareAddr.String()
-	if d := a.n.DNS; d.Nameservers != nil || d.Search != nil || d.Options != nil || d.Domain != "" {
-		a.result.DNS = d
-	}
+	plugin.SetDNS(a.result, a.n.DNS)
 	return nil
 }
 
@@ -333,11 +303,7 @@ func gatewayLink(br *netlink.Bridge, n *NetConf, result *current.Result) (netlin
 	return l, nil
 }
 
-func cmdDel(args *skel.CmdArgs) error {
-	n, err := parseConfig(args.StdinData, args.Args)
-	if err != nil {
-		return err
-	}
+func cmdDel(n *NetConf, args *skel.CmdArgs) error {
 	ctx := context.Background()
 
 	// The container side first: deleting it deletes the host end too. A namespace that is already
@@ -369,7 +335,7 @@ func cmdDel(args *skel.CmdArgs) error {
 			return conf.Invalid("ipMasqBackend", "%v", err)
 		}
 		steps = append(steps, func() error {
-			if err := m.Remove(masqKey(n, args)); err != nil {
+			if err := m.Remove(firewall.KeyFor(n.Name, args)); err != nil {
 				return fmt.Errorf("ipMasq: %w", err)
 			}
 			return nil
@@ -386,8 +352,8 @@ func cmdDel(args *skel.CmdArgs) error {
 	return runAll(steps)
 }
 
-// runAll runs steps concurrently and returns their errors joined; a CNI error (one with a code) comes
-// first, so the runtime sees its code.
+// runAll runs steps concurrently and returns every error they had, joined: the runtime reads all of them,
+// with the code of the first that has one (conf.ForRuntime).
 func runAll(steps []func() error) error {
 	errs := make([]error, len(steps))
 	var wg sync.WaitGroup
@@ -395,19 +361,10 @@ func runAll(steps []func() error) error {
 		wg.Go(func() { errs[i] = step() })
 	}
 	wg.Wait()
-	for _, err := range errs {
-		if conf.Code(err) != 0 {
-			return err
-		}
-	}
 	return errors.Join(errs...)
 }
 
-func cmdCheck(args *skel.CmdArgs) error {
-	n, err := parseConfig(args.StdinData, args.Args)
-	if err != nil {
-		return err
-	}
+func cmdCheck(n *NetConf, args *skel.CmdArgs) error {
 	prev, err := conf.CheckPrevResult(&n.NetConf)
 	if err != nil {
 		return err
@@ -468,18 +425,14 @@ func cmdCheck(args *skel.CmdArgs) error {
 		if err != nil {
 			return conf.Invalid("ipMasqBackend", "%v", err)
 		}
-		if err := m.Check(masqKey(n, args), resultPrefixes(prev)); err != nil {
+		if err := m.Check(firewall.KeyFor(n.Name, args), resultPrefixes(prev)); err != nil {
 			return fmt.Errorf("ipMasq: %w", err)
 		}
 	}
 	return nil
 }
 
-func cmdGC(args *skel.CmdArgs) error {
-	n, err := parseConfig(args.StdinData, args.Args)
-	if err != nil {
-		return err
-	}
+func cmdGC(n *NetConf, args *skel.CmdArgs) error {
 	valid, err := plugin.ValidAttachments(args.StdinData)
 	if err != nil {
 		return err
@@ -498,11 +451,7 @@ func cmdGC(args *skel.CmdArgs) error {
 	return errors.Join(errs...)
 }
 
-func cmdStatus(args *skel.CmdArgs) error {
-	n, err := parseConfig(args.StdinData, args.Args)
-	if err != nil {
-		return err
-	}
+func cmdStatus(n *NetConf, args *skel.CmdArgs) error {
 	if n.hasL3 {
 		return ipamexec.Status(context.Background(), n.IPAM.Type, args.StdinData)
 	}
@@ -516,10 +465,6 @@ func containerIndex(r *current.Result, args *skel.CmdArgs) int {
 		}
 	}
 	return -1
-}
-
-func masqKey(n *NetConf, args *skel.CmdArgs) firewall.Key {
-	return firewall.Key{Network: n.Name, ContainerID: args.ContainerID, IfName: args.IfName}
 }
 
 func resultPrefixes(r *current.Result) []netip.Prefix {
@@ -537,10 +482,4 @@ func family(p netip.Prefix) int {
 		return 4
 	}
 	return 6
-}
-
-func logErr(what string, err error) {
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "netloom bridge: %s: %v\n", what, err)
-	}
 }

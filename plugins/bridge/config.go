@@ -5,6 +5,7 @@ import (
 	"net"
 	"slices"
 
+	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/netloom/netloom/pkg/conf"
@@ -14,8 +15,6 @@ import (
 const (
 	defaultBridge = "cni0"
 	maxVlanID     = 4094
-	minMTU        = 68 // IPv4's minimum; the kernel refuses less
-	maxMTU        = 65535
 )
 
 // NetConf is the bridge plugin's configuration: every key of the reference bridge plugin.
@@ -61,25 +60,21 @@ type VlanTrunk struct {
 	ID    *int `json:"id,omitempty"`
 }
 
+// parseArgs parses a command's configuration and CNI_ARGS.
+func parseArgs(args *skel.CmdArgs) (*NetConf, error) { return parseConfig(args.StdinData, args.Args) }
+
 // parseConfig decodes and validates stdin; cniArgs is CNI_ARGS. Every error is a CNI error naming the
 // key and saying what would be valid.
 func parseConfig(stdin []byte, cniArgs string) (*NetConf, error) {
-	n := &NetConf{Bridge: defaultBridge}
-	if err := conf.Decode(stdin, n); err != nil {
-		return nil, err
-	}
-	if err := n.validate(cniArgs); err != nil {
-		return nil, err
-	}
-	return n, nil
+	return conf.Load(stdin, &NetConf{Bridge: defaultBridge}, func(n *NetConf) error { return n.validate(cniArgs) })
 }
 
 func (n *NetConf) validate(cniArgs string) error {
 	if err := conf.ValidateIfName("bridge", n.Bridge); err != nil {
 		return err
 	}
-	if n.MTU != 0 && (n.MTU < minMTU || n.MTU > maxMTU) {
-		return conf.Invalid("mtu", "%d is out of range; use %d..%d, or omit it for the kernel default", n.MTU, minMTU, maxMTU)
+	if err := conf.CheckMTU(n.MTU, "the kernel default"); err != nil {
+		return err
 	}
 	if n.Vlan < 0 || n.Vlan > maxVlanID {
 		return conf.Invalid("vlan", "%d is out of range; use 1..%d, or 0 for no VLAN", n.Vlan, maxVlanID)

@@ -36,7 +36,7 @@ func FuzzParseConfig(f *testing.F) {
 		if err := conf.ValidateIfName("bridge", n.Bridge); err != nil {
 			t.Fatalf("accepted bridge %q: %v", n.Bridge, err)
 		}
-		if n.MTU != 0 && (n.MTU < minMTU || n.MTU > maxMTU) {
+		if n.MTU != 0 && (n.MTU < conf.MinMTU || n.MTU > conf.MaxMTU) {
 			t.Fatalf("accepted mtu %d", n.MTU)
 		}
 		if n.Vlan < 0 || n.Vlan > maxVlanID {

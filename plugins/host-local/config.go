@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/cni/pkg/version"
 
@@ -85,6 +86,9 @@ type setSource struct {
 	field  string
 	ranges []RangeConf
 }
+
+// parseArgs parses a command's configuration and CNI_ARGS.
+func parseArgs(args *skel.CmdArgs) (*Config, error) { return parseConfig(args.StdinData, args.Args) }
 
 // parseConfig decodes and validates stdin; cniArgs is CNI_ARGS. Every error is a CNI error (code 7
 // unless the JSON itself is broken) naming the key and saying what would be valid.

@@ -21,11 +21,7 @@ import (
 // cmdAdd leases one address per range set (a requested one where the runtime asked) and reports them
 // with the configured routes and DNS. An attachment that already holds an address of a set gets it
 // again: a retried ADD is answered, not refused.
-func cmdAdd(args *skel.CmdArgs) error {
-	c, err := parseConfig(args.StdinData, args.Args)
-	if err != nil {
-		return err
-	}
+func cmdAdd(c *Config, args *skel.CmdArgs) error {
 	att, err := attachment(args)
 	if err != nil {
 		return err
@@ -43,17 +39,22 @@ func cmdAdd(args *skel.CmdArgs) error {
 		return conf.IOFailure("network %q in dataDir %s: %v", c.Name, c.DataDir, err)
 	}
 	defer s.Close()
-	ips, err := allocate(s, c, att)
+	// One step under the store's lock: the sets' addresses are taken together, and a failure releases
+	// what this ADD leased before the lock is let go.
+	var add plugin.Add
+	err = add.Run(plugin.Do("allocate", func() (err error) {
+		result.IPs, err = allocate(&add, s, c, att)
+		return err
+	}))
 	if err != nil {
 		return err
 	}
-	result.IPs = ips
 	return plugin.PrintResult(result, c.CNIVersion)
 }
 
-// allocate runs under the store's lock for the whole ADD, so the sets' addresses are taken together;
-// on failure it releases what it took.
-func allocate(s *ipam.Store, c *Config, att conf.Attachment) ([]*current.IPConfig, error) {
+// allocate takes one address per range set for att, registering with add how to release each it
+// leased anew.
+func allocate(add *plugin.Add, s *ipam.Store, c *Config, att conf.Attachment) ([]*current.IPConfig, error) {
 	leases, err := s.Leases()
 	if err != nil {
 		return nil, conf.IOFailure("network %q: %v", c.Name, err)
@@ -62,15 +63,6 @@ func allocate(s *ipam.Store, c *Config, att conf.Attachment) ([]*current.IPConfi
 	for _, l := range leases {
 		taken[l.Addr] = l
 	}
-	var fresh []ipam.Lease
-	ok := false
-	defer func() {
-		if !ok {
-			for _, l := range fresh {
-				logErr("rollback", s.Release(l))
-			}
-		}
-	}()
 	var out []*current.IPConfig
 	for i, set := range c.Sets {
 		a, isNew, err := allocateFromSet(s, c, i, att, leases, taken)
@@ -79,7 +71,7 @@ func allocate(s *ipam.Store, c *Config, att conf.Attachment) ([]*current.IPConfi
 		}
 		if isNew {
 			l := ipam.Lease{Addr: a, ContainerID: att.ContainerID, IfName: att.IfName}
-			fresh = append(fresh, l)
+			add.OnFailure("release "+a.String(), func() error { return s.Release(l) })
 			taken[a] = l
 		}
 		ri, found := set.RangeFor(a)
@@ -92,7 +84,6 @@ func allocate(s *ipam.Store, c *Config, att conf.Attachment) ([]*current.IPConfi
 			Gateway: r.Gateway.AsSlice(),
 		})
 	}
-	ok = true
 	return out, nil
 }
 
@@ -161,11 +152,7 @@ func cmdDel(args *skel.CmdArgs) error {
 
 // cmdCheck verifies that the attachment holds a lease and, when the runtime passes the ADD's result,
 // that every address of it inside the configured ranges is leased to the attachment.
-func cmdCheck(args *skel.CmdArgs) error {
-	c, err := parseConfig(args.StdinData, args.Args)
-	if err != nil {
-		return err
-	}
+func cmdCheck(c *Config, args *skel.CmdArgs) error {
 	att, err := attachment(args)
 	if err != nil {
 		return err
@@ -275,11 +262,7 @@ func cmdGC(args *skel.CmdArgs) error {
 
 // cmdStatus reports the plugin unavailable (code 50) when an ADD could not succeed: the lease
 // directory cannot be created or written, or a range set has no free address.
-func cmdStatus(args *skel.CmdArgs) error {
-	c, err := parseConfig(args.StdinData, args.Args)
-	if err != nil {
-		return err
-	}
+func cmdStatus(c *Config, args *skel.CmdArgs) error {
 	s, err := ipam.OpenStore(c.DataDir, c.Name)
 	if err != nil {
 		return conf.NotAvailable("network %q in dataDir %s: %v", c.Name, c.DataDir, err)
@@ -385,10 +368,4 @@ func parseResolvConf(path string) (*types.DNS, error) {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	return dns, nil
-}
-
-func logErr(what string, err error) {
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "netloom host-local: %s: %v\n", what, err)
-	}
 }

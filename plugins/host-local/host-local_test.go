@@ -41,7 +41,7 @@ func add(t *testing.T, stdin []byte, id, ifname string) (*current.Result, error)
 	os.Stdout = w
 	done := make(chan []byte)
 	go func() { b, _ := io.ReadAll(r); done <- b }()
-	err = cmdAdd(cmdArgs(stdin, id, ifname))
+	err = commands().Add(cmdArgs(stdin, id, ifname))
 	w.Close()
 	os.Stdout = stdout
 	out := <-done
@@ -98,7 +98,7 @@ func TestAddDelCycle(t *testing.T) {
 	if other := mustAdd(t, stdin, "ctr-a", "net1"); !slices.Equal(other, []string{"10.7.0.3/29", "fd07::3/125"}) {
 		t.Errorf("second interface = %v", other)
 	}
-	if err := cmdCheck(cmdArgs(stdin, "ctr-a", "eth0")); err != nil {
+	if err := commands().Check(cmdArgs(stdin, "ctr-a", "eth0")); err != nil {
 		t.Errorf("CHECK: %v", err)
 	}
 	if err := cmdDel(cmdArgs(stdin, "ctr-a", "eth0")); err != nil {
@@ -107,7 +107,7 @@ func TestAddDelCycle(t *testing.T) {
 	if err := cmdDel(cmdArgs(stdin, "ctr-a", "eth0")); err != nil {
 		t.Errorf("second DEL: %v", err)
 	}
-	if err := cmdCheck(cmdArgs(stdin, "ctr-a", "eth0")); err == nil || !strings.Contains(err.Error(), "ctr-a/eth0") {
+	if err := commands().Check(cmdArgs(stdin, "ctr-a", "eth0")); err == nil || !strings.Contains(err.Error(), "ctr-a/eth0") {
 		t.Errorf("CHECK after DEL = %v; want an error naming ctr-a/eth0", err)
 	}
 	// Round robin: the released .2 is not handed out again before the rest of the range.
@@ -206,13 +206,13 @@ func TestCheckPrevResult(t *testing.T) {
 		return testNet(t, dataDir, `[[{"subnet":"10.11.0.0/24"}]]`,
 			fmt.Sprintf(`"prevResult":{"cniVersion":"1.1.0","ips":[{"address":%q},{"address":"192.168.9.9/24"}]}`, addr))
 	}
-	if err := cmdCheck(cmdArgs(prev(got[0]), "a", "eth0")); err != nil {
+	if err := commands().Check(cmdArgs(prev(got[0]), "a", "eth0")); err != nil {
 		t.Errorf("CHECK with its own prevResult: %v", err)
 	}
-	if err := cmdCheck(cmdArgs(prev("10.11.0.99/24"), "a", "eth0")); err == nil || !strings.Contains(err.Error(), "10.11.0.99") {
+	if err := commands().Check(cmdArgs(prev("10.11.0.99/24"), "a", "eth0")); err == nil || !strings.Contains(err.Error(), "10.11.0.99") {
 		t.Errorf("CHECK with an address not leased to it: %v", err)
 	}
-	if err := cmdCheck(cmdArgs(stdin, "a", "eth9")); err == nil {
+	if err := commands().Check(cmdArgs(stdin, "a", "eth9")); err == nil {
 		t.Error("CHECK of another interface passed")
 	}
 }
@@ -259,7 +259,7 @@ func TestGC(t *testing.T) {
 func TestStatus(t *testing.T) {
 	dataDir := t.TempDir()
 	stdin := testNet(t, dataDir, `[[{"subnet":"10.13.0.0/24"}],[{"subnet":"10.213.251.0/30"}]]`)
-	status := func(stdin []byte) error { return cmdStatus(&skel.CmdArgs{StdinData: stdin}) }
+	status := func(stdin []byte) error { return commands().Status(&skel.CmdArgs{StdinData: stdin}) }
 	if err := status(stdin); err != nil {
 		t.Fatalf("STATUS of a fresh network: %v", err)
 	}
@@ -286,7 +286,7 @@ func TestBadAttachment(t *testing.T) {
 		{"ok", "eth0123456789abcdef", "interface name"},
 		{"ok", "a/b", "CNI_IFNAME"},
 	} {
-		for cmd, f := range map[string]func(*skel.CmdArgs) error{"DEL": cmdDel, "CHECK": cmdCheck} {
+		for cmd, f := range map[string]func(*skel.CmdArgs) error{"DEL": commands().Del, "CHECK": commands().Check} {
 			err := f(cmdArgs(stdin, tc.id, tc.ifname))
 			if conf.Code(err) != conf.CodeInvalidEnvironment || !strings.Contains(err.Error(), tc.naming) {
 				t.Errorf("%s %q/%q: %v; want code 4 naming %s", cmd, tc.id, tc.ifname, err, tc.naming)

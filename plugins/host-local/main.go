@@ -8,6 +8,11 @@ import (
 	"github.com/netloom/netloom/pkg/plugin"
 )
 
-func main() {
-	plugin.Main("host-local", skel.CNIFuncs{Add: cmdAdd, Del: cmdDel, Check: cmdCheck, GC: cmdGC, Status: cmdStatus})
+func main() { plugin.Main("host-local", commands()) }
+
+func commands() skel.CNIFuncs {
+	cmds := plugin.Verbs[*Config]{Parse: parseArgs, Add: cmdAdd, Check: cmdCheck, Status: cmdStatus}.Funcs()
+	// DEL and GC read only where the leases are, so a configuration changed since the ADD still cleans up.
+	cmds.Del, cmds.GC = cmdDel, cmdGC
+	return cmds
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/vishvananda/netlink"
@@ -8,8 +9,6 @@ import (
 	"github.com/netloom/netloom/pkg/conf"
 	"github.com/netloom/netloom/pkg/hostlink"
 )
-
-const minMTU = 68 // IPv4's minimum; the kernel refuses less
 
 // modes is the "mode" key's table, in the kernel's order; "" means the reference's default, l2.
 func modes() hostlink.Modes[netlink.IPVlanMode] {
@@ -37,18 +36,14 @@ type NetConf struct {
 	prev *current.Result // the parsed prevResult; nil without one
 }
 
+// parseArgs parses a command's configuration.
+func parseArgs(args *skel.CmdArgs) (*NetConf, error) { return parseConfig(args.StdinData) }
+
 // parseConfig decodes and validates stdin. What needs the master (its existence, its MTU) is checked at
 // ADD, where the master is looked up; DEL must work without it. So is the need for addresses (an ipam
 // section, or a prevResult with IPs): DEL must work after an ADD that failed for the lack of them.
 func parseConfig(stdin []byte) (*NetConf, error) {
-	n := &NetConf{}
-	if err := conf.Decode(stdin, n); err != nil {
-		return nil, err
-	}
-	if err := n.validate(); err != nil {
-		return nil, err
-	}
-	return n, nil
+	return conf.Load(stdin, &NetConf{}, (*NetConf).validate)
 }
 
 func (n *NetConf) validate() error {
@@ -62,8 +57,9 @@ func (n *NetConf) validate() error {
 		return conf.Invalid("mode", "%q is not an ipvlan mode; use \"l2\" (the default), \"l3\" or \"l3s\"", n.Mode)
 	}
 	n.mode = m
-	if n.MTU != 0 && n.MTU < minMTU {
-		return conf.Invalid("mtu", "%d is out of range; use %d up to the master's MTU, or omit it for the master's", n.MTU, minMTU)
+	// The master's MTU bounds it too, checked once the master is found (hostlink.MTUFor).
+	if err := conf.CheckMTU(n.MTU, "the master's"); err != nil {
+		return err
 	}
 	// On a copy: parsing clears RawPrevResult, which CHECK parses again to demand it.
 	nc := n.NetConf

@@ -38,7 +38,7 @@ func FuzzParseConfig(f *testing.F) {
 		if name := modeName(n.mode); name == "unknown" || (n.Mode != "" && name != n.Mode) {
 			t.Fatalf("mode %q parsed as %v (%s)", n.Mode, n.mode, name)
 		}
-		if n.MTU != 0 && n.MTU < minMTU {
+		if n.MTU != 0 && (n.MTU < conf.MinMTU || n.MTU > conf.MaxMTU) {
 			t.Fatalf("accepted mtu %d", n.MTU)
 		}
 		if (n.RawPrevResult != nil) != (n.prev != nil) {

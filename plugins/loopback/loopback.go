@@ -23,6 +23,9 @@ const loName = "lo"
 // loMAC is what the result reports as lo's hardware address.
 const loMAC = "00:00:00:00:00:00"
 
+// parseArgs parses a command's configuration.
+func parseArgs(args *skel.CmdArgs) (*types.NetConf, error) { return parseConf(args.StdinData) }
+
 // parseConf reads the network config. loopback has no keys of its own; a prevResult (when chained
 // after another plugin) must parse in the config's cniVersion, since ADD passes it through.
 func parseConf(stdin []byte) (*types.NetConf, error) {
@@ -38,34 +41,34 @@ func parseConf(stdin []byte) (*types.NetConf, error) {
 
 // cmdAdd sets lo up and reports it with its first IPv4 and IPv6 address. Chained after another
 // plugin, it passes that plugin's result through unchanged instead.
-func cmdAdd(args *skel.CmdArgs) error {
-	nc, err := parseConf(args.StdinData)
-	if err != nil {
-		return err
-	}
-	target, err := netns.Open(args.Netns)
-	if err != nil {
-		return err
-	}
-	defer target.Close()
-
+func cmdAdd(nc *types.NetConf, args *skel.CmdArgs) error {
 	var v4, v6 []netlink.Addr
-	err = target.Do(func(ns.NetNS) error {
-		lo, err := link.ByName(loName)
-		if err != nil {
-			return err
-		}
-		if err := link.SetUp(lo); err != nil {
-			return err
-		}
-		if v4, err = loopbackAddrs(lo, netlink.FAMILY_V4); err != nil {
-			return err
-		}
-		v6, err = loopbackAddrs(lo, netlink.FAMILY_V6)
-		return err
-	})
+	// Bringing lo up is the only change: no undo, an up lo is harmless and the runtime's DEL brings it down.
+	var add plugin.Add
+	err := add.Run(plugin.Do("up", func() error {
+		return netns.With(args.Netns, func(pod ns.NetNS) error {
+			err := pod.Do(func(ns.NetNS) error {
+				lo, err := link.ByName(loName)
+				if err != nil {
+					return err
+				}
+				if err := link.SetUp(lo); err != nil {
+					return err
+				}
+				if v4, err = loopbackAddrs(lo, netlink.FAMILY_V4); err != nil {
+					return err
+				}
+				v6, err = loopbackAddrs(lo, netlink.FAMILY_V6)
+				return err
+			})
+			if err != nil {
+				return fmt.Errorf("netns %s: %w", args.Netns, err)
+			}
+			return nil
+		})
+	}))
 	if err != nil {
-		return fmt.Errorf("netns %s: %w", args.Netns, err)
+		return err
 	}
 
 	if nc.PrevResult != nil {
@@ -125,24 +128,18 @@ func cmdDel(args *skel.CmdArgs) error {
 }
 
 // cmdCheck verifies that lo is up.
-func cmdCheck(args *skel.CmdArgs) error {
-	if _, err := parseConf(args.StdinData); err != nil {
-		return err
-	}
-	target, err := netns.Open(args.Netns)
-	if err != nil {
-		return err
-	}
-	defer target.Close()
-	return target.Do(func(ns.NetNS) error {
-		lo, err := link.ByName(loName)
-		if err != nil {
-			return fmt.Errorf("netns %s: %w", args.Netns, err)
-		}
-		if lo.Attrs().Flags&net.FlagUp == 0 {
-			return fmt.Errorf("netns %s: %s is down", args.Netns, loName)
-		}
-		return nil
+func cmdCheck(_ *types.NetConf, args *skel.CmdArgs) error {
+	return netns.With(args.Netns, func(pod ns.NetNS) error {
+		return pod.Do(func(ns.NetNS) error {
+			lo, err := link.ByName(loName)
+			if err != nil {
+				return fmt.Errorf("netns %s: %w", args.Netns, err)
+			}
+			if lo.Attrs().Flags&net.FlagUp == 0 {
+				return fmt.Errorf("netns %s: %s is down", args.Netns, loName)
+			}
+			return nil
+		})
 	})
 }
 

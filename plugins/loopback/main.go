@@ -2,11 +2,14 @@
 package main
 
 import (
-	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/netloom/netloom/pkg/plugin"
 )
 
 func main() {
-	plugin.Main("loopback", skel.CNIFuncs{Add: cmdAdd, Del: cmdDel, Check: cmdCheck, GC: cmdGC, Status: cmdStatus})
+	cmds := plugin.Verbs[*types.NetConf]{Parse: parseArgs, Add: cmdAdd, Check: cmdCheck}.Funcs()
+	// DEL, GC and STATUS need nothing from the configuration: a DEL must work whatever it says.
+	cmds.Del, cmds.GC, cmds.Status = cmdDel, cmdGC, cmdStatus
+	plugin.Main("loopback", cmds)
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"net"
 
+	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/vishvananda/netlink"
 
@@ -11,7 +12,6 @@ import (
 )
 
 const (
-	minMTU = 68 // IPv4's minimum; the kernel refuses less
 	// maxBcQueueLen bounds "bcqueuelen" as the kernel's u32 attribute does.
 	maxBcQueueLen = 1<<32 - 1
 )
@@ -51,17 +51,13 @@ type NetConf struct {
 	hasL3 bool
 }
 
+// parseArgs parses a command's configuration and CNI_ARGS.
+func parseArgs(args *skel.CmdArgs) (*NetConf, error) { return parseConfig(args.StdinData, args.Args) }
+
 // parseConfig decodes and validates stdin; cniArgs is CNI_ARGS. What needs the master (its existence,
 // its MTU) is checked at ADD, where the master is looked up; DEL must work without it.
 func parseConfig(stdin []byte, cniArgs string) (*NetConf, error) {
-	n := &NetConf{}
-	if err := conf.Decode(stdin, n); err != nil {
-		return nil, err
-	}
-	if err := n.validate(cniArgs); err != nil {
-		return nil, err
-	}
-	return n, nil
+	return conf.Load(stdin, &NetConf{}, func(n *NetConf) error { return n.validate(cniArgs) })
 }
 
 func (n *NetConf) validate(cniArgs string) error {
@@ -75,8 +71,9 @@ func (n *NetConf) validate(cniArgs string) error {
 		return conf.Invalid("mode", "%q is not a macvlan mode; use \"bridge\" (the default), \"private\", \"vepa\", \"passthru\" or \"source\"", n.Mode)
 	}
 	n.mode = m
-	if n.MTU != 0 && n.MTU < minMTU {
-		return conf.Invalid("mtu", "%d is out of range; use %d up to the master's MTU, or omit it for the master's", n.MTU, minMTU)
+	// The master's MTU bounds it too, checked once the master is found (hostlink.MTUFor).
+	if err := conf.CheckMTU(n.MTU, "the master's"); err != nil {
+		return err
 	}
 	if n.BcQueueLen < 0 || n.BcQueueLen > maxBcQueueLen {
 		return conf.Invalid("bcqueuelen", "%d is out of range; use 0..%d (0: the kernel's default)", n.BcQueueLen, int64(maxBcQueueLen))

@@ -39,7 +39,7 @@ func FuzzParseConfig(f *testing.F) {
 		if m, ok := parseMode(modeName(n.mode)); !ok || m != n.mode {
 			t.Fatalf("mode %v does not round-trip through its name", n.mode)
 		}
-		if n.MTU != 0 && n.MTU < minMTU {
+		if n.MTU != 0 && (n.MTU < conf.MinMTU || n.MTU > conf.MaxMTU) {
 			t.Fatalf("accepted mtu %d", n.MTU)
 		}
 		if n.BcQueueLen < 0 || n.BcQueueLen > maxBcQueueLen {

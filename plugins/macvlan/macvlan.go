@@ -1,103 +1,40 @@
 package main
 
 import (
-	"context"
 	"errors"
-	"fmt"
-	"os"
 	"syscall"
 
 	"github.com/containernetworking/cni/pkg/skel"
-	current "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 
 	"github.com/netloom/netloom/pkg/conf"
 	"github.com/netloom/netloom/pkg/hostlink"
-	"github.com/netloom/netloom/pkg/ipamexec"
-	"github.com/netloom/netloom/pkg/ipcfg"
-	"github.com/netloom/netloom/pkg/netns"
 	"github.com/netloom/netloom/pkg/plugin"
 )
 
-// ifContainer is the macvlan's position in the result, as the reference reports it: the only interface.
-const ifContainer = 0
-
-func cmdAdd(args *skel.CmdArgs) error {
-	n, err := parseConfig(args.StdinData, args.Args)
+func cmdAdd(n *NetConf, args *skel.CmdArgs) error {
+	result, err := hostlink.Attach(args.Netns, hostlink.Stacked{
+		IfName: args.IfName,
+		Find: func(pod ns.NetNS) (hostlink.Master, netlink.Link, error) {
+			m := master(n, pod)
+			ml, err := m.Find()
+			return m, ml, err
+		},
+		MTU: n.MTU,
+		MAC: n.mac,
+		New: func(attrs netlink.LinkAttrs) netlink.Link {
+			return &netlink.Macvlan{LinkAttrs: attrs, Mode: n.mode, BCQueueLen: uint32(n.BcQueueLen)}
+		},
+		Explain:  func(ml netlink.Link, err error) error { return createError(n, ml, err) },
+		IPAMType: n.IPAMType(),
+		Stdin:    args.StdinData,
+		DNS:      n.DNS,
+	})
 	if err != nil {
 		return err
 	}
-	target, err := netns.Open(args.Netns)
-	if err != nil {
-		return err
-	}
-	defer target.Close()
-
-	m := master(n, target)
-	ml, err := m.Find()
-	if err != nil {
-		return err
-	}
-	mtu, err := hostlink.MTUFor(n.MTU, ml)
-	if err != nil {
-		return err
-	}
-
-	ctx := context.Background()
-	var undo []func()
-	// ok is set only on the success path, so no shadowed err can make a failed ADD skip the rollback.
-	ok := false
-	defer func() {
-		if ok {
-			return
-		}
-		for i := len(undo) - 1; i >= 0; i-- {
-			undo[i]()
-		}
-	}()
-
-	if err := hostlink.RequireFree(target, args.IfName); err != nil {
-		return err
-	}
-	// IPAM first: a bad ipam section or a full range fails before any link exists.
-	var ipam *current.Result
-	if n.hasL3 {
-		if ipam, err = ipamexec.Add(ctx, n.IPAM.Type, args.StdinData); err != nil {
-			return err
-		}
-		undo = append(undo, func() { logErr("rollback: release IP", ipamexec.Del(ctx, n.IPAM.Type, args.StdinData)) })
-	}
-
-	attrs := netlink.NewLinkAttrs()
-	attrs.MTU = mtu
-	attrs.ParentIndex = ml.Attrs().Index
-	attrs.HardwareAddr = n.mac
-	mv, err := hostlink.CreateInto(target, m, &netlink.Macvlan{LinkAttrs: attrs, Mode: n.mode, BCQueueLen: uint32(n.BcQueueLen)}, args.IfName)
-	if err != nil {
-		return createError(n, ml, err)
-	}
-	undo = append(undo, func() { logErr("rollback: remove macvlan", hostlink.Remove(target, args.IfName)) })
-
-	result := &current.Result{
-		CNIVersion: current.ImplementedSpecVersion,
-		Interfaces: []*current.Interface{{Name: args.IfName, Mac: mv.Attrs().HardwareAddr.String(), Sandbox: args.Netns}},
-	}
-	var l3 *current.Result // nil: L2 only, the link just comes up
-	if ipam != nil {
-		result.IPs, result.Routes, result.DNS = ipam.IPs, ipam.Routes, ipam.DNS
-		for _, ipc := range result.IPs {
-			ipc.Interface = current.Int(ifContainer)
-		}
-		l3 = result
-	}
-	if err := hostlink.Configure(target, args.IfName, l3, ifContainer, ipcfg.Options{}); err != nil {
-		return err
-	}
-	if d := n.DNS; d.Nameservers != nil || d.Search != nil || d.Options != nil || d.Domain != "" {
-		result.DNS = d
-	}
-	ok = true
 	return plugin.PrintResult(result, n.CNIVersion)
 }
 
@@ -114,91 +51,23 @@ func createError(n *NetConf, ml netlink.Link, err error) error {
 	return hostlink.CreateError("macvlan", modeName(n.mode), ml, err)
 }
 
-func cmdDel(args *skel.CmdArgs) error {
-	n, err := parseConfig(args.StdinData, args.Args)
-	if err != nil {
-		return err
+// The stacked-link commands' view of the configuration (hostlink.Config): DEL, CHECK, GC and STATUS
+// are hostlink's.
+
+func (n *NetConf) Net() *types.NetConf { return &n.NetConf }
+
+func (n *NetConf) IPAMType() string {
+	if !n.hasL3 {
+		return ""
 	}
-	// The macvlan lives only in the container's namespace; a namespace that is gone took it along.
-	if err := hostlink.RemoveAt(args.Netns, args.IfName); err != nil {
-		return err
-	}
-	if n.hasL3 {
-		return ipamexec.Del(context.Background(), n.IPAM.Type, args.StdinData)
-	}
-	return nil
+	return n.IPAM.Type
 }
 
-func cmdCheck(args *skel.CmdArgs) error {
-	n, err := parseConfig(args.StdinData, args.Args)
-	if err != nil {
-		return err
-	}
-	prev, err := conf.CheckPrevResult(&n.NetConf)
-	if err != nil {
-		return err
-	}
-	if n.hasL3 {
-		if err := ipamexec.Check(context.Background(), n.IPAM.Type, args.StdinData); err != nil {
-			return err
-		}
-	}
-	target, err := netns.Open(args.Netns)
-	if err != nil {
-		return err
-	}
-	defer target.Close()
-
-	ml, err := master(n, target).Find()
-	if err != nil {
-		return err
-	}
-	return hostlink.CheckAttachment(target, args.IfName, prev, ml, func(l netlink.Link) error {
-		mv, isMacvlan := l.(*netlink.Macvlan)
-		if !isMacvlan {
-			return fmt.Errorf("%q is a %s, not a macvlan", args.IfName, l.Type())
-		}
-		if mv.Mode != n.mode {
-			return fmt.Errorf("%q is in macvlan mode %q, config says %q", args.IfName, modeName(mv.Mode), modeName(n.mode))
-		}
-		return nil
-	})
+// MasterFor: with linkInContainer the master is in each pod's namespace, which STATUS does not know.
+func (n *NetConf) MasterFor(pod ns.NetNS) (hostlink.Master, bool) {
+	return master(n, pod), pod != nil || !n.LinkInContainer
 }
 
-func cmdGC(args *skel.CmdArgs) error {
-	n, err := parseConfig(args.StdinData, args.Args)
-	if err != nil {
-		return err
-	}
-	// The links die with their namespaces; only IPAM leases can outlive an attachment.
-	if _, err := plugin.ValidAttachments(args.StdinData); err != nil {
-		return err
-	}
-	if n.hasL3 {
-		return ipamexec.GC(context.Background(), n.IPAM.Type, args.StdinData)
-	}
-	return nil
-}
-
-func cmdStatus(args *skel.CmdArgs) error {
-	n, err := parseConfig(args.StdinData, args.Args)
-	if err != nil {
-		return err
-	}
-	// With linkInContainer the master is in each pod's namespace, which STATUS does not know.
-	if !n.LinkInContainer {
-		if err := master(n, nil).Status(); err != nil {
-			return err
-		}
-	}
-	if n.hasL3 {
-		return ipamexec.Status(context.Background(), n.IPAM.Type, args.StdinData)
-	}
-	return nil
-}
-
-func logErr(what string, err error) {
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "netloom macvlan: %s: %v\n", what, err)
-	}
+func (n *NetConf) Inspect(l netlink.Link) error {
+	return hostlink.InspectKind(l, "macvlan", func(m *netlink.Macvlan) netlink.MacvlanMode { return m.Mode }, n.mode, modeName)
 }

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 
@@ -51,6 +52,9 @@ type entry struct {
 	hostIP             netip.Addr // zero: all addresses of every family
 	hostPort, contPort uint16
 }
+
+// parseArgs parses a command's configuration, with the backends that work on this node.
+func parseArgs(args *skel.CmdArgs) (*NetConf, error) { return parseConfig(args.StdinData, available) }
 
 // parseConfig decodes and validates stdin. Every error is a CNI error naming the key and saying what
 // would be valid. available says whether a backend works on this node, for the default choice.

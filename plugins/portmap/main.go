@@ -2,12 +2,11 @@
 // iptables. It runs chained after the plugin that gives the pod its addresses. See README.md.
 package main
 
-import (
-	"github.com/containernetworking/cni/pkg/skel"
-
-	"github.com/netloom/netloom/pkg/plugin"
-)
+import "github.com/netloom/netloom/pkg/plugin"
 
 func main() {
-	plugin.Main("portmap", skel.CNIFuncs{Add: cmdAdd, Del: cmdDel, Check: cmdCheck, GC: cmdGC, Status: cmdStatus})
+	cmds := plugin.Verbs[*NetConf]{Parse: parseArgs, Add: cmdAdd, Del: cmdDel, Check: cmdCheck, Status: cmdStatus}.Funcs()
+	// GC reads only the network's name: it must clean up whatever backend the configuration names now.
+	cmds.GC = cmdGC
+	plugin.Main("portmap", cmds)
 }

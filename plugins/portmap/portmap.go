@@ -3,13 +3,11 @@ package main
 import (
 	"errors"
 	"fmt"
-	"log"
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/netloom/netloom/pkg/conf"
-	"github.com/netloom/netloom/pkg/fault"
 	"github.com/netloom/netloom/pkg/firewall"
 	"github.com/netloom/netloom/pkg/plugin"
 	"github.com/netloom/netloom/pkg/portmap"
@@ -35,15 +33,7 @@ func newMapper(backend string) portmap.Mapper {
 	return nftables.New()
 }
 
-func key(n *NetConf, args *skel.CmdArgs) firewall.Key {
-	return firewall.Key{Network: n.Name, ContainerID: args.ContainerID, IfName: args.IfName}
-}
-
-func cmdAdd(args *skel.CmdArgs) error {
-	n, err := parseConfig(args.StdinData, available)
-	if err != nil {
-		return err
-	}
+func cmdAdd(n *NetConf, args *skel.CmdArgs) error {
 	if n.prev == nil {
 		return conf.Invalid("prevResult", "portmap runs chained after the plugin that gives the pod its addresses (e.g. bridge); put it after that plugin in the conflist")
 	}
@@ -55,57 +45,55 @@ func cmdAdd(args *skel.CmdArgs) error {
 		return conf.Invalid("prevResult", "has no address on the pod interface %q to forward ports to", args.IfName)
 	}
 	ms := mappings(n.entries, pod)
-	k := key(n, args)
-	// Fault points (fault.Point, a test hook: NETLOOM_FAULT_POINT=portmap:<name>) around each
-	// kernel change.
-	fault.Point("rules")
-	if err := newMapper(n.backend).Add(k, ms, n.opts); err != nil {
-		var conflict *portmap.ConflictError
-		if errors.As(err, &conflict) {
-			return conf.Invalid("runtimeConfig.portMappings", "%v", conflict)
-		}
-		return fmt.Errorf("portmap %s (%s backend): %w", k, n.backend, err)
-	}
-	// Add is all or nothing; nothing after it can fail the ADD, so there is nothing to roll back.
-	fault.Point("localnet")
-	if n.opts.SNAT {
+	k := firewall.KeyFor(n.Name, args)
+	var add plugin.Add
+	err := add.Run(
+		// The backend's Add is all or nothing, and nothing after it can fail the ADD: no undo.
+		plugin.Do("rules", func() error {
+			err := newMapper(n.backend).Add(k, ms, n.opts)
+			var conflict *portmap.ConflictError
+			if errors.As(err, &conflict) {
+				return conf.Invalid("runtimeConfig.portMappings", "%v", conflict)
+			}
+			if err != nil {
+				return fmt.Errorf("portmap %s (%s backend): %w", k, n.backend, err)
+			}
+			return nil
+		}),
 		// Only 127.0.0.1:hostPort depends on it; like the reference, a pod the node has no route to
 		// (yet) does not fail the ADD.
-		for _, p := range pod {
-			if err := portmap.EnableLocalnet(p.Addr()); err != nil {
-				log.Printf("portmap %s: %v", k, err)
+		plugin.Do("localnet", func() error {
+			for _, p := range pod {
+				if n.opts.SNAT {
+					plugin.LogError(fmt.Sprintf("portmap %s", k), portmap.EnableLocalnet(p.Addr()))
+				}
 			}
-		}
+			return nil
+		}),
+		// After the rules exist, so a UDP client's next packet makes a new flow that the rules catch.
+		// Informative only, as in the reference: the ports are forwarded either way.
+		plugin.Do("conntrack", func() error {
+			plugin.LogError(fmt.Sprintf("portmap %s", k), portmap.FlushStaleUDP(ms))
+			return nil
+		}),
+	)
+	if err != nil {
+		return err
 	}
-	// After the rules exist, so a UDP client's next packet makes a new flow that the rules catch.
-	// Informative only, as in the reference: the ports are forwarded either way.
-	fault.Point("conntrack")
-	if err := portmap.FlushStaleUDP(ms); err != nil {
-		log.Printf("portmap %s: %v", k, err)
-	}
-	fault.Point("done")
 	return plugin.PrintResult(n.prev, n.CNIVersion)
 }
 
 // cmdDel removes the attachment's forwarding. It needs neither prevResult nor the kernel state to be
 // intact: the backend finds what the attachment owns by its key.
-func cmdDel(args *skel.CmdArgs) error {
-	n, err := parseConfig(args.StdinData, available)
-	if err != nil {
-		return err
-	}
-	k := key(n, args)
+func cmdDel(n *NetConf, args *skel.CmdArgs) error {
+	k := firewall.KeyFor(n.Name, args)
 	if err := newMapper(n.backend).Remove(k, hostKeys(n.entries)); err != nil {
 		return fmt.Errorf("portmap %s (%s backend): remove: %w", k, n.backend, err)
 	}
 	return nil
 }
 
-func cmdCheck(args *skel.CmdArgs) error {
-	n, err := parseConfig(args.StdinData, available)
-	if err != nil {
-		return err
-	}
+func cmdCheck(n *NetConf, args *skel.CmdArgs) error {
 	if n.prev == nil {
 		return conf.Invalid("prevResult", "CHECK needs the result of the ADD; the runtime must pass it")
 	}
@@ -113,7 +101,7 @@ func cmdCheck(args *skel.CmdArgs) error {
 		return nil
 	}
 	pod := podAddrs(n.prev, args.IfName)
-	k := key(n, args)
+	k := firewall.KeyFor(n.Name, args)
 	if err := newMapper(n.backend).Check(k, mappings(n.entries, pod), n.opts); err != nil {
 		return fmt.Errorf("portmap %s (%s backend): %w", k, n.backend, err)
 	}
@@ -147,11 +135,7 @@ func cmdGC(args *skel.CmdArgs) error {
 }
 
 // cmdStatus fails while the configured backend cannot work on this node.
-func cmdStatus(args *skel.CmdArgs) error {
-	n, err := parseConfig(args.StdinData, available)
-	if err != nil {
-		return err
-	}
+func cmdStatus(n *NetConf, args *skel.CmdArgs) error {
 	if !available(n.backend) {
 		return conf.NotAvailable("portmap: the %s backend does not work on this node (kernel or tools missing); install it or set \"backend\" to the other one", n.backend)
 	}

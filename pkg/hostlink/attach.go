@@ -1,0 +1,123 @@
+package hostlink
+
+import (
+	"context"
+	"net"
+
+	"github.com/containernetworking/cni/pkg/types"
+	current "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/vishvananda/netlink"
+
+	"github.com/netloom/netloom/pkg/ipamexec"
+	"github.com/netloom/netloom/pkg/ipcfg"
+	"github.com/netloom/netloom/pkg/netns"
+	"github.com/netloom/netloom/pkg/plugin"
+)
+
+// ifContainer is the stacked link's position in the result, as the reference plugins report it: the
+// only interface.
+const ifContainer = 0
+
+// Stacked is one ADD of a link that stacks on a master and lives in the pod (macvlan, ipvlan): the
+// plugins differ only in the link they build, the refusals they explain and where the addresses come
+// from.
+type Stacked struct {
+	IfName string // CNI_IFNAME
+	// Find returns the master and where it lives, given the pod's namespace (masters with
+	// linkInContainer live there).
+	Find func(pod ns.NetNS) (Master, netlink.Link, error)
+	// MTU is the "mtu" key (0: the master's); MAC the link's MAC (nil: the kernel's choice).
+	MTU int
+	MAC net.HardwareAddr
+	// New builds the link to make from attributes that have its MTU, master and MAC set.
+	New func(attrs netlink.LinkAttrs) netlink.Link
+	// Explain turns the kernel's refusal to create the link on master into the error the runtime reads
+	// (CreateError, plus the plugin's own cases).
+	Explain func(master netlink.Link, err error) error
+
+	// Addresses: the IPAM plugin IPAMType with the network's config Stdin, when IPAMType is set; else
+	// Prev's addresses (the chained form, which a previous plugin leased), or none (an L2-only link).
+	IPAMType string
+	Stdin    []byte
+	Prev     *current.Result
+	// DNS is the network's "dns" key (plugin.SetDNS).
+	DNS types.DNS
+}
+
+// Attach runs the ADD in the namespace at netnsPath, as steps that are each a fault point of the
+// plugin: "allocate" (the master and the MTU, the pod has no CNI_IFNAME yet, IPAM), "create" (the link,
+// straight into the pod under CNI_IFNAME) and "configure" (addresses, routes, up). A failure removes the
+// link and releases the lease. It returns the result.
+func Attach(netnsPath string, s Stacked) (result *current.Result, err error) {
+	err = netns.With(netnsPath, func(pod ns.NetNS) error {
+		result, err = s.attach(pod)
+		return err
+	})
+	return result, err
+}
+
+func (s Stacked) attach(pod ns.NetNS) (*current.Result, error) {
+	var (
+		add    plugin.Add
+		ctx    = context.Background()
+		m      Master
+		ml     netlink.Link
+		link   netlink.Link
+		l3     = s.Prev // nil: L2 only
+		result *current.Result
+	)
+	allocate := func() error {
+		var err error
+		if m, ml, err = s.Find(pod); err != nil {
+			return err
+		}
+		attrs := netlink.NewLinkAttrs()
+		if attrs.MTU, err = MTUFor(s.MTU, ml); err != nil {
+			return err
+		}
+		attrs.ParentIndex = ml.Attrs().Index
+		attrs.HardwareAddr = s.MAC
+		link = s.New(attrs)
+		if err := RequireFree(pod, s.IfName); err != nil {
+			return err
+		}
+		if s.IPAMType == "" {
+			return nil
+		}
+		if l3, err = ipamexec.Add(ctx, s.IPAMType, s.Stdin); err != nil {
+			return err
+		}
+		add.OnFailure("release IP", func() error { return ipamexec.Del(ctx, s.IPAMType, s.Stdin) })
+		return nil
+	}
+	create := func() error {
+		l, err := CreateInto(pod, m, link, s.IfName)
+		if err != nil {
+			return s.Explain(ml, err)
+		}
+		add.OnFailure("remove "+link.Type(), func() error { return Remove(pod, s.IfName) })
+		result = &current.Result{
+			CNIVersion: current.ImplementedSpecVersion,
+			Interfaces: []*current.Interface{{Name: s.IfName, Mac: l.Attrs().HardwareAddr.String(), Sandbox: pod.Path()}},
+		}
+		if l3 != nil {
+			result.IPs, result.Routes, result.DNS = l3.IPs, l3.Routes, l3.DNS
+			for _, ipc := range result.IPs {
+				ipc.Interface = current.Int(ifContainer)
+			}
+		}
+		return nil
+	}
+	configure := func() error {
+		if l3 == nil {
+			return Configure(pod, s.IfName, nil, ifContainer, ipcfg.Options{})
+		}
+		return Configure(pod, s.IfName, result, ifContainer, ipcfg.Options{})
+	}
+	if err := add.Run(plugin.Do("allocate", allocate), plugin.Do("create", create), plugin.Do("configure", configure)); err != nil {
+		return nil, err
+	}
+	plugin.SetDNS(result, s.DNS)
+	return result, nil
+}

@@ -1,0 +1,83 @@
+package plugin
+
+import (
+	"fmt"
+	"log"
+
+	"github.com/netloom/netloom/pkg/fault"
+)
+
+// Step is one named part of a plugin's ADD. Its name is also its fault point: with
+// NETLOOM_FAULT_POINT=<plugin>:<name> the process is killed just before the step runs (pkg/fault).
+type Step struct {
+	name string
+	do   func() error
+}
+
+// Do names one step of an ADD.
+func Do(name string, do func() error) Step { return Step{name: name, do: do} }
+
+// Add runs an ADD as named steps and undoes what they made when one fails. A step that makes something
+// (a lease, a link, a rule) registers how to remove it with OnFailure right after making it; Run calls
+// those undos in reverse order, logging what each did, as soon as a step fails, and forgets them when
+// every step succeeded. The zero value is ready to use; an Add runs once.
+//
+// What an ADD shares with other attachments (a bridge, a tunnel, the peer routes) is not undone: the
+// next ADD or GC owns it. Only what belongs to this attachment registers an undo.
+type Add struct {
+	undo []undo
+}
+
+type undo struct {
+	what string
+	do   func() error
+}
+
+// OnFailure registers how to remove something a step just made; what says what it removes ("release
+// IP", "remove veth") in the rollback's log lines.
+func (a *Add) OnFailure(what string, do func() error) {
+	a.undo = append(a.undo, undo{what: what, do: do})
+}
+
+// Run runs steps in order, each after its fault point, then the fault point "done". The first failure
+// rolls back every registered undo and is returned as it is; a panic in a step rolls back too before it
+// goes on. On success the undos are dropped.
+func (a *Add) Run(steps ...Step) (err error) {
+	failed := "" // the step that failed or panicked; "" once every step succeeded
+	defer func() {
+		if failed == "" {
+			a.undo = nil
+			return
+		}
+		cause := err
+		if r := recover(); r != nil {
+			cause = fmt.Errorf("panic: %v", r)
+			defer panic(r) // after the rollback, for plugin.Main's guard to report
+		}
+		a.rollback(failed, cause)
+	}()
+	for _, s := range steps {
+		failed = s.name
+		fault.Point(s.name)
+		if err := s.do(); err != nil {
+			return err
+		}
+	}
+	fault.Point("done")
+	failed = ""
+	return nil
+}
+
+// rollback runs the undos in reverse order; a failed undo does not stop the others.
+func (a *Add) rollback(step string, cause error) {
+	log.Printf("ADD failed at step %q: %v; rolling back %d change(s)", step, cause, len(a.undo))
+	for i := len(a.undo) - 1; i >= 0; i-- {
+		u := a.undo[i]
+		if err := u.do(); err != nil {
+			log.Printf("rollback: %s: failed: %v", u.what, err)
+		} else {
+			log.Printf("rollback: %s: done", u.what)
+		}
+	}
+	a.undo = nil
+}
