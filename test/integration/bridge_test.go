@@ -2,6 +2,7 @@ package integration
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -17,6 +18,7 @@ import (
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/vishvananda/netlink"
 
+	"github.com/netloom/netloom/pkg/conf"
 	"github.com/netloom/netloom/test/harness"
 )
 
@@ -581,5 +583,30 @@ func TestBridgeThroughCnitool(t *testing.T) {
 	}
 	if l := b.leases(t); len(l) != 0 {
 		t.Errorf("leases left: %v", l)
+	}
+}
+
+// A link that is not a bridge under the configured bridge name is the configuration's fault: code 7
+// naming "bridge", and nothing of the attachment left.
+func TestBridgeNameTakenByOtherLink(t *testing.T) {
+	harness.RequireRoot(t)
+	t.Parallel()
+	b := newBridgeNet(t, false)
+	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: b.Bridge}, PeerName: harness.Unique("nlpr")}
+	if err := netlink.LinkAdd(veth); err != nil {
+		t.Fatal(err)
+	}
+	rt := harness.NewRuntime(t)
+	n := harness.NewNetNS(t, "nb")
+	_, err := rt.Add(t, b.conflist("1.1.0"), "ctr-nb", n.Path, "eth0", nil)
+	var te *types.Error
+	if !errors.As(err, &te) || te.Code != conf.CodeInvalidConfig || !strings.HasPrefix(te.Msg, "bridge: ") || !strings.Contains(te.Msg, "is a veth, not a bridge") {
+		t.Fatalf("ADD with the bridge name taken by a veth: %v; want code 7 naming \"bridge\" and what the link is", err)
+	}
+	if l := b.leases(t); len(l) != 0 {
+		t.Errorf("leases left: %v", l)
+	}
+	if out := n.Run(t, "ip", "-o", "link", "show"); strings.Contains(out, "eth0") {
+		t.Errorf("container interface left: %s", out)
 	}
 }

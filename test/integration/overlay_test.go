@@ -221,6 +221,10 @@ func TestOverlayStatusAndGC(t *testing.T) {
 	if err := n0.Do(func() error { return o.rt.Status(t, o.conflist(0)) }); err != nil {
 		t.Fatalf("STATUS: %v", err)
 	}
+	// STATUS only reads: the tunnel and the peer state wait for the first ADD.
+	if out, _ := n0.Exec("ip", "-o", "link", "show", "type", "vxlan"); strings.TrimSpace(out) != "" {
+		t.Errorf("STATUS changed the node: it made %s", out)
+	}
 	p := o.addPod(t, 0)
 	if l := harness.Leases(t, o.dataDir(0), o.name); len(l) != 1 {
 		t.Fatalf("leases after ADD: %v", l)
@@ -282,5 +286,47 @@ func TestOverlayConcurrentAdds(t *testing.T) {
 	routes, neigh, fdb := nodeState(t, c.Nodes[0], vxlanDevice)
 	if strings.Count(routes, "\n") != 1 || strings.Count(neigh, "\n") != 1 || strings.Count(fdb, "\n") != 1 {
 		t.Errorf("peer state after concurrent ADDs is not exactly one peer's:\n%s%s%s", routes, neigh, fdb)
+	}
+}
+
+// A DEL whose IPAM step fails still removes the pod's masquerade rules (and its veth), and says what
+// failed; the runtime's retry then releases the lease.
+func TestOverlayDelKeepsGoing(t *testing.T) {
+	harness.RequireRoot(t)
+	t.Parallel()
+	c := harness.NewCluster(t, harness.ClusterSpec{Local: 2})
+	o := newOverlayNet(t, c, "vxlan-overlay", map[string]any{"vni": 43, "ipMasq": true, "ipMasqBackend": "nftables"})
+	o.writePeers(0, 1)
+	p := o.addPod(t, 0)
+	n0 := c.Nodes[0]
+	rules := func() string {
+		out, _ := n0.Exec("nft", "list", "ruleset")
+		var mine []string
+		for line := range strings.SplitSeq(out, "\n") {
+			if strings.Contains(line, p.id) {
+				mine = append(mine, strings.TrimSpace(line))
+			}
+		}
+		return strings.Join(mine, "\n")
+	}
+	if rules() == "" {
+		t.Fatal("no masquerade rule names the pod after ADD")
+	}
+	broken := o.pluginConf(0)
+	broken["ipam"] = map[string]any{"type": "no-such-ipam"}
+	list, _ := json.Marshal(map[string]any{"cniVersion": "1.1.0", "name": o.name, "plugins": []any{broken}})
+	err := n0.Do(func() error { return o.rt.Del(t, list, p.id, p.Path, "eth0", nil) })
+	if err == nil || !strings.Contains(err.Error(), "no-such-ipam") {
+		t.Errorf("DEL with a missing IPAM plugin: %v, want an error naming it", err)
+	}
+	if r := rules(); r != "" {
+		t.Errorf("the failed IPAM step stopped the DEL before the masquerade rules:\n%s", r)
+	}
+	if l := harness.Leases(t, o.dataDir(0), o.name); len(l) != 1 {
+		t.Errorf("leases after the failed DEL: %v, want the pod's still there", l)
+	}
+	o.delPod(t, p)
+	if l := harness.Leases(t, o.dataDir(0), o.name); len(l) != 0 {
+		t.Errorf("leases after the retried DEL: %v", l)
 	}
 }
