@@ -97,6 +97,19 @@ func cmdAdd(n *NetConf, args *skel.CmdArgs) error {
 			}
 			return nil
 		}),
+		// The record comes before the announcements: an ADD that dies while announcing leaves a record
+		// that the runtime's DEL (or GC) finds and withdraws; the other way round, a path announced and not
+		// yet recorded would be announced for good.
+		plugin.Do("record", func() error {
+			if n.Announce != announcePod {
+				return nil
+			}
+			if err := st.Write(bgp.Record{Speaker: n.Speaker, ContainerID: args.ContainerID, IfName: args.IfName, Announcements: anns}); err != nil {
+				return err
+			}
+			add.OnFailure("remove record", func() error { return st.Remove(args.ContainerID, args.IfName) })
+			return nil
+		}),
 		plugin.Do("announce", func() error {
 			for _, a := range anns {
 				if err := sp.announce(a); err != nil {
@@ -108,12 +121,6 @@ func cmdAdd(n *NetConf, args *skel.CmdArgs) error {
 				}
 			}
 			return nil
-		}),
-		plugin.Do("record", func() error {
-			if n.Announce != announcePod {
-				return nil
-			}
-			return st.Write(bgp.Record{Speaker: n.Speaker, ContainerID: args.ContainerID, IfName: args.IfName, Announcements: anns})
 		}),
 	)
 	if err != nil {

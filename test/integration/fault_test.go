@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -16,20 +17,19 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/netloom/netloom/pkg/conf"
-	"github.com/netloom/netloom/pkg/fault"
 	"github.com/netloom/netloom/test/harness"
 )
 
 // faultNet is the chain a Kubernetes node runs: bridge (with host-local and ipMasq) and portmap, both
-// on one firewall backend.
+// on one firewall backend; IPv4, or IPv4 and IPv6.
 type faultNet struct {
 	*bridgeNet
 	backend string
 }
 
-func newFaultNet(t *testing.T, backend string) *faultNet {
+func newFaultNet(t *testing.T, backend string, dualStack bool) *faultNet {
 	t.Helper()
-	b := newBridgeNet(t, false)
+	b := newBridgeNet(t, dualStack)
 	b.Extra["ipMasq"] = true
 	b.Extra["ipMasqBackend"] = backend
 	return &faultNet{bridgeNet: b, backend: backend}
@@ -150,71 +150,38 @@ func noPanic(t *testing.T, what string, err error) {
 	}
 }
 
-// The fault points of the bridge + host-local + portmap chain's ADD, by NETLOOM_FAULT_POINT value. The
-// numbered ones count the plugin's fault points (bridge:1 is before allocate, bridge:8 after finish).
-var faultPoints = []string{
-	"bridge:allocate", "bridge:plug", "bridge:spoofCheck", "bridge:configureContainer",
-	"bridge:setGateways", "bridge:masquerade", "bridge:finish", "bridge:done",
-	"bridge:1", "bridge:5", "bridge:8",
-	"portmap:rules", "portmap:localnet", "portmap:conntrack", "portmap:done", "portmap:2",
-}
+// The fault points of the bridge + host-local + portmap chain's ADD, by NETLOOM_FAULT_POINT value: every
+// step of each plugin (pkg/plugin.Add), and numbered ones, which count the plugin's fault points
+// (bridge:1 is before allocate).
+var faultPoints = append(append(append(
+	stepPoints("bridge", "allocate", "plug", "spoofCheck", "configureContainer", "setGateways", "masquerade", "finish"),
+	stepPoints("portmap", "rules", "localnet", "conntrack")...),
+	stepPoints("host-local", "allocate")...),
+	"bridge:1", "bridge:5", "portmap:2")
 
 // A plugin killed (kill -9) at any point of ADD leaves no rollback behind it; the runtime's DEL (which
 // has no prevResult: libcni caches a result only after the whole list succeeded) and GC must remove
-// every trace. Not parallel: libcni gives the plugins the test process's environment, which is how
-// NETLOOM_FAULT_POINT reaches them.
+// every trace. The network is dual-stack, so the firewall backends' points between their IPv4 and IPv6
+// changes are reached too.
 func TestFaultPointsCleanUp(t *testing.T) {
 	harness.RequireRoot(t)
 	for _, be := range portmapBackends {
 		t.Run(be, func(t *testing.T) {
-			f := newFaultNet(t, be)
-			rt := harness.NewRuntime(t)
-			list := f.conflist()
-			hp := hostPorts(1)
-			caps := capArgs(portMapping{hp, 80, "tcp", ""})
-			for _, point := range faultPoints {
-				t.Run(point, func(t *testing.T) {
-					id := "ctr-fault-" + be + "-" + strings.ReplaceAll(point, ":", "-")
-					pod := harness.NewNetNS(t, "flt")
-					start := time.Now()
-					t.Setenv(fault.Env, point)
-					_, err := rt.Add(t, list, id, pod.Path, "eth0", caps)
-					if err := os.Unsetenv(fault.Env); err != nil {
-						t.Fatal(err)
-					}
-					if err == nil || !strings.Contains(err.Error(), "signal: killed") {
-						t.Errorf("ADD with %s=%s: %v, want the plugin killed", fault.Env, point, err)
-					}
-					addTook := time.Since(start)
-					// What the kill left, before any cleanup: evidence that the point is where it says.
-					left := f.leftovers(t, id, &pod)
-					start = time.Now()
-					if err := rt.Del(t, list, id, pod.Path, "eth0", caps); err != nil {
-						t.Errorf("DEL after the kill: %v", err)
-					}
-					delTook := time.Since(start)
-					if err := rt.GCOnly(t, list, []types.GCAttachment{}); err != nil {
-						t.Errorf("GC after the kill: %v", err)
-					}
-					t.Logf("%s: killed ADD %v, DEL %v, GC %v; the kill left %d kinds of state: %s", point,
-						addTook.Round(time.Millisecond), delTook.Round(time.Millisecond), (time.Since(start) - delTook).Round(time.Millisecond),
-						len(left), summary(left))
-					if l := f.leftovers(t, id, &pod); len(l) != 0 {
-						t.Errorf("left after kill at %s, DEL and GC:\n%s", point, strings.Join(l, "\n"))
-					}
-				})
+			f := newFaultNet(t, be, true)
+			c := faultChain{
+				list:      f.conflist(),
+				caps:      capArgs(portMapping{hostPorts(1), 80, "tcp", ""}),
+				points:    append(slices.Clone(faultPoints), firewallFaultPoints[be]...),
+				leftovers: f.leftovers,
 			}
-			// The network still works after all that.
-			pod := harness.NewNetNS(t, "flt")
-			if _, err := rt.Add(t, list, "ctr-fault-after-"+be, pod.Path, "eth0", caps); err != nil {
-				t.Fatalf("ADD after the faults: %v", err)
-			}
-			if err := rt.Del(t, list, "ctr-fault-after-"+be, pod.Path, "eth0", caps); err != nil {
-				t.Errorf("DEL after the faults: %v", err)
-			}
+			c.killAtEveryPoint(t, "ctr-fault-"+be)
 		})
 	}
 }
+
+// firewallFaultPoints are the firewall backends' points between their IPv4 and IPv6 changes, by
+// backend: the masquerade's (in the bridge's ADD) and portmap's.
+var firewallFaultPoints = map[string][]string{}
 
 // summary is the first line of each leftover.
 func summary(left []string) string {
@@ -249,7 +216,7 @@ func mountTmpfs(t *testing.T, opts string) string {
 func TestFaultDataDirReadOnly(t *testing.T) {
 	harness.RequireRoot(t)
 	t.Parallel()
-	f := newFaultNet(t, "nftables")
+	f := newFaultNet(t, "nftables", false)
 	f.DataDir = mountTmpfs(t, "ro,size=64k")
 	rt := harness.NewRuntime(t)
 	pod := harness.NewNetNS(t, "fro")
@@ -275,7 +242,7 @@ func TestFaultDataDirReadOnly(t *testing.T) {
 func TestFaultDataDirFull(t *testing.T) {
 	harness.RequireRoot(t)
 	t.Parallel()
-	f := newFaultNet(t, "iptables")
+	f := newFaultNet(t, "iptables", false)
 	f.DataDir = mountTmpfs(t, "size=32k")
 	// Fill it: dd stops at ENOSPC and fails, which is the point.
 	_ = exec.Command("dd", "if=/dev/zero", "of="+filepath.Join(f.DataDir, "fill"), "bs=4k").Run()
@@ -302,7 +269,7 @@ func TestFaultConcurrentAddDel(t *testing.T) {
 	harness.RequireRoot(t)
 	t.Parallel()
 	const rounds = 20
-	f := newFaultNet(t, "nftables")
+	f := newFaultNet(t, "nftables", false)
 	rt := harness.NewRuntime(t)
 	list := f.conflist()
 	pod := harness.NewNetNS(t, "fcc")
@@ -341,7 +308,7 @@ func TestFaultConcurrentAddDel(t *testing.T) {
 func TestFaultDelBadPrevResult(t *testing.T) {
 	harness.RequireRoot(t)
 	t.Parallel()
-	f := newFaultNet(t, "iptables")
+	f := newFaultNet(t, "iptables", false)
 	rt := harness.NewRuntime(t)
 	pod := harness.NewNetNS(t, "fbp")
 	caps := capArgs(portMapping{hostPorts(1), 80, "tcp", ""})
@@ -414,7 +381,7 @@ func TestFaultNodeReboot(t *testing.T) {
 	harness.RequireRoot(t)
 	t.Parallel()
 	const pods = 5
-	f := newFaultNet(t, "nftables")
+	f := newFaultNet(t, "nftables", false)
 	node := harness.NewNetNS(t, "node")
 	rt := harness.NewRuntime(t)
 	list := f.conflist()
@@ -477,7 +444,7 @@ func TestFaultNodeReboot(t *testing.T) {
 func TestFaultRepeatedAddKeepsLease(t *testing.T) {
 	harness.RequireRoot(t)
 	t.Parallel()
-	f := newFaultNet(t, "nftables")
+	f := newFaultNet(t, "nftables", false)
 	rt := harness.NewRuntime(t)
 	list := f.conflist()
 	pod := harness.NewNetNS(t, "frp")
