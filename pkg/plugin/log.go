@@ -28,7 +28,7 @@ func setupLog(name string) func() {
 		return func() {}
 	}
 	log.SetOutput(io.Writer(f))
-	log.SetFlags(log.LstdFlags | log.Lmicroseconds)
+	log.SetFlags(log.LstdFlags | log.Lmicroseconds | log.Lmsgprefix)
 	log.SetPrefix(fmt.Sprintf("netloom %s[%d]: ", name, os.Getpid()))
 	return func() { f.Close() }
 }

@@ -3,6 +3,10 @@ package plugin
 import (
 	"errors"
 	"fmt"
+	"log"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/containernetworking/cni/pkg/skel"
@@ -64,5 +68,24 @@ func TestVerbsParseOnce(t *testing.T) {
 	}
 	if err := f.Add(&skel.CmdArgs{StdinData: []byte("bad")}); conf.Code(err) != conf.CodeInvalidConfig {
 		t.Errorf("Add with a bad config: %v, want Parse's error", err)
+	}
+}
+
+func TestSetupLogFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "netloom.log")
+	t.Setenv(LogFileEnv, path)
+	out, flags, prefix := log.Writer(), log.Flags(), log.Prefix()
+	t.Cleanup(func() { log.SetOutput(out); log.SetFlags(flags); log.SetPrefix(prefix) })
+	closeLog := setupLog("demo")
+	LogError("rollback: remove veth", errors.New("no such device"))
+	LogError("nothing", nil)
+	closeLog()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := string(b)
+	if !strings.Contains(got, fmt.Sprintf("netloom demo[%d]: rollback: remove veth: no such device", os.Getpid())) || strings.Count(got, "\n") != 1 {
+		t.Errorf("log file holds %q", got)
 	}
 }
