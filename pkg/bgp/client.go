@@ -116,24 +116,3 @@ func (c *Client) Originated(ctx context.Context, prefix netip.Prefix) (bool, err
 		}
 	}
 }
-
-// Neighbors returns the addresses of the speaker's configured neighbours.
-func (c *Client) Neighbors(ctx context.Context) ([]netip.Addr, error) {
-	stream, err := c.api.ListPeer(ctx, &api.ListPeerRequest{})
-	if err != nil {
-		return nil, unreachable(err)
-	}
-	var out []netip.Addr
-	for {
-		r, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			return out, nil
-		}
-		if err != nil {
-			return nil, unreachable(err)
-		}
-		if a, err := netip.ParseAddr(r.GetPeer().GetConf().GetNeighborAddress()); err == nil {
-			out = append(out, a)
-		}
-	}
-}

@@ -100,14 +100,6 @@ func Replace(l netlink.Link, r Route) error {
 	return nil
 }
 
-// Del removes r; already absent is fine.
-func Del(l netlink.Link, r Route) error {
-	if err := netlink.RouteDel(r.netlink(l)); err != nil && !errors.Is(err, syscall.ESRCH) {
-		return fmt.Errorf("remove route %s dev %q: %w", r, l.Attrs().Name, err)
-	}
-	return nil
-}
-
 // Verify reports the first of want that is not installed through l. It lists each family once (a
 // container holds a handful of routes) and compares in Go, so a default route matches whether the kernel
 // reports its destination as nil or as 0.0.0.0/0.

@@ -349,17 +349,6 @@ func (d *Daemon) Logs() []string {
 	return out
 }
 
-// PIDs returns the process IDs of the daemon's running processes.
-func (d *Daemon) PIDs() []int {
-	var out []int
-	for _, p := range d.procs {
-		if p.running() {
-			out = append(out, p.pid)
-		}
-	}
-	return out
-}
-
 // StartBIRD runs `bird -f -c <Dir>/bird.conf -s <Dir>/bird.ctl -P <Dir>/bird.pid` inside node with
 // config (BIRDConfig makes one) and returns once birdc can talk to it.
 func StartBIRD(t testing.TB, node NetNS, config string) *Daemon {
