@@ -15,7 +15,8 @@ import (
 	"github.com/netloom/netloom/pkg/conf"
 )
 
-// Backend names as the bridge and ptp plugins' "ipMasqBackend" key spells them.
+// Backend names as the "ipMasqBackend" key of the bridge and the overlays spells them (the reference's
+// bridge and ptp spell it the same way).
 const (
 	BackendIPTables = "iptables"
 	BackendNFTables = "nftables"
