@@ -110,13 +110,23 @@ func (k Kind) DefaultDevice(vni int) string {
 	return fmt.Sprintf("nlvx.%d", vni)
 }
 
+// validate checks the keys and fills in the parsed and defaulted fields, one group of keys after the
+// other; the first error is the one reported.
 func (n *NetConf) validate() error {
 	if n.IPAM.Type == "" {
 		return conf.Invalid("ipam", "is missing; give an \"ipam\" section such as {\"type\": \"host-local\"} (its subnet defaults to podCIDR)")
 	}
-	if err := n.validateKindKeys(); err != nil {
-		return err
+	for _, check := range []func() error{n.validateKindKeys, n.validateNodeKeys, n.validateCIDRs, n.validateMasq, n.validateTunnelFamily, n.validatePeers} {
+		if err := check(); err != nil {
+			return err
+		}
 	}
+	return nil
+}
+
+// validateNodeKeys checks what names this node's side: the tunnel device, the underlay interface, the
+// node address and the MTU.
+func (n *NetConf) validateNodeKeys() error {
 	if n.Device == "" {
 		n.Device = n.kind.DefaultDevice(n.vni)
 	}
@@ -138,30 +148,52 @@ func (n *NetConf) validate() error {
 	if n.MTU != 0 && n.MTU < minMTU {
 		return conf.Invalid("mtu", "%d is below the minimum of %d; leave it out to use the underlay's MTU minus the encapsulation", n.MTU, minMTU)
 	}
+	return nil
+}
+
+// validateCIDRs parses podCIDR and clusterCIDR, which must hold it.
+func (n *NetConf) validateCIDRs() error {
 	var err error
 	if n.podCIDR, err = parseCIDR("podCIDR", n.PodCIDR, true); err != nil {
 		return err
 	}
-	if n.ClusterCIDR != "" {
-		if n.clusterCIDR, err = parseCIDR("clusterCIDR", n.ClusterCIDR, true); err != nil {
-			return err
-		}
-		if n.clusterCIDR.Addr().Is4() != n.podCIDR.Addr().Is4() || n.clusterCIDR.Bits() > n.podCIDR.Bits() || !n.clusterCIDR.Contains(n.podCIDR.Addr()) {
-			return conf.Invalid("podCIDR", "%s is not inside clusterCIDR %s; each node's pod CIDR is a piece of the cluster CIDR", n.podCIDR, n.clusterCIDR)
-		}
+	if n.ClusterCIDR == "" {
+		return nil
 	}
+	if n.clusterCIDR, err = parseCIDR("clusterCIDR", n.ClusterCIDR, true); err != nil {
+		return err
+	}
+	if n.clusterCIDR.Addr().Is4() != n.podCIDR.Addr().Is4() || n.clusterCIDR.Bits() > n.podCIDR.Bits() || !n.clusterCIDR.Contains(n.podCIDR.Addr()) {
+		return conf.Invalid("podCIDR", "%s is not inside clusterCIDR %s; each node's pod CIDR is a piece of the cluster CIDR", n.podCIDR, n.clusterCIDR)
+	}
+	return nil
+}
+
+// validateMasq checks the masquerade keys.
+func (n *NetConf) validateMasq() error {
 	if n.IPMasq && !n.clusterCIDR.IsValid() {
 		return conf.Invalid("clusterCIDR", "is needed with \"ipMasq\": traffic to the cluster CIDR is never masqueraded; give e.g. \"10.244.0.0/16\"")
 	}
 	if n.IPMasqBackend != nil && *n.IPMasqBackend != firewall.BackendIPTables && *n.IPMasqBackend != firewall.BackendNFTables {
 		return conf.Invalid("ipMasqBackend", "%q is not a backend; want %q or %q", *n.IPMasqBackend, firewall.BackendIPTables, firewall.BackendNFTables)
 	}
+	return nil
+}
+
+// validateTunnelFamily refuses pods the tunnel cannot carry.
+func (n *NetConf) validateTunnelFamily() error {
 	if n.kind.Tunnel == link.KindIPIP && !n.podCIDR.Addr().Is4() {
 		return conf.Invalid("podCIDR", "%s is IPv6; IP-in-IP carries IPv4 only, use vxlan-overlay for IPv6 pods", n.podCIDR)
 	}
+	return nil
+}
+
+// validatePeers checks peersFile's path (the file itself is read on every call) and the inline peers.
+func (n *NetConf) validatePeers() error {
 	if n.PeersFile != "" && !strings.HasPrefix(n.PeersFile, "/") {
 		return conf.Invalid("peersFile", "%q is not an absolute path; the plugin's working directory is the runtime's, so give the full path", n.PeersFile)
 	}
+	var err error
 	if n.peers, err = parsePeers("peers", n.Peers); err != nil {
 		return err
 	}

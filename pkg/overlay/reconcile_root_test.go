@@ -284,6 +284,32 @@ func TestReconcileRoot(t *testing.T) {
 	}
 	n.state(t).check(t, after)
 
+	// The device's MTU and MAC changed by hand (which flushes its neighbours; the neighbour is put back
+	// by hand too): Diff names both. Sync fixes them in place, which flushes the neighbour again, and
+	// puts it back.
+	n.ns.Run(t, "ip", "link", "set", dev, "mtu", "1400", "address", "02:00:00:00:00:77")
+	n.ns.Run(t, "ip", "neigh", "replace", "10.77.2.13", "lladdr", "0a:00:00:00:00:14", "dev", dev, "nud", "permanent")
+	wantDiff := []string{"device " + dev + ": MTU 1400, want 1450", "device " + dev + ": MAC 02:00:00:00:00:77, want 0e:4c:0a:4d:01:0b"}
+	if d := n.diff(t, nw); !slices.Equal(d, wantDiff) {
+		t.Errorf("Diff after changing MTU and MAC = %q, want %q", d, wantDiff)
+	}
+	n.sync(t, nw)
+	if d := n.diff(t, nw); len(d) != 0 {
+		t.Errorf("Diff after fixing MTU and MAC: %q", d)
+	}
+	n.state(t).check(t, after)
+
+	// The device set down, which takes its routes: Sync brings it up, then puts the routes back.
+	n.ns.Run(t, "ip", "link", "set", dev, "down")
+	if d := n.diff(t, nw); len(d) == 0 || d[0] != "device "+dev+" is down" {
+		t.Errorf("Diff with the device down = %q, want it named down first", d)
+	}
+	n.sync(t, nw)
+	if d := n.diff(t, nw); len(d) != 0 {
+		t.Errorf("Diff after bringing the device up: %q", d)
+	}
+	n.state(t).check(t, after)
+
 	// A device with the wrong VNI is recreated, and its peer state reprogrammed.
 	n.ns.Run(t, "ip", "link", "del", dev)
 	n.ns.Run(t, "ip", "link", "add", dev, "type", "vxlan", "id", "99", "local", "10.77.1.11", "dev", "ul0", "dstport", "4789", "nolearning")

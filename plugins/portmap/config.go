@@ -89,6 +89,21 @@ func (n *NetConf) validateOptions(available func(string) bool) error {
 	if n.SNAT != nil {
 		n.opts.SNAT = *n.SNAT
 	}
+	if err := n.validateMarkKeys(); err != nil {
+		return err
+	}
+	if n.ConditionsV4 != nil {
+		n.opts.ConditionsV4 = *n.ConditionsV4
+	}
+	if n.ConditionsV6 != nil {
+		n.opts.ConditionsV6 = *n.ConditionsV6
+	}
+	return n.pickBackend(available)
+}
+
+// validateMarkKeys checks how masqueraded packets are marked: a bit of ours, or a chain of the
+// administrator's that sets the mark, not both.
+func (n *NetConf) validateMarkKeys() error {
 	if n.MarkMasqBit != nil && n.ExternalSetMarkChain != nil {
 		return conf.Invalid("markMasqBit", "cannot be combined with \"externalSetMarkChain\": set one of them")
 	}
@@ -104,27 +119,13 @@ func (n *NetConf) validateOptions(available func(string) bool) error {
 		}
 		n.opts.ExternalSetMarkChain = *n.ExternalSetMarkChain
 	}
-	if n.ConditionsV4 != nil {
-		n.opts.ConditionsV4 = *n.ConditionsV4
-	}
-	if n.ConditionsV6 != nil {
-		n.opts.ConditionsV6 = *n.ConditionsV6
-	}
+	return nil
+}
 
-	// Keys that only one backend understands decide the backend when none is named, so a conflist
-	// written for the reference (whose default is iptables) keeps working unchanged.
-	wants := map[string][]string{}
-	if n.ExternalSetMarkChain != nil {
-		wants[firewall.BackendIPTables] = append(wants[firewall.BackendIPTables], "externalSetMarkChain")
-	}
-	for _, c := range []struct {
-		key  string
-		list []string
-	}{{"conditionsV4", n.opts.ConditionsV4}, {"conditionsV6", n.opts.ConditionsV6}} {
-		if b := conditionsBackend(c.list); b != "" {
-			wants[b] = append(wants[b], c.key)
-		}
-	}
+// pickBackend settles the firewall backend: the one named, else the one the keys are written for, else
+// nftables where it is available. Keys written for the other backend are refused.
+func (n *NetConf) pickBackend(available func(string) bool) error {
+	wants := n.backendKeys()
 	switch {
 	case n.Backend != nil:
 		n.backend = *n.Backend
@@ -146,6 +147,25 @@ func (n *NetConf) validateOptions(available func(string) bool) error {
 		}
 	}
 	return nil
+}
+
+// backendKeys returns, per backend, the keys set that only it understands. They decide the backend
+// when none is named, so a conflist written for the reference (whose default is iptables) keeps working
+// unchanged.
+func (n *NetConf) backendKeys() map[string][]string {
+	wants := map[string][]string{}
+	if n.ExternalSetMarkChain != nil {
+		wants[firewall.BackendIPTables] = append(wants[firewall.BackendIPTables], "externalSetMarkChain")
+	}
+	for _, c := range []struct {
+		key  string
+		list []string
+	}{{"conditionsV4", n.opts.ConditionsV4}, {"conditionsV6", n.opts.ConditionsV6}} {
+		if b := conditionsBackend(c.list); b != "" {
+			wants[b] = append(wants[b], c.key)
+		}
+	}
+	return wants
 }
 
 // conditionsBackend tells which backend's syntax conditions are written in: iptables match arguments

@@ -98,8 +98,19 @@ func ParseConfig(data []byte) (*Config, error) {
 	return c, nil
 }
 
+// validate checks the keys and fills in the defaults, one group of keys after the other; the first
+// error is the one reported.
 func (c *Config) validate() error {
-	b := &c.BGP
+	for _, check := range []func() error{c.BGP.validateSpeaker, c.BGP.validateNeighbors, c.validateOriginate, c.validateLocal} {
+		if err := check(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validateSpeaker checks the speaker's own keys: AS number, router ID, where it listens.
+func (b *BGPConfig) validateSpeaker() error {
 	if b.ASN == 0 {
 		return errors.New("bgp.asn: missing; give this node's AS number (1-4294967295), e.g. 64512")
 	}
@@ -118,6 +129,11 @@ func (c *Config) validate() error {
 	case b.ListenPort < -1 || b.ListenPort > 65535:
 		return fmt.Errorf("bgp.listenPort: %d is not a port; want 1-65535, or -1 to accept no connections", b.ListenPort)
 	}
+	return nil
+}
+
+// validateNeighbors checks each neighbour, and that no peer is listed twice.
+func (b *BGPConfig) validateNeighbors() error {
 	seen := map[netip.Addr]int{}
 	for i := range b.Neighbors {
 		n := &b.Neighbors[i]
@@ -131,31 +147,50 @@ func (c *Config) validate() error {
 			return fmt.Errorf("%s.address: %s is also neighbors[%d]", f, a, j)
 		}
 		seen[a] = i
-		if n.ASN == 0 {
-			return fmt.Errorf("%s.asn: missing; give the neighbour's AS number", f)
-		}
-		if n.HoldTime == 0 {
-			n.HoldTime = defaultHoldTime
-		} else if n.HoldTime < minHoldTime || n.HoldTime > 65535 {
-			return fmt.Errorf("%s.holdTime: %d seconds is not allowed; BGP hold times are %d-65535", f, n.HoldTime, minHoldTime)
-		}
-		if n.EBGPMultihop > 255 {
-			return fmt.Errorf("%s.ebgpMultihop: %d is not a TTL; want 1-255 (0: directly connected)", f, n.EBGPMultihop)
-		}
-		if n.RouteReflectorClient && n.ASN != b.ASN {
-			return fmt.Errorf("%s.routeReflectorClient: a reflector's clients are iBGP neighbours, but asn %d is not this node's %d", f, n.ASN, b.ASN)
-		}
-		if len(n.Password) > 80 {
-			return fmt.Errorf("%s.password: longer than the kernel's 80-byte TCP MD5 key limit", f)
+		if err := n.validate(f, b.ASN); err != nil {
+			return err
 		}
 	}
-	for i, s := range b.Originate {
+	return nil
+}
+
+// validate checks the neighbour's keys but its address; f names it in errors, localASN is this
+// speaker's AS number.
+func (n *Neighbor) validate(f string, localASN uint32) error {
+	if n.ASN == 0 {
+		return fmt.Errorf("%s.asn: missing; give the neighbour's AS number", f)
+	}
+	if n.HoldTime == 0 {
+		n.HoldTime = defaultHoldTime
+	} else if n.HoldTime < minHoldTime || n.HoldTime > 65535 {
+		return fmt.Errorf("%s.holdTime: %d seconds is not allowed; BGP hold times are %d-65535", f, n.HoldTime, minHoldTime)
+	}
+	if n.EBGPMultihop > 255 {
+		return fmt.Errorf("%s.ebgpMultihop: %d is not a TTL; want 1-255 (0: directly connected)", f, n.EBGPMultihop)
+	}
+	if n.RouteReflectorClient && n.ASN != localASN {
+		return fmt.Errorf("%s.routeReflectorClient: a reflector's clients are iBGP neighbours, but asn %d is not this node's %d", f, n.ASN, localASN)
+	}
+	if len(n.Password) > 80 {
+		return fmt.Errorf("%s.password: longer than the kernel's 80-byte TCP MD5 key limit", f)
+	}
+	return nil
+}
+
+// validateOriginate parses the pod CIDRs this node announces.
+func (c *Config) validateOriginate() error {
+	for i, s := range c.BGP.Originate {
 		p, err := netip.ParsePrefix(s)
 		if err != nil || p.Masked() != p {
 			return fmt.Errorf("bgp.originate[%d]: %q is not a CIDR with host bits zero, e.g. \"10.244.1.0/24\"", i, s)
 		}
 		c.originate = append(c.originate, p)
 	}
+	return nil
+}
+
+// validateLocal checks the daemon's own keys: API socket, state directory, log level.
+func (c *Config) validateLocal() error {
 	if c.API.Socket == "" {
 		c.API.Socket = bgp.DefaultSocket
 	}
