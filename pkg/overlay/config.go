@@ -23,7 +23,6 @@ const (
 	vxlanV4Overhead = 50 // outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14
 	vxlanV6Overhead = 70 // outer IPv6 40 + the same 30
 	ipipOverhead    = 20 // outer IPv4 header
-	minMTU          = 68 // IPv4's minimum
 	maxVNI          = 1<<24 - 1
 	defaultPort     = 4789 // IANA's VXLAN port (the kernel's own default is the pre-standard 8472)
 )
@@ -145,8 +144,8 @@ func (n *NetConf) validateNodeKeys() error {
 		}
 		n.nodeIP = a.Unmap()
 	}
-	if n.MTU != 0 && n.MTU < minMTU {
-		return conf.Invalid("mtu", "%d is below the minimum of %d; leave it out to use the underlay's MTU minus the encapsulation", n.MTU, minMTU)
+	if err := conf.CheckMTU(n.MTU, "the underlay's MTU minus the encapsulation"); err != nil {
+		return err
 	}
 	return nil
 }
@@ -202,9 +201,13 @@ func (n *NetConf) validatePeers() error {
 
 func (n *NetConf) validateKindKeys() error {
 	if n.kind.Tunnel == link.KindIPIP {
-		for key, set := range map[string]bool{"vni": n.VNI != nil, "port": n.Port != 0, "vtepMAC": n.VTEPMAC != "", "directRouting": n.DirectRouting} {
-			if set {
-				return conf.Invalid(key, "is a vxlan-overlay key; ipip-overlay does not use it (for direct routes to same-subnet peers set \"mode\": %q)", ModeCrossSubnet)
+		// In the order the README lists them, so the error names the same key every time.
+		for _, k := range []struct {
+			key string
+			set bool
+		}{{"vni", n.VNI != nil}, {"port", n.Port != 0}, {"vtepMAC", n.VTEPMAC != ""}, {"directRouting", n.DirectRouting}} {
+			if k.set {
+				return conf.Invalid(k.key, "is a vxlan-overlay key; ipip-overlay does not use it (for direct routes to same-subnet peers set \"mode\": %q)", ModeCrossSubnet)
 			}
 		}
 		switch strings.ToLower(n.Mode) {

@@ -181,6 +181,7 @@ func TestParse(t *testing.T) {
 		{name: "ipip with port", kind: IPIP, json: ipip(`,"port":4789`), code: 7, field: "port"},
 		{name: "ipip with vtepMAC", kind: IPIP, json: ipip(`,"vtepMAC":"0a:00:00:00:00:01"`), code: 7, field: "vtepMAC"},
 		{name: "ipip with directRouting", kind: IPIP, json: ipip(`,"directRouting":true`), code: 7, field: "directRouting"},
+		{name: "ipip with several vxlan keys: always the first listed", kind: IPIP, json: ipip(`,"directRouting":true,"vtepMAC":"0e:00:00:00:00:01","vni":5`), code: 7, field: "vni"},
 		{name: "vxlan with mode", kind: VXLAN, json: vx(`,"mode":"crossSubnet"`), code: 7, field: "mode"},
 		{name: "unknown mode", kind: IPIP, json: ipip(`,"mode":"never"`), code: 7, field: "mode"},
 		{name: "relative peersFile", kind: VXLAN, json: vx(`,"peersFile":"peers.json"`), code: 7, field: "peersFile"},

@@ -122,8 +122,8 @@ func (nw *Network) settleMTU() error {
 	over := n.kind.Overhead(nw.NodeIP)
 	most := nw.Underlay.Attrs().MTU - over
 	switch {
-	case most < minMTU:
-		return conf.Invalid("underlayInterface", "%q has MTU %d, too small to carry the %d bytes of encapsulation and a %d-byte packet", nw.Underlay.Attrs().Name, nw.Underlay.Attrs().MTU, over, minMTU)
+	case most < conf.MinMTU:
+		return conf.Invalid("underlayInterface", "%q has MTU %d, too small to carry the %d bytes of encapsulation and a %d-byte packet", nw.Underlay.Attrs().Name, nw.Underlay.Attrs().MTU, over, conf.MinMTU)
 	case n.MTU == 0:
 		nw.MTU = most
 	case n.MTU > most:

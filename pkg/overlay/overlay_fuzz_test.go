@@ -75,7 +75,7 @@ func FuzzParse(f *testing.F) {
 		if n.nodeIP.IsValid() && (n.nodeIP.Is4In6() || n.nodeIP.Zone() != "") {
 			t.Fatalf("nodeIP %s", n.nodeIP)
 		}
-		if n.MTU != 0 && n.MTU < minMTU {
+		if n.MTU != 0 && (n.MTU < conf.MinMTU || n.MTU > conf.MaxMTU) {
 			t.Fatalf("mtu %d", n.MTU)
 		}
 		if n.PeersFile != "" && !strings.HasPrefix(n.PeersFile, "/") {
