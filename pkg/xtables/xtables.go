@@ -1,0 +1,224 @@
+// Package xtables is netloom's one way to read and change iptables rule sets, used by the masquerade
+// backend (firewall/iptables) and the portmap backend (portmap/iptables):
+//
+//   - Rule, one rule as iptables prints it, compared the way iptables would print it (Canonical);
+//   - Parse, the parser of iptables-save and `iptables -S` output, into a Table;
+//   - Batch, the changes one operation makes in one table, as iptables-restore lines;
+//   - Runner, which reads a table (iptables-save) and applies a Batch planned from it (one
+//     `iptables-restore --noflush` per IP family) through Tools: Exec runs the iptables binaries of the
+//     build Config picks, Fake is an in-memory stand-in for tests.
+//
+// The xtables lock: the legacy build of iptables serialises every change on the machine (not per
+// network namespace) through a flock of /run/xtables.lock, which kube-proxy, firewalld and iptables
+// scripts take too. Exec's restores wait for it at most Config.Wait (`iptables-restore -w`), then fail
+// with CNI code 11 (try again later) naming the lock. The nf_tables build takes no lock, and iptables-save
+// takes none in either build, so reads never wait.
+package xtables
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/containernetworking/cni/pkg/types"
+
+	"github.com/netloom/netloom/pkg/conf"
+	"github.com/netloom/netloom/pkg/fault"
+)
+
+// Family is one of the two sets of tables iptables keeps: IPv4 (iptables) or IPv6 (ip6tables).
+type Family int
+
+const (
+	IPv4 Family = iota
+	IPv6
+)
+
+// Families lists both families in the order the backends change them: IPv4 first.
+func Families() []Family { return []Family{IPv4, IPv6} }
+
+func (f Family) String() string { return [...]string{"iptables", "ip6tables"}[f] }
+
+// Variant picks which build of the iptables tools runs.
+type Variant string
+
+const (
+	// VariantSystem runs iptables-save and iptables-restore, whichever build the system selects.
+	VariantSystem Variant = ""
+	VariantLegacy Variant = "legacy" // iptables-legacy-save, iptables-legacy-restore
+	VariantNFT    Variant = "nft"    // iptables-nft-save, iptables-nft-restore
+)
+
+const (
+	// DefaultWait is how long a restore waits for the xtables lock unless Config says otherwise.
+	DefaultWait = 60 * time.Second
+	// LockFile is the xtables lock of the legacy build.
+	LockFile = "/run/xtables.lock"
+)
+
+// Config picks the iptables tools; the zero value is the system's build with DefaultWait.
+type Config struct {
+	Variant Variant
+	// Wait bounds how long one restore waits for the xtables lock; past it the restore fails with CNI
+	// code 11. Zero: DefaultWait.
+	Wait time.Duration
+}
+
+func (c Config) withDefaults() Config {
+	if c.Wait <= 0 {
+		c.Wait = DefaultWait
+	}
+	return c
+}
+
+// Binaries names f's save and restore tools of c's build.
+func (c Config) Binaries(f Family) (save, restore string) {
+	base := f.String()
+	if c.Variant != VariantSystem {
+		base += "-" + string(c.Variant)
+	}
+	return base + "-save", base + "-restore"
+}
+
+// Tools reads and writes the tables of one network namespace: Exec, or Fake in tests.
+type Tools interface {
+	// Save returns `iptables-save -t table` output of family f.
+	Save(f Family, table string) (string, error)
+	// Restore runs `iptables-restore --noflush` of family f with input; a lock timeout is an error with
+	// CNI code 11 (see IsLockTimeout).
+	Restore(f Family, input string) error
+}
+
+// Exec runs the iptables tools that its Config names, in the network namespace of the calling thread.
+type Exec struct{ cfg Config }
+
+// NewExec returns the Tools of c's build.
+func NewExec(c Config) Exec { return Exec{cfg: c.withDefaults()} }
+
+// Probe tells whether f's tools can be used here: the restore tool exists and `iptables-save -t table`
+// reads the table (the reference plugins' test before they choose iptables). It returns what it read,
+// so the operation that follows need not read it again.
+func (x Exec) Probe(f Family, table string) (string, error) {
+	_, restore := x.cfg.Binaries(f)
+	if _, err := exec.LookPath(restore); err != nil {
+		return "", err
+	}
+	return x.Save(f, table)
+}
+
+func (x Exec) Save(f Family, table string) (string, error) {
+	bin, _ := x.cfg.Binaries(f)
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(bin, "-t", table)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("%s -t %s: %w: %s", bin, table, err, strings.TrimSpace(stderr.String()))
+	}
+	return stdout.String(), nil
+}
+
+// maxInputInError is how much of a failed restore's input its error quotes: enough for the line that
+// "Error occurred at line: N" points to in one attachment's batch.
+const maxInputInError = 4096
+
+// Restore runs `iptables-restore --noflush -w <Wait>`: the legacy build waits that long for the xtables
+// lock, the nf_tables build needs no lock and accepts the flag.
+func (x Exec) Restore(f Family, input string) error {
+	_, bin := x.cfg.Binaries(f)
+	secs := int(math.Ceil(x.cfg.Wait.Seconds()))
+	var stderr bytes.Buffer
+	cmd := exec.Command(bin, "--noflush", "-w", strconv.Itoa(secs))
+	cmd.Stdin = strings.NewReader(input)
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		msg := strings.TrimSpace(stderr.String())
+		// The legacy build says "Another app is currently holding the xtables lock. Stopped waiting
+		// after 60s." and exits with status 4 (RESOURCE_PROBLEM).
+		if strings.Contains(msg, "holding the xtables lock") {
+			return LockTimeout(bin, x.cfg.Wait)
+		}
+		if len(input) > maxInputInError {
+			input = input[:maxInputInError] + "\n..."
+		}
+		return fmt.Errorf("%s --noflush: %w: %s\ninput:\n%s", bin, err, msg, input)
+	}
+	return nil
+}
+
+// LockTimeout is the error of a restore by tool that waited wait for the xtables lock and gave up: CNI
+// code 11, so the runtime tries the whole command again later.
+func LockTimeout(tool string, wait time.Duration) error {
+	return conf.TryAgain("%s: another program has held the xtables lock (%s) for over %v; try again later. "+
+		"`fuser -v %s` shows who holds it (kube-proxy, firewalld and iptables scripts take it)",
+		tool, LockFile, wait, LockFile)
+}
+
+// IsLockTimeout tells whether err is (or wraps) a restore's lock timeout.
+func IsLockTimeout(err error) bool { return conf.Code(err) == conf.CodeTryAgainLater }
+
+// Runner reads one table of each family and applies the changes planned from what it read.
+type Runner struct {
+	Tools Tools
+	Table string // "nat"
+	// IPv6Point names the fault point (fault.Point, a test hook) passed just before an IPv6 change is
+	// committed, when IPv4 has been committed already or had nothing to change. Empty: none.
+	IPv6Point string
+}
+
+// Read saves and parses f's table, keeping the rules of CNIChains.
+func (r Runner) Read(f Family) (Table, error) {
+	text, err := r.Tools.Save(f, r.Table)
+	if err != nil {
+		return Table{}, err
+	}
+	return Parse(text, r.Table, CNIChains)
+}
+
+// Apply commits plan(t) in one restore; t is f's table, read just before. A restore that fails other
+// than by a lock timeout is planned and tried once more on a fresh read: someone outside netloom (the
+// reference plugins, an administrator) may have changed the table between the read and the write.
+func (r Runner) Apply(f Family, t Table, plan func(Table) (Batch, error)) error {
+	for attempt := 0; ; attempt++ {
+		b, err := plan(t)
+		if err != nil || b.Empty() {
+			return err
+		}
+		if f == IPv6 && attempt == 0 && r.IPv6Point != "" {
+			fault.Point(r.IPv6Point)
+		}
+		err = r.Tools.Restore(f, b.Script(r.Table))
+		if err == nil || IsLockTimeout(err) || attempt == 1 {
+			return err
+		}
+		if t, err = r.Read(f); err != nil {
+			return err
+		}
+	}
+}
+
+// WithContext prefixes err with context. A CNI error (a lock timeout's code 11) stays one, with the
+// prefix in its message, so that both its code and the context reach the runtime, which reads the
+// message of the first CNI error in the chain.
+func WithContext(context string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if code := conf.Code(err); code != 0 {
+		return types.NewError(code, context+": "+err.Error(), "")
+	}
+	return fmt.Errorf("%s: %w", context, err)
+}
+
+// Join joins errs (nil when there are none), keeping the code of a CNI error among them.
+func Join(errs []error) error {
+	err := errors.Join(errs...)
+	if code := conf.Code(err); code != 0 {
+		return types.NewError(code, err.Error(), "")
+	}
+	return err
+}
