@@ -7,6 +7,7 @@ import (
 	"github.com/containernetworking/plugins/pkg/ns"
 
 	"github.com/netloom/netloom/pkg/firewall"
+	"github.com/netloom/netloom/pkg/xtables"
 	"github.com/netloom/netloom/test/harness"
 )
 
@@ -14,7 +15,7 @@ import (
 // leave them.
 func populate(b *testing.B, m *Mapper, others int) {
 	b.Helper()
-	empty := table{chains: map[string]bool{}, rules: map[string][]rule{}}
+	empty := newTable(xtables.NewTable())
 	var bt batch
 	bt.skeleton(empty, defaults)
 	for i := range others {
@@ -22,7 +23,7 @@ func populate(b *testing.B, m *Mapper, others int) {
 		l := desired(k, mappings(b, fmt.Sprintf("tcp *:%d 10.60.%d.%d/16:80", 10000+i, i/250, i%250+2)), defaults, false)
 		bt.edit(empty, chainEdit{chain: l.chain, rules: l.rules, front: l.front, back: l.back})
 	}
-	if err := m.tools.restore(ipv4, bt.String()); err != nil {
+	if err := m.run.Tools.Restore(ipv4, bt.Script(natTable)); err != nil {
 		b.Fatal(err)
 	}
 }

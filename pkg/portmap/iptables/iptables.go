@@ -22,16 +22,19 @@
 // the same port. With masqAll (and snat, as in the reference) the mark rule matches every source.
 //
 // Each Add, Remove or GC reads the table with one `iptables-save -t nat` and writes with one
-// `iptables-restore --noflush` per IP family, which the kernel applies atomically. The read, the
-// conflict check and the write run under a flock of netloom's own, so parallel plugin runs see each
-// other's mappings; the xtables lock that other programs take is waited on (-w), never failed on.
+// `iptables-restore --noflush` per IP family (pkg/xtables), which the kernel applies atomically. The
+// read, the conflict check and the write run under a flock of netloom's own, so parallel plugin runs see
+// each other's mappings. The xtables lock that other programs take is waited for at most Config.Wait, as
+// the masquerade backend does, then the operation fails with CNI code 11 (try again later) naming it.
+//
+// Fault point (a test hook, see pkg/fault): "portmap-iptables-ipv6" is passed just before an IPv6 change
+// is committed, after the IPv4 one (Add, Remove, GC): NETLOOM_FAULT_POINT=portmap:portmap-iptables-ipv6
+// kills the portmap plugin with the IPv4 rules changed and the IPv6 ones not.
 package iptables
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"math"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -39,64 +42,34 @@ import (
 	"strings"
 	"time"
 
-	"github.com/containernetworking/cni/pkg/types"
 	"golang.org/x/sys/unix"
 
 	"github.com/netloom/netloom/pkg/conf"
 	"github.com/netloom/netloom/pkg/firewall"
 	"github.com/netloom/netloom/pkg/portmap"
+	"github.com/netloom/netloom/pkg/xtables"
 )
 
-// Defaults of Config.
-const (
-	DefaultWait     = 60 * time.Second
-	DefaultLockFile = "/run/netloom/portmap-iptables.lock"
-)
+// DefaultLockFile is netloom's own lock, unless Config says otherwise.
+const DefaultLockFile = "/run/netloom/portmap-iptables.lock"
 
-// Variant picks which build of the iptables tools runs.
-type Variant string
-
-const (
-	// VariantSystem runs iptables-save and iptables-restore, whichever build the system selects.
-	VariantSystem Variant = ""
-	VariantLegacy Variant = "legacy" // iptables-legacy-save, iptables-legacy-restore
-	VariantNFT    Variant = "nft"    // iptables-nft-save, iptables-nft-restore
-)
+// FaultIPv6 is the fault point between the IPv4 and the IPv6 change of one operation.
+const FaultIPv6 = "portmap-iptables-ipv6"
 
 // Config tunes a Mapper; the zero value is New's.
 type Config struct {
-	Variant Variant
-	// Wait bounds how long one operation waits for the xtables lock, and as long again for netloom's
-	// own lock; past it the operation fails with CNI code 11 (try again later). Zero: DefaultWait.
-	Wait time.Duration
+	// Config picks the iptables build and bounds the wait for the xtables lock; the same bound
+	// applies to netloom's own lock.
+	xtables.Config
 	// LockFile is netloom's own lock. Zero: DefaultLockFile.
 	LockFile string
 }
 
-// family is one of the two tables iptables keeps per hook.
-type family int
-
-const (
-	ipv4 family = iota
-	ipv6
-)
-
-func (f family) String() string { return [...]string{"iptables", "ip6tables"}[f] }
-
 // Mapper is the iptables portmap.Mapper. It keeps no state between calls; its methods act in the network
 // namespace of the calling thread (the iptables commands inherit it).
 type Mapper struct {
-	cfg   Config
-	tools tools
-}
-
-// tools is how the Mapper reads and writes a nat table: iptables-save and iptables-restore, or a fake.
-type tools interface {
-	// save returns `iptables-save -t nat` output for f.
-	save(f family) (string, error)
-	// restore runs `iptables-restore --noflush` for f with input; an error wrapping errLockTimeout
-	// says it gave up waiting for the xtables lock.
-	restore(f family, input string) error
+	cfg Config
+	run xtables.Runner
 }
 
 var _ portmap.Mapper = (*Mapper)(nil)
@@ -105,96 +78,30 @@ var _ portmap.Mapper = (*Mapper)(nil)
 func New() *Mapper { return NewWithConfig(Config{}) }
 
 // NewWithConfig returns a Mapper set up by c.
-func NewWithConfig(c Config) *Mapper {
+func NewWithConfig(c Config) *Mapper { return newWithTools(c, xtables.NewExec(c.Config)) }
+
+// newWithTools is NewWithConfig with the table reads and writes going to t (tests).
+func newWithTools(c Config, t xtables.Tools) *Mapper {
 	if c.Wait <= 0 {
-		c.Wait = DefaultWait
+		c.Wait = xtables.DefaultWait
 	}
 	if c.LockFile == "" {
 		c.LockFile = DefaultLockFile
 	}
-	return &Mapper{cfg: c, tools: execTools{c}}
-}
-
-// newWithTools is NewWithConfig with the table reads and writes going to t (tests).
-func newWithTools(c Config, t tools) *Mapper {
-	m := NewWithConfig(c)
-	m.tools = t
-	return m
+	return &Mapper{cfg: c, run: xtables.Runner{Tools: t, Table: natTable, IPv6Point: FaultIPv6}}
 }
 
 // Available tells whether the iptables backend can work here: iptables-restore exists and
 // iptables-save can read the nat table, the test the reference makes (listing nat OUTPUT).
-func Available() bool { return New().available() }
-
-func (m *Mapper) available() bool {
-	_, restore := m.cfg.binaries(ipv4)
-	if _, err := exec.LookPath(restore); err != nil {
-		return false
-	}
-	_, err := m.tools.save(ipv4)
+func Available() bool {
+	_, err := xtables.NewExec(xtables.Config{}).Probe(xtables.IPv4, natTable)
 	return err == nil
 }
 
-func (c Config) binaries(f family) (save, restore string) {
-	base := f.String()
-	if c.Variant != VariantSystem {
-		base += "-" + string(c.Variant)
-	}
-	return base + "-save", base + "-restore"
-}
-
-// execTools runs the iptables tools that Config names.
-type execTools struct{ cfg Config }
-
-func (x execTools) save(f family) (string, error) {
-	bin, _ := x.cfg.binaries(f)
-	var stdout, stderr bytes.Buffer
-	cmd := exec.Command(bin, "-t", natTable)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("%s -t %s: %w: %s", bin, natTable, err, strings.TrimSpace(stderr.String()))
-	}
-	return stdout.String(), nil
-}
-
 // read saves and parses f's nat table.
-func (m *Mapper) read(f family) (table, error) {
-	text, err := m.tools.save(f)
-	if err != nil {
-		return table{}, err
-	}
-	return parseSave(text)
-}
-
-// maxInputInError is how much of a failed restore's input its error quotes: enough for the line that
-// "Error occurred at line: N" points to in one attachment's batch.
-const maxInputInError = 4096
-
-// errLockTimeout marks a restore that gave up waiting for the xtables lock.
-var errLockTimeout = errors.New("xtables lock")
-
-// restore runs `iptables-restore --noflush -w <Wait>`: the legacy build waits that long for the xtables
-// lock, the nf_tables build needs no lock and accepts the flag.
-func (x execTools) restore(f family, input string) error {
-	_, bin := x.cfg.binaries(f)
-	secs := int(math.Ceil(x.cfg.Wait.Seconds()))
-	var stderr bytes.Buffer
-	cmd := exec.Command(bin, "--noflush", "-w", fmt.Sprint(secs))
-	cmd.Stdin = strings.NewReader(input)
-	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
-		msg := strings.TrimSpace(stderr.String())
-		// The legacy build says "Another app is currently holding the xtables lock. Stopped waiting
-		// after 60s." and exits with status 4 (RESOURCE_PROBLEM).
-		if strings.Contains(msg, "holding the xtables lock") {
-			return fmt.Errorf("%s: %w: %s", bin, errLockTimeout, msg)
-		}
-		if len(input) > maxInputInError {
-			input = input[:maxInputInError] + "\n..."
-		}
-		return fmt.Errorf("%s --noflush: %w: %s\ninput:\n%s", bin, err, msg, input)
-	}
-	return nil
+func (m *Mapper) read(f xtables.Family) (table, error) {
+	t, err := m.run.Read(f)
+	return newTable(t), err
 }
 
 // lock takes netloom's own lock, polling so that it can give up after Wait; the returned func releases it.
@@ -226,54 +133,13 @@ func (m *Mapper) lock() (func(), error) {
 	}
 }
 
-// tryAgain turns a restore that gave up on the xtables lock into CNI code 11.
-func (m *Mapper) tryAgain(err error) error {
-	if errors.Is(err, errLockTimeout) {
-		return conf.TryAgain("another program has held the xtables lock for over %v; try again: %v", m.cfg.Wait, err)
-	}
-	return err
-}
-
-// apply runs plan(t) for f under the lock, t read just before. A failed restore other than a lock
-// timeout is tried once more on a fresh read: someone outside netloom (the reference plugin, an
-// administrator) may have changed the table between the read and the write.
-func (m *Mapper) apply(f family, t table, plan func(table) (batch, error)) error {
-	for attempt := 0; ; attempt++ {
-		b, err := plan(t)
-		if err != nil || b.empty() {
-			return err
-		}
-		err = m.tools.restore(f, b.String())
-		if err == nil || errors.Is(err, errLockTimeout) || attempt == 1 {
-			return m.tryAgain(err)
-		}
-		if t, err = m.read(f); err != nil {
-			return err
-		}
-	}
-}
-
-// withContext prefixes err with the family. A CNI error (try again) stays one, so that its code reaches
-// the runtime even through callers that check it with a type assertion.
-func withContext(f family, err error) error {
-	var te *types.Error
-	if errors.As(err, &te) {
-		return types.NewError(te.Code, fmt.Sprintf("%v: %s", f, te.Msg), te.Details)
-	}
-	return fmt.Errorf("%v: %w", f, err)
-}
-
-// joinErrors joins the families' errors, keeping the code of a CNI error among them.
-func joinErrors(errs []error) error {
-	if len(errs) == 0 {
-		return nil
-	}
-	err := errors.Join(errs...)
-	var te *types.Error
-	if errors.As(err, &te) {
-		return types.NewError(te.Code, err.Error(), te.Details)
-	}
-	return err
+// apply commits plan(t) for f; t is f's table, read just before. What t's comments say holds for a
+// table read again, so that is kept.
+func (m *Mapper) apply(f xtables.Family, t table, plan func(table) (batch, error)) error {
+	return m.run.Apply(f, t.Table, func(xt xtables.Table) (xtables.Batch, error) {
+		b, err := plan(table{Table: xt, comments: t.comments})
+		return b.Batch, err
+	})
 }
 
 // normalize validates ms and splits them by family: an unspecified host address becomes the zero
@@ -322,9 +188,9 @@ func normalize(ms []portmap.Mapping) ([2][]portmap.Mapping, error) {
 			return out, conf.Invalid(field, "%v and %v forward the same host port", prev, m)
 		}
 		seen[fk] = m
-		f := ipv4
+		f := xtables.IPv4
 		if m.PodIP.Is6() {
-			f = ipv6
+			f = xtables.IPv6
 		}
 		out[f] = append(out[f], m)
 	}
@@ -336,7 +202,7 @@ func checkOptions(o portmap.Options) error {
 	if o.MarkMasqBit < 0 || o.MarkMasqBit > 31 {
 		return conf.Invalid("markMasqBit", "%d is not a bit of the 32-bit packet mark; use 0..31", o.MarkMasqBit)
 	}
-	if c := o.ExternalSetMarkChain; c != "" && !safeWord.MatchString(c) {
+	if c := o.ExternalSetMarkChain; c != "" && !chainWord.MatchString(c) {
 		return conf.Invalid("externalSetMarkChain", "%q is not an iptables chain name", c)
 	}
 	for _, c := range []struct {
@@ -367,18 +233,24 @@ func hasControl(s string) bool {
 	return strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f })
 }
 
+// validate refuses what cannot be written into an iptables-restore line and returns ms normalized, by
+// family.
+func validate(k firewall.Key, ms []portmap.Mapping, o portmap.Options) ([2][]portmap.Mapping, error) {
+	if err := checkKey(k); err != nil {
+		return [2][]portmap.Mapping{}, err
+	}
+	if err := checkOptions(o); err != nil {
+		return [2][]portmap.Mapping{}, err
+	}
+	return normalize(ms)
+}
+
 // Add installs k's mappings in both families, replacing k's earlier ones, in one restore per family.
 // Another attachment's mapping of one of the host keys fails it with *portmap.ConflictError before
 // anything changes. When the second family fails after the first was written, k's rules of the first
 // are removed again, so a failed Add leaves none of k's mappings.
 func (m *Mapper) Add(k firewall.Key, ms []portmap.Mapping, o portmap.Options) error {
-	if err := checkKey(k); err != nil {
-		return err
-	}
-	if err := checkOptions(o); err != nil {
-		return err
-	}
-	byFamily, err := normalize(ms)
+	byFamily, err := validate(k, ms, o)
 	if err != nil {
 		return err
 	}
@@ -388,50 +260,64 @@ func (m *Mapper) Add(k firewall.Key, ms []portmap.Mapping, o portmap.Options) er
 	}
 	defer unlock()
 
-	var tables [2]table
-	var present [2]bool
-	for _, f := range []family{ipv4, ipv6} {
-		t, err := m.read(f)
-		if err != nil && len(byFamily[f]) == 0 {
-			// No such tool, or no such table in this kernel: nothing of k's to replace either. The
-			// reference skips an unusable family the same way.
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("%v: %w", f, err)
-		}
-		if c := t.conflict(k, byFamily[f]); c != nil {
-			return c
-		}
-		tables[f], present[f] = t, true
+	tables, err := m.readForAdd(k, byFamily)
+	if err != nil {
+		return err
 	}
-	var done []family
-	for _, f := range []family{ipv4, ipv6} {
-		if !present[f] {
+	var done []xtables.Family
+	for _, f := range xtables.Families() {
+		if tables[f] == nil {
 			continue
 		}
-		want := desired(k, byFamily[f], o, f == ipv6)
-		err := m.apply(f, tables[f], func(t table) (batch, error) {
+		want := desired(k, byFamily[f], o, f == xtables.IPv6)
+		err := m.apply(f, *tables[f], func(t table) (batch, error) {
 			if c := t.conflict(k, byFamily[f]); c != nil {
 				return batch{}, c
 			}
 			return planAdd(t, k, want, o), nil
 		})
 		if err != nil {
-			for _, g := range done {
-				if t, rerr := m.read(g); rerr == nil {
-					_ = m.apply(g, t, func(t table) (batch, error) { return planRemove(t, k), nil })
-				}
-			}
+			m.removeFrom(done, k)
 			var c *portmap.ConflictError
 			if errors.As(err, &c) {
 				return c
 			}
-			return withContext(f, err)
+			return xtables.WithContext(f.String(), err)
 		}
 		done = append(done, f)
 	}
 	return nil
+}
+
+// readForAdd reads the tables Add changes and checks them for conflicts with ms, before anything changes.
+// A family that cannot be read (no such tool, or no such table in this kernel) and has no mappings is
+// nil: there is nothing of k's to replace in it either. The reference skips an unusable family the same
+// way.
+func (m *Mapper) readForAdd(k firewall.Key, byFamily [2][]portmap.Mapping) ([2]*table, error) {
+	var tables [2]*table
+	for _, f := range xtables.Families() {
+		t, err := m.read(f)
+		if err != nil && len(byFamily[f]) == 0 {
+			continue
+		}
+		if err != nil {
+			return tables, xtables.WithContext(f.String(), err)
+		}
+		if c := t.conflict(k, byFamily[f]); c != nil {
+			return tables, c
+		}
+		tables[f] = &t
+	}
+	return tables, nil
+}
+
+// removeFrom removes k's rules from the families fams, as well as it can: it undoes a failed Add.
+func (m *Mapper) removeFrom(fams []xtables.Family, k firewall.Key) {
+	for _, f := range fams {
+		if t, err := m.read(f); err == nil {
+			_ = m.apply(f, t, func(t table) (batch, error) { return planRemove(t, k), nil })
+		}
+	}
 }
 
 // Remove deletes k's rules in both families, each family in one restore, and nothing when there are none.
@@ -452,7 +338,7 @@ func (m *Mapper) applyBoth(plan func(t table) batch) error {
 	}
 	defer unlock()
 	var errs []error
-	for _, f := range []family{ipv4, ipv6} {
+	for _, f := range xtables.Families() {
 		t, err := m.read(f)
 		if errors.Is(err, exec.ErrNotFound) {
 			continue
@@ -461,34 +347,28 @@ func (m *Mapper) applyBoth(plan func(t table) batch) error {
 			err = m.apply(f, t, func(t table) (batch, error) { return plan(t), nil })
 		}
 		if err != nil {
-			errs = append(errs, withContext(f, err))
+			errs = append(errs, xtables.WithContext(f.String(), err))
 		}
 	}
-	return joinErrors(errs)
+	return xtables.Join(errs)
 }
 
 // Check reports what of k's mappings is missing or different, in both families.
 func (m *Mapper) Check(k firewall.Key, ms []portmap.Mapping, o portmap.Options) error {
-	if err := checkKey(k); err != nil {
-		return err
-	}
-	if err := checkOptions(o); err != nil {
-		return err
-	}
-	byFamily, err := normalize(ms)
+	byFamily, err := validate(k, ms, o)
 	if err != nil {
 		return err
 	}
 	var problems []string
-	for _, f := range []family{ipv4, ipv6} {
+	for _, f := range xtables.Families() {
 		t, err := m.read(f)
 		if err != nil && len(byFamily[f]) == 0 {
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("%v: %w", f, err)
+			return xtables.WithContext(f.String(), err)
 		}
-		for _, p := range check(t, k, desired(k, byFamily[f], o, f == ipv6), o) {
+		for _, p := range check(t, k, desired(k, byFamily[f], o, f == xtables.IPv6), o) {
 			problems = append(problems, fmt.Sprintf("%v: %s", f, p))
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/netloom/netloom/pkg/conf"
 	"github.com/netloom/netloom/pkg/firewall"
 	"github.com/netloom/netloom/pkg/portmap"
+	"github.com/netloom/netloom/pkg/xtables"
 )
 
 var (
@@ -53,9 +54,32 @@ func mappings(t testing.TB, s ...string) []portmap.Mapping {
 	return out
 }
 
-func newFakeMapper(t *testing.T) (*Mapper, *fakeTools) {
-	f := newFakeTools()
-	return newWithTools(Config{LockFile: t.TempDir() + "/lock", Wait: time.Second}, f), f
+const (
+	ipv4 = xtables.IPv4
+	ipv6 = xtables.IPv6
+)
+
+func newFakeMapper(t *testing.T) (*Mapper, *xtables.Fake) {
+	f := xtables.NewFake()
+	return newWithTools(Config{Config: xtables.Config{Wait: time.Second}, LockFile: t.TempDir() + "/lock"}, f), f
+}
+
+// load sets fam's table of f to text, as iptables-save prints it.
+func load(t *testing.T, f *xtables.Fake, fam xtables.Family, text string) {
+	t.Helper()
+	if err := f.Load(fam, text); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// parseSave reads iptables-save output as the Mapper does.
+func parseSave(t *testing.T, text string) table {
+	t.Helper()
+	tb, err := xtables.Parse(text, natTable, xtables.CNIChains)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newTable(tb)
 }
 
 const (
@@ -137,7 +161,7 @@ COMMIT
 		t.Run(tc.name, func(t *testing.T) {
 			m, f := newFakeMapper(t)
 			if tc.o.ExternalSetMarkChain != "" {
-				f.tables[ipv4][tc.o.ExternalSetMarkChain] = nil
+				f.Tables[ipv4].Chains[tc.o.ExternalSetMarkChain] = true
 			}
 			ms := mappings(t, tc.ms...)
 			if err := m.Add(keyA, ms, tc.o); err != nil {
@@ -145,23 +169,23 @@ COMMIT
 			}
 			for fam, want := range [2]string{tc.v4, tc.v6} {
 				var got string
-				if len(f.restores[fam]) > 0 {
-					got = f.restores[fam][0]
+				if len(f.Restores[fam]) > 0 {
+					got = f.Restores[fam][0]
 				}
 				if got != want {
-					t.Errorf("%v restore:\n%s\nwant:\n%s", family(fam), got, want)
+					t.Errorf("%v restore:\n%s\nwant:\n%s", xtables.Family(fam), got, want)
 				}
 			}
 			if err := m.Check(keyA, ms, tc.o); err != nil {
 				t.Errorf("Check after Add: %v", err)
 			}
 			// Idempotent, and without writing anything.
-			before := [2]int{len(f.restores[0]), len(f.restores[1])}
+			before := [2]int{len(f.Restores[0]), len(f.Restores[1])}
 			if err := m.Add(keyA, ms, tc.o); err != nil {
 				t.Fatal(err)
 			}
-			if after := [2]int{len(f.restores[0]), len(f.restores[1])}; after != before {
-				t.Errorf("second Add ran restore: %v -> %v\n%v", before, after, f.restores)
+			if after := [2]int{len(f.Restores[0]), len(f.Restores[1])}; after != before {
+				t.Errorf("second Add ran restore: %v -> %v\n%v", before, after, f.Restores)
 			}
 		})
 	}
@@ -177,8 +201,8 @@ func TestMultiportSplitsAt15(t *testing.T) {
 		t.Fatal(err)
 	}
 	var jumps []string
-	for _, r := range f.tables[ipv4][TopLevelDNATChain] {
-		jumps = append(jumps, r.option("--dports"))
+	for _, r := range f.Tables[ipv4].Rules[TopLevelDNATChain] {
+		jumps = append(jumps, r.Option("--dports"))
 	}
 	want := []string{"1000,1001,1002,1003,1004,1005,1006,1007,1008,1009,1010,1011,1012,1013,1014", "1015"}
 	if strings.Join(jumps, " ") != strings.Join(want, " ") {
@@ -207,7 +231,7 @@ func TestReAddReplaces(t *testing.T) {
 -A CNI-HOSTPORT-DNAT -p tcp -m comment --comment ` + cA + ` -m multiport --dports 8081 -j ` + chA + `
 COMMIT
 `
-	if got := f.restores[ipv4][2]; got != want {
+	if got := f.Restores[ipv4][2]; got != want {
 		t.Errorf("re-Add restore:\n%s\nwant:\n%s", got, want)
 	}
 	wantV6 := `*nat
@@ -216,7 +240,7 @@ COMMIT
 -X ` + chA + `
 COMMIT
 `
-	if got := f.restores[ipv6][1]; got != wantV6 {
+	if got := f.Restores[ipv6][1]; got != wantV6 {
 		t.Errorf("re-Add IPv6 restore:\n%s\nwant:\n%s", got, wantV6)
 	}
 	if err := m.Check(keyB, mappings(t, "tcp *:9090 10.22.0.6/24:80"), defaults); err != nil {
@@ -229,7 +253,7 @@ func TestConflict(t *testing.T) {
 	if err := m.Add(keyA, mappings(t, "tcp *:8080 10.22.0.5/24:80", "udp 192.0.2.1:53 10.22.0.5/24:53", "tcp *:8080 [fd00::5/64]:80"), defaults); err != nil {
 		t.Fatal(err)
 	}
-	before := [2]string{f.tables[0].String(), f.tables[1].String()}
+	before := [2]string{f.Dump(ipv4), f.Dump(ipv6)}
 	for _, tc := range []struct {
 		name  string
 		k     firewall.Key
@@ -250,7 +274,8 @@ func TestConflict(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m, f := newFakeMapper(t)
-			f.tables = [2]fakeTable{parseFake(t, before[0]), parseFake(t, before[1])}
+			load(t, f, ipv4, before[0])
+			load(t, f, ipv6, before[1])
 			err := m.Add(tc.k, mappings(t, tc.ms...), defaults)
 			if tc.owner == "" {
 				if err != nil {
@@ -262,26 +287,12 @@ func TestConflict(t *testing.T) {
 			if !errors.As(err, &c) || c.Owner != tc.owner || c.Key != tc.key {
 				t.Fatalf("Add = %v, want conflict on %v with %s", err, tc.key, tc.owner)
 			}
-			if len(f.restores[0])+len(f.restores[1]) != 0 {
-				t.Errorf("a conflicting Add wrote: %q", f.restores)
+			if len(f.Restores[0])+len(f.Restores[1]) != 0 {
+				t.Errorf("a conflicting Add wrote: %q", f.Restores)
 			}
 		})
 	}
 	_ = m
-}
-
-// parseFake turns iptables-save text into a fake table.
-func parseFake(t *testing.T, text string) fakeTable {
-	t.Helper()
-	tb, err := parseSave(text)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := fakeTable{}
-	for c := range tb.chains {
-		out[c] = tb.rules[c]
-	}
-	return out
 }
 
 // referenceState is what the reference portmap v1.9.1 leaves for network mynet, container ref1, with
@@ -319,10 +330,7 @@ func TestReferenceState(t *testing.T) {
 	if got := DNATChain("mynet", "ref1"); got != "CNI-DN-2971b88ad80d9c2247ca7" {
 		t.Fatalf("DNATChain(mynet, ref1) = %s; fix referenceState", got)
 	}
-	tb, err := parseSave(referenceState)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tb := parseSave(t, referenceState)
 	// Its DNAT rules carry no comment: the owner comes from the jump.
 	c := tb.conflict(keyB, mappings(t, "tcp *:8080 10.22.0.6/24:80"))
 	if c == nil || c.Owner != "mynet/ref1" {
@@ -333,22 +341,22 @@ func TestReferenceState(t *testing.T) {
 		t.Errorf("the owner's own re-Add conflicts: %v", c)
 	}
 	m, f := newFakeMapper(t)
-	f.tables[ipv4] = parseFake(t, referenceState)
+	load(t, f, ipv4, referenceState)
 	if err := m.Add(keyRef, mappings(t, "tcp *:8080 10.22.0.9/24:80"), defaults); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.Check(keyRef, mappings(t, "tcp *:8080 10.22.0.9/24:80"), defaults); err != nil {
 		t.Errorf("Check after taking over: %v", err)
 	}
-	if s := f.tables[ipv4].String(); strings.Contains(s, `id: \"ref1\""`) && !strings.Contains(s, `id: \"ref1\" if: \"eth0\""`) {
+	if s := f.Dump(ipv4); strings.Contains(s, `id: \"ref1\""`) && !strings.Contains(s, `id: \"ref1\" if: \"eth0\""`) {
 		t.Errorf("reference jump left after re-Add:\n%s", s)
 	}
 	// Remove clears the reference's chain, its jump and the old SN chain.
-	f.tables[ipv4] = parseFake(t, referenceState)
+	load(t, f, ipv4, referenceState)
 	if err := m.Remove(keyRef, nil); err != nil {
 		t.Fatal(err)
 	}
-	if s := f.tables[ipv4].String(); strings.Contains(s, "CNI-DN-") || strings.Contains(s, "CNI-SN-") {
+	if s := f.Dump(ipv4); strings.Contains(s, "CNI-DN-") || strings.Contains(s, "CNI-SN-") {
 		t.Errorf("Remove left the reference's chains:\n%s", s)
 	}
 }
@@ -376,20 +384,20 @@ func TestRemove(t *testing.T) {
 	if err := m.Check(keyA, mappings(t, "tcp *:8080 10.22.0.5/24:80"), defaults); err == nil {
 		t.Error("Check passes after Remove")
 	}
-	if s := f.tables[ipv6].String(); strings.Contains(s, "CNI-DN-") {
+	if s := f.Dump(ipv6); strings.Contains(s, "CNI-DN-") {
 		t.Errorf("IPv6 chain left:\n%s", s)
 	}
 	if err := m.Remove(keyA1, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := f.tables[ipv4][chA]; ok {
+	if f.Tables[ipv4].Chains[chA] {
 		t.Errorf("chain %s left after both interfaces' Remove", chA)
 	}
-	n := len(f.restores[0]) + len(f.restores[1])
+	n := len(f.Restores[0]) + len(f.Restores[1])
 	if err := m.Remove(keyA, nil); err != nil {
 		t.Fatalf("second Remove: %v", err)
 	}
-	if got := len(f.restores[0]) + len(f.restores[1]); got != n {
+	if got := len(f.Restores[0]) + len(f.Restores[1]); got != n {
 		t.Errorf("Remove of nothing ran restore")
 	}
 	if err := m.Check(keyB, mappings(t, "tcp *:9090 10.22.0.6/24:80"), defaults); err != nil {
@@ -399,7 +407,7 @@ func TestRemove(t *testing.T) {
 
 func TestGC(t *testing.T) {
 	m, f := newFakeMapper(t)
-	f.tables[ipv4] = parseFake(t, referenceState) // mynet/ref1, no interface in its comment
+	load(t, f, ipv4, referenceState) // mynet/ref1, no interface in its comment
 	adds := []struct {
 		k  firewall.Key
 		ms []string
@@ -425,19 +433,19 @@ func TestGC(t *testing.T) {
 			t.Errorf("%v after GC: Check = %v", a.k, err)
 		}
 	}
-	if s := f.tables[ipv4].String(); !strings.Contains(s, `id: \"ref1\"`) {
+	if s := f.Dump(ipv4); !strings.Contains(s, `id: \"ref1\"`) {
 		t.Errorf("GC removed the reference's mapping of a valid container:\n%s", s)
 	}
-	if _, ok := f.tables[ipv4][DNATChain("mynet", "c2")]; ok {
+	if f.Tables[ipv4].Chains[DNATChain("mynet", "c2")] {
 		t.Error("GC left c2's chain")
 	}
 	if err := m.GC("mynet", map[conf.Attachment]bool{}); err != nil {
 		t.Fatal(err)
 	}
-	for fam := range f.tables {
-		s := f.tables[fam].String()
+	for fam := range f.Tables {
+		s := f.Dump(xtables.Family(fam))
 		if strings.Contains(s, "mynet") || !strings.Contains(s, DNATChain("other", "c3")) == (fam == 0) {
-			t.Errorf("%v after GC of everything in mynet:\n%s", family(fam), s)
+			t.Errorf("%v after GC of everything in mynet:\n%s", xtables.Family(fam), s)
 		}
 	}
 }
@@ -448,15 +456,15 @@ func TestCheckReports(t *testing.T) {
 	if err := m.Add(keyA, ms, defaults); err != nil {
 		t.Fatal(err)
 	}
-	f.tables[ipv4][chA] = f.tables[ipv4][chA][1:] // lose the hairpin mark
-	f.tables[ipv4][postrouting] = nil
+	f.Tables[ipv4].Rules[chA] = f.Tables[ipv4].Rules[chA][1:] // lose the hairpin mark
+	f.Tables[ipv4].Rules[postrouting] = nil
 	err := m.Check(keyA, ms, defaults)
 	for _, want := range []string{"lacks rule -s 10.22.0.0/24", "missing: -I POSTROUTING 1"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Check = %v, want it to say %q", err, want)
 		}
 	}
-	delete(f.tables[ipv4], chA)
+	delete(f.Tables[ipv4].Chains, chA)
 	if err := m.Check(keyA, ms, defaults); err == nil || !strings.Contains(err.Error(), "nat chain "+chA+" is missing") {
 		t.Errorf("Check = %v, want chain missing", err)
 	}
@@ -464,19 +472,19 @@ func TestCheckReports(t *testing.T) {
 
 func TestAddRollsBackFirstFamily(t *testing.T) {
 	m, f := newFakeMapper(t)
-	f.fail[ipv6], f.failN[ipv6] = errors.New("boom"), 2
+	f.Fail[ipv6], f.FailN[ipv6] = errors.New("boom"), 2
 	err := m.Add(keyA, mappings(t, "tcp *:8080 10.22.0.5/24:80", "tcp *:8080 [fd00::5/64]:80"), defaults)
 	if err == nil || !strings.Contains(err.Error(), "ip6tables: boom") {
 		t.Fatalf("Add = %v, want the IPv6 failure", err)
 	}
-	if _, ok := f.tables[ipv4][chA]; ok {
-		t.Errorf("IPv4 chain left after the failed Add:\n%s", f.tables[ipv4])
+	if f.Tables[ipv4].Chains[chA] {
+		t.Errorf("IPv4 chain left after the failed Add:\n%s", f.Dump(ipv4))
 	}
 }
 
 func TestWithoutIP6Tables(t *testing.T) {
 	m, f := newFakeMapper(t)
-	f.missing[ipv6] = true
+	f.Missing[ipv6] = true
 	ms := mappings(t, "tcp *:8080 10.22.0.5/24:80")
 	for _, err := range []error{m.Add(keyA, ms, defaults), m.Check(keyA, ms, defaults), m.Remove(keyA, nil), m.GC("mynet", nil)} {
 		if err != nil {
@@ -493,12 +501,13 @@ func TestTryAgain(t *testing.T) {
 	m.cfg.Wait = 50 * time.Millisecond
 	ms := mappings(t, "tcp *:8080 10.22.0.5/24:80")
 
-	// The xtables lock, as iptables-restore reports it.
-	f.fail[ipv4], f.failN[ipv4] = fmt.Errorf("iptables-restore: %w: Another app is currently holding the xtables lock", errLockTimeout), 1
-	if err := m.Add(keyA, ms, defaults); conf.Code(err) != conf.CodeTryAgainLater {
-		t.Errorf("Add with the xtables lock held = %v (code %d), want code %d", err, conf.Code(err), conf.CodeTryAgainLater)
+	// The xtables lock, held by another program.
+	f.Locked[ipv4] = true
+	if err := m.Add(keyA, ms, defaults); conf.Code(err) != conf.CodeTryAgainLater || !strings.Contains(err.Error(), xtables.LockFile) {
+		t.Errorf("Add with the xtables lock held = %v (code %d), want code %d naming %s", err, conf.Code(err), conf.CodeTryAgainLater, xtables.LockFile)
 	}
-	if n := len(f.restores[ipv4]); n != 1 {
+	f.Locked[ipv4] = false
+	if n := len(f.Restores[ipv4]); n != 1 {
 		t.Errorf("restore ran %d times, want once (a lock timeout is not retried)", n)
 	}
 
@@ -524,7 +533,7 @@ func TestTryAgain(t *testing.T) {
 
 func TestRetriesOnceAfterForeignChange(t *testing.T) {
 	m, f := newFakeMapper(t)
-	f.fail[ipv4], f.failN[ipv4] = errors.New("iptables-restore: line 3 failed"), 1
+	f.Fail[ipv4], f.FailN[ipv4] = errors.New("iptables-restore: line 3 failed"), 1
 	ms := mappings(t, "tcp *:8080 10.22.0.5/24:80")
 	if err := m.Add(keyA, ms, defaults); err != nil {
 		t.Fatalf("Add after one failed restore: %v", err)

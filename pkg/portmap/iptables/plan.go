@@ -8,56 +8,42 @@ import (
 	"github.com/netloom/netloom/pkg/conf"
 	"github.com/netloom/netloom/pkg/firewall"
 	"github.com/netloom/netloom/pkg/portmap"
+	"github.com/netloom/netloom/pkg/xtables"
 )
 
-// batch is the input of one `iptables-restore --noflush` run on the nat table: every change of one Add,
-// Remove or GC in one IP family, which the kernel takes all at once or not at all.
-type batch struct{ lines []string }
-
-func (b *batch) cmd(op, chain string, r rule) {
-	line := op + " " + chain
-	if len(r) > 0 {
-		line += " " + r.String()
-	}
-	b.lines = append(b.lines, line)
-}
-
-func (b *batch) empty() bool { return len(b.lines) == 0 }
-
-func (b *batch) String() string {
-	return "*" + natTable + "\n" + strings.Join(b.lines, "\n") + "\nCOMMIT\n"
-}
+// batch is the input of one iptables-restore run on the nat table: every change of one Add, Remove or
+// GC in one IP family.
+type batch struct{ xtables.Batch }
 
 // skeleton adds what is missing of the shared chains: CNI-HOSTPORT-DNAT entered from PREROUTING and
 // OUTPUT for local destinations, and with SNAT (unless another chain sets the mark) CNI-HOSTPORT-SETMARK
 // and CNI-HOSTPORT-MASQ, the latter entered first thing in POSTROUTING. It creates a chain with -N,
 // which fails rather than flushing a chain that appeared since t was read.
 func (b *batch) skeleton(t table, o portmap.Options) {
-	ensureChain := func(chain string, r rule) {
-		if !t.chains[chain] {
-			b.cmd("-N", chain, nil)
-		}
-		if !containsRule(t.rules[chain], r) {
-			b.cmd("-A", chain, r)
+	ensureRule := func(chain string, r xtables.Rule) {
+		if !xtables.Contains(t.Rules[chain], r) {
+			b.Append(chain, r)
 		}
 	}
-	if !t.chains[TopLevelDNATChain] {
-		b.cmd("-N", TopLevelDNATChain, nil)
-	}
-	for _, c := range []string{prerouting, output} {
-		if !containsRule(t.rules[c], dnatEntry()) {
-			b.cmd("-A", c, dnatEntry())
+	ensureChain := func(chain string) {
+		if !t.Chains[chain] {
+			b.NewChain(chain)
 		}
 	}
+	ensureChain(TopLevelDNATChain)
+	ensureRule(prerouting, dnatEntry())
+	ensureRule(output, dnatEntry())
 	if !o.SNAT || o.ExternalSetMarkChain != "" {
 		return
 	}
-	ensureChain(SetMarkChain, setMarkRule(o.MarkMasqBit))
-	ensureChain(MarkMasqChain, masqRule(o.MarkMasqBit))
-	if !containsRule(t.rules[postrouting], masqEntry()) {
+	ensureChain(SetMarkChain)
+	ensureRule(SetMarkChain, setMarkRule(o.MarkMasqBit))
+	ensureChain(MarkMasqChain)
+	ensureRule(MarkMasqChain, masqRule(o.MarkMasqBit))
+	if !xtables.Contains(t.Rules[postrouting], masqEntry()) {
 		// First, as the reference puts it: the bridge and ptp plugins' masquerade rules would take the
 		// packet otherwise.
-		b.cmd("-I", postrouting, append(rule{"1"}, masqEntry()...))
+		b.Insert(postrouting, 1, masqEntry())
 	}
 }
 
@@ -65,48 +51,28 @@ func (b *batch) skeleton(t table, o portmap.Options) {
 type chainEdit struct {
 	chain string
 	// rules is the chain's whole content afterwards; empty: the chain and every jump to it go.
-	rules []rule
+	rules []xtables.Rule
 	// drop lists existing jumps from CNI-HOSTPORT-DNAT to remove; front and back, jumps to insert at
 	// the top and to append.
-	drop, front, back []rule
+	drop, front, back []xtables.Rule
 }
 
 // edit adds the commands that turn e.chain as t has it into e. Rules that stay unchanged are not
 // touched; changed ones are flushed and written again, so the chain is never seen half-written.
 func (b *batch) edit(t table, e chainEdit) {
-	exists := t.chains[e.chain]
 	if len(e.rules) == 0 {
-		for _, j := range t.jumpsTo(TopLevelDNATChain, e.chain) {
-			b.cmd("-D", TopLevelDNATChain, j)
-		}
-		if exists {
-			b.cmd("-F", e.chain, nil)
-			b.cmd("-X", e.chain, nil)
-		}
+		b.RemoveChain(t.Table, TopLevelDNATChain, e.chain)
 		return
 	}
-	write := true
-	switch {
-	case !exists:
-		b.cmd("-N", e.chain, nil)
-	case rulesEqual(t.rules[e.chain], e.rules):
-		write = false
-	default:
-		b.cmd("-F", e.chain, nil)
-	}
-	if write {
-		for _, r := range e.rules {
-			b.cmd("-A", e.chain, r)
-		}
-	}
+	b.SetChain(t.Table, e.chain, e.rules)
 	for _, j := range e.drop {
-		b.cmd("-D", TopLevelDNATChain, j)
+		b.Delete(TopLevelDNATChain, j)
 	}
 	for i := len(e.front) - 1; i >= 0; i-- {
-		b.cmd("-I", TopLevelDNATChain, append(rule{"1"}, e.front[i]...))
+		b.Insert(TopLevelDNATChain, 1, e.front[i])
 	}
 	for _, j := range e.back {
-		b.cmd("-A", TopLevelDNATChain, j)
+		b.Append(TopLevelDNATChain, j)
 	}
 }
 
@@ -114,31 +80,31 @@ func (b *batch) edit(t table, e chainEdit) {
 // container's other interfaces on the network stay.
 func attachmentEdit(t table, k firewall.Key, want layout) chainEdit {
 	e := chainEdit{chain: want.chain}
-	for _, r := range t.rules[want.chain] {
+	for _, r := range t.Rules[want.chain] {
 		if !mine(k, r) {
 			e.rules = append(e.rules, r)
 		}
 	}
 	e.rules = append(e.rules, want.rules...)
-	var have []rule
-	for _, j := range t.jumpsTo(TopLevelDNATChain, want.chain) {
+	var have []xtables.Rule
+	for _, j := range t.JumpsTo(TopLevelDNATChain, want.chain) {
 		if mine(k, j) {
 			have = append(have, j)
 		}
 	}
 	wantJumps := want.jumps()
 	for _, j := range have {
-		if !containsRule(wantJumps, j) {
+		if !xtables.Contains(wantJumps, j) {
 			e.drop = append(e.drop, j)
 		}
 	}
 	for _, j := range want.front {
-		if !containsRule(have, j) {
+		if !xtables.Contains(have, j) {
 			e.front = append(e.front, j)
 		}
 	}
 	for _, j := range want.back {
-		if !containsRule(have, j) {
+		if !xtables.Contains(have, j) {
 			e.back = append(e.back, j)
 		}
 	}
@@ -160,12 +126,8 @@ func planAdd(t table, k firewall.Key, want layout, o portmap.Options) batch {
 func planRemove(t table, k firewall.Key) batch {
 	var b batch
 	b.edit(t, attachmentEdit(t, k, layout{chain: DNATChain(k.Network, k.ContainerID)}))
-	if sn := oldSNATChain(k.Network, k.ContainerID); t.chains[sn] {
-		for _, j := range t.jumpsTo(oldTopLevelSNATChain, sn) {
-			b.cmd("-D", oldTopLevelSNATChain, j)
-		}
-		b.cmd("-F", sn, nil)
-		b.cmd("-X", sn, nil)
+	if sn := oldSNATChain(k.Network, k.ContainerID); t.Chains[sn] {
+		b.RemoveChain(t.Table, oldTopLevelSNATChain, sn)
 	}
 	return b
 }
@@ -181,14 +143,14 @@ func planGC(t table, network string, valid map[conf.Attachment]bool) batch {
 	var b batch
 	chainOwners := t.chainOwners()
 	for _, chain := range slices.Sorted(func(yield func(string) bool) {
-		for c := range t.chains {
+		for c := range t.Chains {
 			if strings.HasPrefix(c, dnChainPrefix) && !yield(c) {
 				return
 			}
 		}
 	}) {
 		fallback, hasFallback := chainOwners[chain]
-		live := func(r rule) bool {
+		live := func(r xtables.Rule) bool {
 			o, ok := t.ownerOf(chain, r, fallback, hasFallback)
 			switch {
 			case !ok || o.network != network:
@@ -201,14 +163,14 @@ func planGC(t table, network string, valid map[conf.Attachment]bool) batch {
 		}
 		e := chainEdit{chain: chain}
 		changed := false
-		for _, r := range t.rules[chain] {
+		for _, r := range t.Rules[chain] {
 			if live(r) {
 				e.rules = append(e.rules, r)
 			} else {
 				changed = true
 			}
 		}
-		for _, j := range t.jumpsTo(TopLevelDNATChain, chain) {
+		for _, j := range t.JumpsTo(TopLevelDNATChain, chain) {
 			if !live(j) {
 				e.drop = append(e.drop, j)
 				changed = true
@@ -224,13 +186,13 @@ func planGC(t table, network string, valid map[conf.Attachment]bool) batch {
 // check says what of want (k's layout in one family) t lacks or has different, one sentence each.
 func check(t table, k firewall.Key, want layout, o portmap.Options) []string {
 	var out []string
-	var mineRules, mineJumps []rule
-	for _, r := range t.rules[want.chain] {
+	var mineRules, mineJumps []xtables.Rule
+	for _, r := range t.Rules[want.chain] {
 		if mine(k, r) {
 			mineRules = append(mineRules, r)
 		}
 	}
-	for _, j := range t.jumpsTo(TopLevelDNATChain, want.chain) {
+	for _, j := range t.JumpsTo(TopLevelDNATChain, want.chain) {
 		if mine(k, j) {
 			mineJumps = append(mineJumps, j)
 		}
@@ -244,33 +206,33 @@ func check(t table, k firewall.Key, want layout, o portmap.Options) []string {
 	}
 	var skel batch
 	skel.skeleton(t, o)
-	for _, l := range skel.lines {
+	for _, l := range skel.Lines() {
 		out = append(out, "missing: "+l)
 	}
-	if !t.chains[want.chain] {
+	if !t.Chains[want.chain] {
 		return append(out, fmt.Sprintf("nat chain %s is missing", want.chain))
 	}
 	for _, r := range want.rules {
-		if !containsRule(mineRules, r) {
+		if !xtables.Contains(mineRules, r) {
 			out = append(out, fmt.Sprintf("chain %s lacks rule %s", want.chain, r))
 		}
 	}
 	for _, r := range mineRules {
-		if !containsRule(want.rules, r) {
+		if !xtables.Contains(want.rules, r) {
 			out = append(out, fmt.Sprintf("chain %s has unexpected rule %s", want.chain, r))
 		}
 	}
-	if len(out) == 0 && !rulesEqual(mineRules, want.rules) {
+	if len(out) == 0 && !xtables.RulesEqual(mineRules, want.rules) {
 		out = append(out, fmt.Sprintf("chain %s has the right rules in the wrong order (mark rules must come before DNAT)", want.chain))
 	}
 	wantJumps := want.jumps()
 	for _, j := range wantJumps {
-		if !containsRule(mineJumps, j) {
+		if !xtables.Contains(mineJumps, j) {
 			out = append(out, fmt.Sprintf("%s lacks jump %s", TopLevelDNATChain, j))
 		}
 	}
 	for _, j := range mineJumps {
-		if !containsRule(wantJumps, j) {
+		if !xtables.Contains(wantJumps, j) {
 			out = append(out, fmt.Sprintf("%s has unexpected jump %s", TopLevelDNATChain, j))
 		}
 	}

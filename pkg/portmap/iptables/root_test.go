@@ -1,7 +1,6 @@
 package iptables
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,50 +16,48 @@ import (
 	"github.com/netloom/netloom/pkg/conf"
 	"github.com/netloom/netloom/pkg/firewall"
 	"github.com/netloom/netloom/pkg/portmap"
+	"github.com/netloom/netloom/pkg/xtables"
 	"github.com/netloom/netloom/test/harness"
 )
 
 // Root tests: each runs in network namespaces of its own, against both builds of iptables.
 
-var variants = []Variant{VariantLegacy, VariantNFT}
+var variants = []xtables.Variant{xtables.VariantLegacy, xtables.VariantNFT}
 
-// xtablesLock is the lock the legacy tools take; it is one file for the whole machine, not per netns.
-const xtablesLock = "/run/xtables.lock"
-
-func saveBin(v Variant, f family) string {
-	bin, _ := Config{Variant: v}.binaries(f)
+func saveBin(v xtables.Variant, f xtables.Family) string {
+	bin, _ := xtables.Config{Variant: v}.Binaries(f)
 	return bin
 }
 
 // countingTools counts restores, to show that an Add or Remove with nothing to do writes nothing.
 type countingTools struct {
-	tools
+	xtables.Tools
 	restores atomic.Int32
 }
 
-func (c *countingTools) restore(f family, input string) error {
+func (c *countingTools) Restore(f xtables.Family, input string) error {
 	c.restores.Add(1)
-	return c.tools.restore(f, input)
+	return c.Tools.Restore(f, input)
 }
 
 // testConfig is the Config of variant v with netloom's lock in dir, so that tests leave nothing in /run.
 // Mappers that must exclude each other share dir.
-func testConfig(dir string, v Variant) Config {
-	return Config{Variant: v, LockFile: filepath.Join(dir, "lock")}
+func testConfig(dir string, v xtables.Variant) Config {
+	return Config{Config: xtables.Config{Variant: v}, LockFile: filepath.Join(dir, "lock")}
 }
 
-func newCounting(dir string, v Variant) (*Mapper, *countingTools) {
+func newCounting(dir string, v xtables.Variant) (*Mapper, *countingTools) {
 	m := NewWithConfig(testConfig(dir, v))
-	c := &countingTools{tools: m.tools}
-	m.tools = c
+	c := &countingTools{Tools: m.run.Tools}
+	m.run.Tools = c
 	return m, c
 }
 
 // dump returns both families' nat tables as iptables-save prints them in n.
-func dump(t *testing.T, n harness.NetNS, v Variant) [2]string {
+func dump(t *testing.T, n harness.NetNS, v xtables.Variant) [2]string {
 	t.Helper()
 	var out [2]string
-	for _, f := range []family{ipv4, ipv6} {
+	for _, f := range xtables.Families() {
 		text := n.Run(t, saveBin(v, f), "-t", natTable)
 		var keep []string
 		for _, l := range strings.Split(text, "\n") {
@@ -73,7 +70,7 @@ func dump(t *testing.T, n harness.NetNS, v Variant) [2]string {
 	return out
 }
 
-func eachVariant(t *testing.T, f func(t *testing.T, v Variant)) {
+func eachVariant(t *testing.T, f func(t *testing.T, v xtables.Variant)) {
 	harness.RequireRoot(t)
 	for _, v := range variants {
 		t.Run(string(v), func(t *testing.T) { f(t, v) })
@@ -83,7 +80,7 @@ func eachVariant(t *testing.T, f func(t *testing.T, v Variant)) {
 // TestRootInstall installs mappings of both families and compares what iptables-save shows with what the
 // fake (and so the golden tests) say, then removes them twice.
 func TestRootInstall(t *testing.T) {
-	eachVariant(t, func(t *testing.T, v Variant) {
+	eachVariant(t, func(t *testing.T, v xtables.Variant) {
 		n := harness.NewNetNS(t, "pmi")
 		m, c := newCounting(t.TempDir(), v)
 		ms := mappings(t, "tcp *:8080 10.22.0.5/24:80", "udp 192.0.2.1:53 10.22.0.5/24:5353", "sctp *:9000 10.22.0.5/24:9000",
@@ -99,16 +96,14 @@ func TestRootInstall(t *testing.T) {
 		}
 		got := dump(t, n, v)
 		for fam := range got {
-			real, err := parseSave(got[fam])
-			if err != nil {
-				t.Fatal(err)
-			}
-			for chain, rules := range f.tables[fam] {
-				if !real.chains[chain] {
-					t.Errorf("%v: chain %s missing:\n%s", family(fam), chain, got[fam])
+			real := parseSave(t, got[fam])
+			for chain := range f.Tables[fam].Chains {
+				rules := f.Tables[fam].Rules[chain]
+				if !real.Chains[chain] {
+					t.Errorf("%v: chain %s missing:\n%s", xtables.Family(fam), chain, got[fam])
 				}
-				if !slices.EqualFunc(real.rules[chain], rules, func(a, b rule) bool { return slices.Equal(a, b) }) {
-					t.Errorf("%v: chain %s is\n%q\nwant (as the fake has it)\n%q", family(fam), chain, real.rules[chain], rules)
+				if !slices.EqualFunc(real.Rules[chain], rules, func(a, b xtables.Rule) bool { return slices.Equal(a, b) }) {
+					t.Errorf("%v: chain %s is\n%q\nwant (as the fake has it)\n%q", xtables.Family(fam), chain, real.Rules[chain], rules)
 				}
 			}
 		}
@@ -127,8 +122,8 @@ func TestRootInstall(t *testing.T) {
 			t.Errorf("an unchanged Add ran %d restores", d)
 		}
 		// The rules survive an iptables-save | iptables-restore round trip.
-		for _, fam := range []family{ipv4, ipv6} {
-			save, restore := Config{Variant: v}.binaries(fam)
+		for _, fam := range xtables.Families() {
+			save, restore := xtables.Config{Variant: v}.Binaries(fam)
 			n.Run(t, "sh", "-c", save+" | "+restore)
 		}
 		if err := check(); err != nil {
@@ -141,7 +136,7 @@ func TestRootInstall(t *testing.T) {
 		}
 		for fam, s := range dump(t, n, v) {
 			if strings.Contains(s, "CNI-DN-") || strings.Contains(s, "c1") {
-				t.Errorf("%v after Remove:\n%s", family(fam), s)
+				t.Errorf("%v after Remove:\n%s", xtables.Family(fam), s)
 			}
 		}
 		before = c.restores.Load()
@@ -158,7 +153,7 @@ func TestRootInstall(t *testing.T) {
 }
 
 func TestRootConflict(t *testing.T) {
-	eachVariant(t, func(t *testing.T, v Variant) {
+	eachVariant(t, func(t *testing.T, v xtables.Variant) {
 		n := harness.NewNetNS(t, "pmc")
 		m := NewWithConfig(testConfig(t.TempDir(), v))
 		if err := n.Do(func() error {
@@ -182,7 +177,7 @@ func TestRootConflict(t *testing.T) {
 
 // TestRootSameKeyRace: attachments asking for one host port at once; exactly one gets it.
 func TestRootSameKeyRace(t *testing.T) {
-	eachVariant(t, func(t *testing.T, v Variant) {
+	eachVariant(t, func(t *testing.T, v xtables.Variant) {
 		n := harness.NewNetNS(t, "pmr")
 		const pods = 8
 		lock := t.TempDir()
@@ -218,7 +213,7 @@ func TestRootSameKeyRace(t *testing.T) {
 // TestRootConcurrent: 32 pods added at once, each by its own Mapper on its own thread running its own
 // iptables processes, as 32 plugin runs would; then removed at once.
 func TestRootConcurrent(t *testing.T) {
-	eachVariant(t, func(t *testing.T, v Variant) {
+	eachVariant(t, func(t *testing.T, v xtables.Variant) {
 		n := harness.NewNetNS(t, "pmk")
 		const pods = 32
 		lock := t.TempDir()
@@ -248,20 +243,20 @@ func TestRootConcurrent(t *testing.T) {
 		d := dump(t, n, v)
 		for fam := range d {
 			if got := strings.Count(d[fam], "-j DNAT"); got != pods {
-				t.Errorf("%v: %d DNAT rules, want %d", family(fam), got, pods)
+				t.Errorf("%v: %d DNAT rules, want %d", xtables.Family(fam), got, pods)
 			}
 		}
 		all(func(i int, m *Mapper) error { return m.Remove(key(i), nil) })
 		for fam, s := range dump(t, n, v) {
 			if strings.Contains(s, "CNI-DN-") {
-				t.Errorf("%v: chains left after concurrent Removes:\n%s", family(fam), s)
+				t.Errorf("%v: chains left after concurrent Removes:\n%s", xtables.Family(fam), s)
 			}
 		}
 	})
 }
 
 func TestRootGC(t *testing.T) {
-	eachVariant(t, func(t *testing.T, v Variant) {
+	eachVariant(t, func(t *testing.T, v xtables.Variant) {
 		n := harness.NewNetNS(t, "pmg")
 		m := NewWithConfig(testConfig(t.TempDir(), v))
 		adds := []struct {
@@ -296,58 +291,6 @@ func TestRootGC(t *testing.T) {
 	})
 }
 
-// TestRootXtablesLock holds the xtables lock for two seconds, as kube-proxy or firewalld may: the legacy
-// build's Add waits for it and then succeeds, or with a short Wait gives up with "try again"; the
-// nf_tables build takes no such lock and goes ahead.
-func TestRootXtablesLock(t *testing.T) {
-	harness.RequireRoot(t)
-	n := harness.NewNetNS(t, "pml")
-	const hold = 2 * time.Second
-	holder := exec.Command("flock", xtablesLock, "sh", "-c", fmt.Sprintf("echo locked; sleep %d", int(hold.Seconds())))
-	stdout, err := holder.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := holder.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = holder.Wait() })
-	if line, err := bufio.NewReader(stdout).ReadString('\n'); err != nil || line != "locked\n" {
-		t.Fatalf("lock holder: %q, %v", line, err)
-	}
-	locked := time.Now()
-	lock := t.TempDir()
-	add := func(v Variant, wait time.Duration, k firewall.Key, port int) (time.Duration, error) {
-		start := time.Now()
-		err := n.Do(func() error {
-			return NewWithConfig(Config{Variant: v, Wait: wait, LockFile: filepath.Join(lock, "lock")}).Add(k, mappings(t, fmt.Sprintf("tcp *:%d 10.22.0.5/24:80", port)), defaults)
-		})
-		return time.Since(start), err
-	}
-	if d, err := add(VariantNFT, time.Second, keyA, 8080); err != nil || d > 500*time.Millisecond {
-		t.Errorf("nft Add under the xtables lock: %v after %v, want success at once", err, d)
-	}
-	if d, err := add(VariantLegacy, time.Second, keyB, 8081); conf.Code(err) != conf.CodeTryAgainLater || d < 900*time.Millisecond {
-		t.Errorf("legacy Add with Wait 1s under the lock: %v (code %d) after %v, want code %d after 1s",
-			err, conf.Code(err), d, conf.CodeTryAgainLater)
-	} else {
-		t.Logf("legacy Add with Wait 1s: %v", err)
-	}
-	d, err := add(VariantLegacy, DefaultWait, keyB, 8081)
-	if err != nil {
-		t.Fatalf("legacy Add waiting for the lock: %v", err)
-	}
-	if since := time.Since(locked); since < hold-100*time.Millisecond {
-		t.Errorf("legacy Add returned %v after the lock was taken, before its holder let go (%v)", since, hold)
-	}
-	t.Logf("legacy Add waited %v for the xtables lock", d)
-	if err := n.Do(func() error {
-		return NewWithConfig(testConfig(lock, VariantLegacy)).Check(keyB, mappings(t, "tcp *:8081 10.22.0.5/24:80"), defaults)
-	}); err != nil {
-		t.Error(err)
-	}
-}
-
 // TestRootReference runs the reference portmap v1.9.1 (iptables backend, the system's iptables) beside
 // this backend on one node: each side's DEL removes the other's rules, and the reference's mappings count
 // as owned.
@@ -380,11 +323,11 @@ func TestRootReference(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	m := NewWithConfig(testConfig(t.TempDir(), VariantSystem))
+	m := NewWithConfig(testConfig(t.TempDir(), xtables.VariantSystem))
 	ms := mappings(t, "tcp *:8080 10.22.0.9/24:80")
 
 	runRef("ADD")
-	t.Logf("after the reference's ADD:\n%s", dump(t, n, VariantSystem)[ipv4])
+	t.Logf("after the reference's ADD:\n%s", dump(t, n, xtables.VariantSystem)[ipv4])
 	err = n.Do(func() error { return m.Add(keyB, mappings(t, "tcp *:8080 10.22.0.6/24:80"), defaults) })
 	var c *portmap.ConflictError
 	if !errors.As(err, &c) || c.Owner != "mynet/ref1" {
@@ -393,7 +336,7 @@ func TestRootReference(t *testing.T) {
 	if err := n.Do(func() error { return m.Remove(keyRef, nil) }); err != nil {
 		t.Fatal(err)
 	}
-	if s := dump(t, n, VariantSystem)[ipv4]; strings.Contains(s, "CNI-DN-") {
+	if s := dump(t, n, xtables.VariantSystem)[ipv4]; strings.Contains(s, "CNI-DN-") {
 		t.Errorf("our Remove left the reference's rules:\n%s", s)
 	}
 
@@ -401,7 +344,7 @@ func TestRootReference(t *testing.T) {
 		t.Fatal(err)
 	}
 	runRef("DEL")
-	if s := dump(t, n, VariantSystem)[ipv4]; strings.Contains(s, "CNI-DN-") || strings.Contains(s, "ref1") {
+	if s := dump(t, n, xtables.VariantSystem)[ipv4]; strings.Contains(s, "CNI-DN-") || strings.Contains(s, "ref1") {
 		t.Errorf("the reference's DEL left our rules:\n%s", s)
 	}
 
@@ -411,13 +354,13 @@ func TestRootReference(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if s := dump(t, n, VariantSystem)[ipv4]; !strings.Contains(s, "CNI-DN-") {
+	if s := dump(t, n, xtables.VariantSystem)[ipv4]; !strings.Contains(s, "CNI-DN-") {
 		t.Errorf("GC removed the reference's mapping of a valid container:\n%s", s)
 	}
 	if err := n.Do(func() error { return m.GC("mynet", nil) }); err != nil {
 		t.Fatal(err)
 	}
-	if s := dump(t, n, VariantSystem)[ipv4]; strings.Contains(s, "CNI-DN-") {
+	if s := dump(t, n, xtables.VariantSystem)[ipv4]; strings.Contains(s, "CNI-DN-") {
 		t.Errorf("GC left the reference's mapping of a gone container:\n%s", s)
 	}
 }
@@ -427,7 +370,7 @@ func TestRootReference(t *testing.T) {
 // and to 127.0.0.1 (OUTPUT; the latter marked and masqueraded), from a neighbour pod on the same bridge
 // and from the pod itself through hairpin (both masqueraded because they come from the pod subnet).
 func TestRootTraffic(t *testing.T) {
-	eachVariant(t, func(t *testing.T, v Variant) {
+	eachVariant(t, func(t *testing.T, v xtables.Variant) {
 		node, pod, pod2, client := harness.NewNetNS(t, "pmtn"), harness.NewNetNS(t, "pmtp"), harness.NewNetNS(t, "pmtq"), harness.NewNetNS(t, "pmtc")
 		for _, c := range [][]string{
 			{"ip", "link", "add", "br0", "type", "bridge"},
@@ -513,14 +456,6 @@ func TestRootAvailable(t *testing.T) {
 	err := n.Do(func() error {
 		if !Available() {
 			return errors.New("Available() = false on a node with iptables")
-		}
-		for _, v := range variants {
-			if !NewWithConfig(Config{Variant: v}).available() {
-				return fmt.Errorf("%s build not available", v)
-			}
-		}
-		if NewWithConfig(Config{Variant: "nosuch"}).available() {
-			return errors.New("a missing build is available")
 		}
 		return nil
 	})

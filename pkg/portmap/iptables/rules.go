@@ -12,6 +12,7 @@ import (
 
 	"github.com/netloom/netloom/pkg/firewall"
 	"github.com/netloom/netloom/pkg/portmap"
+	"github.com/netloom/netloom/pkg/xtables"
 )
 
 // The reference portmap's names (plugins/meta/portmap/portmap_iptables.go). They must never change: a node
@@ -125,119 +126,9 @@ func parseComment(c string) (o owner, ok bool) {
 	return o, Comment(firewall.Key{Network: o.network, ContainerID: o.containerID, IfName: ifName}) == c
 }
 
-// rule is one rule's arguments after `-A <chain>`, as iptables-save prints them.
-type rule []string
-
-// option returns the value after the first occurrence of flag, or "".
-func (r rule) option(flag string) string {
-	for i := 0; i+1 < len(r); i++ {
-		if r[i] == flag {
-			return r[i+1]
-		}
-	}
-	return ""
-}
-
-func (r rule) target() string  { return r.option("-j") }
-func (r rule) comment() string { return r.option("--comment") }
-
-func (r rule) String() string {
-	q := make([]string, len(r))
-	for i, w := range r {
-		q[i] = quote(w)
-	}
-	return strings.Join(q, " ")
-}
-
-// equal compares two rules the way iptables would print them.
-func (r rule) equal(o rule) bool { return slices.Equal(canonical(r), canonical(o)) }
-
-func containsRule(list []rule, r rule) bool { return slices.ContainsFunc(list, r.equal) }
-
-func rulesEqual(a, b []rule) bool { return slices.EqualFunc(a, b, rule.equal) }
-
-var safeWord = regexp.MustCompile(`^[A-Za-z0-9_./:,=+@%^!\[\]-]+$`)
-
-// quote makes w one argument for iptables-restore, which splits a line at blanks and takes a double-quoted
-// string as one argument, a backslash in it escaping the next character. Like iptables-save it also
-// escapes single quotes, so the text reads the same.
-func quote(w string) string {
-	if safeWord.MatchString(w) {
-		return w
-	}
-	var b strings.Builder
-	b.WriteByte('"')
-	for _, c := range []byte(w) {
-		if c == '"' || c == '\\' || c == '\'' {
-			b.WriteByte('\\')
-		}
-		b.WriteByte(c)
-	}
-	b.WriteByte('"')
-	return b.String()
-}
-
-// basicFlags are the options every rule has, outside any match module; iptables-save prints them first,
-// in basicOrder, whatever order they were given in.
-var basicFlags = map[string]string{
-	"-s": "-s", "--source": "-s", "--src": "-s",
-	"-d": "-d", "--destination": "-d", "--dst": "-d",
-	"-i": "-i", "--in-interface": "-i",
-	"-o": "-o", "--out-interface": "-o",
-	"-p": "-p", "--protocol": "-p",
-}
-
-var basicOrder = []string{"-s", "-d", "-i", "-o", "-p"}
-
-// canonical returns r as iptables-save prints it, as far as that can be told without iptables: basic
-// options first and short, addresses as masked prefixes. A condition from the config goes through it too,
-// so a rule we build compares equal to the one iptables lists back.
-func canonical(r rule) rule {
-	basic := map[string][]string{}
-	var rest rule
-	inTarget := false
-	for i := 0; i < len(r); i++ {
-		w := r[i]
-		if w == "-j" || w == "-g" || w == "--jump" || w == "--goto" {
-			inTarget = true
-		}
-		neg := false
-		if !inTarget && w == "!" && i+2 < len(r) && basicFlags[r[i+1]] != "" {
-			neg = true
-			i++
-			w = r[i]
-		}
-		if f := basicFlags[w]; f != "" && !inTarget && i+1 < len(r) {
-			i++
-			v := r[i]
-			if f == "-s" || f == "-d" {
-				v = canonicalAddr(v)
-			}
-			var toks []string
-			if neg {
-				toks = append(toks, "!")
-			}
-			basic[f] = append(toks, f, v)
-			continue
-		}
-		rest = append(rest, w)
-	}
-	var out rule
-	for _, f := range basicOrder {
-		out = append(out, basic[f]...)
-	}
-	return append(out, rest...)
-}
-
-func canonicalAddr(v string) string {
-	if p, err := netip.ParsePrefix(v); err == nil {
-		return p.Masked().String()
-	}
-	if a, err := netip.ParseAddr(v); err == nil {
-		return netip.PrefixFrom(a, a.BitLen()).String()
-	}
-	return v
-}
+// chainWord is what checkOptions takes as a chain name of the config: one iptables-restore argument
+// without quotes.
+var chainWord = regexp.MustCompile(`^[A-Za-z0-9_./:,=+@%^!\[\]-]+$`)
 
 func hostPrefix(a netip.Addr) string { return netip.PrefixFrom(a, a.BitLen()).String() }
 
@@ -247,11 +138,11 @@ func hostPrefix(a netip.Addr) string { return netip.PrefixFrom(a, a.BitLen()).St
 // attachment's all-addresses mapping of the same port.
 type layout struct {
 	chain       string
-	rules       []rule
-	front, back []rule
+	rules       []xtables.Rule
+	front, back []xtables.Rule
 }
 
-func (l layout) jumps() []rule { return append(slices.Clone(l.front), l.back...) }
+func (l layout) jumps() []xtables.Rule { return append(slices.Clone(l.front), l.back...) }
 
 // desired computes k's layout for ms, which are normalized (see normalize) and all of one family.
 // Conditions go on the jumps, as in the reference.
@@ -279,8 +170,8 @@ func desired(k firewall.Key, ms []portmap.Mapping, o portmap.Options, v6 bool) l
 		return boolInt(!a.HostIP.IsValid()) - boolInt(!b.HostIP.IsValid())
 	})
 	for _, m := range ordered {
-		match := func(src string) rule {
-			var r rule
+		match := func(src string) xtables.Rule {
+			var r xtables.Rule
 			if src != "" {
 				r = append(r, "-s", src)
 			}
@@ -320,9 +211,9 @@ func desired(k firewall.Key, ms []portmap.Mapping, o portmap.Options, v6 bool) l
 			list := ports[group{specific, proto}]
 			for start := 0; start < len(list); start += multiportMax {
 				chunk := list[start:min(start+multiportMax, len(list))]
-				j := rule{"-p", proto, "-m", "comment", "--comment", comment,
+				j := xtables.Rule{"-p", proto, "-m", "comment", "--comment", comment,
 					"-m", "multiport", "--dports", strings.Join(chunk, ",")}
-				j = canonical(append(append(j, conditions...), "-j", l.chain))
+				j = append(append(j, conditions...), "-j", l.chain).Canonical()
 				if specific {
 					l.front = append(l.front, j)
 				} else {
@@ -342,8 +233,8 @@ func boolInt(b bool) int {
 }
 
 // Skeleton rules: the shared chains' entries and contents, as the reference makes them.
-func dnatEntry() rule {
-	return rule{"-m", "addrtype", "--dst-type", "LOCAL", "-j", TopLevelDNATChain}
+func dnatEntry() xtables.Rule {
+	return xtables.Rule{"-m", "addrtype", "--dst-type", "LOCAL", "-j", TopLevelDNATChain}
 }
 
 func markDef(bit int) string {
@@ -351,14 +242,14 @@ func markDef(bit int) string {
 	return fmt.Sprintf("%#x/%#x", v, v)
 }
 
-func setMarkRule(bit int) rule {
-	return rule{"-m", "comment", "--comment", setMarkComment, "-j", "MARK", "--set-xmark", markDef(bit)}
+func setMarkRule(bit int) xtables.Rule {
+	return xtables.Rule{"-m", "comment", "--comment", setMarkComment, "-j", "MARK", "--set-xmark", markDef(bit)}
 }
 
-func masqRule(bit int) rule {
-	return rule{"-m", "mark", "--mark", markDef(bit), "-j", "MASQUERADE"}
+func masqRule(bit int) xtables.Rule {
+	return xtables.Rule{"-m", "mark", "--mark", markDef(bit), "-j", "MASQUERADE"}
 }
 
-func masqEntry() rule {
-	return rule{"-m", "comment", "--comment", masqJumpComment, "-j", MarkMasqChain}
+func masqEntry() xtables.Rule {
+	return xtables.Rule{"-m", "comment", "--comment", masqJumpComment, "-j", MarkMasqChain}
 }

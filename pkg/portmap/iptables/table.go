@@ -1,7 +1,6 @@
 package iptables
 
 import (
-	"fmt"
 	"maps"
 	"net/netip"
 	"slices"
@@ -9,17 +8,18 @@ import (
 	"strings"
 
 	"github.com/netloom/netloom/pkg/firewall"
-	fwipt "github.com/netloom/netloom/pkg/firewall/iptables"
 	"github.com/netloom/netloom/pkg/portmap"
+	"github.com/netloom/netloom/pkg/xtables"
 )
 
-// table is the nat table of one IP family as `iptables-save -t nat` prints it.
+// table is the nat table of one IP family, as read, with what its comments say.
 type table struct {
-	chains map[string]bool   // every chain, built-in or not
-	rules  map[string][]rule // the rules of the built-in chains and the CNI- chains, in order
+	xtables.Table
 	// comments caches commentOwner: an attachment's comment recurs on each of its rules and jumps.
 	comments map[string]commentOwner
 }
+
+func newTable(t xtables.Table) table { return table{Table: t, comments: map[string]commentOwner{}} }
 
 // commentOwner is what a comment says: its owner, and that owner's DN chain (ok false: no owner).
 type commentOwner struct {
@@ -44,67 +44,10 @@ func (t table) ownerIn(chain, comment string) (owner, bool) {
 	return c.owner, c.ok && c.chain == chain
 }
 
-// parsed tells whether parseSave keeps chain's rules: the built-in chains' and CNI chains'. Others, such
-// as kube-proxy's thousands of KUBE-SVC and KUBE-SEP rules, are never read, so their lines are not split.
-func parsed(chain string) bool {
-	switch chain {
-	case prerouting, output, postrouting, "INPUT":
-		return true
-	}
-	return strings.HasPrefix(chain, "CNI-")
-}
-
-// parseSave reads `iptables-save -t nat` output. Output without a nat table (a family whose table was
-// never used) is an empty table.
-func parseSave(text string) (table, error) {
-	t := table{chains: map[string]bool{}, rules: map[string][]rule{}, comments: map[string]commentOwner{}}
-	inNat := false
-	for n, line := range strings.Split(text, "\n") {
-		line = strings.TrimSpace(line)
-		switch {
-		case line == "" || line[0] == '#':
-		case line[0] == '*':
-			inNat = line == "*"+natTable
-		case !inNat:
-		case line == "COMMIT":
-			inNat = false
-		case line[0] == ':':
-			name, _, _ := strings.Cut(line[1:], " ")
-			t.chains[name] = true
-		case strings.HasPrefix(line, "-A "):
-			if chain, _, _ := strings.Cut(line[3:], " "); !parsed(chain) {
-				continue
-			}
-			words, err := fwipt.SplitWords(line)
-			if err != nil {
-				return table{}, fmt.Errorf("iptables-save line %d: %w", n+1, err)
-			}
-			if len(words) < 2 {
-				return table{}, fmt.Errorf("iptables-save line %d: %q names no chain", n+1, line)
-			}
-			t.rules[words[1]] = append(t.rules[words[1]], rule(words[2:]))
-		default:
-			return table{}, fmt.Errorf("iptables-save line %d: unexpected %q", n+1, line)
-		}
-	}
-	return t, nil
-}
-
-// jumpsTo returns the rules of from that jump to chain.
-func (t table) jumpsTo(from, chain string) []rule {
-	var out []rule
-	for _, r := range t.rules[from] {
-		if r.target() == chain {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
 // ownerOf tells who owns r, a rule in or a jump to DN chain: the attachment its comment names when that
 // comment belongs to chain, else fallback. ok is false when neither tells.
-func (t table) ownerOf(chain string, r rule, fallback owner, hasFallback bool) (owner, bool) {
-	if o, ok := t.ownerIn(chain, r.comment()); ok {
+func (t table) ownerOf(chain string, r xtables.Rule, fallback owner, hasFallback bool) (owner, bool) {
+	if o, ok := t.ownerIn(chain, r.Comment()); ok {
 		return o, true
 	}
 	return fallback, hasFallback
@@ -114,12 +57,12 @@ func (t table) ownerOf(chain string, r rule, fallback owner, hasFallback bool) (
 // no comment. A jump naming no interface (the reference's) wins over one that names one.
 func (t table) chainOwners() map[string]owner {
 	out := map[string]owner{}
-	for _, j := range t.rules[TopLevelDNATChain] {
-		chain := j.target()
+	for _, j := range t.Rules[TopLevelDNATChain] {
+		chain := j.Target()
 		if prev, seen := out[chain]; seen && !prev.hasIf {
 			continue
 		}
-		if o, ok := t.ownerIn(chain, j.comment()); ok {
+		if o, ok := t.ownerIn(chain, j.Comment()); ok {
 			if _, seen := out[chain]; !seen || !o.hasIf {
 				out[chain] = o
 			}
@@ -131,22 +74,22 @@ func (t table) chainOwners() map[string]owner {
 // mine tells whether r, a rule in or a jump to k's DN chain, is k's: its comment names k, or names no
 // interface, or is not one of ours (the chain's name says it is k's container's). A comment naming
 // another attachment is not ours to judge.
-func mine(k firewall.Key, r rule) bool {
-	o, ok := parseComment(r.comment())
+func mine(k firewall.Key, r xtables.Rule) bool {
+	o, ok := parseComment(r.Comment())
 	return !ok || o.is(k)
 }
 
 // hostKey reads the host side out of a DNAT rule; ok is false for any other rule.
-func hostKey(r rule) (portmap.HostKey, bool) {
-	if r.target() != "DNAT" {
+func hostKey(r xtables.Rule) (portmap.HostKey, bool) {
+	if r.Target() != "DNAT" {
 		return portmap.HostKey{}, false
 	}
-	port, err := strconv.ParseUint(r.option("--dport"), 10, 16)
+	port, err := strconv.ParseUint(r.Option("--dport"), 10, 16)
 	if err != nil || port == 0 {
 		return portmap.HostKey{}, false
 	}
-	k := portmap.HostKey{Protocol: r.option("-p"), HostPort: uint16(port)}
-	if d := r.option("-d"); d != "" {
+	k := portmap.HostKey{Protocol: r.Option("-p"), HostPort: uint16(port)}
+	if d := r.Option("-d"); d != "" {
 		p, err := netip.ParsePrefix(d)
 		if err != nil || !p.IsSingleIP() {
 			return portmap.HostKey{}, false
@@ -161,11 +104,11 @@ func (t table) owners(k firewall.Key) map[portmap.HostKey]string {
 	out := map[portmap.HostKey]string{}
 	own := DNATChain(k.Network, k.ContainerID)
 	chainOwners := t.chainOwners()
-	for _, chain := range slices.Sorted(maps.Keys(t.rules)) {
+	for _, chain := range slices.Sorted(maps.Keys(t.Rules)) {
 		if !strings.HasPrefix(chain, dnChainPrefix) {
 			continue
 		}
-		rules := t.rules[chain]
+		rules := t.Rules[chain]
 		fallback, hasFallback := chainOwners[chain]
 		for _, r := range rules {
 			hk, ok := hostKey(r)
