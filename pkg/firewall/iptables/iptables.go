@@ -3,238 +3,152 @@
 // masquerades the rest but multicast, entered from POSTROUTING by one rule per pod address. Every rule
 // carries the comment `name: "<network>" id: "<container ID>"`.
 //
-// Per IP family an operation reads the nat table once (`iptables -w -t nat -S`) and applies what
-// differs in one `iptables-restore --noflush -w` run (see batch): an Ensure that finds everything in
-// place runs iptables once, a fresh one twice, a Remove twice (once when there is nothing to remove).
-// With iptables-nft every run that deletes costs some 18 ms of kernel commit, so a Remove that deleted
-// with -D, -F and -X one run each took about 55 ms per family; batched it commits once.
+// Per IP family an operation reads the nat table once (`iptables-save -t nat`) and applies what differs
+// in one `iptables-restore --noflush` run (pkg/xtables): an Ensure that finds everything in place runs
+// iptables once, a fresh one twice, a Remove twice (once when there is nothing to remove). With
+// iptables-nft every run that deletes costs some 18 ms of kernel commit, so a Remove that deleted with
+// -D, -F and -X one run each took about 55 ms per family; batched it commits once. A restore waits for
+// the xtables lock at most Config.Wait (60 s by default), then fails with CNI code 11 (try again later).
+//
+// Fault point (a test hook, see pkg/fault): "masq-iptables-ipv6" is passed just before an IPv6 change is
+// committed, after the IPv4 one (Ensure, Remove, GC): NETLOOM_FAULT_POINT=bridge:masq-iptables-ipv6 kills
+// the bridge plugin with the IPv4 rules changed and the IPv6 ones not.
 package iptables
 
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"os/exec"
+	"slices"
 	"strings"
 
 	"github.com/netloom/netloom/pkg/conf"
 	"github.com/netloom/netloom/pkg/firewall"
+	"github.com/netloom/netloom/pkg/xtables"
 )
 
-// client is the part of iptables the masquerader uses: one method per iptables run.
-type client interface {
-	// Rules returns `iptables -t table -S chain`; ok is false when the chain does not exist.
-	Rules(table, chain string) (lines []string, ok bool, err error)
-	// Chains lists the table's chains.
-	Chains(table string) ([]string, error)
-	NewChain(table, chain string) error // errExists if it is there
-	Append(table, chain string, s ...string) error
-	Delete(table, chain string, s ...string) error // errNotExist if no such rule or chain
-	Flush(table, chain string) error               // errNotExist if no such chain
-	DeleteChain(table, chain string) error         // errNotExist if no such chain
-}
-
-var (
-	errNotExist = errors.New("does not exist")
-	errExists   = errors.New("already exists")
-)
-
-// family is one of the two tables iptables keeps per hook: IPv4 (iptables) or IPv6 (ip6tables).
-type family int
-
-const (
-	ipv4 family = iota
-	ipv6
-)
-
-func (f family) String() string { return [...]string{"iptables", "ip6tables"}[f] }
+// FaultIPv6 is the fault point between the IPv4 and the IPv6 change of one operation.
+const FaultIPv6 = "masq-iptables-ipv6"
 
 // Masq is the iptables Masquerader. Its methods use the network namespace of the calling thread.
 type Masq struct {
-	connect func(family) (client, error)
-	clients [2]client // made on first use: each costs an `iptables --version`
+	run xtables.Runner
+	// probed is the IPv4 nat table that Probe read; the next IPv4 read takes it instead of reading again.
+	probed *xtables.Table
 }
 
 var _ firewall.Masquerader = (*Masq)(nil)
 
-// New returns a Masquerader that runs iptables and ip6tables from $PATH, waiting for the xtables lock as
-// long as it takes.
-func New() *Masq { return &Masq{connect: connectBatch} }
+// New returns a Masquerader that runs the system's iptables tools, waiting for the xtables lock at most
+// xtables.DefaultWait.
+func New() *Masq { return NewWithConfig(xtables.Config{}) }
 
-// newWithClient is New with the iptables runs going to connect's clients (tests).
-func newWithClient(connect func(family) (client, error)) *Masq { return &Masq{connect: connect} }
+// NewWithConfig returns a Masquerader running the iptables tools that c picks.
+func NewWithConfig(c xtables.Config) *Masq { return newWithTools(xtables.NewExec(c)) }
 
-// Probe returns a Masquerader when iptables can be used here: the command exists and can read a table,
-// which is the reference's test for choosing the default masquerade backend. The returned Masq keeps the
-// IPv4 client the probe made, saving one `iptables --version`.
+// newWithTools is New with the table reads and writes going to t (tests).
+func newWithTools(t xtables.Tools) *Masq {
+	return &Masq{run: xtables.Runner{Tools: t, Table: natTable, IPv6Point: FaultIPv6}}
+}
+
+// Probe returns a Masquerader when iptables can be used here: the tools exist and can read the nat
+// table, which is the reference's test for choosing the default masquerade backend. The returned Masq
+// keeps the IPv4 table the probe read, for the Ensure that follows.
 func Probe() (*Masq, bool) {
-	c, err := connectBatch(ipv4)
+	x := xtables.NewExec(xtables.Config{})
+	text, err := x.Probe(xtables.IPv4, natTable)
 	if err != nil {
 		return nil, false
 	}
-	// Reading the nat table is the probe; the Ensure that follows uses what it read.
-	if _, _, err = c.Rules(natTable, postrouting); err != nil {
+	t, err := xtables.Parse(text, natTable, xtables.CNIChains)
+	if err != nil {
 		return nil, false
 	}
-	m := New()
-	m.clients[ipv4] = c
+	m := newWithTools(x)
+	m.probed = &t
 	return m, true
 }
 
-func (m *Masq) client(f family) (client, error) {
-	if m.clients[f] == nil {
-		c, err := m.connect(f)
-		if err != nil {
-			return nil, fmt.Errorf("%v: %w", f, err)
-		}
-		m.clients[f] = c
+// read returns f's nat table.
+func (m *Masq) read(f xtables.Family) (xtables.Table, error) {
+	if f == xtables.IPv4 && m.probed != nil {
+		t := *m.probed
+		m.probed = nil
+		return t, nil
 	}
-	return m.clients[f], nil
+	return m.run.Read(f)
+}
+
+// apply reads f's nat table and commits the changes plan makes to it.
+func (m *Masq) apply(f xtables.Family, plan func(xtables.Table) xtables.Batch) error {
+	t, err := m.read(f)
+	if err != nil {
+		return err
+	}
+	return m.run.Apply(f, t, func(t xtables.Table) (xtables.Batch, error) { return plan(t), nil })
+}
+
+// applyBoth runs apply in both families. A family whose tools are not installed has nothing to change.
+func (m *Masq) applyBoth(context string, plan func(xtables.Table) xtables.Batch) error {
+	var errs []error
+	for _, f := range xtables.Families() {
+		err := m.apply(f, plan)
+		if err != nil && !errors.Is(err, exec.ErrNotFound) {
+			errs = append(errs, xtables.WithContext(f.String(), err))
+		}
+	}
+	return xtables.WithContext(context, xtables.Join(errs))
+}
+
+// byFamily checks k and splits addrs into the IPv4 and the IPv6 ones.
+func byFamily(k firewall.Key, addrs []netip.Prefix) ([2][]netip.Prefix, error) {
+	if err := k.Check(); err != nil {
+		return [2][]netip.Prefix{}, err
+	}
+	v4, v6, err := firewall.SplitFamilies(addrs)
+	if err != nil {
+		return [2][]netip.Prefix{}, fmt.Errorf("ipmasq %v: %w", k, err)
+	}
+	return [2][]netip.Prefix{xtables.IPv4: v4, xtables.IPv6: v6}, nil
 }
 
 // Ensure installs k's masquerade for addrs. It touches only the IP families that addrs use.
 func (m *Masq) Ensure(k firewall.Key, addrs []netip.Prefix) error {
-	if err := k.Check(); err != nil {
+	split, err := byFamily(k, addrs)
+	if err != nil {
 		return err
 	}
-	v4, v6, err := firewall.SplitFamilies(addrs)
-	if err != nil {
-		return fmt.Errorf("ipmasq %v: %w", k, err)
-	}
-	for f, list := range [2][]netip.Prefix{ipv4: v4, ipv6: v6} {
-		if len(list) == 0 {
+	for _, f := range xtables.Families() {
+		if len(split[f]) == 0 {
 			continue
 		}
-		if err := m.ensure(family(f), k, list); err != nil {
-			return fmt.Errorf("ipmasq %v: %w", k, err)
+		want := desired(k.Network, k.ContainerID, split[f])
+		if err := m.apply(f, func(t xtables.Table) xtables.Batch { return planEnsure(t, want) }); err != nil {
+			return xtables.WithContext(fmt.Sprintf("ipmasq %v: %v", k, f), err)
 		}
 	}
 	return nil
 }
 
-func (m *Masq) ensure(f family, k firewall.Key, addrs []netip.Prefix) error {
-	c, err := m.client(f)
-	if err != nil {
-		return err
-	}
-	return commit(c, ensureIn(c, f, k, addrs))
-}
-
-// ensureIn makes the changes ensure commits.
-func ensureIn(c client, f family, k firewall.Key, addrs []netip.Prefix) error {
-	var err error
-	want := desired(k.Network, k.ContainerID, addrs)
-	var have state
-	if have.jumps, err = readJumps(c, want.chain); err != nil {
-		return fmt.Errorf("%v: %w", f, err)
-	}
-	// Without jumps the chain is most likely new: creating it right away answers whether it existed and
-	// saves listing it.
-	created := false
-	if len(have.jumps) == 0 {
-		err := c.NewChain(natTable, want.chain)
-		if err != nil && !errors.Is(err, errExists) {
-			return fmt.Errorf("%v: create chain %s: %w", f, want.chain, err)
-		}
-		created = err == nil
-	}
-	if !created {
-		if have.exists, have.rules, err = readChain(c, want.chain); err != nil {
-			return fmt.Errorf("%v: %w", f, err)
-		}
-		if !have.exists {
-			if err := c.NewChain(natTable, want.chain); err != nil && !errors.Is(err, errExists) {
-				return fmt.Errorf("%v: create chain %s: %w", f, want.chain, err)
-			}
-		}
-	}
-	if !specsEqual(have.rules, want.rules) {
-		if len(have.rules) > 0 {
-			if err := c.Flush(natTable, want.chain); err != nil {
-				return fmt.Errorf("%v: flush chain %s: %w", f, want.chain, err)
-			}
-		}
-		for _, r := range want.rules {
-			if err := c.Append(natTable, want.chain, r...); err != nil {
-				return fmt.Errorf("%v: append to %s: %w", f, want.chain, err)
-			}
-		}
-	}
-	// New jumps go in before stale ones go out, so a pod keeping an address never loses its masquerade.
+// planEnsure is the batch that gives t the layout want. New jumps go in before stale ones go out, so a
+// pod keeping an address never loses its masquerade.
+func planEnsure(t xtables.Table, want layout) xtables.Batch {
+	var b xtables.Batch
+	b.SetChain(t, want.chain, want.rules)
+	have := t.JumpsTo(postrouting, want.chain)
 	for _, j := range want.jumps {
-		if !containsSpec(have.jumps, j) {
-			if err := c.Append(natTable, postrouting, j...); err != nil {
-				return fmt.Errorf("%v: append to %s: %w", f, postrouting, err)
-			}
+		if !xtables.Contains(have, j) {
+			b.Append(postrouting, j)
 		}
 	}
-	for _, j := range have.jumps {
-		if !containsSpec(want.jumps, j) {
-			if err := c.Delete(natTable, postrouting, j...); err != nil && !errors.Is(err, errNotExist) {
-				return fmt.Errorf("%v: delete stale %s rule %s: %w", f, postrouting, j, err)
-			}
+	for _, j := range have {
+		if !xtables.Contains(want.jumps, j) {
+			b.Delete(postrouting, j)
 		}
 	}
-	return nil
-}
-
-// state is what one attachment has in one family's nat table.
-type state struct {
-	exists bool
-	rules  []spec // of its chain
-	jumps  []spec // POSTROUTING rules jumping to its chain, whatever their match
-}
-
-// read lists POSTROUTING and chain: two iptables runs.
-func read(c client, chain string) (state, error) {
-	var st state
-	var err error
-	if st.jumps, err = readJumps(c, chain); err != nil {
-		return st, err
-	}
-	st.exists, st.rules, err = readChain(c, chain)
-	return st, err
-}
-
-// readJumps returns the POSTROUTING rules that jump to chain.
-func readJumps(c client, chain string) ([]spec, error) {
-	post, _, err := c.Rules(natTable, postrouting)
-	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", postrouting, err)
-	}
-	all, err := parseRules(post, postrouting)
-	if err != nil {
-		return nil, err
-	}
-	var jumps []spec
-	for _, s := range all {
-		if s.target() == chain {
-			jumps = append(jumps, s)
-		}
-	}
-	return jumps, nil
-}
-
-// readChain returns whether chain exists and its rules.
-func readChain(c client, chain string) (bool, []spec, error) {
-	lines, ok, err := c.Rules(natTable, chain)
-	if err != nil {
-		return false, nil, fmt.Errorf("list %s: %w", chain, err)
-	}
-	rules, err := parseRules(lines, chain)
-	return ok, rules, err
-}
-
-func specsEqual(a, b []spec) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if !a[i].equal(b[i]) {
-			return false
-		}
-	}
-	return true
+	return b
 }
 
 // Remove deletes k's chain and every POSTROUTING rule jumping to it, in both families, whatever addresses
@@ -245,75 +159,30 @@ func (m *Masq) Remove(k firewall.Key) error {
 		return err
 	}
 	chain := ChainName(k.Network, k.ContainerID)
-	var errs []error
-	for _, f := range []family{ipv4, ipv6} {
-		c, err := m.client(f)
-		if errors.Is(err, exec.ErrNotFound) {
-			continue
-		}
-		if err == nil {
-			var st state
-			if st, err = read(c, chain); err == nil {
-				err = removeChain(c, chain, st)
-			}
-			err = commit(c, err)
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%v: %w", f, err))
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("ipmasq %v: remove: %w", k, err)
-	}
-	return nil
-}
-
-func removeChain(c client, chain string, st state) error {
-	for _, j := range st.jumps {
-		if err := c.Delete(natTable, postrouting, j...); err != nil && !errors.Is(err, errNotExist) {
-			return fmt.Errorf("delete %s rule %s: %w", postrouting, j, err)
-		}
-	}
-	if !st.exists {
-		return nil
-	}
-	if len(st.rules) > 0 {
-		if err := c.Flush(natTable, chain); err != nil && !errors.Is(err, errNotExist) {
-			return fmt.Errorf("flush chain %s: %w", chain, err)
-		}
-	}
-	if err := c.DeleteChain(natTable, chain); err != nil && !errors.Is(err, errNotExist) {
-		return fmt.Errorf("delete chain %s: %w", chain, err)
-	}
-	return nil
+	return m.applyBoth(fmt.Sprintf("ipmasq %v: remove", k), func(t xtables.Table) xtables.Batch {
+		var b xtables.Batch
+		b.RemoveChain(t, postrouting, chain)
+		return b
+	})
 }
 
 // Check reports what of k's masquerade for addrs is missing or different.
 func (m *Masq) Check(k firewall.Key, addrs []netip.Prefix) error {
-	if err := k.Check(); err != nil {
+	split, err := byFamily(k, addrs)
+	if err != nil {
 		return err
 	}
-	v4, v6, err := firewall.SplitFamilies(addrs)
-	if err != nil {
-		return fmt.Errorf("ipmasq %v: %w", k, err)
-	}
 	var problems []string
-	for f, list := range [2][]netip.Prefix{ipv4: v4, ipv6: v6} {
-		if len(list) == 0 {
+	for _, f := range xtables.Families() {
+		if len(split[f]) == 0 {
 			continue
 		}
-		c, err := m.client(family(f))
+		t, err := m.read(f)
 		if err != nil {
-			return fmt.Errorf("ipmasq %v: %w", k, err)
+			return xtables.WithContext(fmt.Sprintf("ipmasq %v: %v", k, f), err)
 		}
-		want := desired(k.Network, k.ContainerID, list)
-		have, err := read(c, want.chain)
-		_ = commit(c, nil) // reads only: forget the copy
-		if err != nil {
-			return fmt.Errorf("ipmasq %v: %v: %w", k, family(f), err)
-		}
-		for _, p := range diff(want, have) {
-			problems = append(problems, fmt.Sprintf("%v: %s", family(f), p))
+		for _, p := range diff(desired(k.Network, k.ContainerID, split[f]), t) {
+			problems = append(problems, fmt.Sprintf("%v: %s", f, p))
 		}
 	}
 	if len(problems) > 0 {
@@ -322,124 +191,72 @@ func (m *Masq) Check(k firewall.Key, addrs []netip.Prefix) error {
 	return nil
 }
 
-// diff says how have differs from want, one sentence per difference.
-func diff(want layout, have state) []string {
+// diff says how t differs from want, one sentence per difference.
+func diff(want layout, t xtables.Table) []string {
 	var out []string
-	if !have.exists {
+	rules := t.Rules[want.chain]
+	if !t.Chains[want.chain] {
 		out = append(out, fmt.Sprintf("nat chain %s is missing", want.chain))
 	} else {
 		for _, r := range want.rules {
-			if !containsSpec(have.rules, r) {
-				out = append(out, fmt.Sprintf("chain %s lacks rule %s", want.chain, render(r)))
+			if !xtables.Contains(rules, r) {
+				out = append(out, fmt.Sprintf("chain %s lacks rule %s", want.chain, r))
 			}
 		}
-		if len(out) == 0 && !specsEqual(have.rules, want.rules) {
+		if len(out) == 0 && !xtables.RulesEqual(rules, want.rules) {
 			out = append(out, fmt.Sprintf("chain %s has %d rules, want exactly %d in order (accepts first, masquerade last)",
-				want.chain, len(have.rules), len(want.rules)))
+				want.chain, len(rules), len(want.rules)))
 		}
 	}
+	jumps := t.JumpsTo(postrouting, want.chain)
 	for _, j := range want.jumps {
-		if !containsSpec(have.jumps, j) {
-			out = append(out, fmt.Sprintf("%s has no jump from %s to %s", postrouting, j.option("-s"), want.chain))
+		if !xtables.Contains(jumps, j) {
+			out = append(out, fmt.Sprintf("%s has no jump from %s to %s", postrouting, j.Option("-s"), want.chain))
 		}
 	}
 	return out
 }
 
 // GC removes the chains (and their POSTROUTING jumps) of network's containers that have no attachment in
-// valid. A chain is recognised as network's by the comment on its rules, checked against the chain's
-// name; the chain holds no interface name, so it stays while any interface of its container is valid.
+// valid. The chain holds no interface name, so it stays while any interface of its container is valid.
 func (m *Masq) GC(network string, valid map[conf.Attachment]bool) error {
 	liveIDs := make(map[string]bool, len(valid))
 	for a := range valid {
 		liveIDs[a.ContainerID] = true
 	}
-	var errs []error
-	for _, f := range []family{ipv4, ipv6} {
-		c, err := m.client(f)
-		if errors.Is(err, exec.ErrNotFound) {
-			continue
+	return m.applyBoth(fmt.Sprintf("ipmasq gc %q", network), func(t xtables.Table) xtables.Batch {
+		var b xtables.Batch
+		owner := owners(t, network)
+		for _, chain := range slices.Sorted(maps.Keys(owner)) {
+			if !liveIDs[owner[chain]] {
+				b.RemoveChain(t, postrouting, chain)
+			}
 		}
-		if err == nil {
-			err = commit(c, gc(c, network, liveIDs))
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%v: %w", f, err))
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("ipmasq gc %q: %w", network, err)
-	}
-	return nil
+		return b
+	})
 }
 
-func gc(c client, network string, liveIDs map[string]bool) error {
-	post, _, err := c.Rules(natTable, postrouting)
-	if err != nil {
-		return fmt.Errorf("list %s: %w", postrouting, err)
-	}
-	all, err := parseRules(post, postrouting)
-	if err != nil {
-		return err
-	}
-	// owner maps each of network's chains to its container; jumps lists what enters each chain.
-	owner := map[string]string{}
-	jumps := map[string][]spec{}
-	for _, s := range all {
-		chain := s.target()
-		if !chainNamePattern.MatchString(chain) {
-			continue
-		}
-		jumps[chain] = append(jumps[chain], s)
-		if net, id, ok := parseComment(s.comment()); ok && net == network && ChainName(net, id) == chain {
-			owner[chain] = id
+// owners maps each of network's masquerade chains in t to its container. A chain is recognised as
+// network's by the comment on a rule in it or on a jump to it, checked against the chain's name; the
+// rules of a chain that nothing jumps to any more (left by an interrupted ADD or DEL) tell as well.
+func owners(t xtables.Table, network string) map[string]string {
+	out := map[string]string{}
+	note := func(chain string, r xtables.Rule) {
+		if net, id, ok := parseComment(r.Comment()); ok && net == network && ChainName(net, id) == chain {
+			out[chain] = id
 		}
 	}
-	// A chain that nothing jumps to is left over from an interrupted ADD or DEL: read its own comments.
-	chains, err := c.Chains(natTable)
-	if err != nil {
-		return fmt.Errorf("list chains: %w", err)
+	for _, j := range t.Rules[postrouting] {
+		if chainNamePattern.MatchString(j.Target()) {
+			note(j.Target(), j)
+		}
 	}
-	rules := map[string][]spec{}
-	for _, chain := range chains {
-		if !chainNamePattern.MatchString(chain) || jumps[chain] != nil {
-			continue
-		}
-		lines, ok, err := c.Rules(natTable, chain)
-		if err != nil || !ok {
-			continue // gone meanwhile, or unreadable: not ours to judge
-		}
-		if rules[chain], err = parseRules(lines, chain); err != nil {
-			return err
-		}
-		for _, s := range rules[chain] {
-			if net, id, ok := parseComment(s.comment()); ok && net == network && ChainName(net, id) == chain {
-				owner[chain] = id
-				break
+	for chain := range t.Chains {
+		if chainNamePattern.MatchString(chain) {
+			for _, r := range t.Rules[chain] {
+				note(chain, r)
 			}
 		}
 	}
-	var errs []error
-	for chain, id := range owner {
-		if liveIDs[id] {
-			continue
-		}
-		st := state{exists: true, jumps: jumps[chain], rules: rules[chain]}
-		if st.jumps != nil { // its rules were not read above
-			lines, ok, err := c.Rules(natTable, chain)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("list %s: %w", chain, err))
-				continue
-			}
-			st.exists = ok
-			if st.rules, err = parseRules(lines, chain); err != nil {
-				errs = append(errs, err)
-				continue
-			}
-		}
-		if err := removeChain(c, chain, st); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
+	return out
 }

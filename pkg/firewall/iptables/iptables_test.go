@@ -10,34 +10,46 @@ import (
 
 	"github.com/netloom/netloom/pkg/conf"
 	"github.com/netloom/netloom/pkg/firewall"
+	"github.com/netloom/netloom/pkg/xtables"
 )
 
 var (
-	keyA  = firewall.Key{Network: "mynet", ContainerID: "c1", IfName: "eth0"}
-	keyB  = firewall.Key{Network: "mynet", ContainerID: "c2", IfName: "eth0"}
-	keyC  = firewall.Key{Network: "other", ContainerID: "c1", IfName: "eth0"}
-	v4A   = netip.MustParsePrefix("10.1.2.5/24")
-	v4B   = netip.MustParsePrefix("10.1.2.6/24")
-	v6A   = netip.MustParsePrefix("fd00:1::5/64")
-	chA   = "CNI-f0bca4ac77cde1bf2f3da5df" // the reference's utils.FormatChainName("mynet", "c1")
-	cmtA  = `"name: \"mynet\" id: \"c1\""` // as iptables -S prints it
-	dumpA = `-P POSTROUTING ACCEPT
--N CNI-f0bca4ac77cde1bf2f3da5df
+	keyA = firewall.Key{Network: "mynet", ContainerID: "c1", IfName: "eth0"}
+	keyB = firewall.Key{Network: "mynet", ContainerID: "c2", IfName: "eth0"}
+	keyC = firewall.Key{Network: "other", ContainerID: "c1", IfName: "eth0"}
+	v4A  = netip.MustParsePrefix("10.1.2.5/24")
+	v4B  = netip.MustParsePrefix("10.1.2.6/24")
+	v6A  = netip.MustParsePrefix("fd00:1::5/64")
+	chA  = "CNI-f0bca4ac77cde1bf2f3da5df" // the reference's utils.FormatChainName("mynet", "c1")
+	cmtA = `"name: \"mynet\" id: \"c1\""` // as iptables prints it
+	// dumpA is the nat table after keyA's Ensure for v4A, as iptables-save prints it.
+	dumpA = `*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+:CNI-f0bca4ac77cde1bf2f3da5df - [0:0]
 -A POSTROUTING -s 10.1.2.5/32 -m comment --comment "name: \"mynet\" id: \"c1\"" -j CNI-f0bca4ac77cde1bf2f3da5df
 -A CNI-f0bca4ac77cde1bf2f3da5df -d 10.1.2.0/24 -m comment --comment "name: \"mynet\" id: \"c1\"" -j ACCEPT
 -A CNI-f0bca4ac77cde1bf2f3da5df ! -d 224.0.0.0/4 -m comment --comment "name: \"mynet\" id: \"c1\"" -j MASQUERADE
+COMMIT
 `
 )
 
-// newFakeMasq returns a Masq over two fake tables and the log of iptables runs they share.
-func newFakeMasq() (*Masq, [2]*fakeIPT, *[]string) {
-	calls := &[]string{}
-	fakes := [2]*fakeIPT{newFake("iptables", calls), newFake("ip6tables", calls)}
-	m := newWithClient(func(f family) (client, error) {
-		*calls = append(*calls, f.String()+" --version")
-		return fakes[f], nil
-	})
-	return m, fakes, calls
+const (
+	ipv4 = xtables.IPv4
+	ipv6 = xtables.IPv6
+)
+
+// newFakeMasq returns a Masq over an in-memory namespace.
+func newFakeMasq() (*Masq, *xtables.Fake) {
+	f := xtables.NewFake()
+	return newWithTools(f), f
+}
+
+// runs counts the iptables processes f stood in for.
+func runs(f *xtables.Fake) int {
+	return f.Saves[ipv4] + f.Saves[ipv6] + len(f.Restores[ipv4]) + len(f.Restores[ipv6])
 }
 
 func TestNamesMatchReference(t *testing.T) {
@@ -63,36 +75,14 @@ func TestNamesMatchReference(t *testing.T) {
 	}
 }
 
-func TestSplitWords(t *testing.T) {
-	for _, tc := range []struct {
-		line string
-		want []string
-	}{
-		{`-A X -s 10.0.0.1/32 -j Y`, []string{"-A", "X", "-s", "10.0.0.1/32", "-j", "Y"}},
-		{`-A X -m comment --comment simple -j Y`, []string{"-A", "X", "-m", "comment", "--comment", "simple", "-j", "Y"}},
-		{`-A X -m comment --comment "name: \"a\\\\b\'c\" id: \"1\"" -j Y`,
-			[]string{"-A", "X", "-m", "comment", "--comment", `name: "a\\b'c" id: "1"`, "-j", "Y"}},
-		{`-A X -m comment --comment "" -j Y`, []string{"-A", "X", "-m", "comment", "--comment", "", "-j", "Y"}},
-		{"  a\t b\"c d\"e \"\\\"\"  ", []string{"a", `bc de`, `"`}},
-	} {
-		got, err := SplitWords(tc.line)
-		if err != nil || !slices.Equal(got, tc.want) {
-			t.Errorf("SplitWords(%s) = %q, %v; want %q", tc.line, got, err, tc.want)
-		}
-	}
-	if _, err := SplitWords(`-A X --comment "open`); err == nil {
-		t.Error("unterminated quote accepted")
-	}
-}
-
 func TestDesired(t *testing.T) {
 	l := desired("mynet", "c1", []netip.Prefix{v4A, netip.MustParsePrefix("10.9.0.7/16"), v4B})
 	var got []string
 	for _, r := range l.rules {
-		got = append(got, render(r))
+		got = append(got, r.String())
 	}
 	for _, j := range l.jumps {
-		got = append(got, render(j))
+		got = append(got, j.String())
 	}
 	want := []string{
 		`-d 10.1.2.0/24 -m comment --comment ` + cmtA + ` -j ACCEPT`,
@@ -106,46 +96,46 @@ func TestDesired(t *testing.T) {
 		t.Errorf("desired:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 	l6 := desired("mynet", "c1", []netip.Prefix{v6A})
-	if got := render(l6.rules[1]); got != `! -d ff00::/8 -m comment --comment `+cmtA+` -j MASQUERADE` {
+	if got := l6.rules[1].String(); got != `! -d ff00::/8 -m comment --comment `+cmtA+` -j MASQUERADE` {
 		t.Errorf("v6 masquerade rule: %s", got)
 	}
-	if got := render(l6.jumps[0]); got != `-s fd00:1::5/128 -m comment --comment `+cmtA+` -j `+chA {
+	if got := l6.jumps[0].String(); got != `-s fd00:1::5/128 -m comment --comment `+cmtA+` -j `+chA {
 		t.Errorf("v6 jump: %s", got)
 	}
 }
 
 func TestEnsureFresh(t *testing.T) {
-	m, fakes, calls := newFakeMasq()
+	m, f := newFakeMasq()
 	if err := m.Ensure(keyA, []netip.Prefix{v4A}); err != nil {
 		t.Fatal(err)
 	}
-	if got := fakes[ipv4].dump(); got != dumpA {
+	if got := f.Dump(ipv4); got != dumpA {
 		t.Errorf("table:\n%s\nwant:\n%s", got, dumpA)
 	}
-	want := []string{
-		"iptables --version",
-		"iptables -t nat -S POSTROUTING",
-		"iptables -t nat -N " + chA,
-		"iptables -t nat -A " + chA + " -d 10.1.2.0/24 -m comment --comment " + cmtA + " -j ACCEPT",
-		"iptables -t nat -A " + chA + " ! -d 224.0.0.0/4 -m comment --comment " + cmtA + " -j MASQUERADE",
-		"iptables -t nat -A POSTROUTING -s 10.1.2.5/32 -m comment --comment " + cmtA + " -j " + chA,
+	// One read, one restore: the chain first, then the jump into it.
+	want := `*nat
+-N ` + chA + `
+-A ` + chA + ` -d 10.1.2.0/24 -m comment --comment ` + cmtA + ` -j ACCEPT
+-A ` + chA + ` ! -d 224.0.0.0/4 -m comment --comment ` + cmtA + ` -j MASQUERADE
+-A POSTROUTING -s 10.1.2.5/32 -m comment --comment ` + cmtA + ` -j ` + chA + `
+COMMIT
+`
+	if f.Saves[ipv4] != 1 || len(f.Restores[ipv4]) != 1 || f.Restores[ipv4][0] != want {
+		t.Errorf("%d reads, restores:\n%s\nwant one read and:\n%s", f.Saves[ipv4], strings.Join(f.Restores[ipv4], "\n"), want)
 	}
-	if !slices.Equal(*calls, want) {
-		t.Errorf("runs:\n%s\nwant:\n%s", strings.Join(*calls, "\n"), strings.Join(want, "\n"))
-	}
-	if len(fakes[ipv6].order) != 0 || len(fakes[ipv6].chains[postrouting]) != 0 {
-		t.Error("an IPv4-only Ensure touched ip6tables")
+	if f.Saves[ipv6] != 0 || len(f.Restores[ipv6]) != 0 {
+		t.Error("an IPv4-only Ensure ran ip6tables")
 	}
 
-	// Again: nothing to change, two listings.
-	*calls = nil
+	// Again: nothing to change, one read.
+	before := runs(f)
 	if err := m.Ensure(keyA, []netip.Prefix{v4A}); err != nil {
 		t.Fatal(err)
 	}
-	if len(*calls) != 2 {
-		t.Errorf("idempotent Ensure ran iptables %d times: %q", len(*calls), *calls)
+	if n := runs(f) - before; n != 1 {
+		t.Errorf("idempotent Ensure ran iptables %d times, want once", n)
 	}
-	if got := fakes[ipv4].dump(); got != dumpA {
+	if got := f.Dump(ipv4); got != dumpA {
 		t.Errorf("table after second Ensure:\n%s", got)
 	}
 	if err := m.Check(keyA, []netip.Prefix{v4A}); err != nil {
@@ -155,58 +145,65 @@ func TestEnsureFresh(t *testing.T) {
 
 func TestEnsureRepairs(t *testing.T) {
 	comment := Comment("mynet", "c1")
-	cm := func(s ...string) spec { return append(spec(s), "-m", "comment", "--comment", comment) }
+	cm := func(s ...string) xtables.Rule {
+		return append(xtables.Rule(s), "-m", "comment", "--comment", comment)
+	}
 	for _, tc := range []struct {
 		name  string
-		chain []spec // preset content of chA, nil: no chain
-		jumps []spec // preset POSTROUTING rules
+		chain []xtables.Rule // preset content of chA, nil: no chain
+		jumps []xtables.Rule // preset POSTROUTING rules
 		addrs []netip.Prefix
 		want  string
 	}{{
 		name: "reference layout is adopted as is",
-		chain: []spec{
+		chain: []xtables.Rule{
 			append(cm("-d", "10.1.2.0/24"), "-j", "ACCEPT"),
 			append(cm("!", "-d", "224.0.0.0/4"), "-j", "MASQUERADE"),
 		},
-		jumps: []spec{append(cm("-s", "10.1.2.5/32"), "-j", chA)},
+		jumps: []xtables.Rule{append(cm("-s", "10.1.2.5/32"), "-j", chA)},
 		addrs: []netip.Prefix{v4A},
 		want:  dumpA,
 	}, {
 		name:  "half-made chain is completed",
-		chain: []spec{append(cm("-d", "10.1.2.0/24"), "-j", "ACCEPT")},
+		chain: []xtables.Rule{append(cm("-d", "10.1.2.0/24"), "-j", "ACCEPT")},
 		addrs: []netip.Prefix{v4A},
 		want:  dumpA,
 	}, {
 		name:  "old subnet jump and changed address are replaced",
-		chain: []spec{append(cm("-d", "10.7.0.0/16"), "-j", "ACCEPT"), append(cm("!", "-d", "224.0.0.0/4"), "-j", "MASQUERADE")},
-		jumps: []spec{append(cm("-s", "10.1.2.0/24"), "-j", chA), append(cm("-s", "10.7.0.9/32"), "-j", chA)},
+		chain: []xtables.Rule{append(cm("-d", "10.7.0.0/16"), "-j", "ACCEPT"), append(cm("!", "-d", "224.0.0.0/4"), "-j", "MASQUERADE")},
+		jumps: []xtables.Rule{append(cm("-s", "10.1.2.0/24"), "-j", chA), append(cm("-s", "10.7.0.9/32"), "-j", chA)},
 		addrs: []netip.Prefix{v4A},
 		want:  dumpA,
 	}, {
 		name: "reference order for two subnets is fixed",
-		chain: []spec{
+		chain: []xtables.Rule{
 			append(cm("-d", "10.1.2.0/24"), "-j", "ACCEPT"),
 			append(cm("!", "-d", "224.0.0.0/4"), "-j", "MASQUERADE"),
 			append(cm("-d", "10.9.0.0/16"), "-j", "ACCEPT"),
 		},
 		addrs: []netip.Prefix{v4A, netip.MustParsePrefix("10.9.0.7/16")},
-		want: `-P POSTROUTING ACCEPT
--N CNI-f0bca4ac77cde1bf2f3da5df
+		want: `*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+:CNI-f0bca4ac77cde1bf2f3da5df - [0:0]
 -A POSTROUTING -s 10.1.2.5/32 -m comment --comment "name: \"mynet\" id: \"c1\"" -j CNI-f0bca4ac77cde1bf2f3da5df
 -A POSTROUTING -s 10.9.0.7/32 -m comment --comment "name: \"mynet\" id: \"c1\"" -j CNI-f0bca4ac77cde1bf2f3da5df
 -A CNI-f0bca4ac77cde1bf2f3da5df -d 10.1.2.0/24 -m comment --comment "name: \"mynet\" id: \"c1\"" -j ACCEPT
 -A CNI-f0bca4ac77cde1bf2f3da5df -d 10.9.0.0/16 -m comment --comment "name: \"mynet\" id: \"c1\"" -j ACCEPT
 -A CNI-f0bca4ac77cde1bf2f3da5df ! -d 224.0.0.0/4 -m comment --comment "name: \"mynet\" id: \"c1\"" -j MASQUERADE
+COMMIT
 `,
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
-			m, fakes, _ := newFakeMasq()
-			f := fakes[ipv4]
+			m, f := newFakeMasq()
+			tb := f.Tables[ipv4]
 			if tc.chain != nil {
-				f.chains[chA] = tc.chain
-				f.order = []string{chA}
+				tb.Chains[chA] = true
+				tb.Rules[chA] = tc.chain
 			}
-			f.chains[postrouting] = tc.jumps
+			tb.Rules[postrouting] = tc.jumps
 			if len(tc.chain) == 1 {
 				if err := m.Check(keyA, tc.addrs); err == nil || !strings.Contains(err.Error(), "lacks rule") {
 					t.Errorf("Check on a half-made chain: %v", err)
@@ -215,7 +212,7 @@ func TestEnsureRepairs(t *testing.T) {
 			if err := m.Ensure(keyA, tc.addrs); err != nil {
 				t.Fatal(err)
 			}
-			if got := f.dump(); got != tc.want {
+			if got := f.Dump(ipv4); got != tc.want {
 				t.Errorf("table:\n%s\nwant:\n%s", got, tc.want)
 			}
 			if err := m.Check(keyA, tc.addrs); err != nil {
@@ -226,35 +223,35 @@ func TestEnsureRepairs(t *testing.T) {
 }
 
 func TestDualStackRemove(t *testing.T) {
-	m, fakes, calls := newFakeMasq()
+	m, f := newFakeMasq()
 	for _, k := range []firewall.Key{keyA, keyB, keyC} {
 		if err := m.Ensure(k, []netip.Prefix{v4A, v6A}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if got := len(fakes[ipv6].order); got != 3 {
+	if got := strings.Count(f.Dump(ipv6), ":CNI-"); got != 3 {
 		t.Fatalf("ip6tables has %d chains, want 3", got)
 	}
 	if err := m.Check(keyA, []netip.Prefix{v4A, v6A}); err != nil {
 		t.Fatal(err)
 	}
 
-	*calls = nil
+	before := runs(f)
 	if err := m.Remove(keyA); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range fakes {
-		if slices.Contains(f.order, chA) || strings.Contains(f.dump(), chA) {
-			t.Errorf("%s still holds %s:\n%s", f.family, chA, f.dump())
+	for _, fam := range xtables.Families() {
+		d := f.Dump(fam)
+		if strings.Contains(d, chA) {
+			t.Errorf("%v still holds %s:\n%s", fam, chA, d)
 		}
-		if len(f.order) != 2 || len(f.chains[postrouting]) != 2 {
-			t.Errorf("%s lost another attachment's rules:\n%s", f.family, f.dump())
+		if strings.Count(d, ":CNI-") != 2 || len(f.Tables[fam].Rules[postrouting]) != 2 {
+			t.Errorf("%v lost another attachment's rules:\n%s", fam, d)
 		}
 	}
-	// -S POSTROUTING, -S chain, -D jump, -F, -X in each family: against the kernel the batch client makes
-	// the reads one `iptables -S` and the changes one iptables-restore run per family.
-	if len(*calls) != 10 {
-		t.Errorf("Remove ran iptables %d times:\n%s", len(*calls), strings.Join(*calls, "\n"))
+	// Per family one read and one restore (-D jump, -F, -X).
+	if n := runs(f) - before; n != 4 {
+		t.Errorf("Remove ran iptables %d times, want 4", n)
 	}
 	err := m.Check(keyA, []netip.Prefix{v4A, v6A})
 	if err == nil || !strings.Contains(err.Error(), "nat chain "+chA+" is missing") ||
@@ -262,29 +259,74 @@ func TestDualStackRemove(t *testing.T) {
 		t.Errorf("Check after Remove: %v", err)
 	}
 
-	*calls = nil
+	before = runs(f)
 	if err := m.Remove(keyA); err != nil {
 		t.Fatalf("second Remove: %v", err)
 	}
-	if len(*calls) != 4 {
-		t.Errorf("Remove of nothing ran iptables %d times: %q", len(*calls), *calls)
+	if n := runs(f) - before; n != 2 {
+		t.Errorf("Remove of nothing ran iptables %d times, want 2 (reads)", n)
 	}
 }
 
 func TestRemoveOrphanChain(t *testing.T) {
-	m, fakes, _ := newFakeMasq()
-	fakes[ipv4].chains[chA] = []spec{{"-d", "10.1.2.0/24", "-j", "ACCEPT"}}
-	fakes[ipv4].order = []string{chA}
+	m, f := newFakeMasq()
+	if err := f.Load(ipv4, "*nat\n:POSTROUTING ACCEPT [0:0]\n:"+chA+" - [0:0]\n-A "+chA+" -d 10.1.2.0/24 -j ACCEPT\nCOMMIT\n"); err != nil {
+		t.Fatal(err)
+	}
 	if err := m.Remove(keyA); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := fakes[ipv4].chains[chA]; ok {
+	if f.Tables[ipv4].Chains[chA] {
 		t.Error("chain without jumps survived Remove")
 	}
 }
 
+// A family whose tools are missing has nothing to remove; one that cannot take the lock fails the
+// operation with code 11, naming the lock, the attachment and the family.
+func TestFamilies(t *testing.T) {
+	m, f := newFakeMasq()
+	f.Missing[ipv6] = true
+	if err := m.Ensure(keyA, []netip.Prefix{v4A}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Remove(keyA); err != nil {
+		t.Errorf("Remove without ip6tables: %v", err)
+	}
+	if err := m.Ensure(keyA, []netip.Prefix{v6A}); err == nil {
+		t.Error("an IPv6 Ensure without ip6tables succeeded")
+	}
+
+	m, f = newFakeMasq()
+	if err := m.Ensure(keyA, []netip.Prefix{v4A, v6A}); err != nil {
+		t.Fatal(err)
+	}
+	f.Locked[ipv6] = true
+	restores := len(f.Restores[ipv6])
+	for _, op := range []struct {
+		name string
+		run  func() error
+	}{
+		{"Ensure", func() error { return m.Ensure(keyB, []netip.Prefix{v4B, v6A}) }},
+		{"Remove", func() error { return m.Remove(keyA) }},
+		{"GC", func() error { return m.GC("mynet", nil) }},
+	} {
+		err := op.run()
+		if conf.Code(err) != conf.CodeTryAgainLater || !strings.Contains(err.Error(), xtables.LockFile) ||
+			!strings.Contains(err.Error(), "ip6tables") || !strings.Contains(err.Error(), "ipmasq") {
+			t.Errorf("%s with the xtables lock held: %v (code %d), want code %d naming %s", op.name, err, conf.Code(err),
+				conf.CodeTryAgainLater, xtables.LockFile)
+		}
+		if op.name == "Ensure" && !strings.Contains(f.Dump(ipv4), ChainName(keyB.Network, keyB.ContainerID)) {
+			t.Error("the IPv4 change was not made before the IPv6 one failed")
+		}
+	}
+	if n := len(f.Restores[ipv6]) - restores; n != 3 {
+		t.Errorf("%d IPv6 restores, want one per operation (a lock timeout is not retried)", n)
+	}
+}
+
 func TestGC(t *testing.T) {
-	m, fakes, _ := newFakeMasq()
+	m, f := newFakeMasq()
 	keyD := firewall.Key{Network: "mynet", ContainerID: "c4", IfName: "eth0"}
 	for _, k := range []firewall.Key{keyA, keyB, keyC, keyD} {
 		if err := m.Ensure(k, []netip.Prefix{v4A, v6A}); err != nil {
@@ -293,12 +335,13 @@ func TestGC(t *testing.T) {
 	}
 	// keyD lost its jump in an interrupted DEL: its chain is found by its rules' comments.
 	chD := ChainName(keyD.Network, keyD.ContainerID)
-	for _, f := range fakes {
-		f.chains[postrouting] = slices.DeleteFunc(f.chains[postrouting], func(s spec) bool { return s.target() == chD })
+	for _, tb := range f.Tables {
+		tb.Rules[postrouting] = slices.DeleteFunc(tb.Rules[postrouting], func(r xtables.Rule) bool { return r.Target() == chD })
 	}
 	// A foreign chain that looks like ours must stay.
-	fakes[ipv4].chains["CNI-0123456789abcdef01234567"] = []spec{{"-j", "ACCEPT"}}
-	fakes[ipv4].order = append(fakes[ipv4].order, "CNI-0123456789abcdef01234567")
+	foreign := "CNI-0123456789abcdef01234567"
+	f.Tables[ipv4].Chains[foreign] = true
+	f.Tables[ipv4].Rules[foreign] = []xtables.Rule{{"-j", "ACCEPT"}}
 
 	// keyB is valid under another interface name: iptables chains hold no ifname, so it stays.
 	valid := map[conf.Attachment]bool{{ContainerID: "c2", IfName: "net1"}: true}
@@ -306,21 +349,14 @@ func TestGC(t *testing.T) {
 		t.Fatal(err)
 	}
 	chB, chC := ChainName(keyB.Network, keyB.ContainerID), ChainName(keyC.Network, keyC.ContainerID)
-	for _, f := range fakes {
-		if _, ok := f.chains[chA]; ok {
-			t.Errorf("%s: GC kept invalid %s", f.family, chA)
-		}
-		if _, ok := f.chains[chD]; ok {
-			t.Errorf("%s: GC kept orphan %s", f.family, chD)
-		}
-		if _, ok := f.chains[chB]; !ok {
-			t.Errorf("%s: GC removed valid %s", f.family, chB)
-		}
-		if _, ok := f.chains[chC]; !ok {
-			t.Errorf("%s: GC removed other network's %s", f.family, chC)
+	for fam, tb := range f.Tables {
+		for chain, want := range map[string]bool{chA: false, chD: false, chB: true, chC: true} {
+			if tb.Chains[chain] != want {
+				t.Errorf("%v: after GC chain %s exists: %v, want %v", xtables.Family(fam), chain, tb.Chains[chain], want)
+			}
 		}
 	}
-	if _, ok := fakes[ipv4].chains["CNI-0123456789abcdef01234567"]; !ok {
+	if !f.Tables[ipv4].Chains[foreign] {
 		t.Error("GC removed a chain it cannot attribute")
 	}
 	if err := m.Check(keyB, []netip.Prefix{v4A, v6A}); err != nil {
@@ -329,14 +365,14 @@ func TestGC(t *testing.T) {
 }
 
 func TestBadInput(t *testing.T) {
-	m, _, calls := newFakeMasq()
+	m, f := newFakeMasq()
 	if err := m.Ensure(firewall.Key{Network: "n", ContainerID: "", IfName: "eth0"}, []netip.Prefix{v4A}); err == nil {
 		t.Error("empty container ID accepted")
 	}
 	if err := m.Ensure(keyA, []netip.Prefix{{}}); err == nil {
 		t.Error("invalid prefix accepted")
 	}
-	if len(*calls) != 0 {
-		t.Errorf("bad input ran iptables: %q", *calls)
+	if n := runs(f); n != 0 {
+		t.Errorf("bad input ran iptables %d times", n)
 	}
 }
