@@ -1,0 +1,153 @@
+package xtables_test
+
+import (
+	"bufio"
+	"fmt"
+	"net/netip"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/netloom/netloom/pkg/conf"
+	"github.com/netloom/netloom/pkg/firewall"
+	fwipt "github.com/netloom/netloom/pkg/firewall/iptables"
+	"github.com/netloom/netloom/pkg/portmap"
+	pmipt "github.com/netloom/netloom/pkg/portmap/iptables"
+	"github.com/netloom/netloom/pkg/xtables"
+	"github.com/netloom/netloom/test/harness"
+)
+
+// Root tests: each in network namespaces of its own, against both builds of iptables.
+
+var variants = []xtables.Variant{xtables.VariantLegacy, xtables.VariantNFT}
+
+// TestRootExec writes rules with awkward comments through the real tools and reads them back: what
+// iptables-save prints parses to what was written, in both families and both builds.
+func TestRootExec(t *testing.T) {
+	harness.RequireRoot(t)
+	rules := []xtables.Rule{
+		{"-s", "10.1.2.5/32", "-m", "comment", "--comment", `name: "n\"e\\t" id: "c'1"`, "-j", "CNI-T"},
+		{"!", "-d", "224.0.0.0/4", "-m", "comment", "--comment", "bare_word-1", "-j", "MASQUERADE"},
+		{"-p", "tcp", "-m", "tcp", "--dport", "8080", "-m", "comment", "--comment", "a.b c", "-j", "DNAT", "--to-destination", "10.1.2.5:80"},
+	}
+	v6 := []xtables.Rule{
+		{"-s", "fd00::5/128", "-m", "comment", "--comment", `x "y"`, "-j", "CNI-T"},
+		{"-p", "udp", "-m", "udp", "--dport", "53", "-j", "DNAT", "--to-destination", "[fd00::5]:5353"},
+	}
+	for _, v := range variants {
+		t.Run(string(v), func(t *testing.T) {
+			n := harness.NewNetNS(t, "xtx")
+			x := xtables.NewExec(xtables.Config{Variant: v})
+			r := xtables.Runner{Tools: x, Table: "nat"}
+			err := n.Do(func() error {
+				for _, f := range xtables.Families() {
+					if _, err := x.Probe(f, "nat"); err != nil {
+						return fmt.Errorf("probe: %w", err)
+					}
+					want := map[xtables.Family][]xtables.Rule{xtables.IPv4: rules, xtables.IPv6: v6}[f]
+					tb, err := r.Read(f)
+					if err != nil {
+						return err
+					}
+					err = r.Apply(f, tb, func(tb xtables.Table) (xtables.Batch, error) {
+						var b xtables.Batch
+						b.SetChain(tb, "CNI-T", want)
+						return b, nil
+					})
+					if err != nil {
+						return err
+					}
+					if tb, err = r.Read(f); err != nil {
+						return err
+					}
+					if got := tb.Rules["CNI-T"]; !slices.EqualFunc(got, want, func(a, b xtables.Rule) bool { return slices.Equal(a, b) }) {
+						return fmt.Errorf("%v: read back\n%q\nwant\n%q", f, got, want)
+					}
+				}
+				if _, err := xtables.NewExec(xtables.Config{Variant: "nosuch"}).Probe(xtables.IPv4, "nat"); err == nil {
+					return fmt.Errorf("a missing build probes fine")
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// holdLock holds the xtables lock for d from another process, as kube-proxy or firewalld may, and
+// returns when it is held.
+func holdLock(t *testing.T, d time.Duration) time.Time {
+	holder := exec.Command("flock", xtables.LockFile, "sh", "-c", fmt.Sprintf("echo locked; sleep %g", d.Seconds()))
+	stdout, err := holder.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = holder.Wait() })
+	if line, err := bufio.NewReader(stdout).ReadString('\n'); err != nil || line != "locked\n" {
+		t.Fatalf("lock holder: %q, %v", line, err)
+	}
+	return time.Now()
+}
+
+// TestRootXtablesLock: both iptables backends wait for the xtables lock the same bounded way. With the
+// lock held for two seconds, the legacy build's change waits for it and then succeeds, or with a short
+// Wait gives up with code 11 naming the lock; the nf_tables build takes no such lock and goes ahead.
+func TestRootXtablesLock(t *testing.T) {
+	harness.RequireRoot(t)
+	const hold = 2 * time.Second
+	addrs := []netip.Prefix{netip.MustParsePrefix("10.22.0.5/24")}
+	for _, backend := range []struct {
+		name string
+		// change makes attachment n's rules with the tools of v, waiting at most wait for the lock.
+		change func(v xtables.Variant, wait time.Duration, n int) error
+	}{
+		{"masquerade", func(v xtables.Variant, wait time.Duration, n int) error {
+			k := firewall.Key{Network: "locknet", ContainerID: fmt.Sprintf("c%d", n), IfName: "eth0"}
+			return fwipt.NewWithConfig(xtables.Config{Variant: v, Wait: wait}).Ensure(k, addrs)
+		}},
+		{"portmap", func(v xtables.Variant, wait time.Duration, n int) error {
+			k := firewall.Key{Network: "locknet", ContainerID: fmt.Sprintf("c%d", n), IfName: "eth0"}
+			ms := []portmap.Mapping{{Protocol: portmap.TCP, HostPort: uint16(8080 + n), PodIP: addrs[0].Addr(), PodPort: 80, PodSubnet: addrs[0]}}
+			c := pmipt.Config{Config: xtables.Config{Variant: v, Wait: wait}, LockFile: filepath.Join(t.TempDir(), "lock")}
+			return pmipt.NewWithConfig(c).Add(k, ms, portmap.Options{SNAT: true, MarkMasqBit: portmap.DefaultMarkMasqBit})
+		}},
+	} {
+		t.Run(backend.name, func(t *testing.T) {
+			n := harness.NewNetNS(t, "xtl")
+			change := func(v xtables.Variant, wait time.Duration, i int) (time.Duration, error) {
+				start := time.Now()
+				err := n.Do(func() error { return backend.change(v, wait, i) })
+				return time.Since(start), err
+			}
+			locked := holdLock(t, hold)
+			if d, err := change(xtables.VariantNFT, time.Second, 1); err != nil || d > 500*time.Millisecond {
+				t.Errorf("nft change under the xtables lock: %v after %v, want success at once", err, d)
+			}
+			d, err := change(xtables.VariantLegacy, time.Second, 2)
+			if conf.Code(err) != conf.CodeTryAgainLater || d < 900*time.Millisecond || !strings.Contains(err.Error(), xtables.LockFile) {
+				t.Errorf("legacy change with Wait 1s under the lock: %v (code %d) after %v, want code %d naming %s after 1s",
+					err, conf.Code(err), d, conf.CodeTryAgainLater, xtables.LockFile)
+			} else {
+				t.Logf("legacy change with Wait 1s: %v", err)
+			}
+			if d, err = change(xtables.VariantLegacy, xtables.DefaultWait, 3); err != nil {
+				t.Fatalf("legacy change waiting for the lock: %v", err)
+			}
+			if since := time.Since(locked); since < hold-100*time.Millisecond {
+				t.Errorf("legacy change returned %v after the lock was taken, before its holder let go (%v)", since, hold)
+			}
+			t.Logf("legacy change waited %v for the xtables lock", d)
+			if s := n.Run(t, "iptables-legacy-save", "-t", "nat"); !strings.Contains(s, `id: \"c3\"`) || strings.Contains(s, `id: \"c2\"`) {
+				t.Errorf("legacy nat table after the waits:\n%s", s)
+			}
+		})
+	}
+}
