@@ -47,21 +47,25 @@ func Parse(text, table string, keep func(chain string) bool) (Table, error) {
 	t := NewTable()
 	in := true // `iptables -S` prints no table header; iptables-save's "*table" lines switch this
 	for n, line := range strings.Split(text, "\n") {
-		if err := t.parseLine(strings.TrimSpace(line), table, &in, keep); err != nil {
-			return Table{}, fmt.Errorf("%s table line %d: %w", table, n+1, err)
+		line = strings.TrimSpace(line)
+		switch {
+		case line == "" || line[0] == '#':
+		case line[0] == '*':
+			in = line[1:] == table
+		case line == "COMMIT":
+			in = false
+		case in:
+			if err := t.parseLine(line, keep); err != nil {
+				return Table{}, fmt.Errorf("%s table line %d: %w", table, n+1, err)
+			}
 		}
 	}
 	return t, nil
 }
 
-func (t Table) parseLine(line, table string, in *bool, keep func(string) bool) error {
+// parseLine reads one line of the table that declares a chain or appends a rule.
+func (t Table) parseLine(line string, keep func(string) bool) error {
 	switch {
-	case line == "" || line[0] == '#':
-	case line[0] == '*':
-		*in = line[1:] == table
-	case !*in:
-	case line == "COMMIT":
-		*in = false
 	case line[0] == ':':
 		name, _, _ := strings.Cut(line[1:], " ")
 		t.Chains[name] = true

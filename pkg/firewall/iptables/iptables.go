@@ -8,11 +8,13 @@
 // iptables once, a fresh one twice, a Remove twice (once when there is nothing to remove). With
 // iptables-nft every run that deletes costs some 18 ms of kernel commit, so a Remove that deleted with
 // -D, -F and -X one run each took about 55 ms per family; batched it commits once. A restore waits for
-// the xtables lock at most Config.Wait (60 s by default), then fails with CNI code 11 (try again later).
+// the xtables lock at most xtables.Config.Wait (60 s by default), then fails with CNI code 11 (try again
+// later), as the portmap iptables backend does.
 //
-// Fault point (a test hook, see pkg/fault): "masq-iptables-ipv6" is passed just before an IPv6 change is
-// committed, after the IPv4 one (Ensure, Remove, GC): NETLOOM_FAULT_POINT=bridge:masq-iptables-ipv6 kills
-// the bridge plugin with the IPv4 rules changed and the IPv6 ones not.
+// Fault point (a test hook, see pkg/fault): "masq-iptables-ipv6" is passed just before an operation
+// (Ensure, Remove, GC) commits its IPv6 change, after its IPv4 one; an operation with nothing to change in
+// IPv6 does not pass it. NETLOOM_FAULT_POINT=bridge:masq-iptables-ipv6 kills the bridge plugin there, with
+// the IPv4 rules changed and the IPv6 ones not.
 package iptables
 
 import (

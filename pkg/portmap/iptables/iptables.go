@@ -27,9 +27,10 @@
 // each other's mappings. The xtables lock that other programs take is waited for at most Config.Wait, as
 // the masquerade backend does, then the operation fails with CNI code 11 (try again later) naming it.
 //
-// Fault point (a test hook, see pkg/fault): "portmap-iptables-ipv6" is passed just before an IPv6 change
-// is committed, after the IPv4 one (Add, Remove, GC): NETLOOM_FAULT_POINT=portmap:portmap-iptables-ipv6
-// kills the portmap plugin with the IPv4 rules changed and the IPv6 ones not.
+// Fault point (a test hook, see pkg/fault): "portmap-iptables-ipv6" is passed just before an operation
+// (Add, Remove, GC) commits its IPv6 change, after its IPv4 one; an operation with nothing to change in
+// IPv6 does not pass it. NETLOOM_FAULT_POINT=portmap:portmap-iptables-ipv6 kills the portmap plugin there,
+// with the IPv4 rules changed and the IPv6 ones not.
 package iptables
 
 import (
