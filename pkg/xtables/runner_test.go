@@ -2,6 +2,7 @@ package xtables
 
 import (
 	"errors"
+	"fmt"
 	"os/exec"
 	"strings"
 	"testing"
@@ -115,25 +116,14 @@ func TestRunnerApply(t *testing.T) {
 	}
 }
 
-func TestErrorContext(t *testing.T) {
-	lock := LockTimeout("iptables-restore", time.Second)
-	err := WithContext("ipmasq n/c/e", WithContext("iptables", lock))
-	if conf.Code(err) != conf.CodeTryAgainLater || !strings.HasPrefix(err.Error(), "ipmasq n/c/e: iptables: iptables-restore: ") {
-		t.Errorf("WithContext of a lock timeout: %v (code %d)", err, conf.Code(err))
+// A lock timeout keeps its code through the context the backends wrap around it.
+func TestLockTimeoutWrapped(t *testing.T) {
+	err := fmt.Errorf("ipmasq n/c/e: %w", errors.Join(errors.New("boom"), fmt.Errorf("ip6tables: %w", LockTimeout("ip6tables-restore", time.Second))))
+	if !IsLockTimeout(err) || conf.Code(err) != conf.CodeTryAgainLater || !strings.Contains(err.Error(), LockFile) {
+		t.Errorf("wrapped lock timeout: %v (code %d)", err, conf.Code(err))
 	}
-	plain := errors.New("boom")
-	if err := WithContext("x", plain); !errors.Is(err, plain) || err.Error() != "x: boom" || conf.Code(err) != 0 {
-		t.Errorf("WithContext of a plain error: %v", err)
-	}
-	if WithContext("x", nil) != nil || Join(nil) != nil {
-		t.Error("no error became one")
-	}
-	err = Join([]error{plain, WithContext("ip6tables", lock)})
-	if conf.Code(err) != conf.CodeTryAgainLater || !strings.Contains(err.Error(), "boom") || !strings.Contains(err.Error(), "ip6tables: ") {
-		t.Errorf("Join: %v (code %d)", err, conf.Code(err))
-	}
-	if err := Join([]error{plain}); !errors.Is(err, plain) {
-		t.Errorf("Join of a plain error: %v", err)
+	if IsLockTimeout(errors.New("boom")) {
+		t.Error("a plain error is a lock timeout")
 	}
 }
 

@@ -17,15 +17,12 @@ package xtables
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"math"
 	"os/exec"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/netloom/netloom/pkg/conf"
 	"github.com/netloom/netloom/pkg/fault"
@@ -199,26 +196,4 @@ func (r Runner) Apply(f Family, t Table, plan func(Table) (Batch, error)) error 
 			return err
 		}
 	}
-}
-
-// WithContext prefixes err with context. A CNI error (a lock timeout's code 11) stays one, with the
-// prefix in its message, so that both its code and the context reach the runtime, which reads the
-// message of the first CNI error in the chain.
-func WithContext(context string, err error) error {
-	if err == nil {
-		return nil
-	}
-	if code := conf.Code(err); code != 0 {
-		return types.NewError(code, context+": "+err.Error(), "")
-	}
-	return fmt.Errorf("%s: %w", context, err)
-}
-
-// Join joins errs (nil when there are none), keeping the code of a CNI error among them.
-func Join(errs []error) error {
-	err := errors.Join(errs...)
-	if code := conf.Code(err); code != 0 {
-		return types.NewError(code, err.Error(), "")
-	}
-	return err
 }

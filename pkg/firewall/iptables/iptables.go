@@ -98,10 +98,13 @@ func (m *Masq) applyBoth(context string, plan func(xtables.Table) xtables.Batch)
 	for _, f := range xtables.Families() {
 		err := m.apply(f, plan)
 		if err != nil && !errors.Is(err, exec.ErrNotFound) {
-			errs = append(errs, xtables.WithContext(f.String(), err))
+			errs = append(errs, fmt.Errorf("%v: %w", f, err))
 		}
 	}
-	return xtables.WithContext(context, xtables.Join(errs))
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%s: %w", context, err)
+	}
+	return nil
 }
 
 // byFamily checks k and splits addrs into the IPv4 and the IPv6 ones.
@@ -128,7 +131,7 @@ func (m *Masq) Ensure(k firewall.Key, addrs []netip.Prefix) error {
 		}
 		want := desired(k.Network, k.ContainerID, split[f])
 		if err := m.apply(f, func(t xtables.Table) xtables.Batch { return planEnsure(t, want) }); err != nil {
-			return xtables.WithContext(fmt.Sprintf("ipmasq %v: %v", k, f), err)
+			return fmt.Errorf("ipmasq %v: %v: %w", k, f, err)
 		}
 	}
 	return nil
@@ -181,7 +184,7 @@ func (m *Masq) Check(k firewall.Key, addrs []netip.Prefix) error {
 		}
 		t, err := m.read(f)
 		if err != nil {
-			return xtables.WithContext(fmt.Sprintf("ipmasq %v: %v", k, f), err)
+			return fmt.Errorf("ipmasq %v: %v: %w", k, f, err)
 		}
 		for _, p := range diff(desired(k.Network, k.ContainerID, split[f]), t) {
 			problems = append(problems, fmt.Sprintf("%v: %s", f, p))

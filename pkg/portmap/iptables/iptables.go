@@ -283,7 +283,7 @@ func (m *Mapper) Add(k firewall.Key, ms []portmap.Mapping, o portmap.Options) er
 			if errors.As(err, &c) {
 				return c
 			}
-			return xtables.WithContext(f.String(), err)
+			return fmt.Errorf("%v: %w", f, err)
 		}
 		done = append(done, f)
 	}
@@ -302,7 +302,7 @@ func (m *Mapper) readForAdd(k firewall.Key, byFamily [2][]portmap.Mapping) ([2]*
 			continue
 		}
 		if err != nil {
-			return tables, xtables.WithContext(f.String(), err)
+			return tables, fmt.Errorf("%v: %w", f, err)
 		}
 		if c := t.conflict(k, byFamily[f]); c != nil {
 			return tables, c
@@ -348,10 +348,10 @@ func (m *Mapper) applyBoth(plan func(t table) batch) error {
 			err = m.apply(f, t, func(t table) (batch, error) { return plan(t), nil })
 		}
 		if err != nil {
-			errs = append(errs, xtables.WithContext(f.String(), err))
+			errs = append(errs, fmt.Errorf("%v: %w", f, err))
 		}
 	}
-	return xtables.Join(errs)
+	return errors.Join(errs...)
 }
 
 // Check reports what of k's mappings is missing or different, in both families.
@@ -367,7 +367,7 @@ func (m *Mapper) Check(k firewall.Key, ms []portmap.Mapping, o portmap.Options) 
 			continue
 		}
 		if err != nil {
-			return xtables.WithContext(f.String(), err)
+			return fmt.Errorf("%v: %w", f, err)
 		}
 		for _, p := range check(t, k, desired(k, byFamily[f], o, f == xtables.IPv6), o) {
 			problems = append(problems, fmt.Sprintf("%v: %s", f, p))
