@@ -181,7 +181,9 @@ func TestFaultPointsCleanUp(t *testing.T) {
 
 // firewallFaultPoints are the firewall backends' points between their IPv4 and IPv6 changes, by
 // backend: the masquerade's (in the bridge's ADD) and portmap's.
-var firewallFaultPoints = map[string][]string{}
+var firewallFaultPoints = map[string][]string{
+	"iptables": {"bridge:masq-iptables-ipv6", "portmap:portmap-iptables-ipv6"},
+}
 
 // summary is the first line of each leftover.
 func summary(left []string) string {
