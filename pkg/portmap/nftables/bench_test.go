@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/netloom/netloom/pkg/firewall"
+	"github.com/netloom/netloom/pkg/nftnl"
 	"github.com/netloom/netloom/pkg/portmap"
 )
 
@@ -114,12 +115,12 @@ func BenchmarkRemoveWork(b *testing.B) {
 		for b.Loop() {
 			b.StopTimer()
 			must(b, m.Add(benchKey, benchMap, snat))
-			c, err := dial()
+			c, err := nftnl.Dial()
 			must(b, err)
 			b.StartTimer()
 			must(b, remove(c, ownerOf(benchKey), hostKeys(benchMap)))
 			b.StopTimer()
-			c.close()
+			c.Close()
 			b.StartTimer()
 		}
 	})

@@ -5,71 +5,63 @@ import (
 	"slices"
 	"strings"
 
-	nft "github.com/google/nftables"
 	"github.com/google/nftables/expr"
-	"github.com/google/nftables/userdata"
 
 	"github.com/netloom/netloom/pkg/firewall/nftexpr"
+	"github.com/netloom/netloom/pkg/nftnl"
 	"github.com/netloom/netloom/pkg/portmap"
 )
 
-// checkSkeleton compares the installed chains and rules, expression by expression, with the skeleton.
-// The hook rules are only required to exist per family and to jump to hostports: their conditions are
-// node-wide, the last ADD's, and may be another network's.
-func checkSkeleton(lens []masqLen) ([]string, error) {
-	c, err := nft.New()
+// checkSkeleton compares the installed chains and rules, expression by expression, with the skeleton
+// plus the chains of lens, from one listing of the chains and one of the rules. The hook rules are only
+// required to exist per family and to jump to hostports: their conditions are node-wide, the last
+// ADD's, and may be another network's.
+func checkSkeleton(c *nftnl.Conn, lens []masqLen) ([]string, error) {
+	t := table()
+	chains, err := c.Chains(t)
 	if err != nil {
 		return nil, err
 	}
-	chains, err := c.ListChainsOfTableFamily(nft.TableFamilyINet)
+	installed, err := c.Rules(t, "")
 	if err != nil {
-		return nil, fmt.Errorf("list chains: %w", err)
+		return nil, err
 	}
-	have := map[string]*nft.Chain{}
-	for _, ch := range chains {
-		if ch.Table.Name == TableName {
-			have[ch.Name] = ch
-		}
+	want, wantChains := skeletonRules(portmap.Options{}), chainDefs()
+	for _, l := range lens {
+		want = append(want, l.rule())
+		wantChains = append(wantChains, l.chainDef())
 	}
 	var out []string
-	rules, chainList := skeletonRules(portmap.Options{}), chainDefs()
-	for _, l := range lens {
-		rules = append(rules, l.rule())
-		chainList = append(chainList, l.chainDef())
-	}
-	for _, want := range chainList {
-		ch, ok := have[want.name]
-		if !ok {
-			out = append(out, fmt.Sprintf("chain %s %s is missing", TableName, want.name))
-			continue
+	for _, ch := range wantChains {
+		problem, found := t.ChainProblem(chains, ch)
+		if problem != "" {
+			out = append(out, problem)
 		}
-		if got, exp := hookOf(ch), wantHook(want); got != exp {
-			out = append(out, fmt.Sprintf("chain %s is %q, want %q", want.name, got, exp))
-		}
-		installed, err := c.GetRules(ch.Table, ch)
-		if err != nil {
-			return nil, fmt.Errorf("list chain %s: %w", want.name, err)
-		}
-		loose := want.name == chainPrerouting || want.name == chainOutput
-		var got []string
-		for _, r := range installed {
-			got = append(got, describeRule(ruleComment(r), r.Exprs, loose))
-		}
-		for _, r := range rules {
-			if r.chain != want.name {
-				continue
-			}
-			if d := describeRule(r.comment, r.exprs, loose); !slices.Contains(got, d) {
-				out = append(out, fmt.Sprintf("chain %s lacks rule %s", want.name, d))
-			}
+		if found {
+			out = append(out, lackedRules(ch.Name, installed, want)...)
 		}
 	}
 	return out, nil
 }
 
-func ruleComment(r *nft.Rule) string {
-	s, _ := userdata.GetString(r.UserData, userdata.TypeComment)
-	return s
+// lackedRules says which rules of want for chain the installed rules lack.
+func lackedRules(chain string, installed []nftnl.Rule, want []ruleDef) []string {
+	loose := chain == chainPrerouting || chain == chainOutput
+	var got, out []string
+	for _, r := range installed {
+		if r.Chain == chain {
+			got = append(got, describeRule(r.Comment, r.Exprs, loose))
+		}
+	}
+	for _, r := range want {
+		if r.chain != chain {
+			continue
+		}
+		if d := describeRule(r.comment, r.exprs, loose); !slices.Contains(got, d) {
+			out = append(out, fmt.Sprintf("chain %s lacks rule %s", chain, d))
+		}
+	}
+	return out
 }
 
 // describeRule renders a rule for comparison; loosely, a prerouting or output rule as its family and
@@ -84,18 +76,4 @@ func describeRule(comment string, exprs []expr.Any, loose bool) string {
 		return fmt.Sprintf("%q ... %s", fam, last)
 	}
 	return fmt.Sprintf("%q %s", comment, nftexpr.Describe(exprs))
-}
-
-func hookOf(ch *nft.Chain) string {
-	if ch.Hooknum == nil || ch.Priority == nil {
-		return "regular"
-	}
-	return fmt.Sprintf("type %s hook %d priority %d", ch.Type, *ch.Hooknum, *ch.Priority)
-}
-
-func wantHook(ch chainDef) string {
-	if !ch.hooked {
-		return "regular"
-	}
-	return fmt.Sprintf("type %s hook %d priority %d", nft.ChainTypeNAT, ch.hook, ch.priority)
 }

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/netloom/netloom/pkg/firewall"
+	"github.com/netloom/netloom/pkg/nftnl"
 	"github.com/netloom/netloom/pkg/portmap"
 )
 
@@ -229,27 +230,24 @@ func concatType(ts []nft.SetDatatype) nft.SetDatatype {
 	return nft.MustConcatSetType(ts...)
 }
 
-// chainDef is one chain of the table; hooked chains are NAT base chains.
-type chainDef struct {
-	name     string
-	hooked   bool
-	hook     uint32
-	priority int32
+// natHook makes a chain a NAT base chain.
+func natHook(hook uint32, priority int32) *nftnl.Hook {
+	return &nftnl.Hook{Type: "nat", Num: hook, Priority: priority}
 }
 
-func chainDefs() []chainDef {
-	return []chainDef{
-		{name: chainPrerouting, hooked: true, hook: unix.NF_INET_PRE_ROUTING, priority: priorityDstNAT},
-		{name: chainOutput, hooked: true, hook: unix.NF_INET_LOCAL_OUT, priority: priorityDstNAT},
-		{name: chainHostports},
-		{name: chainPostrouting, hooked: true, hook: unix.NF_INET_POST_ROUTING, priority: prioritySrcNAT},
+func chainDefs() []nftnl.Chain {
+	return []nftnl.Chain{
+		{Name: chainPrerouting, Hook: natHook(unix.NF_INET_PRE_ROUTING, priorityDstNAT)},
+		{Name: chainOutput, Hook: natHook(unix.NF_INET_LOCAL_OUT, priorityDstNAT)},
+		{Name: chainHostports},
+		{Name: chainPostrouting, Hook: natHook(unix.NF_INET_POST_ROUTING, prioritySrcNAT)},
 	}
 }
 
 // chainDef is a postrouting chain of its own for the masqLen map: with one rule per chain, concurrent
 // ADDs that bring in a new prefix length each flush it and add the rule, and one copy remains.
-func (m masqLen) chainDef() chainDef {
-	return chainDef{name: m.name(), hooked: true, hook: unix.NF_INET_POST_ROUTING, priority: prioritySrcNAT}
+func (m masqLen) chainDef() nftnl.Chain {
+	return nftnl.Chain{Name: m.name(), Hook: natHook(unix.NF_INET_POST_ROUTING, prioritySrcNAT)}
 }
 
 func (m masqLen) rule() ruleDef {
@@ -317,7 +315,7 @@ func nftScript(o portmap.Options) string {
 	fmt.Fprintf(&b, "add table inet %s { comment %q; }\n", TableName, tableComment)
 	fmt.Fprintf(&b, "add chain inet %s %s\n", TableName, chainHostports)
 	for _, ch := range chainDefs()[:2] {
-		fmt.Fprintf(&b, "add chain inet %s %s { type nat hook %s priority %d; policy accept; }\n", TableName, ch.name, ch.name, ch.priority)
+		fmt.Fprintf(&b, "add chain inet %s %s { type nat hook %s priority %d; policy accept; }\n", TableName, ch.Name, ch.Name, ch.Hook.Priority)
 	}
 	for _, ch := range []string{chainPrerouting, chainOutput} {
 		fmt.Fprintf(&b, "flush chain inet %s %s\n", TableName, ch)

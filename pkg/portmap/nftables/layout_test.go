@@ -11,6 +11,7 @@ import (
 	"github.com/netloom/netloom/pkg/firewall"
 	fwnft "github.com/netloom/netloom/pkg/firewall/nftables"
 	"github.com/netloom/netloom/pkg/firewall/nftexpr"
+	"github.com/netloom/netloom/pkg/nftnl"
 	"github.com/netloom/netloom/pkg/portmap"
 )
 
@@ -285,9 +286,9 @@ add rule inet netloom_portmap output meta nfproto ipv6 fib daddr type local jump
 
 func TestStaleChains(t *testing.T) {
 	want := skeletonRules(portmap.Options{})
-	var intact []installedRule
+	var intact []nftnl.Rule
 	for _, r := range want {
-		intact = append(intact, installedRule{chain: r.chain, comment: r.comment})
+		intact = append(intact, nftnl.Rule{Chain: r.chain, Comment: r.comment})
 	}
 	chains := chainDefs()
 	if s := staleChains(intact, want, chains); len(s) != 0 {
@@ -296,7 +297,7 @@ func TestStaleChains(t *testing.T) {
 	if s := staleChains(nil, want, chains); len(s) != len(chains) {
 		t.Errorf("empty table: stale %v", s)
 	}
-	dup := append(append([]installedRule(nil), intact...), intact[4])
+	dup := append(append([]nftnl.Rule(nil), intact...), intact[4])
 	if s := staleChains(dup, want, chains); len(s) != 1 || !s[chainHostports] {
 		t.Errorf("duplicated rule: stale %v", s)
 	}
@@ -305,7 +306,7 @@ func TestStaleChains(t *testing.T) {
 	}
 	// A prefix length not seen before needs its chain; the ones there are need nothing.
 	l16, l8 := masqLen{ipv4, 16}, masqLen{ipv4, 8}
-	withLen := append(intact, installedRule{chain: l8.name(), comment: l8.rule().comment})
+	withLen := append(intact, nftnl.Rule{Chain: l8.name(), Comment: l8.rule().comment})
 	s := staleChains(withLen, append(want, l16.rule(), l8.rule()), append(chains, l16.chainDef(), l8.chainDef()))
 	if len(s) != 1 || !s[l16.name()] {
 		t.Errorf("new prefix length: stale %v", s)
@@ -321,7 +322,7 @@ func TestHintQueries(t *testing.T) {
 	}
 	var got []string
 	for _, q := range hintQueries(hint) {
-		got = append(got, q.set+" "+parseHostKey(q.set, q.key).String())
+		got = append(got, q.Set+" "+parseHostKey(q.Set, q.Key).String())
 	}
 	want := []string{
 		"owner4_any tcp/80 (all addresses)", "dnat4_any tcp/80 (all addresses)",

@@ -62,6 +62,15 @@
 // an nf_tables socket is released): 5-15 ms here, the bulk of a DEL, and the same for any nftables
 // client, nft included. A refused transaction (a conflict) waits for one in the kernel's abort.
 //
+// Both families in one transaction: the table is inet, and ADD, DEL with a hint and the slow path of
+// ADD each commit the IPv4 and the IPv6 elements together, so there is no state between the two
+// families for a crash to leave (and no fault point between them, unlike a backend that commits per
+// family). A sweep (GC, DEL without a usable hint) deletes in chunks of sweepChunk elements, which may
+// split the families; a crash there leaves elements the next DEL or GC sweeps.
+//
+// The kernel is reached through pkg/nftnl, one socket per operation; CHECK reads the chains and rules
+// through it too.
+//
 // The skeleton (table, chains, maps, rules) is added in the transaction of the first ADD that finds it
 // missing or different; chains are flushed before their rules are added, so concurrent first ADDs leave
 // one copy; an intact skeleton is never sent again (re-adding a hooked chain costs some 10 ms).
@@ -84,6 +93,7 @@ import (
 
 	"github.com/netloom/netloom/pkg/conf"
 	"github.com/netloom/netloom/pkg/firewall"
+	"github.com/netloom/netloom/pkg/nftnl"
 	"github.com/netloom/netloom/pkg/portmap"
 )
 
@@ -106,15 +116,7 @@ var _ portmap.Mapper = (*Mapper)(nil)
 func New() *Mapper { return &Mapper{} }
 
 // Available tells whether nf_tables answers over netlink here.
-func Available() bool {
-	c, err := dial()
-	if err != nil {
-		return false
-	}
-	defer c.close()
-	_, err = c.dumpRules()
-	return err == nil
-}
+func Available() bool { return nftnl.Available() }
 
 // raced tells whether err may come from another process changing the maps or the skeleton meanwhile, so
 // that reading again and retrying can succeed.
@@ -137,11 +139,11 @@ func (m *Mapper) Add(k firewall.Key, ms []portmap.Mapping, o portmap.Options) er
 	if len(p.elems) == 0 {
 		return m.Remove(k, nil)
 	}
-	c, err := dial()
+	c, err := nftnl.Dial()
 	if err != nil {
 		return err
 	}
-	defer c.close()
+	defer c.Close()
 	skel, err := ensureSkeleton(c, o, p.lens, false)
 	if err != nil {
 		return err
@@ -150,7 +152,8 @@ func (m *Mapper) Add(k firewall.Key, ms []portmap.Mapping, o portmap.Options) er
 	if err != nil {
 		return err
 	}
-	err = c.transact(append(skel, adds...))
+	// One transaction for both families: there is no in-between state, so no fault point here.
+	err = c.Transact(append(skel, adds...))
 	if err == nil || !raced(err) {
 		return err
 	}
@@ -164,16 +167,16 @@ func (m *Mapper) Add(k firewall.Key, ms []portmap.Mapping, o portmap.Options) er
 
 // conflictOf looks up p's host keys and returns a ConflictError for the first one another attachment
 // owns.
-func conflictOf(c *conn, p plan) error {
+func conflictOf(c *nftnl.Conn, p plan) error {
 	var owners []elem
-	var qs []elemQuery
+	var qs []nftnl.ElemQuery
 	for _, e := range p.elems {
 		if strings.HasPrefix(e.set, "owner") {
 			owners = append(owners, e)
-			qs = append(qs, elemQuery{set: e.set, key: e.key})
+			qs = append(qs, e.query())
 		}
 	}
-	got, err := c.get(qs)
+	got, err := lookup(c, qs)
 	if err != nil {
 		return err
 	}
@@ -189,7 +192,7 @@ func conflictOf(c *conn, p plan) error {
 // replace lists the maps, fails with a ConflictError when another attachment owns one of p's host
 // keys, and otherwise deletes p's owner's other elements and others' masquerade elements for p's pod
 // addresses in the transaction that adds p.
-func replace(c *conn, p plan, o portmap.Options) error {
+func replace(c *nftnl.Conn, p plan, o portmap.Options) error {
 	for attempt := 1; ; attempt++ {
 		st, err := readState(c)
 		if err != nil {
@@ -212,7 +215,7 @@ func replace(c *conn, p plan, o portmap.Options) error {
 		if err != nil {
 			return err
 		}
-		err = c.transact(slices.Concat(skel, dels, adds))
+		err = c.Transact(slices.Concat(skel, dels, adds))
 		if err == nil || !raced(err) || attempt == retries {
 			return err
 		}
@@ -222,8 +225,8 @@ func replace(c *conn, p plan, o portmap.Options) error {
 // ensureSkeleton compares the installed rules with the skeleton plus the chains of lens and returns
 // the messages that add what is missing or different: none when all is intact, unless force. Hook rules
 // with conditions are written by nft, now.
-func ensureSkeleton(c *conn, o portmap.Options, lens []masqLen, force bool) ([]msg, error) {
-	installed, err := c.dumpRules()
+func ensureSkeleton(c *nftnl.Conn, o portmap.Options, lens []masqLen, force bool) ([]nftnl.Msg, error) {
+	installed, err := c.Rules(table(), "")
 	if err != nil {
 		return nil, err
 	}
@@ -244,18 +247,18 @@ func ensureSkeleton(c *conn, o portmap.Options, lens []masqLen, force bool) ([]m
 }
 
 // staleChains returns the chains whose rules (by comment, in order) are not want's.
-func staleChains(installed []installedRule, want []ruleDef, chains []chainDef) map[string]bool {
+func staleChains(installed []nftnl.Rule, want []ruleDef, chains []nftnl.Chain) map[string]bool {
 	have, need := map[string][]string{}, map[string][]string{}
 	for _, r := range installed {
-		have[r.chain] = append(have[r.chain], r.comment)
+		have[r.Chain] = append(have[r.Chain], r.Comment)
 	}
 	for _, r := range want {
 		need[r.chain] = append(need[r.chain], r.comment)
 	}
 	stale := map[string]bool{}
 	for _, ch := range chains {
-		if !slices.Equal(have[ch.name], need[ch.name]) {
-			stale[ch.name] = true
+		if !slices.Equal(have[ch.Name], need[ch.Name]) {
+			stale[ch.Name] = true
 		}
 	}
 	return stale
@@ -264,57 +267,41 @@ func staleChains(installed []installedRule, want []ruleDef, chains []chainDef) m
 // skeletonMsgs adds the table and its maps when a chain of the fixed skeleton is stale (or force), the
 // stale chains (a no-op for those that exist) and the maps of stale masqLen chains, and rewrites the
 // stale chains' rules.
-func skeletonMsgs(stale map[string]bool, want []ruleDef, chains []chainDef, lens []masqLen, force bool) ([]msg, error) {
+func skeletonMsgs(stale map[string]bool, want []ruleDef, chains []nftnl.Chain, lens []masqLen, force bool) ([]nftnl.Msg, error) {
+	t := table()
 	fixed := force
 	for _, ch := range chainDefs() {
-		fixed = fixed || stale[ch.name]
+		fixed = fixed || stale[ch.Name]
 	}
-	var out []msg
-	add := func(m msg, err error) error {
-		out = append(out, m)
-		return err
-	}
+	var b nftnl.Batch
 	if fixed {
-		if err := add(newTableMsg()); err != nil {
-			return nil, err
-		}
+		b.Add(t.Add(tableComment))
 		for i, s := range setDefs() {
-			if err := add(newSetMsg(s, uint32(i+1))); err != nil {
-				return nil, err
-			}
+			b.Add(t.AddSet(s.set(uint32(i + 1))))
 		}
 	}
 	for i, l := range lens {
 		if force || stale[l.name()] {
-			if err := add(newSetMsg(l.setDef(), uint32(len(setDefs())+i+1))); err != nil {
-				return nil, err
-			}
+			b.Add(t.AddSet(l.setDef().set(uint32(len(setDefs()) + i + 1))))
 		}
 	}
 	for _, ch := range chains {
-		if !stale[ch.name] {
-			continue
-		}
-		if err := add(newChainMsg(ch)); err != nil {
-			return nil, err
+		if stale[ch.Name] {
+			b.Add(t.AddChain(ch))
 		}
 	}
 	for _, ch := range chains {
-		if !stale[ch.name] {
+		if !stale[ch.Name] {
 			continue
 		}
-		if err := add(flushChainMsg(ch.name)); err != nil {
-			return nil, err
-		}
+		b.Add(t.FlushChain(ch.Name))
 		for _, r := range want {
-			if r.chain == ch.name {
-				if err := add(newRuleMsg(r)); err != nil {
-					return nil, err
-				}
+			if r.chain == ch.Name {
+				b.Add(t.AddRule(r.rule()))
 			}
 		}
 	}
-	return out, nil
+	return b.Msgs()
 }
 
 func runNFT(script string) error {
@@ -356,39 +343,6 @@ func bySet(es []elem) ([]string, map[string][]elem) {
 	return order, groups
 }
 
-func addMsgs(es []elem) ([]msg, error) {
-	order, groups := bySet(es)
-	out := make([]msg, 0, len(order))
-	for _, set := range order {
-		m, err := addElems(set, groups[set])
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, m)
-	}
-	return out, nil
-}
-
-// removeMsgs deletes es, each only if it still holds the data it was read with: re-adding an element
-// as it is changes nothing, re-adding one whose data changed fails the transaction, and one that is
-// gone is re-added and deleted again.
-func removeMsgs(es []elem) ([]msg, error) {
-	order, groups := bySet(es)
-	out := make([]msg, 0, 2*len(order))
-	for _, set := range order {
-		a, err := addElems(set, groups[set])
-		if err != nil {
-			return nil, err
-		}
-		d, err := delElems(set, groups[set])
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, a, d)
-	}
-	return out, nil
-}
-
 // Remove deletes everything k installed. With a hint it looks up only the hinted keys and the
 // masquerade elements of the pods they forward to; when the attachment's record says that is not all,
 // or without hint, it lists the maps.
@@ -396,17 +350,16 @@ func (m *Mapper) Remove(k firewall.Key, hint []portmap.HostKey) error {
 	if err := k.Check(); err != nil {
 		return err
 	}
-	c, err := dial()
+	c, err := nftnl.Dial()
 	if err != nil {
 		return err
 	}
-	// After a deletion, closing the socket waits for an RCU grace period (5-15 ms here): the kernel
-	// flushes its deferred frees when an nf_tables socket is released. Every nftables client pays it.
-	defer c.close()
+	// After a deletion, closing the socket waits for an RCU grace period (see nftnl.Conn.Close).
+	defer c.Close()
 	return remove(c, ownerOf(k), hint)
 }
 
-func remove(c *conn, o owner, hint []portmap.HostKey) error {
+func remove(c *nftnl.Conn, o owner, hint []portmap.HostKey) error {
 	for attempt := 1; ; attempt++ {
 		found, complete, err := findOwned(c, o, hint)
 		if err != nil {
@@ -419,7 +372,7 @@ func remove(c *conn, o owner, hint []portmap.HostKey) error {
 		if err != nil {
 			return err
 		}
-		err = c.transact(msgs)
+		err = c.Transact(msgs)
 		if err == nil || !raced(err) || attempt == retries {
 			return err
 		}
@@ -429,15 +382,41 @@ func remove(c *conn, o owner, hint []portmap.HostKey) error {
 // findOwned looks up o's record, the hinted keys and the masquerade elements of the pods they forward
 // to (in masqallN, and in every masqN_L map there is, the pod's /L network). complete says whether
 // found is all o owns: its digest matches the record, or there is neither a record nor anything found.
-func findOwned(c *conn, o owner, hint []portmap.HostKey) (found []elem, complete bool, err error) {
-	qs := append([]elemQuery{{set: setAttachments, key: o[:]}}, hintQueries(hint)...)
-	res, err := c.get(qs)
+func findOwned(c *nftnl.Conn, o owner, hint []portmap.HostKey) (found []elem, complete bool, err error) {
+	rec := elem{set: setAttachments, key: o[:]}
+	res, err := lookup(c, append([]nftnl.ElemQuery{rec.query()}, hintQueries(hint)...))
 	if err != nil {
 		return nil, false, err
 	}
-	rec := res[0]
-	var pods []netip.Addr
-	for i := 1; i+1 < len(res); i += 2 {
+	found, pods := ownedOfHint(o, res[1:])
+	if res[0] == nil {
+		return found, len(found) == 0, nil
+	}
+	if len(hint) == 0 {
+		return nil, false, nil
+	}
+	sets, err := c.Sets(table())
+	if err != nil {
+		return nil, false, err
+	}
+	masq, err := lookup(c, masqQueries(pods, sets))
+	if err != nil {
+		return nil, false, err
+	}
+	for _, e := range masq {
+		if e != nil && bytes.Equal(e.data, o[:]) {
+			found = append(found, *e)
+		}
+	}
+	found = unique(found)
+	complete = bytes.Equal(digest(found), res[0].data)
+	return append(found, *res[0]), complete, nil
+}
+
+// ownedOfHint picks o's elements from the answers to hintQueries (owner and dnat element of each key,
+// in pairs) and the pods they forward to.
+func ownedOfHint(o owner, res []*elem) (found []elem, pods []netip.Addr) {
+	for i := 0; i+1 < len(res); i += 2 {
 		ow, dn := res[i], res[i+1]
 		if ow == nil || !bytes.Equal(ow.data, o[:]) {
 			continue
@@ -450,53 +429,37 @@ func findOwned(c *conn, o owner, hint []portmap.HostKey) (found []elem, complete
 			}
 		}
 	}
-	if rec == nil {
-		return found, len(found) == 0, nil
-	}
-	if len(hint) == 0 {
-		return nil, false, nil
-	}
-	sets, err := c.listSets()
-	if err != nil {
-		return nil, false, err
-	}
-	var mq []elemQuery
+	return found, pods
+}
+
+// masqQueries looks up the masquerade elements pods may have: in masqallN, and in each masqN_L map of
+// sets, the pod's own /L network and loopback's when it is a /L.
+func masqQueries(pods []netip.Addr, sets []string) []nftnl.ElemQuery {
+	var qs []nftnl.ElemQuery
 	for _, pod := range pods {
 		f := famOf(pod)
-		mq = append(mq, elemQuery{set: masqAllSet(f), key: pod.AsSlice()})
+		qs = append(qs, nftnl.ElemQuery{Set: masqAllSet(f), Key: pod.AsSlice()})
 		for _, name := range sets {
 			l, ok := parseMasqLen(name)
 			if !ok || l.f != f {
 				continue
 			}
-			// The pod's own /L network, and loopback's when it is a /L.
 			srcs := []netip.Addr{netip.PrefixFrom(pod, l.bits).Masked().Addr()}
 			if lo := f.loopback(); lo.Bits() == l.bits {
 				srcs = append(srcs, lo.Addr())
 			}
 			for _, src := range srcs {
-				mq = append(mq, elemQuery{set: name, key: append(src.AsSlice(), pod.AsSlice()...)})
+				qs = append(qs, nftnl.ElemQuery{Set: name, Key: append(src.AsSlice(), pod.AsSlice()...)})
 			}
 		}
 	}
-	masq, err := c.get(mq)
-	if err != nil {
-		return nil, false, err
-	}
-	for _, e := range masq {
-		if e != nil && bytes.Equal(e.data, o[:]) {
-			found = append(found, *e)
-		}
-	}
-	found = unique(found)
-	complete = bytes.Equal(digest(found), rec.data)
-	return append(found, *rec), complete, nil
+	return qs
 }
 
 // hintQueries looks up the owner and dnat elements of each hinted key, in pairs, in every family the
 // key can be in.
-func hintQueries(hint []portmap.HostKey) []elemQuery {
-	var qs []elemQuery
+func hintQueries(hint []portmap.HostKey) []nftnl.ElemQuery {
+	var qs []nftnl.ElemQuery
 	seen := map[string]bool{}
 	for _, h := range hint {
 		proto, ok := protocolNumber(h.Protocol)
@@ -517,7 +480,7 @@ func hintQueries(hint []portmap.HostKey) []elemQuery {
 			set := ownerSet(f, !host.IsValid())
 			if id := set + hex.EncodeToString(key); !seen[id] {
 				seen[id] = true
-				qs = append(qs, elemQuery{set: set, key: key}, elemQuery{set: dnatSet(f, !host.IsValid()), key: key})
+				qs = append(qs, nftnl.ElemQuery{Set: set, Key: key}, nftnl.ElemQuery{Set: dnatSet(f, !host.IsValid()), Key: key})
 			}
 		}
 	}
@@ -537,7 +500,7 @@ func podOf(e elem) (netip.Addr, bool) {
 }
 
 // sweep deletes every element whose owner matches, from a listing of all maps.
-func sweep(c *conn, match func(owner) bool) error {
+func sweep(c *nftnl.Conn, match func(owner) bool) error {
 	for attempt := 1; ; attempt++ {
 		st, err := readState(c)
 		if err != nil {
@@ -551,9 +514,9 @@ func sweep(c *conn, match func(owner) bool) error {
 		}
 		for len(doomed) > 0 && err == nil {
 			n := min(len(doomed), sweepChunk)
-			var msgs []msg
+			var msgs []nftnl.Msg
 			if msgs, err = removeMsgs(doomed[:n]); err == nil {
-				err = c.transact(msgs)
+				err = c.Transact(msgs)
 			}
 			doomed = doomed[n:]
 		}
@@ -565,11 +528,11 @@ func sweep(c *conn, match func(owner) bool) error {
 
 // GC removes the mappings of network whose attachment is not in valid.
 func (m *Mapper) GC(network string, valid map[conf.Attachment]bool) error {
-	c, err := dial()
+	c, err := nftnl.Dial()
 	if err != nil {
 		return err
 	}
-	defer c.close()
+	defer c.Close()
 	return sweep(c, staleOf(network, valid))
 }
 
@@ -587,25 +550,6 @@ func staleOf(network string, valid map[conf.Attachment]bool) func(owner) bool {
 type state struct {
 	elems []elem
 	byID  map[string]elem
-}
-
-func readState(c *conn) (state, error) {
-	st := state{byID: map[string]elem{}}
-	sets, err := c.listSets()
-	if err != nil {
-		return st, err
-	}
-	for _, name := range sets {
-		es, err := c.dumpSet(name)
-		if err != nil {
-			return st, err
-		}
-		for _, e := range es {
-			st.elems = append(st.elems, e)
-			st.byID[e.id()] = e
-		}
-	}
-	return st, nil
 }
 
 // ownerOf finds who owns e: its data in owner, masq and attachments maps, the owner element of the
@@ -686,20 +630,20 @@ func (m *Mapper) Check(k firewall.Key, ms []portmap.Mapping, o portmap.Options) 
 	if err != nil {
 		return err
 	}
-	problems, err := checkSkeleton(p.lens)
+	c, err := nftnl.Dial()
 	if err != nil {
 		return err
 	}
-	c, err := dial()
+	defer c.Close()
+	problems, err := checkSkeleton(c, p.lens)
 	if err != nil {
 		return err
 	}
-	defer c.close()
-	qs := make([]elemQuery, len(p.elems))
+	qs := make([]nftnl.ElemQuery, len(p.elems))
 	for i, e := range p.elems {
-		qs[i] = elemQuery{set: e.set, key: e.key}
+		qs[i] = e.query()
 	}
-	got, err := c.get(qs)
+	got, err := lookup(c, qs)
 	if err != nil {
 		return err
 	}

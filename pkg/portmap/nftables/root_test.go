@@ -10,11 +10,10 @@ import (
 	"sync"
 	"testing"
 
-	nft "github.com/google/nftables"
-
 	"github.com/netloom/netloom/pkg/conf"
 	"github.com/netloom/netloom/pkg/firewall"
 	"github.com/netloom/netloom/pkg/firewall/nftexpr"
+	"github.com/netloom/netloom/pkg/nftnl"
 	"github.com/netloom/netloom/pkg/portmap"
 	"github.com/netloom/netloom/test/harness"
 )
@@ -42,11 +41,11 @@ func elems(t testing.TB, n harness.NetNS) []string {
 	t.Helper()
 	var out []string
 	do(t, n, func() error {
-		c, err := dial()
+		c, err := nftnl.Dial()
 		if err != nil {
 			return err
 		}
-		defer c.close()
+		defer c.Close()
 		st, err := readState(c)
 		for _, e := range st.elems {
 			out = append(out, show(e))
@@ -197,11 +196,11 @@ func TestRemoveWithHintNeedsNoListing(t *testing.T) {
 			}
 			do(t, n, func() error { return m.Add(keyA, ms, tc.o) })
 			do(t, n, func() error {
-				c, err := dial()
+				c, err := nftnl.Dial()
 				if err != nil {
 					return err
 				}
-				defer c.close()
+				defer c.Close()
 				found, complete, err := findOwned(c, ownerOf(keyA), tc.hint)
 				if err != nil {
 					return err
@@ -344,11 +343,11 @@ func TestGuardedDeletion(t *testing.T) {
 	do(t, n, func() error { return m.Add(keyA, podA, snat) })
 	var stale []elem
 	do(t, n, func() error {
-		c, err := dial()
+		c, err := nftnl.Dial()
 		if err != nil {
 			return err
 		}
-		defer c.close()
+		defer c.Close()
 		stale, _, err = findOwned(c, ownerOf(keyA), hostKeys(podA))
 		return err
 	})
@@ -356,16 +355,16 @@ func TestGuardedDeletion(t *testing.T) {
 	do(t, n, func() error { return m.Add(keyB, podA, snat) })
 	before := elems(t, n)
 	err := n.Do(func() error {
-		c, err := dial()
+		c, err := nftnl.Dial()
 		if err != nil {
 			return err
 		}
-		defer c.close()
+		defer c.Close()
 		msgs, err := removeMsgs(stale)
 		if err != nil {
 			return err
 		}
-		return c.transact(msgs)
+		return c.Transact(msgs)
 	})
 	if !raced(err) {
 		t.Errorf("deleting A's elements after B took them: %v, want EEXIST", err)
@@ -590,27 +589,23 @@ chain postrouting { type nat hook postrouting priority srcnat; policy accept;
 	read := func(n harness.NetNS) map[string][]string {
 		out := map[string][]string{}
 		do(t, n, func() error {
-			c, err := nft.New()
+			c, err := nftnl.Dial()
 			if err != nil {
 				return err
 			}
-			for _, ch := range chains {
-				rules, err := c.GetRules(&nft.Table{Name: TableName, Family: nft.TableFamilyINet}, &nft.Chain{Name: ch.name})
-				if err != nil {
-					return err
-				}
-				for _, r := range rules {
-					out[ch.name] = append(out[ch.name], nftexpr.Describe(r.Exprs))
-				}
+			defer c.Close()
+			rules, err := c.Rules(table(), "")
+			for _, r := range rules {
+				out[r.Chain] = append(out[r.Chain], nftexpr.Describe(r.Exprs))
 			}
-			return nil
+			return err
 		})
 		return out
 	}
 	got, want := read(ours), read(theirs)
 	for _, ch := range chains {
-		if g, w := strings.Join(got[ch.name], "\n"), strings.Join(want[ch.name], "\n"); g != w {
-			t.Errorf("chain %s:\n%s\nnft compiles:\n%s", ch.name, g, w)
+		if g, w := strings.Join(got[ch.Name], "\n"), strings.Join(want[ch.Name], "\n"); g != w {
+			t.Errorf("chain %s:\n%s\nnft compiles:\n%s", ch.Name, g, w)
 		}
 	}
 	// And nft reads our maps as it would have made them: its listing loads back.
