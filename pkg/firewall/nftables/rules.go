@@ -25,6 +25,9 @@ const (
 	hashLen    = 16
 )
 
+// prioritySrcNAT is the postrouting chain's priority, as nft names it: srcnat.
+const prioritySrcNAT = 100
+
 // Byte offsets and lengths in the IPv4 and IPv6 headers.
 const (
 	ipv4SrcOffset = 12

@@ -7,11 +7,11 @@ import (
 	"testing"
 
 	"github.com/containernetworking/plugins/pkg/utils"
-	nft "github.com/google/nftables"
 
 	"github.com/netloom/netloom/pkg/conf"
 	"github.com/netloom/netloom/pkg/firewall"
 	"github.com/netloom/netloom/pkg/firewall/nftexpr"
+	"github.com/netloom/netloom/pkg/nftnl"
 )
 
 var keyA = firewall.Key{Network: "mynet", ContainerID: "c1", IfName: "eth0"}
@@ -108,7 +108,8 @@ func TestDiff(t *testing.T) {
 	for _, e := range postroutingExprs() {
 		post = append(post, nftexpr.Describe(e))
 	}
-	good := state{postHook: hookOf(postChain()), postRules: post, masqRules: []string{nftexpr.Describe(masqExprs(a))}}
+	hooked := []nftnl.Chain{masqChain(), postChain()}
+	good := state{chains: hooked, postRules: post, masqRules: []string{nftexpr.Describe(masqExprs(a))}}
 	if d := diff([]netip.Prefix{a}, good); len(d) != 0 {
 		t.Errorf("diff of a good state: %q", d)
 	}
@@ -118,10 +119,10 @@ func TestDiff(t *testing.T) {
 		want string
 	}{
 		{"no table", state{}, "chain cni_plugins_masquerade postrouting is missing; chain masq_checks has no masquerade rule for 10.1.2.5/24"},
-		{"no goto", state{postHook: good.postHook, postRules: post[:2], masqRules: good.masqRules}, "chain postrouting lacks [ goto masq_checks ]"},
-		{"other subnet", state{postHook: good.postHook, postRules: post,
+		{"no goto", state{chains: hooked, postRules: post[:2], masqRules: good.masqRules}, "chain postrouting lacks [ goto masq_checks ]"},
+		{"other subnet", state{chains: hooked, postRules: post,
 			masqRules: []string{nftexpr.Describe(masqExprs(netip.MustParsePrefix("10.1.2.5/16")))}}, "chain masq_checks has no masquerade rule for 10.1.2.5/24"},
-		{"not hooked", state{postHook: "regular", postRules: post, masqRules: good.masqRules},
+		{"not hooked", state{chains: []nftnl.Chain{{Name: PostroutingName}}, postRules: post, masqRules: good.masqRules},
 			`chain cni_plugins_masquerade postrouting is "regular", want "type nat hook 4 priority 100"`},
 	} {
 		if got := strings.Join(diff([]netip.Prefix{a}, tc.st), "; "); got != tc.want {
@@ -132,19 +133,19 @@ func TestDiff(t *testing.T) {
 
 func TestPlan(t *testing.T) {
 	a, b, c := netip.MustParsePrefix("10.1.2.5/24"), netip.MustParsePrefix("fd00::5/64"), netip.MustParsePrefix("10.1.2.9/24")
-	rule := func(p netip.Prefix, h uint64) *nft.Rule { return &nft.Rule{Handle: h, Exprs: masqExprs(p)} }
+	rule := func(p netip.Prefix, h uint64) nftnl.Rule { return nftnl.Rule{Handle: h, Exprs: masqExprs(p)} }
 	for _, tc := range []struct {
 		name        string
-		existing    []*nft.Rule
+		existing    []nftnl.Rule
 		addrs       []netip.Prefix
 		wantStale   []uint64
 		wantMissing []netip.Prefix
 	}{
 		{"fresh", nil, []netip.Prefix{a, b}, nil, []netip.Prefix{a, b}},
-		{"all there", []*nft.Rule{rule(b, 1), rule(a, 2)}, []netip.Prefix{a, b}, nil, nil},
-		{"address changed", []*nft.Rule{rule(a, 1), rule(c, 2)}, []netip.Prefix{a, b}, []uint64{2}, []netip.Prefix{b}},
-		{"duplicate rule", []*nft.Rule{rule(a, 1), rule(a, 2)}, []netip.Prefix{a}, []uint64{2}, nil},
-		{"prefix length changed", []*nft.Rule{rule(netip.MustParsePrefix("10.1.2.5/16"), 1)}, []netip.Prefix{a}, []uint64{1}, []netip.Prefix{a}},
+		{"all there", []nftnl.Rule{rule(b, 1), rule(a, 2)}, []netip.Prefix{a, b}, nil, nil},
+		{"address changed", []nftnl.Rule{rule(a, 1), rule(c, 2)}, []netip.Prefix{a, b}, []uint64{2}, []netip.Prefix{b}},
+		{"duplicate rule", []nftnl.Rule{rule(a, 1), rule(a, 2)}, []netip.Prefix{a}, []uint64{2}, nil},
+		{"prefix length changed", []nftnl.Rule{rule(netip.MustParsePrefix("10.1.2.5/16"), 1)}, []netip.Prefix{a}, []uint64{1}, []netip.Prefix{a}},
 	} {
 		stale, missing := plan(tc.existing, tc.addrs)
 		var handles []uint64
@@ -158,14 +159,14 @@ func TestPlan(t *testing.T) {
 }
 
 func TestSkeletonIntact(t *testing.T) {
-	var rules []*nft.Rule
+	var rules []nftnl.Rule
 	for _, e := range postroutingExprs() {
-		rules = append(rules, &nft.Rule{Exprs: e})
+		rules = append(rules, nftnl.Rule{Exprs: e})
 	}
 	if !skeletonIntact(rules) {
 		t.Error("the skeleton Ensure writes is not intact")
 	}
-	if skeletonIntact(rules[:2]) || skeletonIntact(nil) || skeletonIntact([]*nft.Rule{rules[2], rules[0], rules[1]}) {
+	if skeletonIntact(rules[:2]) || skeletonIntact(nil) || skeletonIntact([]nftnl.Rule{rules[2], rules[0], rules[1]}) {
 		t.Error("a partial or reordered skeleton counts as intact")
 	}
 }
