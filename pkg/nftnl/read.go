@@ -116,10 +116,11 @@ func parseRule(fam byte, b []byte) (table string, r Rule, err error) {
 		case unix.NFTA_RULE_USERDATA:
 			r.Comment, _ = userdata.GetString(ad.Bytes(), userdata.TypeComment)
 		case unix.NFTA_RULE_EXPRESSIONS:
-			r.Exprs, err = parseExprs(fam, ad.Bytes())
-			if err != nil {
-				return "", r, fmt.Errorf("rule %d of %s: %w", r.Handle, r.Chain, err)
-			}
+			// Kept as they are, in b (a reply's own copy), until Expressions decodes them.
+			ad.Do(func(list []byte) error {
+				r.family, r.exprs = fam, list
+				return nil
+			})
 		}
 	}
 	return table, r, ad.Err()

@@ -91,7 +91,7 @@ func TestWriteAndReadBack(t *testing.T) {
 			if r.Handle == 0 {
 				t.Errorf("rule %q of %s read back without handle", r.Comment, r.Chain)
 			}
-			got = append(got, fmt.Sprintf("%s %q %s", r.Chain, r.Comment, nftexpr.Describe(r.Exprs)))
+			got = append(got, fmt.Sprintf("%s %q %s", r.Chain, r.Comment, describe(t, r)))
 		}
 		want := []string{
 			`work "masq" ` + nftexpr.Describe(sampleExprs()[2][:3]),
@@ -328,7 +328,7 @@ func TestRulesReadBackAsNFTWroteThem(t *testing.T) {
 		withConn(t, n, func(c *Conn) error {
 			rules, err := c.Rules(testTable, "c")
 			for _, r := range rules {
-				out += fmt.Sprintf("%q %s\n", r.Comment, nftexpr.Describe(r.Exprs))
+				out += fmt.Sprintf("%q %s\n", r.Comment, describe(t, r))
 			}
 			return err
 		})

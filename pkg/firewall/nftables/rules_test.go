@@ -133,24 +133,26 @@ func TestDiff(t *testing.T) {
 
 func TestPlan(t *testing.T) {
 	a, b, c := netip.MustParsePrefix("10.1.2.5/24"), netip.MustParsePrefix("fd00::5/64"), netip.MustParsePrefix("10.1.2.9/24")
-	rule := func(p netip.Prefix, h uint64) nftnl.Rule { return nftnl.Rule{Handle: h, Exprs: masqExprs(p)} }
+	rule := func(p netip.Prefix, h uint64) installed {
+		return installed{chain: MasqChain, handle: h, exprs: nftexpr.Describe(masqExprs(p))}
+	}
 	for _, tc := range []struct {
 		name        string
-		existing    []nftnl.Rule
+		existing    []installed
 		addrs       []netip.Prefix
 		wantStale   []uint64
 		wantMissing []netip.Prefix
 	}{
 		{"fresh", nil, []netip.Prefix{a, b}, nil, []netip.Prefix{a, b}},
-		{"all there", []nftnl.Rule{rule(b, 1), rule(a, 2)}, []netip.Prefix{a, b}, nil, nil},
-		{"address changed", []nftnl.Rule{rule(a, 1), rule(c, 2)}, []netip.Prefix{a, b}, []uint64{2}, []netip.Prefix{b}},
-		{"duplicate rule", []nftnl.Rule{rule(a, 1), rule(a, 2)}, []netip.Prefix{a}, []uint64{2}, nil},
-		{"prefix length changed", []nftnl.Rule{rule(netip.MustParsePrefix("10.1.2.5/16"), 1)}, []netip.Prefix{a}, []uint64{1}, []netip.Prefix{a}},
+		{"all there", []installed{rule(b, 1), rule(a, 2)}, []netip.Prefix{a, b}, nil, nil},
+		{"address changed", []installed{rule(a, 1), rule(c, 2)}, []netip.Prefix{a, b}, []uint64{2}, []netip.Prefix{b}},
+		{"duplicate rule", []installed{rule(a, 1), rule(a, 2)}, []netip.Prefix{a}, []uint64{2}, nil},
+		{"prefix length changed", []installed{rule(netip.MustParsePrefix("10.1.2.5/16"), 1)}, []netip.Prefix{a}, []uint64{1}, []netip.Prefix{a}},
 	} {
 		stale, missing := plan(tc.existing, tc.addrs)
 		var handles []uint64
 		for _, r := range stale {
-			handles = append(handles, r.Handle)
+			handles = append(handles, r.handle)
 		}
 		if !slices.Equal(handles, tc.wantStale) || !slices.Equal(missing, tc.wantMissing) {
 			t.Errorf("%s: stale %v missing %v; want %v %v", tc.name, handles, missing, tc.wantStale, tc.wantMissing)
@@ -159,14 +161,14 @@ func TestPlan(t *testing.T) {
 }
 
 func TestSkeletonIntact(t *testing.T) {
-	var rules []nftnl.Rule
+	var rules []installed
 	for _, e := range postroutingExprs() {
-		rules = append(rules, nftnl.Rule{Exprs: e})
+		rules = append(rules, installed{chain: PostroutingName, exprs: nftexpr.Describe(e)})
 	}
 	if !skeletonIntact(rules) {
 		t.Error("the skeleton Ensure writes is not intact")
 	}
-	if skeletonIntact(rules[:2]) || skeletonIntact(nil) || skeletonIntact([]nftnl.Rule{rules[2], rules[0], rules[1]}) {
+	if skeletonIntact(rules[:2]) || skeletonIntact(nil) || skeletonIntact([]installed{rules[2], rules[0], rules[1]}) {
 		t.Error("a partial or reordered skeleton counts as intact")
 	}
 }

@@ -37,21 +37,31 @@ func checkSkeleton(c *nftnl.Conn, lens []masqLen) ([]string, error) {
 		if problem != "" {
 			out = append(out, problem)
 		}
-		if found {
-			out = append(out, lackedRules(ch.Name, installed, want)...)
+		if !found {
+			continue
 		}
+		lacked, err := lackedRules(ch.Name, installed, want)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, lacked...)
 	}
 	return out, nil
 }
 
 // lackedRules says which rules of want for chain the installed rules lack.
-func lackedRules(chain string, installed []nftnl.Rule, want []ruleDef) []string {
+func lackedRules(chain string, installed []nftnl.Rule, want []ruleDef) ([]string, error) {
 	loose := chain == chainPrerouting || chain == chainOutput
 	var got, out []string
 	for _, r := range installed {
-		if r.Chain == chain {
-			got = append(got, describeRule(r.Comment, r.Exprs, loose))
+		if r.Chain != chain {
+			continue
 		}
+		exprs, err := r.Expressions()
+		if err != nil {
+			return nil, err
+		}
+		got = append(got, describeRule(r.Comment, exprs, loose))
 	}
 	for _, r := range want {
 		if r.chain != chain {
@@ -61,7 +71,7 @@ func lackedRules(chain string, installed []nftnl.Rule, want []ruleDef) []string 
 			out = append(out, fmt.Sprintf("chain %s lacks rule %s", chain, d))
 		}
 	}
-	return out
+	return out, nil
 }
 
 // describeRule renders a rule for comparison; loosely, a prerouting or output rule as its family and

@@ -51,7 +51,7 @@
 // whether the few elements it looked up are all there is.
 //
 // Costs (see bench_test.go). ADD: one dump of the table's rules (a dozen) to see that the skeleton is
-// intact, then one transaction. DEL with hint: one round of single-element lookups (non-dump
+// intact, then one transaction; every dump also asks for the ruleset generation (see nftnl.Conn.Dump). DEL with hint: one round of single-element lookups (non-dump
 // GETSETELEM) for the record and the hinted keys, a listing of the map names, one round for the pods'
 // masquerade elements, then one transaction. Without hint, or when the digest says the lookups missed
 // something, DEL lists every map (O(mappings on the node)); when the attachment has no record it stops

@@ -596,7 +596,11 @@ chain postrouting { type nat hook postrouting priority srcnat; policy accept;
 			defer c.Close()
 			rules, err := c.Rules(table(), "")
 			for _, r := range rules {
-				out[r.Chain] = append(out[r.Chain], nftexpr.Describe(r.Exprs))
+				exprs, err := r.Expressions()
+				if err != nil {
+					return err
+				}
+				out[r.Chain] = append(out[r.Chain], nftexpr.Describe(exprs))
 			}
 			return err
 		})
