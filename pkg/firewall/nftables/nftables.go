@@ -120,19 +120,28 @@ func commit(build func(rules []nftnl.Rule) ([]nftnl.Msg, error)) error {
 	}
 }
 
+// checked validates k and addrs and returns addrs, the IPv4 ones first.
+func checked(k firewall.Key, addrs []netip.Prefix) ([]netip.Prefix, error) {
+	if err := k.Check(); err != nil {
+		return nil, err
+	}
+	v4, v6, err := firewall.SplitFamilies(addrs)
+	if err != nil {
+		return nil, fmt.Errorf("ipmasq %v: %w", k, err)
+	}
+	return append(v4, v6...), nil
+}
+
 // Ensure makes k's rules in masq_checks one per address in addrs, and the table's skeleton what the
 // reference writes, in one transaction. It leaves alone what is already right: on the test kernel a
 // transaction that deletes a rule or re-adds the hooked chain takes 10-20 ms, one that only adds rules
 // well under 1 ms.
 func (m *Masq) Ensure(k firewall.Key, addrs []netip.Prefix) error {
-	if err := k.Check(); err != nil {
+	addrs, err := checked(k, addrs)
+	if err != nil {
 		return err
 	}
-	v4, v6, err := firewall.SplitFamilies(addrs)
-	if err != nil {
-		return fmt.Errorf("ipmasq %v: %w", k, err)
-	}
-	if len(v4)+len(v6) == 0 {
+	if len(addrs) == 0 {
 		return m.Remove(k)
 	}
 	// Both families' rules go in one transaction: there is no in-between state, so no fault point here.
@@ -145,7 +154,7 @@ func (m *Masq) Ensure(k firewall.Key, addrs []netip.Prefix) error {
 		if err != nil {
 			return nil, err
 		}
-		stale, missing := plan(mine, append(v4, v6...))
+		stale, missing := plan(mine, addrs)
 		return ensureMsgs(skeletonIntact(post), stale, missing, Comment(k))
 	})
 	if err != nil {
@@ -294,18 +303,15 @@ func staleFor(network string, valid map[conf.Attachment]bool) func(comment strin
 // Check reports what of k's masquerade for addrs is missing: the postrouting hook, its jump to
 // masq_checks, or a rule for an address.
 func (m *Masq) Check(k firewall.Key, addrs []netip.Prefix) error {
-	if err := k.Check(); err != nil {
-		return err
-	}
-	v4, v6, err := firewall.SplitFamilies(addrs)
+	addrs, err := checked(k, addrs)
 	if err != nil {
-		return fmt.Errorf("ipmasq %v: %w", k, err)
+		return err
 	}
 	have, err := read(k)
 	if err != nil {
 		return fmt.Errorf("ipmasq %v: nftables: %w", k, err)
 	}
-	if problems := diff(append(v4, v6...), have); len(problems) > 0 {
+	if problems := diff(addrs, have); len(problems) > 0 {
 		return fmt.Errorf("ipmasq %v: %s", k, strings.Join(problems, "; "))
 	}
 	return nil
