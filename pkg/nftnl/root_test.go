@@ -180,21 +180,18 @@ func TestTransactionNamesTheFailedMessage(t *testing.T) {
 func TestMissingObjectsReadAsEmpty(t *testing.T) {
 	n := newNS(t)
 	withConn(t, n, func(c *Conn) error {
-		chains, err := c.Chains(testTable)
-		if err != nil || len(chains) != 0 {
-			t.Errorf("Chains = %v, %v", chains, err)
-		}
-		rules, err := c.Rules(testTable, "nosuchchain")
-		if err != nil || len(rules) != 0 {
-			t.Errorf("Rules = %v, %v", rules, err)
-		}
-		sets, err := c.Sets(testTable)
-		if err != nil || len(sets) != 0 {
-			t.Errorf("Sets = %v, %v", sets, err)
-		}
-		es, err := c.Elems(testTable, "nosuchmap")
-		if err != nil || len(es) != 0 {
-			t.Errorf("Elems = %v, %v", es, err)
+		for _, list := range []struct {
+			name string
+			n    func() (int, error)
+		}{
+			{"Chains", func() (int, error) { x, err := c.Chains(testTable); return len(x), err }},
+			{"Rules", func() (int, error) { x, err := c.Rules(testTable, "nosuchchain"); return len(x), err }},
+			{"Sets", func() (int, error) { x, err := c.Sets(testTable); return len(x), err }},
+			{"Elems", func() (int, error) { x, err := c.Elems(testTable, "nosuchmap"); return len(x), err }},
+		} {
+			if n, err := list.n(); n != 0 || err != nil {
+				t.Errorf("%s: %d, %v", list.name, n, err)
+			}
 		}
 		return nil
 	})
