@@ -4,6 +4,7 @@ import (
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 
 	"github.com/netloom/netloom/pkg/conf"
@@ -94,4 +95,26 @@ func (n *NetConf) addresses() (fromPrev bool, err error) {
 		return true, nil
 	}
 	return false, conf.Invalid("ipam", "missing; an ipvlan needs addresses: configure an IPAM plugin (e.g. {\"type\":\"host-local\",...}), or chain ipvlan after a plugin whose result has IPs")
+}
+
+// The stacked-link commands' view of the configuration (hostlink.Config): DEL, CHECK, GC and STATUS
+// are hostlink's.
+
+func (n *NetConf) Net() *types.NetConf { return &n.NetConf }
+
+// IPAMType: in the chained form without ipam the addresses belong to the previous plugin, which
+// releases them.
+func (n *NetConf) IPAMType() string { return n.IPAM.Type }
+
+// MasterFor: CHECK's prevResult is the ipvlan's own result, so a master the chained form took from the
+// ADD's prevResult is no longer known: without "master" and without ipam (the chained form) the master
+// is not compared. Without "master" but with ipam, ADD used the default route's interface. With
+// linkInContainer the master is in each pod's namespace, which STATUS does not know.
+func (n *NetConf) MasterFor(pod ns.NetNS) (hostlink.Master, bool) {
+	known := n.Master != "" || n.IPAM.Type != ""
+	return master(n, n.Master, pod), known && (pod != nil || !n.LinkInContainer)
+}
+
+func (n *NetConf) Inspect(l netlink.Link) error {
+	return hostlink.InspectKind(l, "ipvlan", func(v *netlink.IPVlan) netlink.IPVlanMode { return v.Mode }, n.mode, modeName)
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"github.com/containernetworking/cni/pkg/skel"
-	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 
@@ -58,26 +57,4 @@ func findMaster(n *NetConf, pod ns.NetNS) (hostlink.Master, netlink.Link, error)
 		return m, nil, conf.Invalid("prevResult", "its interface %q, which the chained ipvlan takes as master, does not exist; set \"master\" (%v)", name, err)
 	}
 	return m, ml, err
-}
-
-// The stacked-link commands' view of the configuration (hostlink.Config): DEL, CHECK, GC and STATUS
-// are hostlink's.
-
-func (n *NetConf) Net() *types.NetConf { return &n.NetConf }
-
-// IPAMType: in the chained form without ipam the addresses belong to the previous plugin, which
-// releases them.
-func (n *NetConf) IPAMType() string { return n.IPAM.Type }
-
-// MasterFor: CHECK's prevResult is the ipvlan's own result, so a master the chained form took from the
-// ADD's prevResult is no longer known: without "master" and without ipam (the chained form) the master
-// is not compared. Without "master" but with ipam, ADD used the default route's interface. With
-// linkInContainer the master is in each pod's namespace, which STATUS does not know.
-func (n *NetConf) MasterFor(pod ns.NetNS) (hostlink.Master, bool) {
-	known := n.Master != "" || n.IPAM.Type != ""
-	return master(n, n.Master, pod), known && (pod != nil || !n.LinkInContainer)
-}
-
-func (n *NetConf) Inspect(l netlink.Link) error {
-	return hostlink.InspectKind(l, "ipvlan", func(v *netlink.IPVlan) netlink.IPVlanMode { return v.Mode }, n.mode, modeName)
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
+	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 
 	"github.com/netloom/netloom/pkg/conf"
@@ -93,4 +94,25 @@ func (n *NetConf) pickMAC(cniArgs string) error {
 	)
 	n.mac = mac
 	return err
+}
+
+// The stacked-link commands' view of the configuration (hostlink.Config): DEL, CHECK, GC and STATUS
+// are hostlink's.
+
+func (n *NetConf) Net() *types.NetConf { return &n.NetConf }
+
+func (n *NetConf) IPAMType() string {
+	if !n.hasL3 {
+		return ""
+	}
+	return n.IPAM.Type
+}
+
+// MasterFor: with linkInContainer the master is in each pod's namespace, which STATUS does not know.
+func (n *NetConf) MasterFor(pod ns.NetNS) (hostlink.Master, bool) {
+	return master(n, pod), pod != nil || !n.LinkInContainer
+}
+
+func (n *NetConf) Inspect(l netlink.Link) error {
+	return hostlink.InspectKind(l, "macvlan", func(m *netlink.Macvlan) netlink.MacvlanMode { return m.Mode }, n.mode, modeName)
 }

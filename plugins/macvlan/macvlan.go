@@ -5,7 +5,6 @@ import (
 	"syscall"
 
 	"github.com/containernetworking/cni/pkg/skel"
-	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 
@@ -49,25 +48,4 @@ func createError(n *NetConf, ml netlink.Link, err error) error {
 		return conf.Invalid("mode", "\"passthru\" on master %q: the master already has a macvlan; passthru allows only one: %v", ml.Attrs().Name, err)
 	}
 	return hostlink.CreateError("macvlan", modeName(n.mode), ml, err)
-}
-
-// The stacked-link commands' view of the configuration (hostlink.Config): DEL, CHECK, GC and STATUS
-// are hostlink's.
-
-func (n *NetConf) Net() *types.NetConf { return &n.NetConf }
-
-func (n *NetConf) IPAMType() string {
-	if !n.hasL3 {
-		return ""
-	}
-	return n.IPAM.Type
-}
-
-// MasterFor: with linkInContainer the master is in each pod's namespace, which STATUS does not know.
-func (n *NetConf) MasterFor(pod ns.NetNS) (hostlink.Master, bool) {
-	return master(n, pod), pod != nil || !n.LinkInContainer
-}
-
-func (n *NetConf) Inspect(l netlink.Link) error {
-	return hostlink.InspectKind(l, "macvlan", func(m *netlink.Macvlan) netlink.MacvlanMode { return m.Mode }, n.mode, modeName)
 }
