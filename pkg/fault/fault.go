@@ -37,8 +37,10 @@ func SetPlugin(name string) { faults.plugin.Store(&name) }
 // When the environment variable NETLOOM_FAULT_POINT equals "<plugin>:<step>", or "<plugin>:<n>"
 // where n is the 1-based count of Point calls in this process (this one included), the process
 // sends itself SIGKILL: it dies at once, with no deferred rollback, no result and no error on stdout.
-// <plugin> is the name the binary passed to Main. Steps are named where they are called; see each
-// plugin's cmdAdd. Without the variable, Point only counts.
+// <plugin> is the name the binary passed to plugin.Main. plugin.Add.Run marks a point before each of an
+// ADD's steps, named as the step, and "done" after the last; the iptables backends mark
+// "masq-iptables-ipv6" and "portmap-iptables-ipv6" before committing an IPv6 change. Without the
+// variable, Point only counts.
 func Point(step string) {
 	n := faults.passed.Add(1)
 	spec, ok := os.LookupEnv(Env)
