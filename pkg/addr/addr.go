@@ -110,6 +110,16 @@ func AddNoDAD(l netlink.Link, p netip.Prefix) error {
 	return nil
 }
 
+// AddNoPrefixRoute puts p on l without the route to p's subnet the kernel would add with it: for a
+// point-to-point attachment (ptp) that routes the subnet through a gateway instead.
+func AddNoPrefixRoute(l netlink.Link, p netip.Prefix) error {
+	a := &netlink.Addr{IPNet: IPNet(p), Flags: unix.IFA_F_NOPREFIXROUTE}
+	if err := netlink.AddrAdd(l, a); err != nil && !errors.Is(err, syscall.EEXIST) {
+		return fmt.Errorf("add %s to %q: %w", p, l.Attrs().Name, err)
+	}
+	return nil
+}
+
 // Verify reports the first of want that l does not carry.
 func Verify(l netlink.Link, want []netip.Prefix) error {
 	have, err := List(l, netlink.FAMILY_ALL)

@@ -24,6 +24,9 @@ type Options struct {
 	EnableDAD bool
 	// SettleTimeout bounds the wait for DAD; default 5s.
 	SettleTimeout time.Duration
+	// NoPrefixRoute leaves out the kernel's route to each address's subnet (ptp routes it through the
+	// gateway instead, in Config.Routes).
+	NoPrefixRoute bool
 }
 
 // Config is a result's addresses and routes for one interface, in netip form.
@@ -115,8 +118,12 @@ func Apply(ifname string, c Config, o Options) error {
 		}
 		_ = sysctl.Set(sysctl.IPv6Conf(ifname, "keep_addr_on_down"), "1")
 	}
+	add := addr.Add
+	if o.NoPrefixRoute {
+		add = addr.AddNoPrefixRoute
+	}
 	for _, p := range c.Addrs {
-		if err := addr.Add(l, p); err != nil {
+		if err := add(l, p); err != nil {
 			return err
 		}
 	}

@@ -1,0 +1,406 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+
+	"github.com/containernetworking/cni/pkg/skel"
+	current "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/vishvananda/netlink"
+
+	"github.com/netloom/netloom/pkg/addr"
+	"github.com/netloom/netloom/pkg/conf"
+	"github.com/netloom/netloom/pkg/firewall"
+	"github.com/netloom/netloom/pkg/firewall/ipmasq"
+	"github.com/netloom/netloom/pkg/hostlink"
+	"github.com/netloom/netloom/pkg/ipamexec"
+	"github.com/netloom/netloom/pkg/ipcfg"
+	"github.com/netloom/netloom/pkg/link"
+	"github.com/netloom/netloom/pkg/netns"
+	"github.com/netloom/netloom/pkg/plugin"
+	"github.com/netloom/netloom/pkg/route"
+	"github.com/netloom/netloom/pkg/sysctl"
+)
+
+// Positions of the interfaces in the result, as the reference ptp reports them.
+const (
+	ifHost      = 0
+	ifContainer = 1
+)
+
+// ADD: lease the pod's addresses, create the veth pair, give the pod its addresses with every route
+// through the gateway and the host end the gateway addresses with a host route to each pod address,
+// then masquerade when asked. Each step is a fault point (pkg/fault); a failed step undoes the earlier.
+func cmdAdd(n *NetConf, args *skel.CmdArgs) error {
+	return netns.With(args.Netns, func(pod ns.NetNS) error {
+		a := &adder{n: n, args: args, pod: pod, ctx: context.Background()}
+		if err := a.Run(
+			plugin.Do("allocate", a.allocate),     // IPAM first: a bad ipam section fails before any link exists
+			plugin.Do("plug", a.plug),             // the veth pair
+			plugin.Do("configure", a.configure),   // addresses and routes on both ends, forwarding
+			plugin.Do("masquerade", a.masquerade), // ipMasq
+		); err != nil {
+			return err
+		}
+		return plugin.PrintResult(a.result, n.CNIVersion)
+	})
+}
+
+// adder carries one ADD through its steps; plugin.Add remembers how to undo each.
+type adder struct {
+	plugin.Add
+	n    *NetConf
+	args *skel.CmdArgs
+	pod  ns.NetNS
+	ctx  context.Context
+
+	result   *current.Result
+	hostName string
+}
+
+func (a *adder) allocate() error {
+	if err := hostlink.RequireFree(a.pod, a.args.IfName); err != nil {
+		return err
+	}
+	res, err := ipamexec.Add(a.ctx, a.n.IPAM.Type, a.args.StdinData)
+	if err != nil {
+		return err
+	}
+	a.OnFailure("release IP", func() error { return ipamexec.Del(a.ctx, a.n.IPAM.Type, a.args.StdinData) })
+	if len(res.IPs) == 0 {
+		return conf.Invalid("ipam", "plugin %q returned no address", a.n.IPAM.Type)
+	}
+	for i, ipc := range res.IPs {
+		if ipc.Gateway == nil {
+			return conf.Invalid("ipam", "plugin %q returned %s (ips[%d]) without a gateway; ptp puts the gateway on the host end of the veth, so the range needs one", a.n.IPAM.Type, &ipc.Address, i)
+		}
+		ipc.Interface = current.Int(ifContainer)
+	}
+	res.CNIVersion = current.ImplementedSpecVersion
+	plugin.SetDNS(res, a.n.DNS)
+	a.result = res
+	return nil
+}
+
+func (a *adder) plug() error {
+	veth, err := link.CreateVethInto(a.pod, link.VethSpec{ContainerIfName: a.args.IfName, MTU: a.n.MTU})
+	if err != nil {
+		return err
+	}
+	a.hostName = veth.Host.Attrs().Name
+	a.OnFailure("remove veth", func() error { return link.Remove(a.hostName) })
+	a.result.Interfaces = []*current.Interface{
+		{Name: a.hostName, Mac: veth.Host.Attrs().HardwareAddr.String()},
+		{Name: a.args.IfName, Sandbox: a.args.Netns},
+	}
+	return nil
+}
+
+func (a *adder) configure() error {
+	pc, err := podConfig(a.result, ifContainer)
+	if err != nil {
+		return conf.Invalid("ipam", "%v", err)
+	}
+	err = a.pod.Do(func(ns.NetNS) error {
+		if err := ipcfg.Apply(a.args.IfName, pc, ipcfg.Options{NoPrefixRoute: true}); err != nil {
+			return err
+		}
+		l, err := link.ByName(a.args.IfName)
+		if err != nil {
+			return err
+		}
+		a.result.Interfaces[ifContainer].Mac = l.Attrs().HardwareAddr.String()
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("configure %q in %s: %w", a.args.IfName, a.args.Netns, err)
+	}
+	hc, err := hostConfig(a.result, ifContainer)
+	if err != nil {
+		return conf.Invalid("ipam", "%v", err)
+	}
+	return configureHost(a.hostName, hc)
+}
+
+func (a *adder) masquerade() error {
+	if !a.n.IPMasq {
+		return nil
+	}
+	m, err := masq(a.n)
+	if err != nil {
+		return err
+	}
+	k := firewall.KeyFor(a.n.Name, a.args)
+	if err := m.Ensure(k, resultPrefixes(a.result)); err != nil {
+		return fmt.Errorf("ipMasq: %w", err)
+	}
+	a.OnFailure("remove masquerade", func() error { return m.Remove(k) })
+	return nil
+}
+
+// ptpAddr is one pod address with its gateway: the address the host end takes.
+type ptpAddr struct {
+	pod netip.Prefix
+	gw  netip.Addr
+}
+
+// ptpAddrs returns the addresses of res on interface ifIndex with their gateways; ptp needs a gateway
+// for each.
+func ptpAddrs(res *current.Result, ifIndex int) ([]ptpAddr, error) {
+	var out []ptpAddr
+	for i, ipc := range res.IPs {
+		if ipc.Interface != nil && *ipc.Interface != ifIndex {
+			continue
+		}
+		p, ok := addr.FromIPNet(ipc.Address)
+		if !ok {
+			return nil, fmt.Errorf("ips[%d].address %v is not an IP prefix", i, ipc.Address)
+		}
+		gw, ok := netip.AddrFromSlice(ipc.Gateway)
+		if !ok {
+			return nil, fmt.Errorf("ips[%d] (%s) has no gateway", i, p)
+		}
+		out = append(out, ptpAddr{pod: p, gw: gw.Unmap()})
+	}
+	return out, nil
+}
+
+// podConfig is what goes inside the pod, as the reference ptp lays it out: each address with its prefix
+// length but without the kernel's subnet route, a link route to its gateway, the subnet through the
+// gateway (so even neighbours in the subnet are reached through the host), then IPAM's routes.
+func podConfig(res *current.Result, ifIndex int) (ipcfg.Config, error) {
+	pairs, err := ptpAddrs(res, ifIndex)
+	if err != nil {
+		return ipcfg.Config{}, err
+	}
+	fromIPAM, err := ipcfg.FromResult(res, ifIndex)
+	if err != nil {
+		return ipcfg.Config{}, err
+	}
+	c := ipcfg.Config{Addrs: fromIPAM.Addrs, GW4: fromIPAM.GW4, GW6: fromIPAM.GW6}
+	scope := netlink.SCOPE_LINK
+	for _, a := range pairs {
+		c.Routes = appendNew(c.Routes,
+			route.Route{Dst: hostPrefix(a.gw), Scope: &scope},
+			route.Route{Dst: a.pod.Masked(), GW: a.gw})
+	}
+	c.Routes = appendNew(c.Routes, fromIPAM.Routes...)
+	return c, nil
+}
+
+// hostConfig is the host end of the pod's veth: each gateway as a host address, and a host route to
+// each pod address.
+func hostConfig(res *current.Result, ifIndex int) (ipcfg.Config, error) {
+	pairs, err := ptpAddrs(res, ifIndex)
+	if err != nil {
+		return ipcfg.Config{}, err
+	}
+	var c ipcfg.Config
+	scope := netlink.SCOPE_LINK
+	for _, a := range pairs {
+		if gw := hostPrefix(a.gw); !slices.Contains(c.Addrs, gw) {
+			c.Addrs = append(c.Addrs, gw)
+		}
+		c.Routes = appendNew(c.Routes, route.Route{Dst: hostPrefix(a.pod.Addr()), Scope: &scope})
+	}
+	return c, nil
+}
+
+// hostPrefix is a as a /32 or /128.
+func hostPrefix(a netip.Addr) netip.Prefix { return netip.PrefixFrom(a, a.BitLen()) }
+
+// appendNew appends the routes of add that rs does not hold yet.
+func appendNew(rs []route.Route, add ...route.Route) []route.Route {
+	for _, r := range add {
+		if !slices.ContainsFunc(rs, func(h route.Route) bool { return h.String() == r.String() }) {
+			rs = append(rs, r)
+		}
+	}
+	return rs
+}
+
+// configureHost brings the host end up with its gateway addresses (without DAD: the gateway must answer
+// the pod's first neighbour solicitation) and its routes to the pod, and turns on forwarding.
+func configureHost(name string, c ipcfg.Config) error {
+	// DAD on the host end's own link-local address would only delay it.
+	_ = sysctl.Set(sysctl.IPv6Conf(name, "accept_dad"), "0")
+	host, err := link.ByName(name)
+	if err != nil {
+		return err
+	}
+	if err := link.SetUp(host); err != nil {
+		return err
+	}
+	for _, gw := range c.Addrs {
+		if err := sysctl.EnableForwarding(family(gw)); err != nil {
+			return fmt.Errorf("enable forwarding: %w", err)
+		}
+		if err := addr.AddNoDAD(host, gw); err != nil {
+			return err
+		}
+	}
+	for _, r := range c.Routes {
+		if err := route.Add(host, r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// DEL removes the pod's veth (its routes go with it; a namespace already gone took it along), releases
+// the lease and removes the masquerade rules. A failure of one part does not stop the others: every
+// error is returned, joined.
+func cmdDel(n *NetConf, args *skel.CmdArgs) error {
+	errs := []error{hostlink.RemoveAt(args.Netns, args.IfName)}
+	errs = append(errs, ipamexec.Del(context.Background(), n.IPAM.Type, args.StdinData))
+	if n.IPMasq {
+		errs = append(errs, removeMasq(n, firewall.KeyFor(n.Name, args)))
+	}
+	return errors.Join(errs...)
+}
+
+func removeMasq(n *NetConf, k firewall.Key) error {
+	m, err := masq(n)
+	if err != nil {
+		return err
+	}
+	if err := m.Remove(k); err != nil {
+		return fmt.Errorf("ipMasq: %w", err)
+	}
+	return nil
+}
+
+// CHECK verifies the lease, the pod's veth (MAC, addresses, routes), the host end (gateway addresses,
+// routes to the pod) and the masquerade rules against the ADD result.
+func cmdCheck(n *NetConf, args *skel.CmdArgs) error {
+	prev, err := conf.CheckPrevResult(&n.NetConf)
+	if err != nil {
+		return err
+	}
+	if err := ipamexec.Check(context.Background(), n.IPAM.Type, args.StdinData); err != nil {
+		return err
+	}
+	idx, err := hostlink.ResultInterface(prev, args.IfName, args.Netns)
+	if err != nil {
+		return err
+	}
+	pc, err := podConfig(prev, idx)
+	if err != nil {
+		return conf.Invalid("prevResult", "%v", err)
+	}
+	hc, err := hostConfig(prev, idx)
+	if err != nil {
+		return conf.Invalid("prevResult", "%v", err)
+	}
+	pod, err := netns.Open(args.Netns)
+	if err != nil {
+		return err
+	}
+	defer pod.Close()
+	peer, err := verifyPod(pod, args.IfName, prev.Interfaces[idx].Mac, pc)
+	if err != nil {
+		return fmt.Errorf("container %s: %w", args.Netns, err)
+	}
+	if err := verifyHost(peer, hc); err != nil {
+		return err
+	}
+	if n.IPMasq {
+		m, err := masq(n)
+		if err != nil {
+			return err
+		}
+		if err := m.Check(firewall.KeyFor(n.Name, args), resultPrefixes(prev)); err != nil {
+			return fmt.Errorf("ipMasq: %w", err)
+		}
+	}
+	return nil
+}
+
+// verifyPod checks the pod end and returns the ifindex of its peer, the host end.
+func verifyPod(pod ns.NetNS, ifName, wantMAC string, c ipcfg.Config) (int, error) {
+	var peer int
+	err := pod.Do(func(ns.NetNS) error {
+		l, err := link.ByName(ifName)
+		if err != nil {
+			return err
+		}
+		if wantMAC != "" && wantMAC != l.Attrs().HardwareAddr.String() {
+			return fmt.Errorf("%q has MAC %s, the ADD result says %s", ifName, l.Attrs().HardwareAddr, wantMAC)
+		}
+		if peer, err = link.VethPeerIndex(l); err != nil {
+			return err
+		}
+		return ipcfg.Verify(ifName, c)
+	})
+	return peer, err
+}
+
+func verifyHost(index int, c ipcfg.Config) error {
+	host, err := netlink.LinkByIndex(index)
+	if err != nil {
+		return fmt.Errorf("host end of the pod's veth (ifindex %d): %w", index, err)
+	}
+	if err := addr.Verify(host, c.Addrs); err != nil {
+		return fmt.Errorf("host end: %w", err)
+	}
+	if err := route.Verify(host, c.Routes); err != nil {
+		return fmt.Errorf("host end: %w", err)
+	}
+	return nil
+}
+
+// GC releases the leases and masquerade rules of attachments the runtime no longer lists (the veths die
+// with their pods' namespaces). Both run; every error is returned.
+func cmdGC(n *NetConf, args *skel.CmdArgs) error {
+	valid, err := plugin.ValidAttachments(args.StdinData)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	if n.IPMasq {
+		m, err := masq(n)
+		if err != nil {
+			return err
+		}
+		errs = append(errs, m.GC(n.Name, valid))
+	}
+	errs = append(errs, ipamexec.GC(context.Background(), n.IPAM.Type, args.StdinData))
+	return errors.Join(errs...)
+}
+
+// STATUS reports the IPAM plugin's status: ptp needs nothing on the node but addresses.
+func cmdStatus(n *NetConf, args *skel.CmdArgs) error {
+	return ipamexec.Status(context.Background(), n.IPAM.Type, args.StdinData)
+}
+
+// masq returns the masquerader of the "ipMasqBackend" key.
+func masq(n *NetConf) (firewall.Masquerader, error) {
+	m, err := ipmasq.New(n.masqBE)
+	if err != nil {
+		return nil, conf.Invalid("ipMasqBackend", "%v", err)
+	}
+	return m, nil
+}
+
+// resultPrefixes are the pod's addresses with their subnet lengths: the reference masquerades traffic
+// from them to anything outside their subnets.
+func resultPrefixes(r *current.Result) []netip.Prefix {
+	var out []netip.Prefix
+	for _, ipc := range r.IPs {
+		if p, ok := addr.FromIPNet(ipc.Address); ok {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func family(p netip.Prefix) int {
+	if p.Addr().Is4() {
+		return 4
+	}
+	return 6
+}
