@@ -7,6 +7,7 @@ package sysctl
 import (
 	"bytes"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -51,6 +52,14 @@ func IPv4Conf(ifname, param string) string { return "net/ipv4/conf/" + ifname + 
 
 // IPv6Conf returns the key of an IPv6 per-interface parameter.
 func IPv6Conf(ifname, param string) string { return "net/ipv6/conf/" + ifname + "/" + param }
+
+// EnableForwardingFor turns on routing for a's family in the current namespace.
+func EnableForwardingFor(a netip.Addr) error {
+	if a.Is6() {
+		return EnableForwarding(6)
+	}
+	return EnableForwarding(4)
+}
 
 // EnableForwarding turns on routing for one family in the current namespace (family 4 or 6).
 func EnableForwarding(family int) error {

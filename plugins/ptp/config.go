@@ -5,6 +5,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/netloom/netloom/pkg/conf"
+	"github.com/netloom/netloom/pkg/firewall/ipmasq"
 )
 
 // NetConf is the ptp plugin's configuration: every key of the reference ptp plugin ("dns" and "ipam"
@@ -36,13 +37,7 @@ func (n *NetConf) validate() error {
 	if n.IPAM.Type == "" {
 		return conf.Invalid("ipam", "needs a \"type\" (e.g. \"host-local\"): ptp gets the pod's addresses and gateways from an IPAM plugin")
 	}
-	if n.IPMasqBackend != nil {
-		switch *n.IPMasqBackend {
-		case "iptables", "nftables":
-			n.masqBE = *n.IPMasqBackend
-		default:
-			return conf.Invalid("ipMasqBackend", "%q is not a backend; use \"iptables\" or \"nftables\"", *n.IPMasqBackend)
-		}
-	}
-	return nil
+	var err error
+	n.masqBE, err = ipmasq.Backend(n.IPMasqBackend)
+	return err
 }

@@ -130,12 +130,12 @@ func (a *adder) masquerade() error {
 	if !a.n.IPMasq {
 		return nil
 	}
-	m, err := masq(a.n)
+	m, err := ipmasq.ForConfig(a.n.masqBE)
 	if err != nil {
 		return err
 	}
 	k := firewall.KeyFor(a.n.Name, a.args)
-	if err := m.Ensure(k, resultPrefixes(a.result)); err != nil {
+	if err := m.Ensure(k, ipmasq.ResultPrefixes(a.result)); err != nil {
 		return fmt.Errorf("ipMasq: %w", err)
 	}
 	a.OnFailure("remove masquerade", func() error { return m.Remove(k) })
@@ -236,7 +236,7 @@ func configureHost(name string, c ipcfg.Config) error {
 		return err
 	}
 	for _, gw := range c.Addrs {
-		if err := sysctl.EnableForwarding(family(gw)); err != nil {
+		if err := sysctl.EnableForwardingFor(gw.Addr()); err != nil {
 			return fmt.Errorf("enable forwarding: %w", err)
 		}
 		if err := addr.AddNoDAD(host, gw); err != nil {
@@ -258,20 +258,9 @@ func cmdDel(n *NetConf, args *skel.CmdArgs) error {
 	errs := []error{hostlink.RemoveAt(args.Netns, args.IfName)}
 	errs = append(errs, ipamexec.Del(context.Background(), n.IPAM.Type, args.StdinData))
 	if n.IPMasq {
-		errs = append(errs, removeMasq(n, firewall.KeyFor(n.Name, args)))
+		errs = append(errs, ipmasq.RemoveFor(n.masqBE, firewall.KeyFor(n.Name, args)))
 	}
 	return errors.Join(errs...)
-}
-
-func removeMasq(n *NetConf, k firewall.Key) error {
-	m, err := masq(n)
-	if err != nil {
-		return err
-	}
-	if err := m.Remove(k); err != nil {
-		return fmt.Errorf("ipMasq: %w", err)
-	}
-	return nil
 }
 
 // CHECK verifies the lease, the pod's veth (MAC, addresses, routes), the host end (gateway addresses,
@@ -309,11 +298,11 @@ func cmdCheck(n *NetConf, args *skel.CmdArgs) error {
 		return err
 	}
 	if n.IPMasq {
-		m, err := masq(n)
+		m, err := ipmasq.ForConfig(n.masqBE)
 		if err != nil {
 			return err
 		}
-		if err := m.Check(firewall.KeyFor(n.Name, args), resultPrefixes(prev)); err != nil {
+		if err := m.Check(firewall.KeyFor(n.Name, args), ipmasq.ResultPrefixes(prev)); err != nil {
 			return fmt.Errorf("ipMasq: %w", err)
 		}
 	}
@@ -339,15 +328,13 @@ func verifyPod(pod ns.NetNS, ifName, wantMAC string, c ipcfg.Config) (int, error
 	return peer, err
 }
 
+// verifyHost checks the host end, found by its ifindex: the pod's veth peer.
 func verifyHost(index int, c ipcfg.Config) error {
 	host, err := netlink.LinkByIndex(index)
 	if err != nil {
 		return fmt.Errorf("host end of the pod's veth (ifindex %d): %w", index, err)
 	}
-	if err := addr.Verify(host, c.Addrs); err != nil {
-		return fmt.Errorf("host end: %w", err)
-	}
-	if err := route.Verify(host, c.Routes); err != nil {
+	if err := ipcfg.Verify(host.Attrs().Name, c); err != nil {
 		return fmt.Errorf("host end: %w", err)
 	}
 	return nil
@@ -362,7 +349,7 @@ func cmdGC(n *NetConf, args *skel.CmdArgs) error {
 	}
 	var errs []error
 	if n.IPMasq {
-		m, err := masq(n)
+		m, err := ipmasq.ForConfig(n.masqBE)
 		if err != nil {
 			return err
 		}
@@ -375,32 +362,4 @@ func cmdGC(n *NetConf, args *skel.CmdArgs) error {
 // STATUS reports the IPAM plugin's status: ptp needs nothing on the node but addresses.
 func cmdStatus(n *NetConf, args *skel.CmdArgs) error {
 	return ipamexec.Status(context.Background(), n.IPAM.Type, args.StdinData)
-}
-
-// masq returns the masquerader of the "ipMasqBackend" key.
-func masq(n *NetConf) (firewall.Masquerader, error) {
-	m, err := ipmasq.New(n.masqBE)
-	if err != nil {
-		return nil, conf.Invalid("ipMasqBackend", "%v", err)
-	}
-	return m, nil
-}
-
-// resultPrefixes are the pod's addresses with their subnet lengths: the reference masquerades traffic
-// from them to anything outside their subnets.
-func resultPrefixes(r *current.Result) []netip.Prefix {
-	var out []netip.Prefix
-	for _, ipc := range r.IPs {
-		if p, ok := addr.FromIPNet(ipc.Address); ok {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-func family(p netip.Prefix) int {
-	if p.Addr().Is4() {
-		return 4
-	}
-	return 6
 }

@@ -1,5 +1,5 @@
-// Package ipmasq chooses the masquerade backend for the "ipMasq" and "ipMasqBackend" keys of the bridge
-// and the overlays, the way the reference plugins (pkg/ip/ipmasq_linux.go) do.
+// Package ipmasq chooses the masquerade backend for the "ipMasq" and "ipMasqBackend" keys of the bridge,
+// ptp and the overlays, the way the reference plugins (pkg/ip/ipmasq_linux.go) do.
 package ipmasq
 
 import (

@@ -1,0 +1,58 @@
+package ipmasq
+
+import (
+	"fmt"
+	"net/netip"
+
+	current "github.com/containernetworking/cni/pkg/types/100"
+
+	"github.com/netloom/netloom/pkg/addr"
+	"github.com/netloom/netloom/pkg/conf"
+	"github.com/netloom/netloom/pkg/firewall"
+)
+
+// Backend validates an "ipMasqBackend" key (nil when absent) and returns the backend to pass to New:
+// "" for the default, "iptables" or "nftables". Anything else is a code-7 error naming the key.
+func Backend(key *string) (string, error) {
+	if key == nil {
+		return "", nil
+	}
+	switch *key {
+	case firewall.BackendIPTables, firewall.BackendNFTables:
+		return *key, nil
+	}
+	return "", conf.Invalid("ipMasqBackend", "%q is not a backend; use %q or %q", *key, firewall.BackendIPTables, firewall.BackendNFTables)
+}
+
+// ForConfig is New for a plugin's validated backend: an error is a code-7 error naming "ipMasqBackend".
+func ForConfig(backend string) (firewall.Masquerader, error) {
+	m, err := New(backend)
+	if err != nil {
+		return nil, conf.Invalid("ipMasqBackend", "%v", err)
+	}
+	return m, nil
+}
+
+// RemoveFor is DEL's masquerade step: remove k's rules from both backends, the error naming "ipMasq".
+func RemoveFor(backend string, k firewall.Key) error {
+	m, err := ForConfig(backend)
+	if err != nil {
+		return err
+	}
+	if err := m.Remove(k); err != nil {
+		return fmt.Errorf("ipMasq: %w", err)
+	}
+	return nil
+}
+
+// ResultPrefixes are a result's addresses with their prefix lengths, what the reference masquerades:
+// traffic from each address to anything outside its subnet.
+func ResultPrefixes(r *current.Result) []netip.Prefix {
+	var out []netip.Prefix
+	for _, ipc := range r.IPs {
+		if p, ok := addr.FromIPNet(ipc.Address); ok {
+			out = append(out, p)
+		}
+	}
+	return out
+}
