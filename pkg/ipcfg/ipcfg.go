@@ -158,3 +158,19 @@ func Verify(ifname string, c Config) error {
 	}
 	return route.Verify(l, c.Routes)
 }
+
+// VerifyVeth is Verify for the container end of a veth pair, in the current namespace: it also checks
+// the MAC (when wantMAC is set) and returns the ifindex of the peer, where the node's end is checked.
+func VerifyVeth(ifname, wantMAC string, c Config) (peer int, err error) {
+	l, err := link.ByName(ifname)
+	if err != nil {
+		return 0, err
+	}
+	if have := l.Attrs().HardwareAddr.String(); wantMAC != "" && wantMAC != have {
+		return 0, fmt.Errorf("%q has MAC %s, the ADD result says %s", ifname, have, wantMAC)
+	}
+	if peer, err = link.VethPeerIndex(l); err != nil {
+		return 0, err
+	}
+	return peer, Verify(ifname, c)
+}

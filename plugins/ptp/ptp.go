@@ -223,32 +223,16 @@ func appendNew(rs []route.Route, add ...route.Route) []route.Route {
 	return rs
 }
 
-// configureHost brings the host end up with its gateway addresses (without DAD: the gateway must answer
-// the pod's first neighbour solicitation) and its routes to the pod, and turns on forwarding.
+// configureHost turns on forwarding for the families in use, then brings the host end up with its
+// gateway addresses and its routes to the pod. ipcfg turns DAD off first: the gateway must answer the
+// pod's first neighbour solicitation.
 func configureHost(name string, c ipcfg.Config) error {
-	// DAD on the host end's own link-local address would only delay it.
-	_ = sysctl.Set(sysctl.IPv6Conf(name, "accept_dad"), "0")
-	host, err := link.ByName(name)
-	if err != nil {
-		return err
-	}
-	if err := link.SetUp(host); err != nil {
-		return err
-	}
 	for _, gw := range c.Addrs {
 		if err := sysctl.EnableForwardingFor(gw.Addr()); err != nil {
 			return fmt.Errorf("enable forwarding: %w", err)
 		}
-		if err := addr.AddNoDAD(host, gw); err != nil {
-			return err
-		}
 	}
-	for _, r := range c.Routes {
-		if err := route.Add(host, r); err != nil {
-			return err
-		}
-	}
-	return nil
+	return ipcfg.Apply(name, c, ipcfg.Options{})
 }
 
 // DEL removes the pod's veth (its routes go with it; a namespace already gone took it along), releases
@@ -313,17 +297,9 @@ func cmdCheck(n *NetConf, args *skel.CmdArgs) error {
 func verifyPod(pod ns.NetNS, ifName, wantMAC string, c ipcfg.Config) (int, error) {
 	var peer int
 	err := pod.Do(func(ns.NetNS) error {
-		l, err := link.ByName(ifName)
-		if err != nil {
-			return err
-		}
-		if wantMAC != "" && wantMAC != l.Attrs().HardwareAddr.String() {
-			return fmt.Errorf("%q has MAC %s, the ADD result says %s", ifName, l.Attrs().HardwareAddr, wantMAC)
-		}
-		if peer, err = link.VethPeerIndex(l); err != nil {
-			return err
-		}
-		return ipcfg.Verify(ifName, c)
+		var err error
+		peer, err = ipcfg.VerifyVeth(ifName, wantMAC, c)
+		return err
 	})
 	return peer, err
 }
