@@ -282,13 +282,7 @@ func cmdCheck(n *NetConf, args *skel.CmdArgs) error {
 		return err
 	}
 	if n.IPMasq {
-		m, err := ipmasq.ForConfig(n.masqBE)
-		if err != nil {
-			return err
-		}
-		if err := m.Check(firewall.KeyFor(n.Name, args), ipmasq.ResultPrefixes(prev)); err != nil {
-			return fmt.Errorf("ipMasq: %w", err)
-		}
+		return ipmasq.CheckFor(n.masqBE, firewall.KeyFor(n.Name, args), ipmasq.ResultPrefixes(prev))
 	}
 	return nil
 }
@@ -325,11 +319,7 @@ func cmdGC(n *NetConf, args *skel.CmdArgs) error {
 	}
 	var errs []error
 	if n.IPMasq {
-		m, err := ipmasq.ForConfig(n.masqBE)
-		if err != nil {
-			return err
-		}
-		errs = append(errs, m.GC(n.Name, valid))
+		errs = append(errs, ipmasq.GCFor(n.masqBE, n.Name, valid))
 	}
 	errs = append(errs, ipamexec.GC(context.Background(), n.IPAM.Type, args.StdinData))
 	return errors.Join(errs...)

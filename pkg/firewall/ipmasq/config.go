@@ -56,3 +56,27 @@ func ResultPrefixes(r *current.Result) []netip.Prefix {
 	}
 	return out
 }
+
+// CheckFor is CHECK's masquerade step: k's rules for addrs in the backend, the error naming "ipMasq".
+func CheckFor(backend string, k firewall.Key, addrs []netip.Prefix) error {
+	m, err := ForConfig(backend)
+	if err != nil {
+		return err
+	}
+	if err := m.Check(k, addrs); err != nil {
+		return fmt.Errorf("ipMasq: %w", err)
+	}
+	return nil
+}
+
+// GCFor is GC's masquerade step: remove network's rules of every attachment not in valid.
+func GCFor(backend, network string, valid map[conf.Attachment]bool) error {
+	m, err := ForConfig(backend)
+	if err != nil {
+		return err
+	}
+	if err := m.GC(network, valid); err != nil {
+		return fmt.Errorf("ipMasq: %w", err)
+	}
+	return nil
+}
