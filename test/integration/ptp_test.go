@@ -134,6 +134,17 @@ func ptpResult(t *testing.T, r types.Result) *current.Result {
 	return res
 }
 
+// addPod ADDs pod id in n and DELs it in the test's cleanup.
+func addPod(t *testing.T, rt *harness.Runtime, list []byte, id string, n harness.NetNS) types.Result {
+	t.Helper()
+	r, err := rt.Add(t, list, id, n.Path, "eth0", nil)
+	if err != nil {
+		t.Fatalf("ADD %s: %v", id, err)
+	}
+	t.Cleanup(func() { _ = rt.Del(t, list, id, n.Path, "eth0", nil) })
+	return r
+}
+
 // Two pods ping each other and the node; the kernel looks as the reference ptp leaves it.
 func TestPtpTwoPodsPing(t *testing.T) {
 	harness.RequireRoot(t)
@@ -142,16 +153,7 @@ func TestPtpTwoPodsPing(t *testing.T) {
 	rt := harness.NewRuntime(t)
 	list := p.conflist("1.1.0")
 	nsA, nsB := harness.NewNetNS(t, "ta"), harness.NewNetNS(t, "tb")
-	rA, err := rt.Add(t, list, "ctr-a", nsA.Path, "eth0", nil)
-	if err != nil {
-		t.Fatalf("ADD a: %v", err)
-	}
-	t.Cleanup(func() { _ = rt.Del(t, list, "ctr-a", nsA.Path, "eth0", nil) })
-	rB, err := rt.Add(t, list, "ctr-b", nsB.Path, "eth0", nil)
-	if err != nil {
-		t.Fatalf("ADD b: %v", err)
-	}
-	t.Cleanup(func() { _ = rt.Del(t, list, "ctr-b", nsB.Path, "eth0", nil) })
+	rA, rB := addPod(t, rt, list, "ctr-a", nsA), addPod(t, rt, list, "ctr-b", nsB)
 
 	res := ptpResult(t, rA)
 	gw := p.gateway(0)
@@ -201,16 +203,7 @@ func TestPtpDualStack(t *testing.T) {
 	rt := harness.NewRuntime(t)
 	list := p.conflist("1.1.0")
 	nsA, nsB := harness.NewNetNS(t, "sa"), harness.NewNetNS(t, "sb")
-	rA, err := rt.Add(t, list, "ctr-a", nsA.Path, "eth0", nil)
-	if err != nil {
-		t.Fatalf("ADD a: %v", err)
-	}
-	t.Cleanup(func() { _ = rt.Del(t, list, "ctr-a", nsA.Path, "eth0", nil) })
-	rB, err := rt.Add(t, list, "ctr-b", nsB.Path, "eth0", nil)
-	if err != nil {
-		t.Fatalf("ADD b: %v", err)
-	}
-	t.Cleanup(func() { _ = rt.Del(t, list, "ctr-b", nsB.Path, "eth0", nil) })
+	rA, rB := addPod(t, rt, list, "ctr-a", nsA), addPod(t, rt, list, "ctr-b", nsB)
 	addrsA, addrsB := podAddrs(t, rA), podAddrs(t, rB)
 	if len(addrsA) != 2 || len(addrsB) != 2 {
 		t.Fatalf("want one v4 and one v6 address each, got %v and %v", addrsA, addrsB)
@@ -293,11 +286,7 @@ func TestPtpCheckDetectsDrift(t *testing.T) {
 	rt := harness.NewRuntime(t)
 	list := p.conflist("1.1.0")
 	n := harness.NewNetNS(t, "c")
-	r, err := rt.Add(t, list, "ctr-c", n.Path, "eth0", nil)
-	if err != nil {
-		t.Fatalf("ADD: %v", err)
-	}
-	t.Cleanup(func() { _ = rt.Del(t, list, "ctr-c", n.Path, "eth0", nil) })
+	r := addPod(t, rt, list, "ctr-c", n)
 	if err := rt.Check(t, list, "ctr-c", n.Path, "eth0", nil); err != nil {
 		t.Fatalf("CHECK on a healthy pod: %v", err)
 	}
@@ -306,7 +295,7 @@ func TestPtpCheckDetectsDrift(t *testing.T) {
 	if out, err := exec.Command("ip", "route", "del", a.Addr().String()+"/32", "dev", host).CombinedOutput(); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	err = rt.Check(t, list, "ctr-c", n.Path, "eth0", nil)
+	err := rt.Check(t, list, "ctr-c", n.Path, "eth0", nil)
 	if err == nil || !strings.Contains(err.Error(), a.Addr().String()) {
 		t.Fatalf("CHECK after removing the node's route to the pod: %v, want an error naming %s", err, a.Addr())
 	}
@@ -367,10 +356,7 @@ func TestPtpGCReleasesLeaked(t *testing.T) {
 	rt := harness.NewRuntime(t)
 	list := p.conflist("1.1.0")
 	live, leaked := harness.NewNetNS(t, "gl"), harness.NewNetNS(t, "gx")
-	if _, err := rt.Add(t, list, "ctr-live", live.Path, "eth0", nil); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = rt.Del(t, list, "ctr-live", live.Path, "eth0", nil) })
+	addPod(t, rt, list, "ctr-live", live)
 	if _, err := rt.Add(t, list, "ctr-leaked", leaked.Path, "eth0", nil); err != nil {
 		t.Fatal(err)
 	}
