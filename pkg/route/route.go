@@ -27,6 +27,8 @@ type Route struct {
 	// OnLink sends to GW through the link without asking whether GW is on its subnet: how a tunnel
 	// route names the peer's underlay address as next hop.
 	OnLink bool
+	// Src is the preferred source address of packets the route sends; zero leaves it to the kernel.
+	Src netip.Addr
 }
 
 // Route protocol numbers of the routes netloom reconciles (see /etc/iproute2/rt_protos for the numbers
@@ -45,6 +47,9 @@ func (r Route) String() string {
 	}
 	if r.OnLink {
 		s += " onlink"
+	}
+	if r.Src.IsValid() {
+		s += " src " + r.Src.String()
 	}
 	if r.Table != 0 {
 		s += fmt.Sprintf(" table %d", r.Table)
@@ -73,6 +78,9 @@ func (r Route) netlink(l netlink.Link) *netlink.Route {
 		nr.Scope = *r.Scope
 	}
 	nr.Protocol = r.Protocol
+	if r.Src.IsValid() {
+		nr.Src = r.Src.AsSlice()
+	}
 	if r.OnLink {
 		nr.Flags |= int(netlink.FLAG_ONLINK)
 	}

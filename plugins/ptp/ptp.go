@@ -105,6 +105,17 @@ func (a *adder) configure() error {
 	if err != nil {
 		return conf.Invalid("ipam", "%v", err)
 	}
+	// The host end first: until both ends are up the pod's link has no carrier, its IPv6 addresses stay
+	// tentative and a route naming one as source is refused.
+	// Without DAD on its link-local address the host end can resolve the pod's at once when forwarding.
+	_ = sysctl.Set(sysctl.IPv6Conf(a.hostName, "accept_dad"), "0")
+	host, err := link.ByName(a.hostName)
+	if err != nil {
+		return err
+	}
+	if err := link.SetUp(host); err != nil {
+		return err
+	}
 	err = a.pod.Do(func(ns.NetNS) error {
 		if err := ipcfg.Apply(a.args.IfName, pc, ipcfg.Options{NoPrefixRoute: true}); err != nil {
 			return err
@@ -123,7 +134,7 @@ func (a *adder) configure() error {
 	if err != nil {
 		return conf.Invalid("ipam", "%v", err)
 	}
-	return configureHost(a.hostName, hc)
+	return configureHost(host, hc)
 }
 
 func (a *adder) masquerade() error {
@@ -171,7 +182,7 @@ func ptpAddrs(res *current.Result, ifIndex int) ([]ptpAddr, error) {
 
 // podConfig is what goes inside the pod, as the reference ptp lays it out: each address with its prefix
 // length but without the kernel's subnet route, a link route to its gateway, the subnet through the
-// gateway (so even neighbours in the subnet are reached through the host), then IPAM's routes.
+// gateway (for IPv4 both with the address as source) (so even neighbours in the subnet are reached through the host), then IPAM's routes.
 func podConfig(res *current.Result, ifIndex int) (ipcfg.Config, error) {
 	pairs, err := ptpAddrs(res, ifIndex)
 	if err != nil {
@@ -184,9 +195,14 @@ func podConfig(res *current.Result, ifIndex int) (ipcfg.Config, error) {
 	c := ipcfg.Config{Addrs: fromIPAM.Addrs, GW4: fromIPAM.GW4, GW6: fromIPAM.GW6}
 	scope := netlink.SCOPE_LINK
 	for _, a := range pairs {
+		var src netip.Addr
+		if a.pod.Addr().Is4() {
+			// IPv6 refuses a source address that is still tentative, which a new pod's may be.
+			src = a.pod.Addr()
+		}
 		c.Routes = appendNew(c.Routes,
-			route.Route{Dst: hostPrefix(a.gw), Scope: &scope},
-			route.Route{Dst: a.pod.Masked(), GW: a.gw})
+			route.Route{Dst: hostPrefix(a.gw), Scope: &scope, Src: src},
+			route.Route{Dst: a.pod.Masked(), GW: a.gw, Src: src})
 	}
 	c.Routes = appendNew(c.Routes, fromIPAM.Routes...)
 	return c, nil
@@ -223,16 +239,24 @@ func appendNew(rs []route.Route, add ...route.Route) []route.Route {
 	return rs
 }
 
-// configureHost turns on forwarding for the families in use, then brings the host end up with its
-// gateway addresses and its routes to the pod. ipcfg turns DAD off first: the gateway must answer the
-// pod's first neighbour solicitation.
-func configureHost(name string, c ipcfg.Config) error {
+// configureHost gives the host end (up already) its gateway addresses and its routes to the pod, and
+// turns on forwarding. Not ipcfg.Apply: that one also enables IPv6 on "lo", which is the node's here. The
+// gateway addresses skip DAD: they must answer the pod's first neighbour solicitation.
+func configureHost(host netlink.Link, c ipcfg.Config) error {
 	for _, gw := range c.Addrs {
 		if err := sysctl.EnableForwardingFor(gw.Addr()); err != nil {
 			return fmt.Errorf("enable forwarding: %w", err)
 		}
+		if err := addr.AddNoDAD(host, gw); err != nil {
+			return err
+		}
 	}
-	return ipcfg.Apply(name, c, ipcfg.Options{})
+	for _, r := range c.Routes {
+		if err := route.Add(host, r); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // DEL removes the pod's veth (its routes go with it; a namespace already gone took it along), releases

@@ -45,7 +45,7 @@ func TestPodAndHostConfig(t *testing.T) {
 		t.Errorf("pod addresses %v, want %v", got, want)
 	}
 	// The gateway's link route must come before anything through the gateway.
-	wantRoutes := []string{"10.1.1.1/32", "10.1.1.0/24 via 10.1.1.1", "fd00:1::1/128", "fd00:1::/64 via fd00:1::1", "0.0.0.0/0 via 10.1.1.1", "::/0 via fd00:1::1"}
+	wantRoutes := []string{"10.1.1.1/32 src 10.1.1.5", "10.1.1.0/24 via 10.1.1.1 src 10.1.1.5", "fd00:1::1/128", "fd00:1::/64 via fd00:1::1", "0.0.0.0/0 via 10.1.1.1", "::/0 via fd00:1::1"}
 	if got := strs(pod.Routes); !slices.Equal(got, wantRoutes) {
 		t.Errorf("pod routes %v, want %v", got, wantRoutes)
 	}
