@@ -132,7 +132,7 @@ func (a *adder) masquerade() error {
 	if !a.n.IPMasq {
 		return nil
 	}
-	m, err := masq(a.n)
+	m, err := ipmasq.ForConfig(masqBackend(a.n))
 	if err != nil {
 		return err
 	}
@@ -190,20 +190,9 @@ func (c commands) del(args *skel.CmdArgs) error {
 		errs = append(errs, ipamexec.Del(context.Background(), n.IPAM.Type, ipamConf))
 	}
 	if n.IPMasq {
-		errs = append(errs, removeMasq(n, firewall.KeyFor(n.Name, args)))
+		errs = append(errs, ipmasq.RemoveFor(masqBackend(n), firewall.KeyFor(n.Name, args)))
 	}
 	return errors.Join(errs...)
-}
-
-func removeMasq(n *NetConf, k firewall.Key) error {
-	m, err := masq(n)
-	if err != nil {
-		return err
-	}
-	if err := m.Remove(k); err != nil {
-		return fmt.Errorf("ipMasq: %w", err)
-	}
-	return nil
 }
 
 // CHECK verifies the pod (veth, addresses, routes on both ends), the lease, the masquerade rules and the
@@ -252,12 +241,8 @@ func (c commands) check(args *skel.CmdArgs) error {
 		return err
 	}
 	if n.IPMasq {
-		m, err := masq(n)
-		if err != nil {
+		if err := ipmasq.CheckFor(masqBackend(n), firewall.KeyFor(n.Name, args), masqPrefixes(ips, n.clusterCIDR)); err != nil {
 			return err
-		}
-		if err := m.Check(firewall.KeyFor(n.Name, args), masqPrefixes(ips, n.clusterCIDR)); err != nil {
-			return fmt.Errorf("ipMasq: %w", err)
 		}
 	}
 	return nil
@@ -282,12 +267,8 @@ func (c commands) gc(args *skel.CmdArgs) error {
 		return err
 	}
 	if n.IPMasq {
-		m, err := masq(n)
-		if err != nil {
+		if err := ipmasq.GCFor(masqBackend(n), n.Name, valid); err != nil {
 			return err
-		}
-		if err := m.GC(n.Name, valid); err != nil {
-			return fmt.Errorf("ipMasq: %w", err)
 		}
 	}
 	nw, err := n.Resolve()
@@ -323,17 +304,12 @@ func (c commands) status(args *skel.CmdArgs) error {
 	return ipamexec.Status(context.Background(), n.IPAM.Type, ipamConf)
 }
 
-// masq returns the masquerader of the "ipMasqBackend" key.
-func masq(n *NetConf) (firewall.Masquerader, error) {
-	backend := ""
-	if n.IPMasqBackend != nil {
-		backend = *n.IPMasqBackend
+// masqBackend is the "ipMasqBackend" key ("" when absent: the reference's default).
+func masqBackend(n *NetConf) string {
+	if n.IPMasqBackend == nil {
+		return ""
 	}
-	m, err := ipmasq.New(backend)
-	if err != nil {
-		return nil, conf.Invalid("ipMasqBackend", "%v", err)
-	}
-	return m, nil
+	return *n.IPMasqBackend
 }
 
 // masqPrefixes gives each pod address the cluster CIDR's length: the masquerader leaves traffic to that

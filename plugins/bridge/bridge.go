@@ -221,12 +221,12 @@ func (a *adder) masquerade() error {
 	if !a.n.hasL3 || !a.n.IPMasq {
 		return nil
 	}
-	m, err := ipmasq.New(a.n.masqBE)
+	m, err := ipmasq.ForConfig(a.n.masqBE)
 	if err != nil {
-		return conf.Invalid("ipMasqBackend", "%v", err)
+		return err
 	}
 	k := firewall.KeyFor(a.n.Name, a.args)
-	if err := m.Ensure(k, resultPrefixes(a.result)); err != nil {
+	if err := m.Ensure(k, ipmasq.ResultPrefixes(a.result)); err != nil {
 		return fmt.Errorf("ipMasq: %w", err)
 	}
 	a.OnFailure("remove masquerade", func() error { return m.Remove(k) })
@@ -330,16 +330,7 @@ func cmdDel(n *NetConf, args *skel.CmdArgs) error {
 		steps = append(steps, func() error { return ipamexec.Del(ctx, n.IPAM.Type, args.StdinData) })
 	}
 	if n.IPMasq {
-		m, err := ipmasq.New(n.masqBE)
-		if err != nil {
-			return conf.Invalid("ipMasqBackend", "%v", err)
-		}
-		steps = append(steps, func() error {
-			if err := m.Remove(firewall.KeyFor(n.Name, args)); err != nil {
-				return fmt.Errorf("ipMasq: %w", err)
-			}
-			return nil
-		})
+		steps = append(steps, func() error { return ipmasq.RemoveFor(n.masqBE, firewall.KeyFor(n.Name, args)) })
 	}
 	if n.MacSpoofChk {
 		steps = append(steps, func() error {
@@ -421,12 +412,8 @@ func cmdCheck(n *NetConf, args *skel.CmdArgs) error {
 		return fmt.Errorf("host end %q of %q is not a port of bridge %q", host.Attrs().Name, args.IfName, br.Name)
 	}
 	if n.hasL3 && n.IPMasq {
-		m, err := ipmasq.New(n.masqBE)
-		if err != nil {
-			return conf.Invalid("ipMasqBackend", "%v", err)
-		}
-		if err := m.Check(firewall.KeyFor(n.Name, args), resultPrefixes(prev)); err != nil {
-			return fmt.Errorf("ipMasq: %w", err)
+		if err := ipmasq.CheckFor(n.masqBE, firewall.KeyFor(n.Name, args), ipmasq.ResultPrefixes(prev)); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -439,11 +426,7 @@ func cmdGC(n *NetConf, args *skel.CmdArgs) error {
 	}
 	var errs []error
 	if n.IPMasq {
-		m, err := ipmasq.New(n.masqBE)
-		if err != nil {
-			return conf.Invalid("ipMasqBackend", "%v", err)
-		}
-		errs = append(errs, m.GC(n.Name, valid))
+		errs = append(errs, ipmasq.GCFor(n.masqBE, n.Name, valid))
 	}
 	if n.hasL3 {
 		errs = append(errs, ipamexec.GC(context.Background(), n.IPAM.Type, args.StdinData))
@@ -465,16 +448,6 @@ func containerIndex(r *current.Result, args *skel.CmdArgs) int {
 		}
 	}
 	return -1
-}
-
-func resultPrefixes(r *current.Result) []netip.Prefix {
-	var out []netip.Prefix
-	for _, ipc := range r.IPs {
-		if p, ok := addr.FromIPNet(ipc.Address); ok {
-			out = append(out, p)
-		}
-	}
-	return out
 }
 
 func family(p netip.Prefix) int {
