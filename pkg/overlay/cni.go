@@ -132,7 +132,7 @@ func (a *adder) masquerade() error {
 	if !a.n.IPMasq {
 		return nil
 	}
-	m, err := ipmasq.ForConfig(masqBackend(a.n))
+	m, err := ipmasq.ForConfig(a.n.masqBE)
 	if err != nil {
 		return err
 	}
@@ -190,7 +190,7 @@ func (c commands) del(args *skel.CmdArgs) error {
 		errs = append(errs, ipamexec.Del(context.Background(), n.IPAM.Type, ipamConf))
 	}
 	if n.IPMasq {
-		errs = append(errs, ipmasq.RemoveFor(masqBackend(n), firewall.KeyFor(n.Name, args)))
+		errs = append(errs, ipmasq.RemoveFor(n.masqBE, firewall.KeyFor(n.Name, args)))
 	}
 	return errors.Join(errs...)
 }
@@ -241,7 +241,7 @@ func (c commands) check(args *skel.CmdArgs) error {
 		return err
 	}
 	if n.IPMasq {
-		if err := ipmasq.CheckFor(masqBackend(n), firewall.KeyFor(n.Name, args), masqPrefixes(ips, n.clusterCIDR)); err != nil {
+		if err := ipmasq.CheckFor(n.masqBE, firewall.KeyFor(n.Name, args), masqPrefixes(ips, n.clusterCIDR)); err != nil {
 			return err
 		}
 	}
@@ -267,7 +267,7 @@ func (c commands) gc(args *skel.CmdArgs) error {
 		return err
 	}
 	if n.IPMasq {
-		if err := ipmasq.GCFor(masqBackend(n), n.Name, valid); err != nil {
+		if err := ipmasq.GCFor(n.masqBE, n.Name, valid); err != nil {
 			return err
 		}
 	}
@@ -302,14 +302,6 @@ func (c commands) status(args *skel.CmdArgs) error {
 		return err
 	}
 	return ipamexec.Status(context.Background(), n.IPAM.Type, ipamConf)
-}
-
-// masqBackend is the "ipMasqBackend" key ("" when absent: the reference's default).
-func masqBackend(n *NetConf) string {
-	if n.IPMasqBackend == nil {
-		return ""
-	}
-	return *n.IPMasqBackend
 }
 
 // masqPrefixes gives each pod address the cluster CIDR's length: the masquerader leaves traffic to that

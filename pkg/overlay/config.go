@@ -13,7 +13,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/netloom/netloom/pkg/conf"
-	"github.com/netloom/netloom/pkg/firewall"
+	"github.com/netloom/netloom/pkg/firewall/ipmasq"
 	"github.com/netloom/netloom/pkg/link"
 )
 
@@ -60,6 +60,7 @@ type NetConf struct {
 	PeersFile         string     `json:"peersFile,omitempty"`
 	IPMasq            bool       `json:"ipMasq,omitempty"`
 	IPMasqBackend     *string    `json:"ipMasqBackend,omitempty"`
+	masqBE            string     // the validated backend, "" for the default
 
 	// vxlan-overlay only.
 	VNI           *int   `json:"vni,omitempty"`
@@ -173,10 +174,9 @@ func (n *NetConf) validateMasq() error {
 	if n.IPMasq && !n.clusterCIDR.IsValid() {
 		return conf.Invalid("clusterCIDR", "is needed with \"ipMasq\": traffic to the cluster CIDR is never masqueraded; give e.g. \"10.244.0.0/16\"")
 	}
-	if n.IPMasqBackend != nil && *n.IPMasqBackend != firewall.BackendIPTables && *n.IPMasqBackend != firewall.BackendNFTables {
-		return conf.Invalid("ipMasqBackend", "%q is not a backend; want %q or %q", *n.IPMasqBackend, firewall.BackendIPTables, firewall.BackendNFTables)
-	}
-	return nil
+	var err error
+	n.masqBE, err = ipmasq.Backend(n.IPMasqBackend)
+	return err
 }
 
 // validateTunnelFamily refuses pods the tunnel cannot carry.

@@ -210,7 +210,7 @@ func (a *adder) setGateways() error {
 		if err := addr.EnsureGateway(gwIf, gw, a.n.ForceAddress); err != nil {
 			return conf.Invalid("isGateway", "%v", err)
 		}
-		if err := sysctl.EnableForwarding(family(gw)); err != nil {
+		if err := sysctl.EnableForwardingFor(gw.Addr()); err != nil {
 			return fmt.Errorf("enable forwarding: %w", err)
 		}
 	}
@@ -380,9 +380,9 @@ func cmdCheck(n *NetConf, args *skel.CmdArgs) error {
 		return fmt.Errorf("bridge %q: promiscuous mode is %v, config says %v", br.Name, br.Promisc != 0, n.PromiscMode)
 	}
 
-	idx := containerIndex(prev, args)
-	if idx < 0 {
-		return conf.Invalid("prevResult", "has no interface %q in sandbox %s", args.IfName, args.Netns)
+	idx, err := hostlink.ResultInterface(prev, args.IfName, args.Netns)
+	if err != nil {
+		return err
 	}
 	cfg, err := ipcfg.FromResult(prev, idx)
 	if err != nil {
@@ -439,20 +439,4 @@ func cmdStatus(n *NetConf, args *skel.CmdArgs) error {
 		return ipamexec.Status(context.Background(), n.IPAM.Type, args.StdinData)
 	}
 	return nil
-}
-
-func containerIndex(r *current.Result, args *skel.CmdArgs) int {
-	for i, intf := range r.Interfaces {
-		if intf.Name == args.IfName && intf.Sandbox == args.Netns {
-			return i
-		}
-	}
-	return -1
-}
-
-func family(p netip.Prefix) int {
-	if p.Addr().Is4() {
-		return 4
-	}
-	return 6
 }

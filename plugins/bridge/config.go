@@ -9,6 +9,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/netloom/netloom/pkg/conf"
+	"github.com/netloom/netloom/pkg/firewall/ipmasq"
 	"github.com/netloom/netloom/pkg/link"
 )
 
@@ -91,13 +92,8 @@ func (n *NetConf) validate(cniArgs string) error {
 	if n.hasL3 && n.DisableContainerInterface {
 		return conf.Invalid("disableContainerInterface", "cannot be used with an \"ipam\" section: addresses need the container interface up")
 	}
-	if n.IPMasqBackend != nil {
-		switch *n.IPMasqBackend {
-		case "iptables", "nftables":
-			n.masqBE = *n.IPMasqBackend
-		default:
-			return conf.Invalid("ipMasqBackend", "%q is not a backend; use \"iptables\" or \"nftables\"", *n.IPMasqBackend)
-		}
+	if n.masqBE, err = ipmasq.Backend(n.IPMasqBackend); err != nil {
+		return err
 	}
 	if n.IsDefaultGateway {
 		n.IsGateway = true
