@@ -464,36 +464,7 @@ func TestBridgeGCReleasesLeaked(t *testing.T) {
 	t.Parallel()
 	b := newBridgeNet(t, false)
 	b.Extra["ipMasq"] = true
-	rt := harness.NewRuntime(t)
-	list := b.conflist("1.1.0")
-	live, leaked := harness.NewNetNS(t, "gl"), harness.NewNetNS(t, "gx")
-	if _, err := rt.Add(t, list, "ctr-live", live.Path, "eth0", nil); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = rt.Del(t, list, "ctr-live", live.Path, "eth0", nil) })
-	if _, err := rt.Add(t, list, "ctr-leaked", leaked.Path, "eth0", nil); err != nil {
-		t.Fatal(err)
-	}
-	leaked.Delete(t) // the runtime lost it: no DEL will come
-	if got := len(b.leases(t)); got != 2 {
-		t.Fatalf("%d leases before GC, want 2", got)
-	}
-	if err := rt.GC(t, list, []types.GCAttachment{{ContainerID: "ctr-live", IfName: "eth0"}}); err != nil {
-		t.Fatalf("GC: %v", err)
-	}
-	if got := len(b.leases(t)); got != 1 {
-		t.Errorf("%d leases after GC, want 1 (the live pod's)", got)
-	}
-	rules := masqRulesFor(t, b.Name)
-	if strings.Contains(rules, "ctr-leaked") {
-		t.Errorf("GC left the leaked pod's masquerade rules:\n%s", rules)
-	}
-	if !strings.Contains(rules, "ctr-live") {
-		t.Errorf("GC removed the live pod's masquerade rules:\n%s", rules)
-	}
-	if err := rt.Check(t, list, "ctr-live", live.Path, "eth0", nil); err != nil {
-		t.Errorf("CHECK of the live pod after GC: %v", err)
-	}
+	gcReleasesLeaked(t, b.Name, b.conflist("1.1.0"), b.leases)
 }
 
 func TestBridgeMasqueradeBackends(t *testing.T) {
@@ -504,25 +475,7 @@ func TestBridgeMasqueradeBackends(t *testing.T) {
 			b := newBridgeNet(t, true)
 			b.Extra["ipMasq"] = true
 			b.Extra["ipMasqBackend"] = be
-			rt := harness.NewRuntime(t)
-			list := b.conflist("1.1.0")
-			n := harness.NewNetNS(t, "m")
-			if _, err := rt.Add(t, list, "ctr-m", n.Path, "eth0", nil); err != nil {
-				t.Fatalf("ADD: %v", err)
-			}
-			rules := masqRulesFor(t, b.Name)
-			if !strings.Contains(rules, "ctr-m") {
-				t.Errorf("no %s masquerade rule names the container:\n%s", be, rules)
-			}
-			if err := rt.Check(t, list, "ctr-m", n.Path, "eth0", nil); err != nil {
-				t.Errorf("CHECK: %v", err)
-			}
-			if err := rt.Del(t, list, "ctr-m", n.Path, "eth0", nil); err != nil {
-				t.Fatalf("DEL: %v", err)
-			}
-			if rules := masqRulesFor(t, b.Name); rules != "" {
-				t.Errorf("rules left after DEL:\n%s", rules)
-			}
+			masqRoundTrip(t, b.Name, b.conflist("1.1.0"), be)
 		})
 	}
 }

@@ -353,36 +353,7 @@ func TestPtpGCReleasesLeaked(t *testing.T) {
 	t.Parallel()
 	p := newPtpNet(t, false)
 	p.Extra["ipMasq"] = true
-	rt := harness.NewRuntime(t)
-	list := p.conflist("1.1.0")
-	live, leaked := harness.NewNetNS(t, "gl"), harness.NewNetNS(t, "gx")
-	addPod(t, rt, list, "ctr-live", live)
-	if _, err := rt.Add(t, list, "ctr-leaked", leaked.Path, "eth0", nil); err != nil {
-		t.Fatal(err)
-	}
-	leaked.Delete(t) // the runtime lost it: no DEL will come
-	if got := len(p.leases(t)); got != 2 {
-		t.Fatalf("%d leases before GC, want 2", got)
-	}
-	if err := rt.GC(t, list, []types.GCAttachment{{ContainerID: "ctr-live", IfName: "eth0"}}); err != nil {
-		t.Fatalf("GC: %v", err)
-	}
-	if got := len(p.leases(t)); got != 1 {
-		t.Errorf("%d leases after GC, want 1 (the live pod's)", got)
-	}
-	rules := masqRulesFor(t, p.Name)
-	if strings.Contains(rules, "ctr-leaked") {
-		t.Errorf("GC left the leaked pod's masquerade rules:\n%s", rules)
-	}
-	if !strings.Contains(rules, "ctr-live") {
-		t.Errorf("GC removed the live pod's masquerade rules:\n%s", rules)
-	}
-	if err := rt.Check(t, list, "ctr-live", live.Path, "eth0", nil); err != nil {
-		t.Errorf("CHECK of the live pod after GC: %v", err)
-	}
-	if err := rt.Status(t, list); err != nil {
-		t.Errorf("STATUS: %v", err)
-	}
+	gcReleasesLeaked(t, p.Name, p.conflist("1.1.0"), p.leases)
 }
 
 func TestPtpMasqueradeBackends(t *testing.T) {
@@ -393,25 +364,7 @@ func TestPtpMasqueradeBackends(t *testing.T) {
 			p := newPtpNet(t, true)
 			p.Extra["ipMasq"] = true
 			p.Extra["ipMasqBackend"] = be
-			rt := harness.NewRuntime(t)
-			list := p.conflist("1.1.0")
-			n := harness.NewNetNS(t, "m")
-			if _, err := rt.Add(t, list, "ctr-m", n.Path, "eth0", nil); err != nil {
-				t.Fatalf("ADD: %v", err)
-			}
-			rules := masqRulesFor(t, p.Name)
-			if !strings.Contains(rules, "ctr-m") {
-				t.Errorf("no %s masquerade rule names the container:\n%s", be, rules)
-			}
-			if err := rt.Check(t, list, "ctr-m", n.Path, "eth0", nil); err != nil {
-				t.Errorf("CHECK: %v", err)
-			}
-			if err := rt.Del(t, list, "ctr-m", n.Path, "eth0", nil); err != nil {
-				t.Fatalf("DEL: %v", err)
-			}
-			if rules := masqRulesFor(t, p.Name); rules != "" {
-				t.Errorf("rules left after DEL:\n%s", rules)
-			}
+			masqRoundTrip(t, p.Name, p.conflist("1.1.0"), be)
 			p.waitNodeClean(t)
 		})
 	}
