@@ -263,48 +263,10 @@ func TestBridgeDualStack(t *testing.T) {
 func TestBridgeEveryCNIVersion(t *testing.T) {
 	harness.RequireRoot(t)
 	t.Parallel()
-	for _, v := range []string{"0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"} {
+	for _, v := range cniVersions {
 		t.Run(v, func(t *testing.T) {
 			b := newBridgeNet(t, false)
-			rt := harness.NewRuntime(t)
-			n := harness.NewNetNS(t, "v")
-			list := b.conflist(v)
-			r, err := rt.Add(t, list, "ctr-v", n.Path, "eth0", nil)
-			if err != nil {
-				t.Fatalf("ADD: %v", err)
-			}
-			if r.Version() != v {
-				t.Errorf("libcni result version %s, want %s", r.Version(), v)
-			}
-			if v != "0.3.0" && v != "0.3.1" { // CHECK exists from 0.4.0 on
-				if err := rt.Check(t, list, "ctr-v", n.Path, "eth0", nil); err != nil {
-					t.Errorf("CHECK: %v", err)
-				}
-			}
-			if err := rt.Del(t, list, "ctr-v", n.Path, "eth0", nil); err != nil {
-				t.Errorf("DEL: %v", err)
-			}
-
-			// The same through the binary, as a runtime that does not use libcni would call it.
-			n2 := harness.NewNetNS(t, "w")
-			env := map[string]string{"CNI_COMMAND": "ADD", "CNI_CONTAINERID": "ctr-w", "CNI_NETNS": n2.Path, "CNI_IFNAME": "eth0"}
-			out, err := harness.RunPlugin(t, "bridge", env, b.netconf(v))
-			if err != nil {
-				t.Fatalf("exec ADD: %v: %s", err, out)
-			}
-			var got struct {
-				CNIVersion string `json:"cniVersion"`
-			}
-			if err := json.Unmarshal(out, &got); err != nil || got.CNIVersion != v {
-				t.Errorf("exec ADD printed cniVersion %q (%v), want %s: %s", got.CNIVersion, err, v, out)
-			}
-			env["CNI_COMMAND"] = "DEL"
-			if out, err := harness.RunPlugin(t, "bridge", env, b.netconf(v)); err != nil {
-				t.Errorf("exec DEL: %v: %s", err, out)
-			}
-			if l := b.leases(t); len(l) != 0 {
-				t.Errorf("leases left: %v", l)
-			}
+			versionRoundTrip(t, "bridge", v, b.conflist(v), b.netconf(v), b.leases)
 		})
 	}
 }
