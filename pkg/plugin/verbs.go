@@ -4,7 +4,8 @@ import "github.com/containernetworking/cni/pkg/skel"
 
 // Verbs is a plugin's CNI commands written against its parsed configuration C. Parse runs first for
 // every command, so a bad configuration fails each the same way, and no command repeats the parsing.
-// A command left nil is not implemented (the skeleton answers for it).
+// A command left nil makes the skeleton answer success without doing anything (after its version
+// checks); every netloom plugin sets all five, some outside Verbs (see their main.go).
 type Verbs[C any] struct {
 	Parse                       func(*skel.CmdArgs) (C, error)
 	Add, Del, Check, GC, Status func(C, *skel.CmdArgs) error

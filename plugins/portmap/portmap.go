@@ -63,10 +63,11 @@ func cmdAdd(n *NetConf, args *skel.CmdArgs) error {
 		// Only 127.0.0.1:hostPort depends on it; like the reference, a pod the node has no route to
 		// (yet) does not fail the ADD.
 		plugin.Do("localnet", func() error {
+			if !n.opts.SNAT {
+				return nil
+			}
 			for _, p := range pod {
-				if n.opts.SNAT {
-					plugin.LogError(fmt.Sprintf("portmap %s", k), portmap.EnableLocalnet(p.Addr()))
-				}
+				plugin.LogError(fmt.Sprintf("portmap %s", k), portmap.EnableLocalnet(p.Addr()))
 			}
 			return nil
 		}),
