@@ -113,7 +113,7 @@ test-integration: deps build
 # the kernel as root). VM_TESTS is the -test.run regexp of those tests.
 # VM_EXAMPLES selects the conflist-examples that need them (run from test/examples, as go test would).
 VM_TESTS ?= TestVM|Ipvlan
-VM_EXAMPLES ?= TestExamples/ipip
+VM_EXAMPLES ?= TestExamples/ipip|TestRuntimeConflists/multus-(ipvlan|vlan)
 VM_TIMEOUT ?= 1200
 .PHONY: test-vm
 test-vm: deps build
