@@ -2,6 +2,8 @@ package harness
 
 import (
 	"encoding/json"
+	"os/exec"
+	"strings"
 	"testing"
 
 	"github.com/containernetworking/cni/libcni"
@@ -33,4 +35,14 @@ func CNIError(out []byte) (e types.Error, ok bool) {
 		return types.Error{}, false
 	}
 	return e, true
+}
+
+// HostRun runs a command in the host's namespace and fails t when it fails; it returns the output.
+func HostRun(t testing.TB, cmd ...string) string {
+	t.Helper()
+	out, err := exec.Command(cmd[0], cmd[1:]...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v: %s", strings.Join(cmd, " "), err, out)
+	}
+	return string(out)
 }
