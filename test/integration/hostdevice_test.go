@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/vishvananda/netlink"
 
@@ -142,6 +143,15 @@ func TestHostDeviceEveryVersionPing(t *testing.T) {
 				if err := rt.Check(t, list, id, pod.Path, "eth0", nil); err != nil {
 					t.Errorf("CHECK: %v", err)
 				}
+			}
+			if v == "1.1.0" {
+				if err := rt.Status(t, list); err != nil {
+					t.Errorf("STATUS: %v", err)
+				}
+				if err := rt.GC(t, list, []types.GCAttachment{{ContainerID: id, IfName: "eth0"}}); err != nil {
+					t.Errorf("GC keeping the attachment: %v", err)
+				}
+				d.requireInPod(t, pod)
 			}
 			for i := range 2 {
 				if err := rt.Del(t, list, id, pod.Path, "eth0", nil); err != nil {

@@ -127,6 +127,14 @@ func TestStaticReferenceAddNetloomCheckDel(t *testing.T) {
 			if err := nl.Check(t, moved, id, staticNetns, "eth0", nil); err == nil || !strings.Contains(err.Error(), "10.231.0.6/24") {
 				t.Errorf("CHECK with an address the result lacks: %v", err)
 			}
+			if v == "1.1.0" {
+				if err := nl.Status(t, stdin); err != nil {
+					t.Errorf("STATUS: %v", err)
+				}
+				if err := nl.GC(t, stdin, nil); err != nil {
+					t.Errorf("GC: %v", err)
+				}
+			}
 			for i := range 2 {
 				if err := nl.Del(t, stdin, id, staticNetns, "eth0", nil); err != nil {
 					t.Errorf("netloom DEL %d: %v", i+1, err)

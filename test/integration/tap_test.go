@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/vishvananda/netlink"
 
@@ -74,6 +75,14 @@ func TestTapEveryVersion(t *testing.T) {
 			if v >= "0.4.0" {
 				if err := rt.Check(t, list, id, pod.Path, "tap0", capArgs); err != nil {
 					t.Errorf("CHECK: %v", err)
+				}
+			}
+			if v == "1.1.0" {
+				if err := rt.Status(t, list); err != nil {
+					t.Errorf("STATUS: %v", err)
+				}
+				if err := rt.GC(t, list, []types.GCAttachment{{ContainerID: id, IfName: "tap0"}}); err != nil {
+					t.Errorf("GC keeping the attachment: %v", err)
 				}
 			}
 			for i := range 2 {
