@@ -1,0 +1,74 @@
+package main
+
+import (
+	"context"
+
+	"github.com/containernetworking/cni/pkg/skel"
+	current "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/plugins/pkg/ns"
+
+	"github.com/netloom/netloom/pkg/hostlink"
+	"github.com/netloom/netloom/pkg/ipamexec"
+	"github.com/netloom/netloom/pkg/ipcfg"
+	"github.com/netloom/netloom/pkg/link"
+	"github.com/netloom/netloom/pkg/netns"
+	"github.com/netloom/netloom/pkg/plugin"
+)
+
+// ifContainer is the dummy's position in the result: the only interface.
+const ifContainer = 0
+
+// cmdAdd creates the dummy in the pod as steps that are each a fault point: "allocate" (the pod has no
+// CNI_IFNAME yet, IPAM), "create" (the dummy) and "configure" (addresses, routes, up). A failure
+// removes the dummy and releases the lease.
+func cmdAdd(n *NetConf, args *skel.CmdArgs) error {
+	var result *current.Result
+	err := netns.With(args.Netns, func(pod ns.NetNS) (err error) {
+		result, err = add(n, args, pod)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return plugin.PrintResult(result, n.CNIVersion)
+}
+
+func add(n *NetConf, args *skel.CmdArgs, pod ns.NetNS) (*current.Result, error) {
+	var (
+		add    plugin.Add
+		ctx    = context.Background()
+		result *current.Result
+	)
+	allocate := func() error {
+		if err := hostlink.RequireFree(pod, args.IfName); err != nil {
+			return err
+		}
+		var err error
+		if result, err = ipamexec.Add(ctx, n.IPAM.Type, args.StdinData); err != nil {
+			return err
+		}
+		add.OnFailure("release IP", func() error { return ipamexec.Del(ctx, n.IPAM.Type, args.StdinData) })
+		for _, ipc := range result.IPs {
+			ipc.Interface = current.Int(ifContainer)
+		}
+		return nil
+	}
+	create := func() error {
+		return pod.Do(func(ns.NetNS) error {
+			l, err := link.CreateDummy(args.IfName)
+			if err != nil {
+				return err
+			}
+			add.OnFailure("remove dummy", func() error { return hostlink.Remove(pod, args.IfName) })
+			result.Interfaces = []*current.Interface{{Name: args.IfName, Mac: l.Attrs().HardwareAddr.String(), Sandbox: pod.Path()}}
+			return nil
+		})
+	}
+	configure := func() error { return hostlink.Configure(pod, args.IfName, result, ifContainer, ipcfg.Options{}) }
+	if err := add.Run(plugin.Do("allocate", allocate), plugin.Do("create", create), plugin.Do("configure", configure)); err != nil {
+		return nil, err
+	}
+	result.CNIVersion = current.ImplementedSpecVersion
+	plugin.SetDNS(result, n.DNS)
+	return result, nil
+}

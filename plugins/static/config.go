@@ -1,0 +1,230 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+
+	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
+	"github.com/containernetworking/cni/pkg/version"
+
+	"github.com/netloom/netloom/pkg/conf"
+	"github.com/netloom/netloom/pkg/ipamroute"
+)
+
+// NetConf is what static reads of the network configuration: the ipam section plus what a runtime
+// adds. IPAM plugins receive the whole network config, so other keys are ignored.
+type NetConf struct {
+	CNIVersion    string         `json:"cniVersion"`
+	Name          string         `json:"name"`
+	IPAM          *IPAMConf      `json:"ipam"`
+	RawPrevResult map[string]any `json:"prevResult,omitempty"`
+	RuntimeConfig struct {
+		IPs []string `json:"ips,omitempty"` // capability "ips"
+	} `json:"runtimeConfig"`
+	Args *struct {
+		CNI *struct {
+			IPs []string `json:"ips"`
+		} `json:"cni"`
+	} `json:"args"`
+}
+
+// IPAMConf is the "ipam" section.
+type IPAMConf struct {
+	Type      string           `json:"type"`
+	Addresses []AddressConf    `json:"addresses,omitempty"`
+	Routes    []ipamroute.Conf `json:"routes,omitempty"`
+	DNS       types.DNS        `json:"dns"`
+}
+
+// AddressConf is one entry of "addresses".
+type AddressConf struct {
+	Address string `json:"address"`
+	Gateway string `json:"gateway,omitempty"`
+}
+
+// Address is a validated address: the interface's address with its subnet's length (host bits kept),
+// and the gateway (invalid: none).
+type Address struct {
+	Prefix  netip.Prefix
+	Gateway netip.Addr
+	Field   string // where it came from, for messages
+}
+
+// Config is a validated configuration.
+type Config struct {
+	CNIVersion string
+	Addresses  []Address
+	Routes     []*types.Route
+	DNS        types.DNS
+	PrevResult map[string]any
+}
+
+func parseArgs(args *skel.CmdArgs) (*Config, error) { return parseConfig(args.StdinData, args.Args) }
+
+// parseConfig decodes and validates stdin; cniArgs is CNI_ARGS. The addresses come from the
+// reference's sources in its order of precedence, each later one replacing what came before:
+//  1. ipam.addresses, followed by CNI_ARGS IP (whose items CNI_ARGS GATEWAY gives a gateway: the
+//     gateway each item's subnet contains);
+//  2. args.cni.ips, when not empty, instead of all of those;
+//  3. runtimeConfig.ips (the "ips" capability), when not empty, instead of all of those.
+//
+// Every source is validated, even one a later source replaces, as the reference does.
+func parseConfig(stdin []byte, cniArgs string) (*Config, error) {
+	var n NetConf
+	if err := conf.Decode(stdin, &n); err != nil {
+		return nil, err
+	}
+	if n.IPAM == nil {
+		return nil, conf.Invalid("ipam", "missing; static reads its addresses from the \"ipam\" section")
+	}
+	c := &Config{CNIVersion: n.CNIVersion, DNS: n.IPAM.DNS, PrevResult: n.RawPrevResult}
+	var err error
+	if c.Routes, err = ipamroute.Parse("ipam.routes", n.IPAM.Routes); err != nil {
+		return nil, err
+	}
+	for i, a := range n.IPAM.Addresses {
+		addr, err := parseAddress(fmt.Sprintf("ipam.addresses[%d]", i), a.Address, a.Gateway)
+		if err != nil {
+			return nil, err
+		}
+		c.Addresses = append(c.Addresses, addr)
+	}
+	fromArgs, err := cniArgsAddresses(cniArgs)
+	if err != nil {
+		return nil, err
+	}
+	c.Addresses = append(c.Addresses, fromArgs...)
+	if n.Args != nil && n.Args.CNI != nil && len(n.Args.CNI.IPs) > 0 {
+		if c.Addresses, err = parseList("args.cni.ips", n.Args.CNI.IPs); err != nil {
+			return nil, err
+		}
+	}
+	if len(n.RuntimeConfig.IPs) > 0 {
+		if c.Addresses, err = parseList("runtimeConfig.ips", n.RuntimeConfig.IPs); err != nil {
+			return nil, err
+		}
+	}
+	if err := checkPerFamily(n.CNIVersion, c.Addresses); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// cniArgsAddresses reads CNI_ARGS IP (a comma-separated list of CIDRs) and GATEWAY (a comma-separated
+// list of addresses; each becomes the gateway of the IP items whose subnet contains it, the last
+// one winning). Like the reference, GATEWAY applies to CNI_ARGS IP's items only.
+func cniArgsAddresses(cniArgs string) ([]Address, error) {
+	var out []Address
+	if v, ok := conf.CNIArg(cniArgs, "IP"); ok {
+		for i, s := range strings.Split(v, ",") {
+			a, err := parseAddress(fmt.Sprintf("CNI_ARGS IP (item %d)", i), s, "")
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, a)
+		}
+	}
+	if v, ok := conf.CNIArg(cniArgs, "GATEWAY"); ok {
+		for i, s := range strings.Split(v, ",") {
+			gw, err := parseIP(s)
+			if err != nil {
+				return nil, conf.Invalid(fmt.Sprintf("CNI_ARGS GATEWAY (item %d)", i), "%q is not an IP address", strings.TrimSpace(s))
+			}
+			for j := range out {
+				if out[j].Prefix.Masked().Contains(gw) {
+					out[j].Gateway = gw
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+// parseList reads a list of CIDRs (args.cni.ips, runtimeConfig.ips): addresses without a gateway.
+func parseList(field string, list []string) ([]Address, error) {
+	out := make([]Address, 0, len(list))
+	for i, s := range list {
+		a, err := parseAddress(fmt.Sprintf("%s[%d]", field, i), s, "")
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// parseAddress validates one address in CIDR form ("10.10.0.5/24") and its optional gateway.
+func parseAddress(field, cidr, gateway string) (Address, error) {
+	p, err := parseCIDR(cidr)
+	if err != nil {
+		return Address{}, conf.Invalid(field, "%q is not an address in CIDR notation, such as \"10.10.0.5/24\" or \"fd10::5/64\": %v", strings.TrimSpace(cidr), err)
+	}
+	a := Address{Prefix: p, Field: field}
+	if gateway != "" {
+		gw, err := parseIP(gateway)
+		if err != nil {
+			return Address{}, conf.Invalid(field+".gateway", "%q is not an IP address", gateway)
+		}
+		if gw.Is4() != p.Addr().Is4() {
+			return Address{}, conf.Invalid(field+".gateway", "%s is not of the family of address %s", gw, p)
+		}
+		a.Gateway = gw
+	}
+	return a, nil
+}
+
+// parseCIDR accepts what net.ParseCIDR does (the reference's parser); an IPv4-mapped IPv6 address is
+// the IPv4 address, with the prefix length counted in IPv4 bits.
+func parseCIDR(s string) (netip.Prefix, error) {
+	ip, ipnet, err := net.ParseCIDR(strings.TrimSpace(s))
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	a, _ := netip.AddrFromSlice(ip)
+	ones, bits := ipnet.Mask.Size()
+	if a.Is4In6() {
+		if bits == 128 {
+			if ones < 96 {
+				return netip.Prefix{}, fmt.Errorf("an IPv4-mapped address with a prefix shorter than /96")
+			}
+			ones -= 96
+		}
+		a = a.Unmap()
+	}
+	return netip.PrefixFrom(a, ones), nil
+}
+
+// parseIP accepts an address (no prefix, no zone), an IPv4-mapped one as IPv4.
+func parseIP(s string) (netip.Addr, error) {
+	a, err := netip.ParseAddr(strings.TrimSpace(s))
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	if a.Zone() != "" {
+		return netip.Addr{}, fmt.Errorf("%q has a zone", s)
+	}
+	return a.Unmap(), nil
+}
+
+// checkPerFamily refuses more than one address per family for the results of CNI 0.2.0 and older,
+// which can carry only one of each.
+func checkPerFamily(cniVersion string, addrs []Address) error {
+	v4, v6 := 0, 0
+	for _, a := range addrs {
+		if a.Prefix.Addr().Is4() {
+			v4++
+		} else {
+			v6++
+		}
+	}
+	if v4 <= 1 && v6 <= 1 {
+		return nil
+	}
+	if ok, _ := version.GreaterThanOrEqualTo(cniVersion, "0.3.0"); ok {
+		return nil
+	}
+	return conf.Invalid("cniVersion", "%q results carry one address per family, and %d IPv4 and %d IPv6 addresses are configured; use 0.3.0 or later", cniVersion, v4, v6)
+}

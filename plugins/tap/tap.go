@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"errors"
+
+	"github.com/containernetworking/cni/pkg/skel"
+	current "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/vishvananda/netlink"
+
+	"github.com/netloom/netloom/pkg/conf"
+	"github.com/netloom/netloom/pkg/hostlink"
+	"github.com/netloom/netloom/pkg/ipamexec"
+	"github.com/netloom/netloom/pkg/ipcfg"
+	"github.com/netloom/netloom/pkg/link"
+	"github.com/netloom/netloom/pkg/netns"
+	"github.com/netloom/netloom/pkg/plugin"
+)
+
+// ifContainer is the tap's position in the result: the only interface.
+const ifContainer = 0
+
+// spec is the tap the configuration asks for. Like the reference, a tap with both owner and group
+// (and no SELinux label) carries virtio-net headers (IFF_VNET_HDR); the others are made as
+// `ip tuntap add mode tap` makes them (IFF_NO_PI).
+func spec(n *NetConf, ifName string) link.TapSpec {
+	return link.TapSpec{Name: ifName, MultiQueue: n.MultiQueue, Owner: n.Owner, Group: n.Group, MTU: n.MTU, MAC: n.mac,
+		VnetHdr: n.Owner != nil && n.Group != nil && n.SelinuxContext == "", SELinuxLabel: n.SelinuxContext}
+}
+
+// cmdAdd creates the tap in the pod as steps that are each a fault point: "allocate" (the pod has no
+// CNI_IFNAME yet, IPAM), "create" (the tap with its MTU and MAC, on the bridge) and "configure"
+// (addresses, routes, up). A failure removes the tap and releases the lease.
+func cmdAdd(n *NetConf, args *skel.CmdArgs) error {
+	var result *current.Result
+	err := netns.With(args.Netns, func(pod ns.NetNS) (err error) {
+		result, err = add(n, args, pod)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return plugin.PrintResult(result, n.CNIVersion)
+}
+
+func add(n *NetConf, args *skel.CmdArgs, pod ns.NetNS) (*current.Result, error) {
+	var (
+		add    plugin.Add
+		ctx    = context.Background()
+		l3     *current.Result
+		result = &current.Result{CNIVersion: current.ImplementedSpecVersion}
+	)
+	allocate := func() error {
+		if err := hostlink.RequireFree(pod, args.IfName); err != nil {
+			return err
+		}
+		if n.IPAM.Type == "" {
+			return nil
+		}
+		var err error
+		if l3, err = ipamexec.Add(ctx, n.IPAM.Type, args.StdinData); err != nil {
+			return err
+		}
+		add.OnFailure("release IP", func() error { return ipamexec.Del(ctx, n.IPAM.Type, args.StdinData) })
+		return nil
+	}
+	create := func() error {
+		return pod.Do(func(ns.NetNS) error {
+			var br netlink.Link
+			if n.Bridge != "" {
+				var err error
+				if br, err = link.ByName(n.Bridge); errors.Is(err, link.ErrNotFound) {
+					return conf.Invalid("bridge", "%q does not exist in the container's network namespace; the tap joins a bridge there", n.Bridge)
+				} else if err != nil {
+					return err
+				}
+			}
+			tap, err := link.CreateTap(spec(n, args.IfName))
+			if errors.Is(err, link.ErrSELinuxOff) {
+				return conf.Invalid("selinuxContext", "%v; leave the key out", err)
+			}
+			if err != nil {
+				return err
+			}
+			add.OnFailure("remove tap", func() error { return hostlink.Remove(pod, args.IfName) })
+			if br != nil {
+				if err := netlink.LinkSetMaster(tap, br); err != nil {
+					return conf.Invalid("bridge", "cannot add tap %q to %q (a %s): %v", args.IfName, n.Bridge, br.Type(), err)
+				}
+			}
+			result.Interfaces = []*current.Interface{{Name: args.IfName, Mac: tap.Attrs().HardwareAddr.String(), Sandbox: pod.Path()}}
+			if l3 != nil {
+				result.IPs, result.Routes, result.DNS = l3.IPs, l3.Routes, l3.DNS
+				for _, ipc := range result.IPs {
+					ipc.Interface = current.Int(ifContainer)
+				}
+			}
+			return nil
+		})
+	}
+	configure := func() error {
+		if l3 == nil {
+			return hostlink.Configure(pod, args.IfName, nil, ifContainer, ipcfg.Options{})
+		}
+		return hostlink.Configure(pod, args.IfName, result, ifContainer, ipcfg.Options{})
+	}
+	if err := add.Run(plugin.Do("allocate", allocate), plugin.Do("create", create), plugin.Do("configure", configure)); err != nil {
+		return nil, err
+	}
+	plugin.SetDNS(result, n.DNS)
+	return result, nil
+}

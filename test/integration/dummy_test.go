@@ -1,0 +1,125 @@
+package integration
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	current "github.com/containernetworking/cni/pkg/types/100"
+
+	"github.com/netloom/netloom/pkg/conf"
+	"github.com/netloom/netloom/test/harness"
+)
+
+// dummyConflist is a dummy network with a static address of the test-only range 10.234.x.0/24.
+func dummyConflist(cniVersion string, x int) []byte {
+	out, _ := json.Marshal(map[string]any{"cniVersion": cniVersion, "name": harness.Unique("dmnet"), "plugins": []any{map[string]any{
+		"type": "dummy", "ipam": map[string]any{"type": "static", "addresses": []any{map[string]any{"address": fmt.Sprintf("10.234.%d.5/24", x)}},
+			"routes": []any{map[string]any{"dst": "192.168.234.0/24"}}}}}})
+	return out
+}
+
+// The VM lane (this kernel has no dummy links): every CNI version's ADD, CHECK and DEL twice; a dummy
+// the reference made is CHECKed and removed by netloom; bad input is coded.
+func TestVMDummy(t *testing.T) {
+	harness.RequireRoot(t)
+	harness.RequireKernelFeature(t, "dummy links", harness.LinkKindAvailable(t, "dummy"))
+	for i, v := range []string{"0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"} {
+		t.Run(v, func(t *testing.T) {
+			list := dummyConflist(v, i)
+			rt := harness.NewRuntime(t)
+			pod := harness.NewNetNS(t, "dmpod")
+			id := harness.Unique("ctr")
+			r, err := rt.Add(t, list, id, pod.Path, "dummy0", nil)
+			if err != nil {
+				t.Fatalf("ADD: %v", err)
+			}
+			t.Cleanup(func() { _ = rt.Del(t, list, id, pod.Path, "dummy0", nil) })
+			res, err := current.NewResultFromResult(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res.Interfaces) != 1 || res.Interfaces[0].Name != "dummy0" || res.Interfaces[0].Sandbox != pod.Path {
+				t.Errorf("interfaces %+v", res.Interfaces)
+			}
+			addr := fmt.Sprintf("10.234.%d.5", i)
+			if out := pod.Run(t, "ip", "-d", "addr", "show", "dev", "dummy0"); !strings.Contains(out, "dummy") || !strings.Contains(out, "inet "+addr+"/24") {
+				t.Errorf("dummy0:\n%s", out)
+			}
+			if out := pod.Run(t, "ip", "-4", "route", "show", "192.168.234.0/24"); !strings.Contains(out, "dev dummy0") {
+				t.Errorf("route: %q", out)
+			}
+			pod.Run(t, "ip", "link", "set", "lo", "up")
+			if err := harness.Ping(t, pod, addr); err != nil {
+				t.Errorf("the pod's own dummy address: %v", err)
+			}
+			if v >= "0.4.0" {
+				if err := rt.Check(t, list, id, pod.Path, "dummy0", nil); err != nil {
+					t.Errorf("CHECK: %v", err)
+				}
+			}
+			for i := range 2 {
+				if err := rt.Del(t, list, id, pod.Path, "dummy0", nil); err != nil {
+					t.Errorf("DEL %d: %v", i+1, err)
+				}
+			}
+			if _, err := pod.Exec("ip", "link", "show", "dummy0"); err == nil {
+				t.Error("dummy0 left in the pod")
+			}
+		})
+	}
+	t.Run("reference ADD, netloom CHECK and DEL", func(t *testing.T) {
+		list := dummyConflist("1.1.0", 9)
+		rt := harness.NewRuntime(t)
+		pod := harness.NewNetNS(t, "dmpod")
+		id := harness.Unique("ctr")
+		if _, err := rt.WithPath(t, harness.ReferencePlugin(t, "dummy"), harness.PluginDir(t)).Add(t, list, id, pod.Path, "dummy0", nil); err != nil {
+			t.Fatalf("reference ADD: %v", err)
+		}
+		if err := rt.Check(t, list, id, pod.Path, "dummy0", nil); err != nil {
+			t.Errorf("netloom CHECK: %v", err)
+		}
+		if err := rt.Del(t, list, id, pod.Path, "dummy0", nil); err != nil {
+			t.Errorf("netloom DEL: %v", err)
+		}
+		if _, err := pod.Exec("ip", "link", "show", "dummy0"); err == nil {
+			t.Error("dummy0 left in the pod")
+		}
+	})
+	t.Run("bad input", func(t *testing.T) {
+		pod := harness.NewNetNS(t, "dmpod")
+		for _, tc := range []struct {
+			stdin, field string
+			code         uint
+		}{
+			{`{"cniVersion":"1.1.0","name":"d","type":"dummy"}`, "ipam", conf.CodeInvalidConfig},
+			{`{"cniVersion":"1.1.0","name":"d","type":"dummy","ipam":{"type":"static","addresses":[{"address":"x"}]}}`, "ipam.addresses[0]", conf.CodeInvalidConfig},
+		} {
+			out, err := harness.RunPlugin(t, "dummy", harness.CNIEnv("ADD", "ctr1", pod.Path, "dummy0", ""), []byte(tc.stdin))
+			if e, ok := harness.CNIError(out); err == nil || !ok || e.Code != tc.code || !strings.Contains(e.Msg, tc.field) {
+				t.Errorf("ADD %s: %v %s; want code %d naming %q", tc.stdin, err, out, tc.code, tc.field)
+			}
+			if _, err := pod.Exec("ip", "link", "show", "dummy0"); err == nil {
+				t.Error("dummy0 left after a failed ADD")
+			}
+		}
+	})
+}
+
+// Killed at every step of ADD (host-local leasing), then DEL and GC: no dummy, no lease.
+func TestVMFaultPointsDummy(t *testing.T) {
+	harness.RequireRoot(t)
+	harness.RequireKernelFeature(t, "dummy links", harness.LinkKindAvailable(t, "dummy"))
+	dataDir := t.TempDir()
+	network := harness.Unique("dmflt")
+	list, _ := json.Marshal(map[string]any{"cniVersion": "1.1.0", "name": network, "plugins": []any{map[string]any{
+		"type": "dummy", "ipam": map[string]any{"type": "host-local", "dataDir": dataDir, "ranges": []any{[]any{map[string]string{"subnet": "10.234.99.0/24"}}}}}}})
+	faultChain{list: list, points: stepPoints("dummy", "allocate", "create", "configure"), leftovers: func(t *testing.T, _ string, pod *harness.NetNS) []string {
+		left := podInterface(pod)
+		for _, l := range harness.Leases(t, dataDir, network) {
+			left = append(left, "lease "+l)
+		}
+		return left
+	}}.killAtEveryPoint(t, "dm")
+}
