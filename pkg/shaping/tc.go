@@ -13,7 +13,7 @@ import (
 	"github.com/netloom/netloom/pkg/link"
 )
 
-// The reference plugin's handles: the tbf is the root qdisc 1:, the ingress qdisc ffff:, and the
+// The reference plugin's handles: the tbf (or the htb) is the root qdisc 1:, the ingress qdisc ffff:, and the
 // mirred filter sits at priority 1 under it with class 1:1.
 var (
 	tbfHandle      = netlink.MakeHandle(1, 0)
@@ -34,21 +34,41 @@ func EnsureTBF(l netlink.Link, t TBF) error {
 		Buffer:     t.Buffer,
 		Limit:      t.Limit,
 	}
+	return replaceRoot(l, q)
+}
+
+// replaceRoot makes q the root qdisc of l. A root qdisc of another kind is deleted first: the kernel
+// replaces a qdisc in place only with one of its own kind.
+func replaceRoot(l netlink.Link, q netlink.Qdisc) error {
+	old, err := rootQdisc(l)
+	if err != nil && !errors.Is(err, errNotShaped) {
+		return err
+	}
+	if old != nil && old.Type() != q.Type() {
+		if err := netlink.QdiscDel(old); err != nil && !gone(err) {
+			return fmt.Errorf("%q: delete root %s qdisc: %w", l.Attrs().Name, old.Type(), err)
+		}
+	}
 	if err := netlink.QdiscReplace(q); err != nil {
-		return fmt.Errorf("%q: tbf root qdisc (rate %d bytes/s): %w", l.Attrs().Name, t.Rate, err)
+		return fmt.Errorf("%q: %s root qdisc: %w", l.Attrs().Name, q.Type(), err)
 	}
 	return nil
 }
 
-// rootTBF returns l's root tbf qdisc with handle 1:, or errNotShaped.
-func rootTBF(l netlink.Link) (*netlink.Tbf, error) {
+// rootQdisc returns l's root qdisc when it is a tbf or an htb with handle 1: (the bandwidth plugins'),
+// or errNotShaped.
+func rootQdisc(l netlink.Link) (netlink.Qdisc, error) {
 	qs, err := netlinksafe.QdiscList(l)
 	if err != nil {
 		return nil, fmt.Errorf("%q: list qdiscs: %w", l.Attrs().Name, err)
 	}
 	for _, q := range qs {
-		if tbf, ok := q.(*netlink.Tbf); ok && q.Attrs().Parent == netlink.HANDLE_ROOT && q.Attrs().Handle == tbfHandle {
-			return tbf, nil
+		if q.Attrs().Parent != netlink.HANDLE_ROOT || q.Attrs().Handle != tbfHandle {
+			continue
+		}
+		switch q.(type) {
+		case *netlink.Tbf, *netlink.Htb:
+			return q, nil
 		}
 	}
 	return nil, fmt.Errorf("%q: %w", l.Attrs().Name, errNotShaped)
@@ -56,9 +76,13 @@ func rootTBF(l netlink.Link) (*netlink.Tbf, error) {
 
 // CheckTBF verifies that l's root qdisc is a tbf holding want.
 func CheckTBF(l netlink.Link, want TBF) error {
-	got, err := rootTBF(l)
+	q, err := rootQdisc(l)
 	if err != nil {
 		return err
+	}
+	got, ok := q.(*netlink.Tbf)
+	if !ok {
+		return fmt.Errorf("%q: root qdisc 1: is a %s, want tbf", l.Attrs().Name, q.Type())
 	}
 	if why := want.Mismatch(got); why != "" {
 		return fmt.Errorf("%q: tbf root qdisc has %s", l.Attrs().Name, why)
@@ -66,18 +90,18 @@ func CheckTBF(l netlink.Link, want TBF) error {
 	return nil
 }
 
-// RemoveTBF deletes l's root tbf qdisc (handle 1:), leaving any other root qdisc alone; it succeeds
-// when there is none or the link is gone.
-func RemoveTBF(l netlink.Link) error {
-	tbf, err := rootTBF(l)
+// RemoveRoot deletes l's root qdisc when it is the bandwidth plugins' (tbf or htb, handle 1:), leaving
+// any other alone; it succeeds when there is none or the link is gone.
+func RemoveRoot(l netlink.Link) error {
+	q, err := rootQdisc(l)
 	if errors.Is(err, errNotShaped) || gone(err) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	if err := netlink.QdiscDel(tbf); err != nil && !gone(err) {
-		return fmt.Errorf("%q: delete tbf root qdisc: %w", l.Attrs().Name, err)
+	if err := netlink.QdiscDel(q); err != nil && !gone(err) {
+		return fmt.Errorf("%q: delete root %s qdisc: %w", l.Attrs().Name, q.Type(), err)
 	}
 	return nil
 }
@@ -92,13 +116,14 @@ func IfbAlias(network, containerID string) string {
 	return a
 }
 
-// EnsureIfb creates the ifb device name, up, with mtu, no transmit queue (as the reference does) and
-// alias; an ifb already called name is adopted (brought up). Another kind of link with the name is an
-// error.
-func EnsureIfb(name string, mtu int, alias string) (netlink.Link, error) {
+// EnsureIfb creates the ifb device name, up, with mtu, a transmit queue of qlen packets and alias;
+// an ifb already called name is adopted (brought up, its queue set). Another kind of link with the name
+// is an error. The tbf layout wants qlen 0, as the reference creates it; the htb layout needs a queue
+// (HTBQueueLen): its classes' default queues are as long as the device's.
+func EnsureIfb(name string, mtu, qlen int, alias string) (netlink.Link, error) {
 	l, err := link.ByName(name)
 	if errors.Is(err, link.ErrNotFound) {
-		ifb := &netlink.Ifb{LinkAttrs: netlink.LinkAttrs{Name: name, Flags: net.FlagUp, MTU: mtu, TxQLen: 0}}
+		ifb := &netlink.Ifb{LinkAttrs: netlink.LinkAttrs{Name: name, Flags: net.FlagUp, MTU: mtu, TxQLen: qlen}}
 		if err := netlink.LinkAdd(ifb); err != nil {
 			return nil, fmt.Errorf("create ifb %q: %w", name, err)
 		}
@@ -109,6 +134,11 @@ func EnsureIfb(name string, mtu int, alias string) (netlink.Link, error) {
 	}
 	if l.Type() != "ifb" {
 		return nil, fmt.Errorf("%q is a %s, not an ifb device", name, l.Type())
+	}
+	if l.Attrs().TxQLen != qlen {
+		if err := netlink.LinkSetTxQLen(l, qlen); err != nil {
+			return nil, fmt.Errorf("ifb %q: set txqueuelen %d: %w", name, qlen, err)
+		}
 	}
 	if alias != "" && l.Attrs().Alias != alias {
 		if err := netlink.LinkSetAlias(l, alias); err != nil {

@@ -66,10 +66,10 @@ func (a *adder) ingress() error {
 	if !l.Set() {
 		return nil
 	}
-	if err := shaping.EnsureTBF(a.host, shaping.TBFFor(l)); err != nil {
+	if err := a.n.ensureShaping(a.host, l, shaping.ToPod); err != nil {
 		return fmt.Errorf("%singressRate: %w", a.n.from, err)
 	}
-	a.OnFailure("remove ingress tbf", func() error { return shaping.RemoveTBF(a.host) })
+	a.OnFailure("remove ingress qdisc", func() error { return shaping.RemoveRoot(a.host) })
 	return nil
 }
 
@@ -78,7 +78,11 @@ func (a *adder) ifb() error {
 		return nil
 	}
 	name := shaping.IfbName(a.n.Name, a.args.ContainerID)
-	l, err := shaping.EnsureIfb(name, a.host.Attrs().MTU, shaping.IfbAlias(a.n.Name, a.args.ContainerID))
+	qlen := 0 // the reference's: the tbf has its own queue
+	if len(a.n.subnets.List) > 0 {
+		qlen = shaping.HTBQueueLen
+	}
+	l, err := shaping.EnsureIfb(name, a.host.Attrs().MTU, qlen, shaping.IfbAlias(a.n.Name, a.args.ContainerID))
 	if err != nil {
 		return err
 	}
@@ -103,10 +107,27 @@ func (a *adder) egress() error {
 	if a.ifbLink == nil {
 		return nil
 	}
-	if err := shaping.EnsureTBF(a.ifbLink, shaping.TBFFor(a.n.limits.egress())); err != nil {
+	if err := a.n.ensureShaping(a.ifbLink, a.n.limits.egress(), shaping.FromPod); err != nil {
 		return fmt.Errorf("%segressRate: %w", a.n.from, err)
 	}
 	return nil // the ifb's removal takes its qdisc along
+}
+
+// ensureShaping caps what l transmits at lim: a tbf for all of it, or an htb when the configuration
+// shapes the traffic of some peers only.
+func (n *NetConf) ensureShaping(l netlink.Link, lim shaping.Limit, d shaping.Direction) error {
+	if len(n.subnets.List) == 0 {
+		return shaping.EnsureTBF(l, shaping.TBFFor(lim))
+	}
+	return shaping.EnsureHTB(l, shaping.HTBFor(lim, n.subnets, d))
+}
+
+// checkShaping is CHECK's side of ensureShaping.
+func (n *NetConf) checkShaping(l netlink.Link, lim shaping.Limit, d shaping.Direction) error {
+	if len(n.subnets.List) == 0 {
+		return shaping.CheckTBF(l, shaping.TBFFor(lim))
+	}
+	return shaping.CheckHTB(l, shaping.HTBFor(lim, n.subnets, d))
 }
 
 // hostEnd finds the host end of the pod's veth ifName: its peer, which the previous plugin's result
@@ -142,12 +163,12 @@ func peerIndex(pod ns.NetNS, ifName string) (int, error) {
 	return peer, err
 }
 
-// DEL removes the ifb device of the attachment and, while the pod's veth is still there, the qdiscs
-// on its host end. It succeeds when all of it is already gone; every error is returned, joined.
+// DEL removes the ifb device of the attachment and, while the pod's veth is still there, the root and
+// ingress qdiscs on its host end. It succeeds when all of it is already gone; every error is returned, joined.
 func cmdDel(n *NetConf, args *skel.CmdArgs) error {
 	var errs []error
 	if host := hostEndForDel(args); host != nil {
-		errs = append(errs, shaping.RemoveRedirect(host), shaping.RemoveTBF(host))
+		errs = append(errs, shaping.RemoveRedirect(host), shaping.RemoveRoot(host))
 	}
 	errs = append(errs, shaping.RemoveIfb(shaping.IfbName(n.Name, args.ContainerID)))
 	return errors.Join(errs...)
@@ -191,7 +212,7 @@ func cmdCheck(n *NetConf, args *skel.CmdArgs) error {
 			return nil
 		}
 		if l := n.limits.ingress(); l.Set() {
-			if err := shaping.CheckTBF(host, shaping.TBFFor(l)); err != nil {
+			if err := n.checkShaping(host, l, shaping.ToPod); err != nil {
 				return fmt.Errorf("%singressRate: %w", n.from, err)
 			}
 		}
@@ -200,7 +221,7 @@ func cmdCheck(n *NetConf, args *skel.CmdArgs) error {
 			if err != nil {
 				return fmt.Errorf("%segressRate: %w", n.from, err)
 			}
-			if err := shaping.CheckTBF(ifb, shaping.TBFFor(l)); err != nil {
+			if err := n.checkShaping(ifb, l, shaping.FromPod); err != nil {
 				return fmt.Errorf("%segressRate: %w", n.from, err)
 			}
 			if err := shaping.CheckRedirect(host, ifb); err != nil {

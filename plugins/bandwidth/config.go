@@ -1,6 +1,9 @@
 package main
 
 import (
+	"fmt"
+	"net/netip"
+
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 
@@ -11,11 +14,14 @@ import (
 // Limits is one set of bandwidth keys, in the network's configuration or in runtimeConfig's
 // "bandwidth" (the capability runtimes fill from kubernetes.io/ingress-bandwidth and
 // kubernetes.io/egress-bandwidth). Rates are in bits per second, bursts in bits; 0 is no limit.
+// The subnet lists are netloom's (see README.md): the peers whose traffic is, or is not, shaped.
 type Limits struct {
-	IngressRate  uint64 `json:"ingressRate"`
-	IngressBurst uint64 `json:"ingressBurst"`
-	EgressRate   uint64 `json:"egressRate"`
-	EgressBurst  uint64 `json:"egressBurst"`
+	IngressRate     uint64   `json:"ingressRate"`
+	IngressBurst    uint64   `json:"ingressBurst"`
+	EgressRate      uint64   `json:"egressRate"`
+	EgressBurst     uint64   `json:"egressBurst"`
+	UnshapedSubnets []string `json:"unshapedSubnets,omitempty"`
+	ShapedSubnets   []string `json:"shapedSubnets,omitempty"`
 }
 
 // ingress is the limit on what the pod receives: a tbf on the host end of its veth.
@@ -41,6 +47,8 @@ type NetConf struct {
 	limits *Limits
 	// Derived during validation: where they came from, for error messages.
 	from string
+	// Derived during validation: the part of the traffic shaped; no List: all of it (the tbf layout).
+	subnets shaping.Subnets
 }
 
 // parseArgs parses a command's configuration.
@@ -63,7 +71,31 @@ func (n *NetConf) validate() error {
 	if err := validateLimit(n.from+"ingressRate", n.from+"ingressBurst", n.limits.ingress()); err != nil {
 		return err
 	}
-	return validateLimit(n.from+"egressRate", n.from+"egressBurst", n.limits.egress())
+	if err := validateLimit(n.from+"egressRate", n.from+"egressBurst", n.limits.egress()); err != nil {
+		return err
+	}
+	var err error
+	n.subnets, err = subnets(n.from, n.limits)
+	return err
+}
+
+// subnets parses the subnet lists: at most one of them, each entry a CIDR (host bits are dropped).
+func subnets(from string, l *Limits) (shaping.Subnets, error) {
+	key, list, s := from+"shapedSubnets", l.ShapedSubnets, shaping.Subnets{}
+	if len(l.UnshapedSubnets) > 0 {
+		if len(l.ShapedSubnets) > 0 {
+			return s, conf.Invalid(from+"shapedSubnets", "cannot be set together with unshapedSubnets: list either the peers to shape or the peers to leave unshaped")
+		}
+		key, list, s.Exclude = from+"unshapedSubnets", l.UnshapedSubnets, true
+	}
+	for i, str := range list {
+		p, err := netip.ParsePrefix(str)
+		if err != nil {
+			return s, conf.Invalid(fmt.Sprintf("%s[%d]", key, i), "%q is not a CIDR (e.g. \"10.0.0.0/8\" or \"fd00::/64\")", str)
+		}
+		s.List = append(s.List, p.Masked())
+	}
+	return s, nil
 }
 
 // validateLimit applies the reference's rules (a rate needs a burst and the other way round, a burst

@@ -19,6 +19,9 @@ func FuzzParseConfig(f *testing.F) {
 		`{` + base + `,"ingressRate":1000}`,
 		`{` + base + `,"egressRate":-1}`,
 		`{` + base + `,"egressRate":8,"egressBurst":34359738360}`,
+		`{` + base + `,"egressRate":3000,"egressBurst":4000,"unshapedSubnets":["10.0.0.0/8","fd00::/64"]}`,
+		`{` + base + `,"egressRate":3000,"egressBurst":4000,"unshapedSubnets":["10.0.0.0/8"],"shapedSubnets":["10.0.0.0/8"]}`,
+		`{` + base + `,"runtimeConfig":{"bandwidth":{"ingressRate":3000,"ingressBurst":4000,"shapedSubnets":["hello"]}}}`,
 		`{` + base,
 	} {
 		f.Add([]byte(s))
@@ -31,6 +34,12 @@ func FuzzParseConfig(f *testing.F) {
 		}
 		if n.limits == nil {
 			return
+		}
+		if len(n.limits.UnshapedSubnets) > 0 && len(n.limits.ShapedSubnets) > 0 {
+			t.Fatal("accepted both subnet lists")
+		}
+		if len(n.subnets.List) != len(n.limits.UnshapedSubnets)+len(n.limits.ShapedSubnets) {
+			t.Fatalf("parsed %d subnets of %+v", len(n.subnets.List), n.limits)
 		}
 		for _, l := range []shaping.Limit{n.limits.ingress(), n.limits.egress()} {
 			if (l.RateBits == 0) != (l.BurstBits == 0) {

@@ -481,3 +481,63 @@ func TestFaultPointsBandwidth(t *testing.T) {
 	}
 	c.killAtEveryPoint(t, "ctr-fault-bw")
 }
+
+// unshapedSubnets: the shaped pod's traffic with a peer in the list is not held, with any other peer
+// it is, both ways; the htb layout passes CHECK and goes with DEL.
+func TestBandwidthUnshapedSubnets(t *testing.T) {
+	harness.RequireRoot(t)
+	const inRate, outRate = 10_000_000, 20_000_000
+	b := newBwNet(t, map[string]any{"capabilities": map[string]bool{"bandwidth": true}})
+	rt := harness.NewRuntime(t)
+	list := b.conflist("1.1.0")
+	shapedPeer, freePeer, pod := harness.NewNetNS(t, "bwp"), harness.NewNetNS(t, "bwf"), harness.NewNetNS(t, "bwu")
+	resS := bwAdd(t, rt, list, "ctr-bw-peer", shapedPeer, nil)
+	resF := bwAdd(t, rt, list, "ctr-bw-free", freePeer, nil)
+	free := podAddrs(t, resF)[0].Addr()
+	caps := map[string]any{"bandwidth": map[string]any{"ingressRate": inRate, "ingressBurst": 1_000_000, "egressRate": outRate, "egressBurst": 1_000_000,
+		"unshapedSubnets": []string{free.String() + "/32"}}}
+	res := bwAdd(t, rt, list, "ctr-bw-uns", pod, caps)
+	if err := rt.Check(t, list, "ctr-bw-uns", pod.Path, "eth0", caps); err != nil {
+		t.Fatalf("CHECK: %v", err)
+	}
+	host := res.Interfaces[0].Name
+	t.Logf("tc:\n%s%s", tcShow(host), tcShow(b.ifb("ctr-bw-uns")))
+	a, peer := podAddrs(t, res)[0].Addr().String(), podAddrs(t, resS)[0].Addr().String()
+
+	measure := func(what string, server, client harness.NetNS, addr string) float64 {
+		t.Helper()
+		bps, err := harness.Iperf3(t, server, client, addr, 3)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		t.Logf("%s: %.2f Mbit/s", what, bps/1e6)
+		return bps
+	}
+	for _, c := range []struct {
+		what           string
+		server, client harness.NetNS
+		addr           string
+		want           float64 // 0: not held
+	}{
+		{"pod -> shaped peer", shapedPeer, pod, peer, outRate},
+		{"shaped peer -> pod", pod, shapedPeer, a, inRate},
+		{"pod -> unshaped peer", freePeer, pod, free.String(), 0},
+		{"unshaped peer -> pod", pod, freePeer, a, 0},
+	} {
+		got := measure(c.what, c.server, c.client, c.addr)
+		switch {
+		case c.want == 0 && got < 3*outRate:
+			t.Errorf("%s: %.2f Mbit/s, want well above the limits", c.what, got/1e6)
+		case c.want != 0 && (got < 0.5*c.want || got > 1.3*c.want):
+			t.Errorf("%s: %.2f Mbit/s, want %.2f within 0.5x..1.3x", c.what, got/1e6, c.want/1e6)
+		}
+	}
+	for i := range 2 {
+		if err := rt.Del(t, list, "ctr-bw-uns", pod.Path, "eth0", caps); err != nil {
+			t.Fatalf("DEL %d: %v", i+1, err)
+		}
+	}
+	if _, err := netlink.LinkByName(b.ifb("ctr-bw-uns")); err == nil {
+		t.Error("ifb left after DEL")
+	}
+}
