@@ -482,6 +482,22 @@ func TestFaultPointsBandwidth(t *testing.T) {
 	c.killAtEveryPoint(t, "ctr-fault-bw")
 }
 
+// The same with the htb layout (unshapedSubnets).
+func TestFaultPointsBandwidthSubnets(t *testing.T) {
+	harness.RequireRoot(t)
+	bw := limits(8_000_000, 800_000, 8_000_000, 800_000)
+	bw["unshapedSubnets"] = []string{"10.0.0.0/8", "fd00::/8"}
+	b := newBwNet(t, bw)
+	c := faultChain{
+		list:   b.conflist("1.1.0"),
+		points: stepPoints("bandwidth", "ingress", "ifb", "redirect", "egress"),
+		leftovers: func(t *testing.T, id string, pod *harness.NetNS) []string {
+			return append(podInterface(pod), b.leftovers(t, id)...)
+		},
+	}
+	c.killAtEveryPoint(t, "ctr-fault-bws")
+}
+
 // unshapedSubnets: the shaped pod's traffic with a peer in the list is not held, with any other peer
 // it is, both ways; the htb layout passes CHECK and goes with DEL.
 func TestBandwidthUnshapedSubnets(t *testing.T) {
@@ -531,6 +547,13 @@ func TestBandwidthUnshapedSubnets(t *testing.T) {
 		case c.want != 0 && (got < 0.5*c.want || got > 1.3*c.want):
 			t.Errorf("%s: %.2f Mbit/s, want %.2f within 0.5x..1.3x", c.what, got/1e6, c.want/1e6)
 		}
+	}
+	// CHECK sees a subnet filter gone.
+	if out, err := exec.Command("tc", "filter", "del", "dev", b.ifb("ctr-bw-uns"), "parent", "1:", "prio", "16").CombinedOutput(); err != nil {
+		t.Fatalf("tc filter del: %v: %s", err, out)
+	}
+	if err := rt.Check(t, list, "ctr-bw-uns", pod.Path, "eth0", caps); err == nil || !strings.Contains(err.Error(), "egressRate") {
+		t.Errorf("CHECK without the ifb's filter: %v, want an error naming egressRate", err)
 	}
 	for i := range 2 {
 		if err := rt.Del(t, list, "ctr-bw-uns", pod.Path, "eth0", caps); err != nil {
