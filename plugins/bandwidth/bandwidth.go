@@ -130,16 +130,12 @@ func (n *NetConf) checkShaping(l netlink.Link, lim shaping.Limit, d shaping.Dire
 	return shaping.CheckHTB(l, shaping.HTBFor(lim, n.subnets, d))
 }
 
-// hostEnd finds the host end of the pod's veth ifName: its peer, which the previous plugin's result
-// must list as a host interface (as the reference requires).
+// hostEnd finds the host end of the pod's veth ifName, which the previous plugin's result must list as
+// a host interface (as the reference requires).
 func hostEnd(pod ns.NetNS, ifName string, prev *current.Result) (netlink.Link, error) {
-	peer, err := peerIndex(pod, ifName)
+	host, err := vethPeer(pod, ifName)
 	if err != nil {
 		return nil, conf.Invalid("prevResult", "pod interface %q: %v; bandwidth shapes a pod attached by a veth (bridge, ptp)", ifName, err)
-	}
-	host, err := netlink.LinkByIndex(peer)
-	if err != nil {
-		return nil, fmt.Errorf("the peer (ifindex %d) of the pod's %q is not in the host's namespace: %w", peer, ifName, err)
 	}
 	for _, i := range prev.Interfaces {
 		if i.Sandbox == "" && i.Name == host.Attrs().Name {
@@ -149,18 +145,31 @@ func hostEnd(pod ns.NetNS, ifName string, prev *current.Result) (netlink.Link, e
 	return nil, conf.Invalid("prevResult", "does not list %q, the host end of the pod's %q, among its interfaces", host.Attrs().Name, ifName)
 }
 
-// peerIndex returns the host-side ifindex of the pod's veth ifName.
-func peerIndex(pod ns.NetNS, ifName string) (int, error) {
-	var peer int
+// vethPeer returns the host end of the pod's veth ifName: the link of the host's namespace with the
+// peer's ifindex, provided it is a veth whose own peer is the pod's link (an ifindex alone could name
+// an unrelated link when the peer lives in a third namespace).
+func vethPeer(pod ns.NetNS, ifName string) (netlink.Link, error) {
+	var podIndex, peer int
 	err := pod.Do(func(ns.NetNS) error {
 		l, err := link.ByName(ifName)
 		if err != nil {
 			return err
 		}
+		podIndex = l.Attrs().Index
 		peer, err = link.VethPeerIndex(l)
 		return err
 	})
-	return peer, err
+	if err != nil {
+		return nil, err
+	}
+	host, err := netlink.LinkByIndex(peer)
+	if err != nil {
+		return nil, fmt.Errorf("its peer (ifindex %d) is not in the host's namespace: %w", peer, err)
+	}
+	if back, err := link.VethPeerIndex(host); err != nil || back != podIndex {
+		return nil, fmt.Errorf("its peer (ifindex %d) is not in the host's namespace: %q there is not its veth peer", peer, host.Attrs().Name)
+	}
+	return host, nil
 }
 
 // DEL removes the ifb device of the attachment and, while the pod's veth is still there, the root and
@@ -185,11 +194,7 @@ func hostEndForDel(args *skel.CmdArgs) netlink.Link {
 		return nil
 	}
 	defer pod.Close()
-	peer, err := peerIndex(pod, args.IfName)
-	if err != nil {
-		return nil
-	}
-	host, err := netlink.LinkByIndex(peer)
+	host, err := vethPeer(pod, args.IfName)
 	if err != nil {
 		return nil
 	}

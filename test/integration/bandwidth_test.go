@@ -564,3 +564,56 @@ func TestBandwidthUnshapedSubnets(t *testing.T) {
 		t.Error("ifb left after DEL")
 	}
 }
+
+// Chained after bridge: pods on one bridge, the shaped one held to its rates both ways (the traffic
+// never leaves the bridge, so this is the veth's own shaping, not the node's routing); CHECK, DEL twice,
+// nothing of it left.
+func TestBandwidthOnBridge(t *testing.T) {
+	harness.RequireRoot(t)
+	const inRate, outRate = 10_000_000, 20_000_000
+	br := newBridgeNet(t, false)
+	list, _ := json.Marshal(map[string]any{"cniVersion": "1.1.0", "name": br.Name, "plugins": []any{br.plugin(),
+		map[string]any{"type": "bandwidth", "capabilities": map[string]bool{"bandwidth": true}}}})
+	rt := harness.NewRuntime(t)
+	shaped, free := harness.NewNetNS(t, "bwba"), harness.NewNetNS(t, "bwbb")
+	caps := map[string]any{"bandwidth": map[string]any{"ingressRate": inRate, "ingressBurst": 1_000_000, "egressRate": outRate, "egressBurst": 1_000_000}}
+	resA := bwAdd(t, rt, list, "ctr-bwb-a", shaped, caps)
+	resB := bwAdd(t, rt, list, "ctr-bwb-b", free, nil)
+	ifb := shaping.IfbName(br.Name, "ctr-bwb-a")
+	if n := len(resA.Interfaces); n < 1 || resA.Interfaces[n-1].Name != ifb {
+		t.Fatalf("result interfaces %+v, want the ifb %s last", resA.Interfaces, ifb)
+	}
+	if err := rt.Check(t, list, "ctr-bwb-a", shaped.Path, "eth0", caps); err != nil {
+		t.Fatalf("CHECK: %v", err)
+	}
+	a, b := podAddrs(t, resA)[0].Addr().String(), podAddrs(t, resB)[0].Addr().String()
+	for _, c := range []struct {
+		what           string
+		server, client harness.NetNS
+		addr           string
+		want           float64
+	}{
+		{"shaped -> free", free, shaped, b, outRate},
+		{"free -> shaped", shaped, free, a, inRate},
+	} {
+		got, err := harness.Iperf3(t, c.server, c.client, c.addr, 3)
+		if err != nil {
+			t.Fatalf("%s: %v", c.what, err)
+		}
+		t.Logf("%s: %.2f Mbit/s (asked %.0f)", c.what, got/1e6, c.want/1e6)
+		if got < 0.5*c.want || got > 1.3*c.want {
+			t.Errorf("%s: %.2f Mbit/s, want %.2f within 0.5x..1.3x", c.what, got/1e6, c.want/1e6)
+		}
+	}
+	for i := range 2 {
+		if err := rt.Del(t, list, "ctr-bwb-a", shaped.Path, "eth0", caps); err != nil {
+			t.Fatalf("DEL %d: %v", i+1, err)
+		}
+	}
+	if _, err := netlink.LinkByName(ifb); err == nil {
+		t.Errorf("ifb %s left after DEL", ifb)
+	}
+	if p := br.ports(t); len(p) != 1 {
+		t.Errorf("bridge ports after DEL of one pod of two: %v", p)
+	}
+}
