@@ -187,6 +187,9 @@ func TestBandwidthKernelState(t *testing.T) {
 	if err := rt.Check(t, list, "ctr-bw-state", pod.Path, "eth0", nil); err != nil {
 		t.Fatalf("CHECK: %v", err)
 	}
+	if err := rt.Status(t, list); err != nil {
+		t.Errorf("STATUS: %v", err)
+	}
 
 	t.Run("CHECK sees a missing ifb", func(t *testing.T) {
 		if err := netlink.LinkDel(il); err != nil {
