@@ -29,8 +29,6 @@ const (
 	offIPv6Src, offIPv6Dst = 8, 24
 )
 
-var htbHandle = tbfHandle
-
 // Direction says which way the shaped traffic flows, and so which address of a packet is the pod's
 // peer, the one a subnet is matched against.
 type Direction int
@@ -115,7 +113,7 @@ func subnetMatch(p netip.Prefix, d Direction, class uint16) Match {
 func EnsureHTB(l netlink.Link, h HTB) error {
 	name, idx := l.Attrs().Name, l.Attrs().Index
 	q := &netlink.Htb{
-		QdiscAttrs:   netlink.QdiscAttrs{LinkIndex: idx, Handle: htbHandle, Parent: netlink.HANDLE_ROOT},
+		QdiscAttrs:   netlink.QdiscAttrs{LinkIndex: idx, Handle: rootHandle, Parent: netlink.HANDLE_ROOT},
 		Defcls:       uint32(h.Default),
 		Version:      3,
 		Rate2Quantum: 10,
@@ -124,9 +122,9 @@ func EnsureHTB(l netlink.Link, h HTB) error {
 		return err
 	}
 	for _, c := range []*netlink.HtbClass{
-		{ClassAttrs: netlink.ClassAttrs{LinkIndex: idx, Handle: netlink.MakeHandle(1, ShapedClass), Parent: htbHandle},
+		{ClassAttrs: netlink.ClassAttrs{LinkIndex: idx, Handle: netlink.MakeHandle(1, ShapedClass), Parent: rootHandle},
 			Rate: h.Shaped.Rate, Ceil: h.Shaped.Rate, Buffer: h.Shaped.Buffer, Cbuffer: h.Shaped.Buffer},
-		{ClassAttrs: netlink.ClassAttrs{LinkIndex: idx, Handle: netlink.MakeHandle(1, UnshapedClass), Parent: htbHandle},
+		{ClassAttrs: netlink.ClassAttrs{LinkIndex: idx, Handle: netlink.MakeHandle(1, UnshapedClass), Parent: rootHandle},
 			Rate: UncappedRate, Ceil: UncappedRate},
 	} {
 		if err := netlink.ClassReplace(c); err != nil {
@@ -147,7 +145,7 @@ func EnsureHTB(l netlink.Link, h HTB) error {
 	}
 	for _, m := range h.Filters {
 		f := &netlink.U32{
-			FilterAttrs: netlink.FilterAttrs{LinkIndex: idx, Parent: htbHandle, Priority: m.Prio, Protocol: m.Protocol},
+			FilterAttrs: netlink.FilterAttrs{LinkIndex: idx, Parent: rootHandle, Priority: m.Prio, Protocol: m.Protocol},
 			ClassId:     netlink.MakeHandle(1, m.Class),
 		}
 		if len(m.Keys) > 0 {
@@ -175,7 +173,7 @@ func CheckHTB(l netlink.Link, h HTB) error {
 	if htb.Defcls != uint32(h.Default) {
 		return fmt.Errorf("%q: htb default class 1:%x, want 1:%x", name, htb.Defcls, h.Default)
 	}
-	classes, err := netlink.ClassList(l, htbHandle)
+	classes, err := netlink.ClassList(l, rootHandle)
 	if err != nil {
 		return fmt.Errorf("%q: list htb classes: %w", name, err)
 	}
@@ -218,7 +216,7 @@ func CheckHTB(l netlink.Link, h HTB) error {
 
 // htbFilters returns the classifying u32 filters under 1: (not the hash tables the kernel lists too).
 func htbFilters(l netlink.Link) ([]*netlink.U32, error) {
-	fs, err := netlink.FilterList(l, htbHandle)
+	fs, err := netlink.FilterList(l, rootHandle)
 	if err != nil {
 		return nil, fmt.Errorf("%q: list htb filters: %w", l.Attrs().Name, err)
 	}

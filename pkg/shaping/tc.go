@@ -13,23 +13,26 @@ import (
 	"github.com/netloom/netloom/pkg/link"
 )
 
-// The reference plugin's handles: the tbf (or the htb) is the root qdisc 1:, the ingress qdisc ffff:, and the
-// mirred filter sits at priority 1 under it with class 1:1.
+// The reference plugin's handles (major:minor in 16 bits each): the tbf (or the htb) is the root qdisc
+// 1:, the ingress qdisc ffff:, and the mirred filter sits at priority 1 under it with class 1:1.
+const (
+	rootHandle     uint32 = 1 << 16
+	ingressHandle  uint32 = 0xffff << 16
+	redirectClass  uint32 = 1<<16 | 1
+	redirectPrio   uint16 = 1
+	aliasPrefix           = "netloom bandwidth "
+	maxAliasLength        = 255 // IFALIASZ - 1
+)
+
 var (
-	tbfHandle      = netlink.MakeHandle(1, 0)
-	ingressHandle  = netlink.MakeHandle(0xffff, 0)
-	redirectClass  = netlink.MakeHandle(1, 1)
-	redirectPrio   = uint16(1)
-	errNotShaped   = errors.New("no tbf qdisc")
-	errNoRedirect  = errors.New("no ingress redirect")
-	aliasPrefix    = "netloom bandwidth "
-	maxAliasLength = 255 // IFALIASZ - 1
+	errNotShaped  = errors.New("no tbf or htb root qdisc with handle 1")
+	errNoRedirect = errors.New("no ingress redirect")
 )
 
 // EnsureTBF makes a tbf with t the root qdisc (handle 1:) of l, replacing the root qdisc that is there.
 func EnsureTBF(l netlink.Link, t TBF) error {
 	q := &netlink.Tbf{
-		QdiscAttrs: netlink.QdiscAttrs{LinkIndex: l.Attrs().Index, Handle: tbfHandle, Parent: netlink.HANDLE_ROOT},
+		QdiscAttrs: netlink.QdiscAttrs{LinkIndex: l.Attrs().Index, Handle: rootHandle, Parent: netlink.HANDLE_ROOT},
 		Rate:       t.Rate,
 		Buffer:     t.Buffer,
 		Limit:      t.Limit,
@@ -63,7 +66,7 @@ func rootQdisc(l netlink.Link) (netlink.Qdisc, error) {
 		return nil, fmt.Errorf("%q: list qdiscs: %w", l.Attrs().Name, err)
 	}
 	for _, q := range qs {
-		if q.Attrs().Parent != netlink.HANDLE_ROOT || q.Attrs().Handle != tbfHandle {
+		if q.Attrs().Parent != netlink.HANDLE_ROOT || q.Attrs().Handle != rootHandle {
 			continue
 		}
 		switch q.(type) {

@@ -39,10 +39,10 @@ func cmdAdd(n *NetConf, args *skel.CmdArgs) error {
 		}
 		a := &adder{n: n, args: args, host: host, result: prev}
 		if err := a.Run(
-			plugin.Do("ingress", a.ingress),   // tbf on the host end: what the pod receives
+			plugin.Do("ingress", a.ingress),   // tbf (or htb) on the host end: what the pod receives
 			plugin.Do("ifb", a.ifb),           // the device what the pod sends is redirected to
 			plugin.Do("redirect", a.redirect), // the host end's ingress to the ifb
-			plugin.Do("egress", a.egress),     // tbf on the ifb: what the pod sends
+			plugin.Do("egress", a.egress),     // tbf (or htb) on the ifb: what the pod sends
 		); err != nil {
 			return err
 		}
