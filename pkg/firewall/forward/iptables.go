@@ -13,18 +13,45 @@ import (
 // after the IPv4 part.
 const FaultIPv6 = "firewall-iptables-ipv6"
 
+// Backend opens the node's firewall for a pod's addresses: IPTables or Firewalld (or NFTables).
+type Backend interface {
+	// Open lets addrs' traffic through; idempotent.
+	Open(addrs []netip.Addr) error
+	// Close removes what Open made for addrs; it succeeds when that is gone already.
+	Close(addrs []netip.Addr) error
+	// Check says what is missing of what Open makes.
+	Check(addrs []netip.Addr) error
+}
+
+// Isolator installs and checks the isolation rules of the "same-bridge" and "isolated" ingress policies,
+// in the IP families that addrs has.
+type Isolator interface {
+	Isolate(addrs []netip.Addr, bridge string, policy Policy) error
+	CheckIsolation(addrs []netip.Addr, bridge string, policy Policy) error
+}
+
 // IPTables applies the layout through iptables and ip6tables (pkg/xtables): per IP family one read of
 // the filter table (iptables-save) and one iptables-restore --noflush of what is missing. Its methods use
 // the network namespace of the calling thread.
 type IPTables struct {
 	tools xtables.Tools
+	admin string // the admin chain
 }
 
-// NewIPTables returns the backend running the iptables tools that c picks.
-func NewIPTables(c xtables.Config) *IPTables { return &IPTables{tools: xtables.NewExec(c)} }
+var (
+	_ Backend  = (*IPTables)(nil)
+	_ Isolator = (*IPTables)(nil)
+)
+
+// NewIPTables returns the backend running the iptables tools that c picks, with admin chain admin.
+func NewIPTables(c xtables.Config, admin string) *IPTables {
+	return NewIPTablesWithTools(xtables.NewExec(c), admin)
+}
 
 // NewIPTablesWithTools returns the backend reading and writing through tools (xtables.Fake in tests).
-func NewIPTablesWithTools(tools xtables.Tools) *IPTables { return &IPTables{tools: tools} }
+func NewIPTablesWithTools(tools xtables.Tools, admin string) *IPTables {
+	return &IPTables{tools: tools, admin: admin}
+}
 
 // Usable says why the IPv4 filter table cannot be read and written here, or returns nil.
 func (x *IPTables) Usable() error {
@@ -38,11 +65,10 @@ func (x *IPTables) Usable() error {
 	return err
 }
 
-// Open installs the pod rules for addrs (admin chain admin) in each family that addrs has and, when
-// policy isolates, the isolation rules for bridge in those families.
-func (x *IPTables) Open(admin string, addrs []netip.Addr, bridge string, policy Policy) error {
+// Open installs the chains, the jumps and addrs' pod rules in each family that addrs has.
+func (x *IPTables) Open(addrs []netip.Addr) error {
 	return x.change(addrs, func(own []netip.Addr) func(xtables.Table) xtables.Batch {
-		return Plan{Admin: admin, Addrs: own, Bridge: bridge, Policy: policy}.Open
+		return Plan{Admin: x.admin, Addrs: own}.Open
 	})
 }
 
@@ -54,7 +80,24 @@ func (x *IPTables) Close(addrs []netip.Addr) error {
 }
 
 // Check says what is missing of what Open installs.
-func (x *IPTables) Check(admin string, addrs []netip.Addr, bridge string, policy Policy) error {
+func (x *IPTables) Check(addrs []netip.Addr) error {
+	return x.verify(addrs, func(own []netip.Addr) Plan { return Plan{Admin: x.admin, Addrs: own} })
+}
+
+// Isolate installs the isolation rules for bridge in each family that addrs has.
+func (x *IPTables) Isolate(addrs []netip.Addr, bridge string, policy Policy) error {
+	return x.change(addrs, func([]netip.Addr) func(xtables.Table) xtables.Batch {
+		return Plan{Bridge: bridge, Policy: policy}.Open
+	})
+}
+
+// CheckIsolation says what is missing of what Isolate installs.
+func (x *IPTables) CheckIsolation(addrs []netip.Addr, bridge string, policy Policy) error {
+	return x.verify(addrs, func([]netip.Addr) Plan { return Plan{Bridge: bridge, Policy: policy} })
+}
+
+// verify compares, in each family addrs has, the table with the plan for the family's addresses.
+func (x *IPTables) verify(addrs []netip.Addr, plan func([]netip.Addr) Plan) error {
 	v4, v6 := splitFamilies(addrs)
 	for fam, own := range [][]netip.Addr{v4, v6} {
 		fam := xtables.Family(fam)
@@ -65,7 +108,7 @@ func (x *IPTables) Check(admin string, addrs []netip.Addr, bridge string, policy
 		if err != nil {
 			return err
 		}
-		if err := (Plan{Admin: admin, Addrs: own, Bridge: bridge, Policy: policy}).Diff(t); err != nil {
+		if err := plan(own).Diff(t); err != nil {
 			return fmt.Errorf("%s filter table: %w", fam, err)
 		}
 	}

@@ -108,9 +108,15 @@ func TestOpenLayout(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFake(t, "")
-			x := NewIPTablesWithTools(f)
+			x := NewIPTablesWithTools(f, DefaultAdminChain)
 			a := addrs("10.88.0.5")
-			if err := x.Open(DefaultAdminChain, a, "cni0", tc.policy); err != nil {
+			open := func() error {
+				if err := x.Open(a); err != nil {
+					return err
+				}
+				return x.Isolate(a, "cni0", tc.policy)
+			}
+			if err := open(); err != nil {
 				t.Fatal(err)
 			}
 			if got := rulesOf(f, xtables.IPv4); got != sorted(tc.want) {
@@ -120,14 +126,17 @@ func TestOpenLayout(t *testing.T) {
 				t.Errorf("IPv6 rules for an IPv4-only pod:\n%s", got)
 			}
 			restores := len(f.Restores[xtables.IPv4])
-			if err := x.Open(DefaultAdminChain, a, "cni0", tc.policy); err != nil {
+			if err := open(); err != nil {
 				t.Fatal(err)
 			}
 			if len(f.Restores[xtables.IPv4]) != restores {
 				t.Errorf("a second Open changed the table: %q", f.Restores[xtables.IPv4][restores:])
 			}
-			if err := x.Check(DefaultAdminChain, a, "cni0", tc.policy); err != nil {
+			if err := x.Check(a); err != nil {
 				t.Errorf("Check after Open: %v", err)
+			}
+			if err := x.CheckIsolation(a, "cni0", tc.policy); err != nil {
+				t.Errorf("CheckIsolation after Isolate: %v", err)
 			}
 			if err := x.Close(a); err != nil {
 				t.Fatal(err)
@@ -135,7 +144,7 @@ func TestOpenLayout(t *testing.T) {
 			if got := rulesOf(f, xtables.IPv4); strings.Contains(got, "10.88.0.5") {
 				t.Errorf("after Close:\n%s", got)
 			}
-			if err := x.Check(DefaultAdminChain, a, "cni0", tc.policy); err == nil || !strings.Contains(err.Error(), "10.88.0.5") {
+			if err := x.Check(a); err == nil || !strings.Contains(err.Error(), "10.88.0.5") {
 				t.Errorf("Check after Close: %v, want the missing pod rule", err)
 			}
 			if err := x.Close(a); err != nil {
@@ -150,12 +159,15 @@ func TestOpenLayout(t *testing.T) {
 func TestReferenceStateAndAdminChain(t *testing.T) {
 	f := newFake(t, "-N CNI-FORWARD\n-N CNI-ADMIN\n-N CNI-ISOLATION-STAGE-1\n-N CNI-ISOLATION-STAGE-2\n"+
 		refIsolated+"\n-A CNI-ADMIN -s 192.0.2.0/24 -j DROP\n")
-	x := NewIPTablesWithTools(f)
+	x := NewIPTablesWithTools(f, DefaultAdminChain)
 	a := addrs("10.88.0.5")
-	if err := x.Check(DefaultAdminChain, a, "cni0", PolicyIsolated); err != nil {
+	if err := x.Check(a); err != nil {
 		t.Fatalf("Check of the reference's rules: %v", err)
 	}
-	if err := x.Check(DefaultAdminChain, a, "cni1", PolicyIsolated); err == nil {
+	if err := x.CheckIsolation(a, "cni0", PolicyIsolated); err != nil {
+		t.Fatalf("CheckIsolation of the reference's rules: %v", err)
+	}
+	if err := x.CheckIsolation(a, "cni1", PolicyIsolated); err == nil {
 		t.Error("Check found isolation rules for a bridge that has none")
 	}
 	if err := x.Close(a); err != nil {
@@ -170,11 +182,11 @@ func TestReferenceStateAndAdminChain(t *testing.T) {
 
 func TestDualStackAndSecondPod(t *testing.T) {
 	f := newFake(t, "")
-	x := NewIPTablesWithTools(f)
-	if err := x.Open("MY-ADMIN", addrs("10.88.0.5", "fd00::5", "10.88.0.5"), "", PolicyOpen); err != nil {
+	x := NewIPTablesWithTools(f, "MY-ADMIN")
+	if err := x.Open(addrs("10.88.0.5", "fd00::5", "10.88.0.5")); err != nil {
 		t.Fatal(err)
 	}
-	if err := x.Open("MY-ADMIN", addrs("10.88.0.6"), "", PolicyOpen); err != nil {
+	if err := x.Open(addrs("10.88.0.6")); err != nil {
 		t.Fatal(err)
 	}
 	v4, v6 := rulesOf(f, xtables.IPv4), rulesOf(f, xtables.IPv6)
@@ -196,7 +208,7 @@ func TestDualStackAndSecondPod(t *testing.T) {
 func TestLockTimeoutKeepsCode(t *testing.T) {
 	f := newFake(t, "")
 	f.Locked[xtables.IPv4] = true
-	err := NewIPTablesWithTools(f).Open(DefaultAdminChain, addrs("10.88.0.5"), "", PolicyOpen)
+	err := NewIPTablesWithTools(f, DefaultAdminChain).Open(addrs("10.88.0.5"))
 	if conf.Code(err) != conf.CodeTryAgainLater {
 		t.Errorf("Open under a held lock: %v, want code 11", err)
 	}
@@ -206,7 +218,7 @@ func TestLockTimeoutKeepsCode(t *testing.T) {
 func TestRetryOnConcurrentChange(t *testing.T) {
 	f := newFake(t, "")
 	f.Fail[xtables.IPv4], f.FailN[xtables.IPv4] = errors.New("iptables-restore: line 2 failed"), 1
-	if err := NewIPTablesWithTools(f).Open(DefaultAdminChain, addrs("10.88.0.5"), "", PolicyOpen); err != nil {
+	if err := NewIPTablesWithTools(f, DefaultAdminChain).Open(addrs("10.88.0.5")); err != nil {
 		t.Fatal(err)
 	}
 	if got := rulesOf(f, xtables.IPv4); got != sorted(refOpen) {
