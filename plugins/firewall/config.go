@@ -14,12 +14,14 @@ import (
 const (
 	backendIPTables  = "iptables"
 	backendFirewalld = "firewalld"
+	backendNFTables  = "nftables" // netloom's own: the reference v1.9.1 has none
 )
 
 // NetConf is the firewall plugin's configuration: every key of the reference firewall plugin v1.9.1.
 type NetConf struct {
 	types.NetConf
-	// Backend is "iptables", "firewalld", or "" for firewalld when it runs and iptables otherwise.
+	// Backend is "iptables", "firewalld", "nftables", or "" for firewalld when it runs and iptables
+	// otherwise.
 	Backend                string `json:"backend"`
 	IptablesAdminChainName string `json:"iptablesAdminChainName,omitempty"`
 	FirewalldZone          string `json:"firewalldZone,omitempty"`
@@ -42,11 +44,9 @@ func parseConfig(stdin []byte) (*NetConf, error) {
 
 func (n *NetConf) validate() error {
 	switch n.Backend {
-	case "", backendIPTables, backendFirewalld:
-	case "nftables":
-		return conf.Invalid("backend", "\"nftables\" is not a backend of the firewall plugin (the reference v1.9.1 has none, and an nftables accept cannot override a drop in another table or in iptables); use \"iptables\", which on an iptables-nft node writes nf_tables through iptables-nft, or \"firewalld\"")
+	case "", backendIPTables, backendFirewalld, backendNFTables:
 	default:
-		return conf.Invalid("backend", "unknown backend %q; want \"iptables\", \"firewalld\", or leave it out for firewalld when it runs and iptables otherwise", n.Backend)
+		return conf.Invalid("backend", "unknown backend %q; want \"iptables\", \"firewalld\", \"nftables\", or leave it out for firewalld when it runs and iptables otherwise", n.Backend)
 	}
 	n.admin = n.IptablesAdminChainName
 	if n.admin == "" {

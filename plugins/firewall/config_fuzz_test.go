@@ -32,7 +32,7 @@ func FuzzParseConfig(f *testing.F) {
 		if err := forward.CheckChainName(n.admin); err != nil {
 			t.Fatalf("accepted admin chain %q: %v", n.admin, err)
 		}
-		if n.Backend != "" && n.Backend != backendIPTables && n.Backend != backendFirewalld {
+		if n.Backend != "" && n.Backend != backendIPTables && n.Backend != backendFirewalld && n.Backend != backendNFTables {
 			t.Fatalf("accepted backend %q", n.Backend)
 		}
 		switch n.policy {

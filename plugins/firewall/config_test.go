@@ -35,7 +35,11 @@ func TestParseConfig(t *testing.T) {
 			}
 		}},
 		{name: "open", json: `{` + base + `,"ingressPolicy":"open"}`},
-		{name: "nftables", json: `{` + base + `,"backend":"nftables"}`, code: conf.CodeInvalidConfig, field: "backend"},
+		{name: "nftables", json: `{` + base + `,"backend":"nftables","ingressPolicy":"same-bridge"}`, check: func(t *testing.T, n *NetConf) {
+			if n.Backend != "nftables" || n.policy != forward.PolicySameBridge {
+				t.Errorf("parsed: %+v", n)
+			}
+		}},
 		{name: "unknown backend", json: `{` + base + `,"backend":"pf"}`, code: conf.CodeInvalidConfig, field: "backend"},
 		{name: "backend wrong type", json: `{` + base + `,"backend":1}`, code: conf.CodeInvalidConfig, field: "backend"},
 		{name: "admin chain is FORWARD", json: `{` + base + `,"iptablesAdminChainName":"FORWARD"}`, code: conf.CodeInvalidConfig, field: "iptablesAdminChainName"},

@@ -113,6 +113,8 @@ func backendFor(n *NetConf) (forward.Backend, error) {
 		return forward.DialFirewalld(n.zone)
 	case backendIPTables:
 		return iptablesFor(n), nil
+	case backendNFTables:
+		return forward.NFTables{}, nil
 	}
 	if fw, err := forward.DialFirewalld(n.zone); err == nil {
 		return fw, nil
@@ -124,9 +126,17 @@ func iptablesFor(n *NetConf) *forward.IPTables {
 	return forward.NewIPTables(xtables.Config{}, n.admin)
 }
 
-// isolator returns what installs the isolation rules: iptables, whatever the backend, as the reference
-// does.
-func isolator(n *NetConf) forward.Isolator { return iptablesFor(n) }
+// isolator returns what installs the isolation rules: nftables with that backend, otherwise iptables
+// (also with firewalld, as the reference does).
+func isolator(n *NetConf) forward.Isolator {
+	if n.Backend == backendNFTables {
+		return forward.NFTables{}
+	}
+	return iptablesFor(n)
+}
+
+// usable is what both the iptables and the nftables backend can say about themselves.
+type usable interface{ Usable() error }
 
 // DEL removes the pod rules of the addresses in prevResult and in the attachment's record, then the
 // record. Chains, jumps, the admin chain and the bridge's isolation rules stay (other pods use them).
@@ -170,9 +180,9 @@ func closeFor(n *NetConf, addrs []netip.Addr) error {
 		return nil
 	}
 	err = be.Close(addrs)
-	if ipt, ok := be.(*forward.IPTables); ok && err != nil && !xtables.IsLockTimeout(err) {
-		if uerr := ipt.Usable(); uerr != nil {
-			plugin.LogError("DEL: iptables unusable, nothing to remove", errors.Join(err, uerr))
+	if u, ok := be.(usable); ok && err != nil && !xtables.IsLockTimeout(err) {
+		if uerr := u.Usable(); uerr != nil {
+			plugin.LogError("DEL: backend unusable here, nothing to remove", errors.Join(err, uerr))
 			return nil
 		}
 	}
@@ -231,20 +241,22 @@ func cmdGC(n *NetConf, args *skel.CmdArgs) error {
 	return errors.Join(errs...)
 }
 
-// STATUS reports whether the backend can serve an ADD: firewalld answers, or iptables reads the filter
-// table (also needed by an isolating ingress policy).
+// STATUS reports whether the backend can serve an ADD: firewalld answers, iptables reads the filter
+// table, or nf_tables answers; with an isolating ingress policy, also what installs its rules.
 func cmdStatus(n *NetConf, args *skel.CmdArgs) error {
 	be, err := backendFor(n)
 	if err != nil {
 		return err
 	}
-	ipt, ok := be.(*forward.IPTables)
-	if !ok && n.policy.Isolates() {
-		ipt, ok = iptablesFor(n), true
+	checks := []any{be}
+	if n.policy.Isolates() {
+		checks = append(checks, isolator(n))
 	}
-	if ok {
-		if err := ipt.Usable(); err != nil {
-			return conf.NotAvailable("backend %q: %v", "iptables", err)
+	for _, c := range checks {
+		if u, ok := c.(usable); ok {
+			if err := u.Usable(); err != nil {
+				return conf.NotAvailable("firewall: %v", err)
+			}
 		}
 	}
 	return nil

@@ -20,6 +20,9 @@ import (
 // iptablesVariants are the two builds of iptables the firewall plugin must work with.
 var iptablesVariants = []string{"nft", "legacy"}
 
+// nftablesMode is a node that filters forwarding in nftables only, with the firewall's nftables backend.
+const nftablesMode = "nftables"
+
 // fwOutside is the address of the namespace standing for the world beyond the node; the node holds
 // fwNodeSide on the same link and routes the pods' subnets to it.
 const (
@@ -27,19 +30,35 @@ const (
 	fwOutside  = "192.168.251.2"
 )
 
-// fwNode is a node whose filter FORWARD policy is DROP (in one iptables build), linked to an outside
-// namespace that routes every pod subnet (10.215.0.0/16) back through the node.
+// fwNode is a node whose forward policy is drop, linked to an outside namespace that routes every pod
+// subnet (10.215.0.0/16) back through the node. mode is an iptables build ("nft", "legacy"): the filter
+// FORWARD policy is DROP there; or nftablesMode: the forward chain of the firewall's nftables table
+// exists with policy drop before the first pod, as the node's administrator would set it.
 type fwNode struct {
-	variant string
+	mode    string
 	node    harness.NetNS
 	outside harness.NetNS
 }
 
-func newFwNode(t *testing.T, variant string) *fwNode {
+// backend is the firewall backend for the node's mode.
+func (n *fwNode) backend() string {
+	if n.mode == nftablesMode {
+		return "nftables"
+	}
+	return "iptables"
+}
+
+func newFwNode(t *testing.T, mode string) *fwNode {
 	t.Helper()
 	harness.RequireRoot(t)
-	harness.UseIPTablesVariant(t, variant)
-	n := &fwNode{variant: variant, node: harness.NewNetNS(t, "fwn"), outside: harness.NewNetNS(t, "fwo")}
+	drop := [][]string{{"iptables", "-P", "FORWARD", "DROP"}, {"ip6tables", "-P", "FORWARD", "DROP"}}
+	if mode == nftablesMode {
+		drop = [][]string{{"nft", "add table inet " + forward.NFTTable + "; add chain inet " + forward.NFTTable +
+			" forward { type filter hook forward priority 0 ; policy drop ; }"}}
+	} else {
+		harness.UseIPTablesVariant(t, mode)
+	}
+	n := &fwNode{mode: mode, node: harness.NewNetNS(t, "fwn"), outside: harness.NewNetNS(t, "fwo")}
 	in, out := harness.Unique("fwi"), harness.Unique("fwx")
 	if _, err := n.node.Exec("ip", "link", "add", in, "type", "veth", "peer", "name", out, "netns", n.outside.Name); err != nil {
 		t.Fatal(err)
@@ -49,9 +68,10 @@ func newFwNode(t *testing.T, variant string) *fwNode {
 		{"ip", "addr", "add", fwNodeSide + "/24", "dev", in},
 		{"ip", "link", "set", in, "up"},
 		{"sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=1"},
-		{"iptables", "-P", "FORWARD", "DROP"},
-		{"ip6tables", "-P", "FORWARD", "DROP"},
 	} {
+		n.node.Run(t, c...)
+	}
+	for _, c := range drop {
 		n.node.Run(t, c...)
 	}
 	for _, c := range [][]string{
@@ -65,9 +85,12 @@ func newFwNode(t *testing.T, variant string) *fwNode {
 	return n
 }
 
-// rules is the node's IPv4 filter table as iptables-save prints it.
+// rules is the node's IPv4 filter table as iptables-save prints it, or the firewall's nftables table.
 func (n *fwNode) rules(t *testing.T) string {
 	t.Helper()
+	if n.mode == nftablesMode {
+		return n.node.Run(t, "nft", "list", "table", "inet", forward.NFTTable)
+	}
 	return n.node.Run(t, "iptables-save", "-t", "filter")
 }
 
@@ -82,13 +105,13 @@ var fwSubnetSeq struct {
 	n int
 }
 
-func newFwNet(t *testing.T, firewall map[string]any) *fwNet {
+func newFwNet(t *testing.T, n *fwNode, firewall map[string]any) *fwNet {
 	t.Helper()
 	fwSubnetSeq.Lock()
 	fwSubnetSeq.n++
 	x := fwSubnetSeq.n
 	fwSubnetSeq.Unlock()
-	fw := map[string]any{"type": "firewall", "backend": "iptables"}
+	fw := map[string]any{"type": "firewall", "backend": n.backend()}
 	for k, v := range firewall {
 		fw[k] = v
 	}
@@ -170,7 +193,7 @@ func TestFirewallOpensForward(t *testing.T) {
 	for _, variant := range iptablesVariants {
 		t.Run(variant, func(t *testing.T) {
 			n := newFwNode(t, variant)
-			net := newFwNet(t, nil)
+			net := newFwNet(t, n, nil)
 			list := net.conflist("1.1.0")
 			rt := harness.NewRuntime(t)
 			p := addFwPod(t, n, rt, list)
@@ -222,12 +245,12 @@ func TestFirewallOpensForward(t *testing.T) {
 // ingressPolicy same-bridge drops traffic between two isolated bridges and lets it through within
 // one; isolated drops it within the bridge too. Both still reach the outside.
 func TestFirewallIngressPolicy(t *testing.T) {
-	for _, variant := range iptablesVariants {
+	for _, mode := range append(iptablesVariants, nftablesMode) {
 		for _, policy := range []string{"same-bridge", "isolated"} {
-			t.Run(variant+"/"+policy, func(t *testing.T) {
-				n := newFwNode(t, variant)
-				a := newFwNet(t, map[string]any{"ingressPolicy": policy})
-				b := newFwNet(t, map[string]any{"ingressPolicy": policy})
+			t.Run(mode+"/"+policy, func(t *testing.T) {
+				n := newFwNode(t, mode)
+				a := newFwNet(t, n, map[string]any{"ingressPolicy": policy})
+				b := newFwNet(t, n, map[string]any{"ingressPolicy": policy})
 				rt := harness.NewRuntime(t)
 				a1 := addFwPod(t, n, rt, a.conflist("1.0.0"))
 				a2 := addFwPod(t, n, rt, a.conflist("1.0.0"))
@@ -252,6 +275,9 @@ func TestFirewallIngressPolicy(t *testing.T) {
 				}
 				rules := n.rules(t)
 				want := fmt.Sprintf(`-A CNI-ISOLATION-STAGE-2 -o %s -m comment --comment "CNI firewall plugin rules (ingressPolicy: same-bridge|isolated)" -j DROP`, a.Bridge)
+				if mode == nftablesMode {
+					want = fmt.Sprintf(`oifname "%s" drop comment "bridge %s"`, a.Bridge, a.Bridge)
+				}
 				if !strings.Contains(rules, want) {
 					t.Errorf("missing %q in:\n%s", want, rules)
 				}
@@ -278,7 +304,7 @@ func TestFirewallReferenceInterop(t *testing.T) {
 	for _, variant := range iptablesVariants {
 		t.Run(variant, func(t *testing.T) {
 			n := newFwNode(t, variant)
-			net := newFwNet(t, map[string]any{"ingressPolicy": "same-bridge"})
+			net := newFwNet(t, n, map[string]any{"ingressPolicy": "same-bridge"})
 			list := net.conflist("1.0.0")
 			netloom := harness.NewRuntime(t)
 			// The reference's firewall, netloom's bridge and host-local, one result cache for both.
@@ -317,7 +343,7 @@ func TestFirewallEveryCNIVersion(t *testing.T) {
 	n := newFwNode(t, "nft")
 	for _, v := range []string{"0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"} {
 		t.Run(v, func(t *testing.T) {
-			net := newFwNet(t, nil)
+			net := newFwNet(t, n, nil)
 			list := net.conflist(v)
 			rt := harness.NewRuntime(t)
 			p := addFwPod(t, n, rt, list)
@@ -342,7 +368,7 @@ func TestFirewallEveryCNIVersion(t *testing.T) {
 // GC removes the rules of the attachments the runtime no longer lists, and only theirs.
 func TestFirewallGC(t *testing.T) {
 	n := newFwNode(t, "nft")
-	net := newFwNet(t, nil)
+	net := newFwNet(t, n, nil)
 	list := net.conflist("1.1.0")
 	rt := harness.NewRuntime(t)
 	keep := addFwPod(t, n, rt, list)
@@ -376,7 +402,6 @@ func TestFirewallBadInput(t *testing.T) {
 		{"no prevResult", "ADD", ``, conf.CodeInvalidConfig, "prevResult"},
 		{"CHECK without prevResult", "CHECK", ``, conf.CodeInvalidConfig, "prevResult"},
 		{"unknown backend", "ADD", `,"backend":"pf",` + prev, conf.CodeInvalidConfig, "backend"},
-		{"nftables backend", "ADD", `,"backend":"nftables",` + prev, conf.CodeInvalidConfig, "backend"},
 		{"firewalld without firewalld", "ADD", `,"backend":"firewalld",` + prev, conf.CodeNotAvailable, "firewalld"},
 		{"unknown ingress policy", "ADD", `,"ingressPolicy":"closed",` + prev, conf.CodeInvalidConfig, "ingressPolicy"},
 		{"isolation without a bridge", "ADD", `,"ingressPolicy":"isolated",` + noIfaces, conf.CodeInvalidConfig, "ingressPolicy"},
@@ -404,7 +429,7 @@ func TestFirewallBadInput(t *testing.T) {
 // for a failed ADD) and GC, leaves no pod rule, no record and no lease.
 func TestFirewallFaultPoints(t *testing.T) {
 	n := newFwNode(t, "nft")
-	net := newFwNet(t, map[string]any{"ingressPolicy": "same-bridge"})
+	net := newFwNet(t, n, map[string]any{"ingressPolicy": "same-bridge"})
 	faultChain{
 		list:   net.conflist("1.1.0"),
 		points: stepPoints("firewall", "record", "open", "isolate"),
@@ -425,4 +450,63 @@ func TestFirewallFaultPoints(t *testing.T) {
 			return append(left, podInterface(pod)...)
 		},
 	}.killAtEveryPoint(t, "fwflt")
+}
+
+// The nftables backend on a node that filters forwarding in nftables only (the firewall table's forward
+// chain has policy drop): the pod reaches the outside only through its rules, CHECK notices a missing
+// one, and DEL removes them twice over, leaving the chain's policy and the administrator's rules.
+func TestFirewallNFTables(t *testing.T) {
+	n := newFwNode(t, nftablesMode)
+	net := newFwNet(t, n, nil)
+	list := net.conflist("1.1.0")
+	rt := harness.NewRuntime(t)
+	p := addFwPod(t, n, rt, list)
+	rules := n.rules(t)
+	for _, want := range []string{
+		"policy drop;",
+		`jump isolation-stage-1 comment "CNI firewall plugin rules (ingressPolicy: same-bridge|isolated)"`,
+		`jump admin comment "CNI firewall plugin admin overrides"`,
+		fmt.Sprintf(`ip daddr %s ct state established,related accept comment "%s/32"`, p.ip, p.ip),
+		fmt.Sprintf(`ip saddr %s accept comment "%s/32"`, p.ip, p.ip),
+	} {
+		if !strings.Contains(rules, want) {
+			t.Errorf("missing %q in:\n%s", want, rules)
+		}
+	}
+	if err := harness.Ping(t, p.ns, fwOutside); err != nil {
+		t.Fatalf("pod cannot reach the outside through the firewall: %v", err)
+	}
+	if err := n.check(rt, t, list, p); err != nil {
+		t.Errorf("CHECK: %v", err)
+	}
+	if err := n.node.Do(func() error { return rt.Status(t, list) }); err != nil {
+		t.Errorf("STATUS: %v", err)
+	}
+
+	// Without the pod's outbound rule the chain's drop policy wins.
+	handle := ""
+	for _, l := range strings.Split(n.node.Run(t, "nft", "-a", "list", "chain", "inet", forward.NFTTable, "forward"), "\n") {
+		if strings.Contains(l, "ip saddr "+p.ip+" accept") {
+			handle = l[strings.LastIndex(l, " ")+1:]
+		}
+	}
+	n.node.Run(t, "nft", "delete", "rule", "inet", forward.NFTTable, "forward", "handle", handle)
+	if err := harness.Ping(t, p.ns, fwOutside); err == nil {
+		t.Error("the pod reaches the outside without its firewall rule: the drop policy is not in force")
+	}
+	if err := n.check(rt, t, list, p); err == nil || !strings.Contains(err.Error(), p.ip+"/32") {
+		t.Errorf("CHECK without the pod's rule: %v, want it named", err)
+	}
+
+	n.node.Run(t, "nft", "add", "rule", "inet", forward.NFTTable, "admin", "ip", "saddr", "198.51.100.0/24", "drop")
+	n.del(t, rt, list, p)
+	n.del(t, rt, list, p)
+	requireNoPodRules(t, n, p.ip)
+	rules = n.rules(t)
+	if !strings.Contains(rules, "ip saddr 198.51.100.0/24 drop") || !strings.Contains(rules, "policy drop;") {
+		t.Errorf("DEL touched the admin chain or the policy:\n%s", rules)
+	}
+	if _, err := os.Stat(net.record(p.id)); !os.IsNotExist(err) {
+		t.Errorf("record after DEL: %v", err)
+	}
 }
