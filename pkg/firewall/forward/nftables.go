@@ -172,7 +172,7 @@ func nftEnsure(s nftState, want []nftnl.Rule) ([]nftnl.Msg, error) {
 	var b nftnl.Batch
 	for _, ch := range nftChains() {
 		if !s.hasChain(ch.Name) { // never re-add one: that would reset the policy the administrator set
-			b.Add(t.AddChain(ch))
+			b.Add(createChain(t, ch))
 		}
 	}
 	prefix := nftPrefix()
@@ -192,6 +192,14 @@ func nftEnsure(s nftState, want []nftnl.Rule) ([]nftnl.Msg, error) {
 	}
 	table, err := t.Add("")
 	return append([]nftnl.Msg{table}, msgs...), err
+}
+
+// createChain adds ch and fails (EEXIST) when it exists: of two ADDs that both found it missing, the
+// second starts over from a fresh listing instead of inserting the forward chain's jumps a second time.
+func createChain(t nftnl.Table, ch nftnl.Chain) (nftnl.Msg, error) {
+	m, err := t.AddChain(ch)
+	m.Flags |= unix.NLM_F_EXCL
+	return m, err
 }
 
 // insertFirst puts r at the top of its chain: a NEWRULE without NLM_F_APPEND and without a position.
