@@ -9,8 +9,8 @@ import (
 	"github.com/netloom/netloom/pkg/xtables"
 )
 
-// FaultIPv6 is the fault point (pkg/fault) passed just before an IPTables change commits its IPv6 part,
-// after the IPv4 part.
+// FaultIPv6 is the fault point (pkg/fault) an IPTables change passes between committing its IPv4 part
+// and reading the IPv6 table, when it has both. The first change of an ADD that passes it is "open".
 const FaultIPv6 = "firewall-iptables-ipv6"
 
 // Backend opens the node's firewall for a pod's addresses: IPTables or Firewalld (or NFTables).
@@ -142,9 +142,9 @@ func (x *IPTables) read(fam xtables.Family) (xtables.Table, error) {
 	return xtables.Parse(text, FilterTable, keep)
 }
 
-// apply reads fam's table and commits plan(table) in one restore. A restore that fails other than by a lock timeout is planned
-// again from a fresh read and tried once more: the reference plugin, kube-proxy or an administrator may
-// have changed the table between the read and the write.
+// apply reads fam's table and commits plan(table) in one restore. A restore that fails other than by a
+// lock timeout is planned again from a fresh read and tried once more: the reference plugin, kube-proxy,
+// an administrator or a concurrent ADD may have changed the table between the read and the write.
 func (x *IPTables) apply(fam xtables.Family, plan func(xtables.Table) xtables.Batch) error {
 	t, err := x.read(fam)
 	if err != nil {
