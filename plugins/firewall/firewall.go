@@ -17,8 +17,8 @@ import (
 	"github.com/netloom/netloom/pkg/xtables"
 )
 
-// store holds the per-attachment records that GC and a DEL without prevResult work from.
-var store = forward.Store{Dir: forward.DefaultStateDir}
+// records is where the per-attachment records live that GC and a DEL without prevResult work from.
+func records() forward.Store { return forward.Store{Dir: forward.DefaultStateDir} }
 
 // ADD: record the pod's addresses, open the firewall for them, then add the ingress policy's isolation
 // rules for the pod's bridge. Each step is a fault point (pkg/fault); a failed step undoes the earlier.
@@ -47,10 +47,10 @@ func cmdAdd(n *NetConf, args *skel.CmdArgs) error {
 	var a plugin.Add
 	err = a.Run(
 		plugin.Do("record", func() error {
-			if err := store.Save(k, addrs); err != nil {
+			if err := records().Save(k, addrs); err != nil {
 				return err
 			}
-			a.OnFailure("forget the attachment", func() error { return store.Remove(k) })
+			a.OnFailure("forget the attachment", func() error { return records().Remove(k) })
 			return nil
 		}),
 		plugin.Do("open", func() error {
@@ -143,7 +143,7 @@ type usable interface{ Usable() error }
 // A backend that is not there (no iptables tools, no firewalld) had nothing to remove.
 func cmdDel(n *NetConf, args *skel.CmdArgs) error {
 	k := firewall.KeyFor(n.Name, args)
-	recorded, err := store.Load(k)
+	recorded, err := records().Load(k)
 	if err != nil {
 		return err
 	}
@@ -168,7 +168,7 @@ func cmdDel(n *NetConf, args *skel.CmdArgs) error {
 			return err
 		}
 	}
-	return store.Remove(k)
+	return records().Remove(k)
 }
 
 // closeFor removes addrs' rules through the configured backend. A backend that cannot run here
@@ -224,11 +224,11 @@ func cmdGC(n *NetConf, args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
-	records, err := store.List(n.Name)
+	recorded, err := records().List(n.Name)
 	if err != nil {
 		return err
 	}
-	gone, stale := forward.Stale(records, valid)
+	gone, stale := forward.Stale(recorded, valid)
 	if len(stale) > 0 {
 		if err := closeFor(n, stale); err != nil {
 			return err
@@ -236,7 +236,7 @@ func cmdGC(n *NetConf, args *skel.CmdArgs) error {
 	}
 	var errs []error
 	for _, a := range gone {
-		errs = append(errs, store.Remove(firewall.Key{Network: n.Name, ContainerID: a.ContainerID, IfName: a.IfName}))
+		errs = append(errs, records().Remove(firewall.Key{Network: n.Name, ContainerID: a.ContainerID, IfName: a.IfName}))
 	}
 	return errors.Join(errs...)
 }
