@@ -410,25 +410,32 @@ func TestFirewallEveryCNIVersion(t *testing.T) {
 
 // GC removes the rules of the attachments the runtime no longer lists, and only theirs.
 func TestFirewallGC(t *testing.T) {
-	n := newFwNode(t, "nft")
-	net := newFwNet(t, n, nil)
-	list := net.conflist("1.1.0")
-	rt := harness.NewRuntime(t)
-	keep := addFwPod(t, n, rt, list)
-	lost := addFwPod(t, n, rt, list)
-	valid := []types.GCAttachment{{ContainerID: keep.id, IfName: "eth0"}}
-	if err := n.node.Do(func() error { return rt.GCOnly(t, list, valid) }); err != nil {
-		t.Fatalf("GC: %v", err)
+	for _, mode := range []string{"nft", nftablesMode} {
+		t.Run(mode, func(t *testing.T) {
+			n := newFwNode(t, mode)
+			net := newFwNet(t, n, nil)
+			list := net.conflist("1.1.0")
+			rt := harness.NewRuntime(t)
+			keep := addFwPod(t, n, rt, list)
+			lost := addFwPod(t, n, rt, list)
+			valid := []types.GCAttachment{{ContainerID: keep.id, IfName: "eth0"}}
+			if err := n.node.Do(func() error { return rt.GCOnly(t, list, valid) }); err != nil {
+				t.Fatalf("GC: %v", err)
+			}
+			requireNoPodRules(t, n, lost.ip)
+			if r := n.rules(t); !strings.Contains(r, keep.ip+"/32") {
+				t.Errorf("GC removed the listed pod's rules:\n%s", r)
+			}
+			if _, err := os.Stat(net.record(lost.id)); !os.IsNotExist(err) {
+				t.Errorf("record of the lost pod after GC: %v", err)
+			}
+			if err := pingSoon(t, keep.ns, fwOutside); err != nil {
+				t.Errorf("listed pod after GC: %v", err)
+			}
+			n.del(t, rt, list, keep)
+			requireNoPodRules(t, n, keep.ip)
+		})
 	}
-	requireNoPodRules(t, n, lost.ip)
-	if r := n.rules(t); !strings.Contains(r, podRules(keep.ip)[1]) {
-		t.Errorf("GC removed the listed pod's rules:\n%s", r)
-	}
-	if err := pingSoon(t, keep.ns, fwOutside); err != nil {
-		t.Errorf("listed pod after GC: %v", err)
-	}
-	n.del(t, rt, list, keep)
-	requireNoPodRules(t, n, keep.ip)
 }
 
 // Bad input comes back as a CNI error with the right code, naming the key.
