@@ -76,17 +76,18 @@ func (a *adder) sysctls() error {
 		if err != nil {
 			return err
 		}
+		// A write-only parameter (net.ipv4.route.flush) cannot be read back: it is written without an undo.
 		old, err := sysctl.Get(key)
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return conf.Invalid(fmt.Sprintf("sysctl[%q]", s.Key), "the pod's namespace has no such parameter (/proc/sys/%s)", key)
-			}
-			return err
+		if errors.Is(err, fs.ErrNotExist) {
+			return conf.Invalid(fmt.Sprintf("sysctl[%q]", s.Key), "the pod's namespace has no such parameter (/proc/sys/%s)", key)
 		}
+		readable := err == nil
 		if err := sysctl.Set(key, s.Value); err != nil {
 			return conf.Invalid(fmt.Sprintf("sysctl[%q]", s.Key), "the kernel refused %q: %v", s.Value, errors.Unwrap(err))
 		}
-		a.OnFailure("restore sysctl "+key, func() error { return sysctl.Set(key, old) })
+		if readable {
+			a.OnFailure("restore sysctl "+key, func() error { return sysctl.Set(key, old) })
+		}
 	}
 	return nil
 }
@@ -229,6 +230,9 @@ func cmdCheck(n *NetConf, args *skel.CmdArgs) error {
 					return err
 				}
 				have, err := sysctl.Get(key)
+				if errors.Is(err, fs.ErrPermission) {
+					continue // write-only (net.ipv4.route.flush): nothing to compare
+				}
 				if err != nil {
 					return err
 				}

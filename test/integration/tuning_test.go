@@ -127,6 +127,7 @@ func TestTuningChain(t *testing.T) {
 			"net.ipv4.conf.eth0.rp_filter":      "2",
 			"net.ipv4.tcp_keepalive_intvl":      "30",
 			"net/ipv4/conf/IFNAME/arp_announce": "2",
+			"net.ipv4.route.flush":              "1", // write-only
 		},
 		"mtu": 1400, "promisc": true, "allmulti": true, "txQLen": 2000,
 	})
