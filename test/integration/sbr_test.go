@@ -6,7 +6,10 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/netloom/netloom/test/harness"
 )
@@ -363,4 +366,60 @@ func TestFaultPointsSbr(t *testing.T) {
 			return out
 		},
 	}.killAtEveryPoint(t, "ctr-fault-sbr")
+}
+
+// Two interfaces of one pod, added at once: the namespace lock makes the two sbr ADDs pick different
+// tables (100 and 101); DEL of one removes only its rule and table.
+func TestSbrTwoInterfacesConcurrently(t *testing.T) {
+	harness.RequireRoot(t)
+	t.Parallel()
+	n := newSbrNet(t, false, nil)
+	list := n.conflist("1.1.0")
+	rt := harness.NewRuntime(t)
+	pod := harness.NewNetNS(t, "sbr2")
+	ifNames := []string{"eth0", "net1"}
+	results := make([]types.Result, len(ifNames))
+	errs := make([]error, len(ifNames))
+	var wg sync.WaitGroup
+	for i, ifName := range ifNames {
+		t.Cleanup(func() { _ = rt.Del(t, list, "ctr-sbr2", pod.Path, ifName, nil) })
+		wg.Go(func() { results[i], errs[i] = rt.Add(t, list, "ctr-sbr2", pod.Path, ifName, nil) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("ADD %s: %v", ifNames[i], err)
+		}
+	}
+	rules := podRules(t, pod)
+	tables := map[string]string{} // ifName -> table
+	for i, ifName := range ifNames {
+		ip := podAddrs(t, results[i])[0].Addr().String()
+		for _, r := range rules {
+			if strings.HasPrefix(r, "from "+ip+" lookup ") {
+				tables[ifName] = strings.TrimPrefix(r, "from "+ip+" lookup ")
+			}
+		}
+		if !strings.Contains(strings.Join(podRoutes(t, pod, tables[ifName]), "\n"), "dev "+ifName) {
+			t.Errorf("table %q of %s holds no route through it", tables[ifName], ifName)
+		}
+	}
+	if got := []string{tables["eth0"], tables["net1"]}; !(slices.Equal(got, []string{"100", "101"}) || slices.Equal(got, []string{"101", "100"})) {
+		t.Errorf("tables %v, want 100 and 101 (rules %v)", tables, rules)
+	}
+	if err := rt.Del(t, list, "ctr-sbr2", pod.Path, "net1", nil); err != nil {
+		t.Errorf("DEL net1: %v", err)
+	}
+	if got := podRules(t, pod); len(got) != 1 || !strings.HasSuffix(got[0], " lookup "+tables["eth0"]) {
+		t.Errorf("after DEL of net1, rules %v; want only eth0's", got)
+	}
+	if err := rt.Del(t, list, "ctr-sbr2", pod.Path, "eth0", nil); err != nil {
+		t.Errorf("DEL eth0: %v", err)
+	}
+	if got := podRules(t, pod); len(got) != 0 {
+		t.Errorf("rules left: %v", got)
+	}
+	if l := n.leftovers(t); len(l) != 0 {
+		t.Errorf("left: %v", l)
+	}
 }
