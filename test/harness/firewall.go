@@ -5,16 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
-
-	"github.com/containernetworking/cni/libcni"
 )
-
-// SharingCache returns a runtime that finds plugins only in dirs but reads and writes r's result cache:
-// a runtime whose plugin directory changed between an ADD and the CHECK or DEL that follows (the node
-// moved from the reference plugins to netloom's, or back).
-func (r *Runtime) SharingCache(dirs ...string) *Runtime {
-	return &Runtime{Path: dirs, CacheDir: r.CacheDir, cni: libcni.NewCNIConfigWithCacheDir(dirs, r.CacheDir, nil)}
-}
 
 // UseIPTablesVariant makes "iptables", "iptables-save", "iptables-restore" and the ip6tables ones in
 // PATH the variant's build ("legacy" or "nft") for the rest of t, for this process and the plugins it

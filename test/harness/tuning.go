@@ -46,9 +46,3 @@ func runtimeConfWithArgs(containerID, netnsPath, ifName string, cniArgs [][2]str
 	rc.Args = cniArgs
 	return rc
 }
-
-// WithPath returns a runtime that finds plugins in dirs but shares r's result cache: a test runs ADD
-// with one suite's plugin and CHECK or DEL with the other's, as a node does after switching suites.
-func (r *Runtime) WithPath(dirs ...string) *Runtime {
-	return &Runtime{Path: dirs, CacheDir: r.CacheDir, cni: libcni.NewCNIConfigWithCacheDir(dirs, r.CacheDir, nil)}
-}

@@ -351,7 +351,7 @@ func TestFirewallReferenceInterop(t *testing.T) {
 			list := net.conflist("1.0.0")
 			netloom := harness.NewRuntime(t)
 			// The reference's firewall, netloom's bridge and host-local, one result cache for both.
-			reference := netloom.SharingCache(append([]string{refDir}, netloom.Path...)...)
+			reference := netloom.WithPath(t, append([]string{refDir}, netloom.Path...)...)
 
 			p := addFwPod(t, n, reference, list)
 			if err := pingSoon(t, p.ns, fwOutside); err != nil {

@@ -56,7 +56,7 @@ func (n *sbrNet) leftovers(t *testing.T) []string {
 }
 
 // podRules lists the pod's "from <addr> lookup <table>" rules of both families, without priorities.
-func podRules(t *testing.T, pod harness.NetNS) []string {
+func sourceRules(t *testing.T, pod harness.NetNS) []string {
 	t.Helper()
 	var out []string
 	for _, fam := range []string{"-4", "-6"} {
@@ -112,7 +112,7 @@ func TestSbrBridgeChain(t *testing.T) {
 	t.Cleanup(func() { _ = rt.Del(t, list, "ctr-sbr", pod.Path, "eth0", nil) })
 	ip := podAddrs(t, r)[0].Addr().String()
 	gw := n.gateway4()
-	if got, want := podRules(t, pod), []string{"from " + ip + " lookup 100"}; !slices.Equal(got, want) {
+	if got, want := sourceRules(t, pod), []string{"from " + ip + " lookup 100"}; !slices.Equal(got, want) {
 		t.Errorf("rules %v, want %v", got, want)
 	}
 	table := strings.Join(podRoutes(t, pod, "100"), "\n")
@@ -148,7 +148,7 @@ func TestSbrBridgeChain(t *testing.T) {
 	if err := rt.Del(t, list, "ctr-sbr", pod.Path, "eth0", nil); err != nil {
 		t.Errorf("second DEL: %v", err)
 	}
-	if got := podRules(t, pod); len(got) != 0 {
+	if got := sourceRules(t, pod); len(got) != 0 {
 		t.Errorf("rules left: %v", got)
 	}
 	if got := podRoutes(t, pod, "100"); len(got) != 0 {
@@ -166,7 +166,7 @@ func TestSbrMatchesReference(t *testing.T) {
 	t.Parallel()
 	ref := harness.ReferencePlugin(t, "sbr")
 	layout := func(t *testing.T, pod harness.NetNS) []string {
-		out := podRules(t, pod)
+		out := sourceRules(t, pod)
 		for _, table := range []string{"main", "100", "101"} {
 			for _, r := range podRoutes(t, pod, table) {
 				out = append(out, table+": "+r)
@@ -180,11 +180,11 @@ func TestSbrMatchesReference(t *testing.T) {
 		add, del func(rt *harness.Runtime) *harness.Runtime
 	}{
 		{"reference ADD, netloom CHECK and DEL",
-			func(rt *harness.Runtime) *harness.Runtime { return rt.WithPath(ref, harness.PluginDir(t)) },
+			func(rt *harness.Runtime) *harness.Runtime { return rt.WithPath(t, ref, harness.PluginDir(t)) },
 			func(rt *harness.Runtime) *harness.Runtime { return rt }},
 		{"netloom ADD, reference CHECK and DEL",
 			func(rt *harness.Runtime) *harness.Runtime { return rt },
-			func(rt *harness.Runtime) *harness.Runtime { return rt.WithPath(ref, harness.PluginDir(t)) }},
+			func(rt *harness.Runtime) *harness.Runtime { return rt.WithPath(t, ref, harness.PluginDir(t)) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			n := newSbrNet(t, true, nil)
@@ -216,7 +216,7 @@ func TestSbrMatchesReference(t *testing.T) {
 			if err := tc.del(rt).Del(t, list, "ctr-sbrr", pod.Path, "eth0", nil); err != nil {
 				t.Errorf("DEL: %v", err)
 			}
-			if got := podRules(t, pod); len(got) != 0 {
+			if got := sourceRules(t, pod); len(got) != 0 {
 				t.Errorf("rules left: %v", got)
 			}
 		})
@@ -242,7 +242,7 @@ func TestSbrFixedTable(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = rt.Del(t, list, "ctr-sbrt", pod.Path, "eth0", nil) })
 	ip := podAddrs(t, r)[0].Addr().String()
-	if got, want := podRules(t, pod), []string{"from " + ip + " lookup 500"}; !slices.Equal(got, want) {
+	if got, want := sourceRules(t, pod), []string{"from " + ip + " lookup 500"}; !slices.Equal(got, want) {
 		t.Errorf("rules %v, want %v", got, want)
 	}
 	if m := strings.Join(podRoutes(t, pod, "main"), "\n"); !strings.Contains(m, n.b.Subnets[0]+" dev eth0") {
@@ -254,7 +254,7 @@ func TestSbrFixedTable(t *testing.T) {
 	if err := rt.Del(t, list, "ctr-sbrt", pod.Path, "eth0", nil); err != nil {
 		t.Errorf("DEL: %v", err)
 	}
-	if got := podRules(t, pod); len(got) != 0 {
+	if got := sourceRules(t, pod); len(got) != 0 {
 		t.Errorf("rules left: %v", got)
 	}
 }
@@ -273,8 +273,8 @@ func TestSbrEveryCNIVersion(t *testing.T) {
 			if err != nil {
 				t.Fatalf("ADD: %v", err)
 			}
-			if r.Version() != v || len(podRules(t, pod)) != 1 {
-				t.Errorf("result version %s, rules %v", r.Version(), podRules(t, pod))
+			if r.Version() != v || len(sourceRules(t, pod)) != 1 {
+				t.Errorf("result version %s, rules %v", r.Version(), sourceRules(t, pod))
 			}
 			if v != "0.3.0" && v != "0.3.1" {
 				if err := rt.Check(t, list, "ctr-sbrv", pod.Path, "eth0", nil); err != nil {
@@ -284,8 +284,8 @@ func TestSbrEveryCNIVersion(t *testing.T) {
 			if err := rt.Del(t, list, "ctr-sbrv", pod.Path, "eth0", nil); err != nil {
 				t.Errorf("DEL: %v", err)
 			}
-			if l := n.leftovers(t); len(l) != 0 || len(podRules(t, pod)) != 0 {
-				t.Errorf("left: %v, rules %v", l, podRules(t, pod))
+			if l := n.leftovers(t); len(l) != 0 || len(sourceRules(t, pod)) != 0 {
+				t.Errorf("left: %v, rules %v", l, sourceRules(t, pod))
 			}
 		})
 	}
@@ -329,7 +329,7 @@ func TestSbrBadInput(t *testing.T) {
 			if e := tuningErr(t, out); e.Code != 7 || !strings.Contains(e.Msg, tc.naming) {
 				t.Errorf("error %+v, want code 7 naming %s", e, tc.naming)
 			}
-			if got := podRules(t, pod); len(got) != 0 {
+			if got := sourceRules(t, pod); len(got) != 0 {
 				t.Errorf("rules %v", got)
 			}
 			if m := strings.Join(podRoutes(t, pod, "main"), "\n"); !strings.Contains(m, "10.9.9.0/24 dev eth0") {
@@ -357,7 +357,7 @@ func TestFaultPointsSbr(t *testing.T) {
 		points: stepPoints("sbr", "rules", "unmain"),
 		leftovers: func(t *testing.T, id string, pod *harness.NetNS) []string {
 			out := append(podInterface(pod), n.leftovers(t)...)
-			if r := podRules(t, *pod); len(r) != 0 {
+			if r := sourceRules(t, *pod); len(r) != 0 {
 				out = append(out, fmt.Sprintf("rules %v", r))
 			}
 			if r := podRoutes(t, *pod, "100"); len(r) != 0 {
@@ -391,7 +391,7 @@ func TestSbrTwoInterfacesConcurrently(t *testing.T) {
 			t.Fatalf("ADD %s: %v", ifNames[i], err)
 		}
 	}
-	rules := podRules(t, pod)
+	rules := sourceRules(t, pod)
 	tables := map[string]string{} // ifName -> table
 	for i, ifName := range ifNames {
 		ip := podAddrs(t, results[i])[0].Addr().String()
@@ -410,13 +410,13 @@ func TestSbrTwoInterfacesConcurrently(t *testing.T) {
 	if err := rt.Del(t, list, "ctr-sbr2", pod.Path, "net1", nil); err != nil {
 		t.Errorf("DEL net1: %v", err)
 	}
-	if got := podRules(t, pod); len(got) != 1 || !strings.HasSuffix(got[0], " lookup "+tables["eth0"]) {
+	if got := sourceRules(t, pod); len(got) != 1 || !strings.HasSuffix(got[0], " lookup "+tables["eth0"]) {
 		t.Errorf("after DEL of net1, rules %v; want only eth0's", got)
 	}
 	if err := rt.Del(t, list, "ctr-sbr2", pod.Path, "eth0", nil); err != nil {
 		t.Errorf("DEL eth0: %v", err)
 	}
-	if got := podRules(t, pod); len(got) != 0 {
+	if got := sourceRules(t, pod); len(got) != 0 {
 		t.Errorf("rules left: %v", got)
 	}
 	if l := n.leftovers(t); len(l) != 0 {
