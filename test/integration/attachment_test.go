@@ -92,7 +92,7 @@ func requireAddRefused(t *testing.T, list []byte, pod harness.NetNS, ifName stri
 	stdin, _ := json.Marshal(plugin)
 	out, err := harness.RunPlugin(t, plugin["type"].(string), harness.CNIEnv("ADD", "ctr1", pod.Path, ifName, ""), stdin)
 	if e, ok := harness.CNIError(out); err == nil || !ok || e.Code != code || !strings.Contains(e.Msg, field) {
-		t.Errorf("ADD: %v %s; want code %d naming %q", err, out, code, field)
+		t.Errorf("ADD of %s: %v %s; want code %d naming %q", stdin, err, out, code, field)
 	}
 }
 

@@ -119,7 +119,6 @@ func TestVMVlan(t *testing.T) {
 			{map[string]any{"vlanId": 5000}, conf.CodeInvalidConfig, "vlanId"},
 			{map[string]any{"mtu": 9000}, conf.CodeInvalidConfig, "mtu"},
 		} {
-			t.Logf("keys %v", tc.keys)
 			requireAddRefused(t, s.conflist("1.1.0", 40, tc.keys), pod, "eth0", tc.code, tc.field)
 			requireNoLink(t, pod, "eth0", "after a failed ADD")
 		}
