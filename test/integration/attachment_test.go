@@ -15,6 +15,20 @@ import (
 // the reference's pods and fault leftovers of plugins that give the pod one interface (host-device,
 // tap, vlan, dummy), and measured rates (bandwidth).
 
+// oneConflist is a conflist of the one plugin p, named uniquely after prefix, with keys changing p's
+// keys: a nil value deletes one.
+func oneConflist(cniVersion, prefix string, p, keys map[string]any) []byte {
+	for k, v := range keys {
+		if v == nil {
+			delete(p, k)
+		} else {
+			p[k] = v
+		}
+	}
+	out, _ := json.Marshal(map[string]any{"cniVersion": cniVersion, "name": harness.Unique(prefix), "plugins": []any{p}})
+	return out
+}
+
 // addAttachment runs ADD of list for a new container in pod as ifName, with a DEL for the test's
 // cleanup, and returns the container ID and the result in the current version, which must name one
 // interface: ifName, in pod. A failed ADD ends the test.

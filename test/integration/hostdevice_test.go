@@ -62,15 +62,7 @@ func (d hdDevice) staticIPAM() map[string]any {
 
 func (d hdDevice) conflist(cniVersion string, keys map[string]any) []byte {
 	p := map[string]any{"type": "host-device", "device": d.Name, "ipam": d.staticIPAM()}
-	for k, v := range keys {
-		if v == nil {
-			delete(p, k)
-		} else {
-			p[k] = v
-		}
-	}
-	out, _ := json.Marshal(map[string]any{"cniVersion": cniVersion, "name": harness.Unique("hdnet"), "plugins": []any{p}})
-	return out
+	return oneConflist(cniVersion, "hdnet", p, keys)
 }
 
 // requireOnHost fails t unless the device is back in the host's namespace under its name, without

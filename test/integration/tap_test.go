@@ -15,15 +15,7 @@ import (
 // tapConflist is a one-plugin tap network with keys (a nil value deletes a key).
 func tapConflist(cniVersion string, keys map[string]any) []byte {
 	p := map[string]any{"type": "tap", "capabilities": map[string]bool{"mac": true}}
-	for k, v := range keys {
-		if v == nil {
-			delete(p, k)
-		} else {
-			p[k] = v
-		}
-	}
-	out, _ := json.Marshal(map[string]any{"cniVersion": cniVersion, "name": harness.Unique("tapnet"), "plugins": []any{p}})
-	return out
+	return oneConflist(cniVersion, "tapnet", p, keys)
 }
 
 // tapState is what the kernel says of the pod's tap, read through the pod's sysfs.

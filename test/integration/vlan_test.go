@@ -43,15 +43,7 @@ func newVlanSegment(t *testing.T) vlanSegment {
 func (s vlanSegment) conflist(cniVersion string, host int, keys map[string]any) []byte {
 	p := map[string]any{"type": "vlan", "master": s.Master, "vlanId": 100,
 		"ipam": map[string]any{"type": "static", "addresses": []any{map[string]any{"address": fmt.Sprintf("10.235.0.%d/24", host)}}}}
-	for k, v := range keys {
-		if v == nil {
-			delete(p, k)
-		} else {
-			p[k] = v
-		}
-	}
-	out, _ := json.Marshal(map[string]any{"cniVersion": cniVersion, "name": harness.Unique("vlnet"), "plugins": []any{p}})
-	return out
+	return oneConflist(cniVersion, "vlnet", p, keys)
 }
 
 func vlanAvailable(t *testing.T) bool {
