@@ -8,10 +8,8 @@ import (
 	"github.com/containernetworking/plugins/pkg/ns"
 
 	"github.com/netloom/netloom/pkg/hostlink"
-	"github.com/netloom/netloom/pkg/ipamexec"
 	"github.com/netloom/netloom/pkg/ipcfg"
 	"github.com/netloom/netloom/pkg/link"
-	"github.com/netloom/netloom/pkg/netns"
 	"github.com/netloom/netloom/pkg/plugin"
 )
 
@@ -22,15 +20,9 @@ const ifContainer = 0
 // CNI_IFNAME yet, IPAM), "create" (the dummy) and "configure" (addresses, routes, up). A failure
 // removes the dummy and releases the lease.
 func cmdAdd(n *NetConf, args *skel.CmdArgs) error {
-	var result *current.Result
-	err := netns.With(args.Netns, func(pod ns.NetNS) (err error) {
-		result, err = add(n, args, pod)
-		return err
+	return plugin.AddInPod(args.Netns, n.CNIVersion, func(pod ns.NetNS) (*current.Result, error) {
+		return add(n, args, pod)
 	})
-	if err != nil {
-		return err
-	}
-	return plugin.PrintResult(result, n.CNIVersion)
 }
 
 func add(n *NetConf, args *skel.CmdArgs, pod ns.NetNS) (*current.Result, error) {
@@ -44,14 +36,8 @@ func add(n *NetConf, args *skel.CmdArgs, pod ns.NetNS) (*current.Result, error) 
 			return err
 		}
 		var err error
-		if result, err = ipamexec.Add(ctx, n.IPAM.Type, args.StdinData); err != nil {
-			return err
-		}
-		add.OnFailure("release IP", func() error { return ipamexec.Del(ctx, n.IPAM.Type, args.StdinData) })
-		for _, ipc := range result.IPs {
-			ipc.Interface = current.Int(ifContainer)
-		}
-		return nil
+		result, err = add.Lease(ctx, n.IPAM.Type, args.StdinData, ifContainer)
+		return err
 	}
 	create := func() error {
 		return pod.Do(func(ns.NetNS) error {

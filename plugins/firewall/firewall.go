@@ -31,15 +31,7 @@ func cmdAdd(n *NetConf, args *skel.CmdArgs) error {
 	if prev == nil {
 		return conf.Invalid("prevResult", "missing: firewall is a chained plugin; list it after the plugin that gives the pod its addresses (bridge, ptp)")
 	}
-	addrs, err := podAddrs(prev)
-	if err != nil {
-		return err
-	}
-	bridge, err := isolatedBridge(n, prev)
-	if err != nil {
-		return err
-	}
-	be, err := backendFor(n)
+	addrs, bridge, be, err := resolve(n, prev)
 	if err != nil {
 		return err
 	}
@@ -75,6 +67,24 @@ func cmdAdd(n *NetConf, args *skel.CmdArgs) error {
 		return err
 	}
 	return plugin.PrintResult(prev, n.CNIVersion)
+}
+
+// resolve returns what ADD and CHECK act on: prevResult's addresses, the bridge an isolating ingress
+// policy applies to ("" for the open policy) and the backend the configuration names.
+func resolve(n *NetConf, prev *current.Result) ([]netip.Addr, string, forward.Backend, error) {
+	addrs, err := podAddrs(prev)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	bridge, err := isolatedBridge(n, prev)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	be, err := backendFor(n)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	return addrs, bridge, be, nil
 }
 
 // podAddrs returns every address of the result, as the reference opens them all whatever their
@@ -196,15 +206,7 @@ func cmdCheck(n *NetConf, args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
-	addrs, err := podAddrs(prev)
-	if err != nil {
-		return err
-	}
-	bridge, err := isolatedBridge(n, prev)
-	if err != nil {
-		return err
-	}
-	be, err := backendFor(n)
+	addrs, bridge, be, err := resolve(n, prev)
 	if err != nil {
 		return err
 	}

@@ -48,15 +48,9 @@ func cmdAdd(n *NetConf, args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
-	var result *current.Result
-	err = netns.With(args.Netns, func(pod ns.NetNS) error {
-		result, err = add(n, args, pod, src, dpdk)
-		return err
+	return plugin.AddInPod(args.Netns, n.CNIVersion, func(pod ns.NetNS) (*current.Result, error) {
+		return add(n, args, pod, src, dpdk)
 	})
-	if err != nil {
-		return err
-	}
-	return plugin.PrintResult(result, n.CNIVersion)
 }
 
 func add(n *NetConf, args *skel.CmdArgs, pod ns.NetNS, src source, dpdk bool) (*current.Result, error) {
@@ -82,14 +76,10 @@ func add(n *NetConf, args *skel.CmdArgs, pod ns.NetNS, src source, dpdk bool) (*
 			return nil
 		}
 		var err error
-		if l3, err = ipamexec.Add(ctx, n.IPAM.Type, args.StdinData); err != nil {
+		if l3, err = add.Lease(ctx, n.IPAM.Type, args.StdinData, ifContainer); err != nil {
 			return err
 		}
-		add.OnFailure("release IP", func() error { return ipamexec.Del(ctx, n.IPAM.Type, args.StdinData) })
 		result.IPs, result.Routes, result.DNS = l3.IPs, l3.Routes, l3.DNS
-		for _, ipc := range result.IPs {
-			ipc.Interface = current.Int(ifContainer)
-		}
 		return nil
 	}
 	move := func() error {

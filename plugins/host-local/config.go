@@ -2,34 +2,27 @@ package main
 
 import (
 	"fmt"
-	"net"
 	"net/netip"
 	"strings"
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
-	"github.com/containernetworking/cni/pkg/version"
 
 	"github.com/netloom/netloom/pkg/conf"
 	"github.com/netloom/netloom/pkg/ipam"
+	"github.com/netloom/netloom/pkg/ipamconf"
+	"github.com/netloom/netloom/pkg/ipamroute"
 )
 
 // NetConf is what host-local reads of the network configuration: the ipam section plus the keys a
-// runtime adds. IPAM plugins receive the whole network config, so unknown keys are ignored.
+// runtime adds.
 type NetConf struct {
-	CNIVersion    string         `json:"cniVersion"`
-	Name          string         `json:"name"`
-	IPAM          *IPAMConf      `json:"ipam"`
-	RawPrevResult map[string]any `json:"prevResult,omitempty"`
+	ipamconf.Net
+	IPAM          *IPAMConf `json:"ipam"`
 	RuntimeConfig struct {
 		IPs      []string      `json:"ips,omitempty"`      // capability "ips"
 		IPRanges [][]RangeConf `json:"ipRanges,omitempty"` // capability "ipRanges"
 	} `json:"runtimeConfig"`
-	Args struct {
-		CNI struct {
-			IPs []string `json:"ips,omitempty"`
-		} `json:"cni"`
-	} `json:"args"`
 }
 
 // IPAMConf is the "ipam" section. The embedded RangeConf is the single-range form that predates
@@ -51,16 +44,8 @@ type RangeConf struct {
 	Gateway    string `json:"gateway,omitempty"`
 }
 
-// RouteConf is one entry of "routes", returned in the result as given (the keys of types.Route).
-type RouteConf struct {
-	Dst      string `json:"dst"`
-	GW       string `json:"gw,omitempty"`
-	MTU      int    `json:"mtu,omitempty"`
-	AdvMSS   int    `json:"advmss,omitempty"`
-	Priority int    `json:"priority,omitempty"`
-	Table    *int   `json:"table,omitempty"`
-	Scope    *int   `json:"scope,omitempty"`
-}
+// RouteConf is one entry of "routes", as static reads it too.
+type RouteConf = ipamroute.Conf
 
 // Config is a validated configuration.
 type Config struct {
@@ -119,7 +104,7 @@ func parseConfig(stdin []byte, cniArgs string) (*Config, error) {
 	if err := c.parseRequested(&n, cniArgs); err != nil {
 		return nil, err
 	}
-	routes, err := parseRoutes(n.IPAM.Routes)
+	routes, err := ipamroute.Parse("ipam.routes", n.IPAM.Routes)
 	if err != nil {
 		return nil, err
 	}
@@ -169,12 +154,7 @@ func (c *Config) parseRanges(n *NetConf) error {
 		c.Sets = append(c.Sets, set)
 		c.SetFields = append(c.SetFields, src.field)
 	}
-	if v4 > 1 || v6 > 1 {
-		if ok, _ := version.GreaterThanOrEqualTo(n.CNIVersion, "0.3.0"); !ok {
-			return conf.Invalid("cniVersion", "%q results carry one address per family, and %d IPv4 and %d IPv6 range sets are configured; use 0.3.0 or later", n.CNIVersion, v4, v6)
-		}
-	}
-	return nil
+	return ipamconf.CheckPerFamily(n.CNIVersion, "range sets", v4, v6)
 }
 
 func parseRangeSet(src setSource) (ipam.RangeSet, error) {
@@ -214,7 +194,7 @@ func parseRange(field string, rc RangeConf) (ipam.Range, error) {
 	if rc.Subnet == "" {
 		return ipam.Range{}, conf.Invalid(field+".subnet", "missing; write the range's network as a CIDR, e.g. \"10.22.0.0/24\"")
 	}
-	subnet, err := parsePrefix(rc.Subnet)
+	subnet, err := ipamconf.ParsePrefix(rc.Subnet)
 	if err != nil {
 		return ipam.Range{}, conf.Invalid(field+".subnet", "%q is not a CIDR such as \"10.22.0.0/24\" or \"fd22::/64\"", rc.Subnet)
 	}
@@ -251,28 +231,6 @@ func parseRange(field string, rc RangeConf) (ipam.Range, error) {
 	return r, nil
 }
 
-// parsePrefix accepts what net.ParseCIDR does (the reference's parser), IPv4-mapped IPv6 as IPv4.
-func parsePrefix(s string) (netip.Prefix, error) {
-	ip, ipnet, err := net.ParseCIDR(strings.TrimSpace(s))
-	if err != nil {
-		return netip.Prefix{}, err
-	}
-	a, _ := netip.AddrFromSlice(ip)
-	ones, bits := ipnet.Mask.Size()
-	if a.Is4In6() {
-		// An IPv4-mapped IPv6 prefix (::ffff:10.0.0.0/120) is the IPv4 prefix 10.0.0.0/24; one shorter
-		// than /96 covers more than IPv4 and is no range (the fuzzer found ::ffff:0.0.0.0/100 accepted).
-		if bits == 128 {
-			if ones < 96 {
-				return netip.Prefix{}, fmt.Errorf("%s is an IPv4-mapped prefix shorter than /96", s)
-			}
-			ones -= 96
-		}
-		a = a.Unmap()
-	}
-	return netip.PrefixFrom(a, ones), nil
-}
-
 // parseAddr accepts an address, or an address with a prefix length (which the reference ignores).
 func parseAddr(s string) (netip.Addr, error) {
 	s = strings.TrimSpace(s)
@@ -282,14 +240,7 @@ func parseAddr(s string) (netip.Addr, error) {
 		}
 		s = addr
 	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Addr{}, err
-	}
-	if a.Zone() != "" {
-		return netip.Addr{}, fmt.Errorf("%q has a zone", s)
-	}
-	return a.Unmap(), nil
+	return ipamconf.ParseAddr(s)
 }
 
 // parseRequested collects the addresses the runtime asks for, in the reference's order (CNI_ARGS IP,
@@ -304,15 +255,9 @@ func (c *Config) parseRequested(n *NetConf, cniArgs string) error {
 		asks = append(asks, requested{a, field})
 		return nil
 	}
-	if v, ok := conf.CNIArg(cniArgs, "IP"); ok {
-		for i, s := range strings.Split(v, ",") {
-			field := "CNI_ARGS IP"
-			if strings.Contains(v, ",") {
-				field = fmt.Sprintf("CNI_ARGS IP (item %d)", i)
-			}
-			if err := add(field, s); err != nil {
-				return err
-			}
+	for _, it := range ipamconf.CNIArgItems(cniArgs, "IP") {
+		if err := add(it.Field, it.Value); err != nil {
+			return err
 		}
 	}
 	for i, s := range n.Args.CNI.IPs {
@@ -358,43 +303,4 @@ func (c *Config) describeSets() string {
 		parts[i] = fmt.Sprintf("%s: %s", c.SetFields[i], s)
 	}
 	return strings.Join(parts, "; ")
-}
-
-func parseRoutes(rcs []RouteConf) ([]*types.Route, error) {
-	var out []*types.Route
-	for i, rc := range rcs {
-		field := fmt.Sprintf("ipam.routes[%d]", i)
-		if rc.Dst == "" {
-			return nil, conf.Invalid(field+".dst", "missing; write the destination as a CIDR, e.g. \"0.0.0.0/0\"")
-		}
-		ip, dst, err := net.ParseCIDR(strings.TrimSpace(rc.Dst))
-		if err != nil {
-			return nil, conf.Invalid(field+".dst", "%q is not a CIDR such as \"0.0.0.0/0\"", rc.Dst)
-		}
-		r := &types.Route{Dst: net.IPNet{IP: ip, Mask: dst.Mask}, MTU: rc.MTU, AdvMSS: rc.AdvMSS, Priority: rc.Priority, Table: rc.Table, Scope: rc.Scope}
-		if ip4 := ip.To4(); ip4 != nil {
-			// An IPv4-mapped IPv6 prefix (::ffff:10.0.0.0/104) is the IPv4 prefix 10.0.0.0/8; one shorter
-			// than /96 covers more than IPv4 and means nothing as a route.
-			ones, bits := dst.Mask.Size()
-			if bits == 128 {
-				if ones < 96 {
-					return nil, conf.Invalid(field+".dst", "%q is an IPv4-mapped prefix shorter than /96; write the IPv4 prefix itself", rc.Dst)
-				}
-				r.Dst.Mask = net.CIDRMask(ones-96, 32)
-			}
-			r.Dst.IP = ip4
-		}
-		if rc.GW != "" {
-			gw, err := parseAddr(rc.GW)
-			if err != nil || strings.Contains(rc.GW, "/") {
-				return nil, conf.Invalid(field+".gw", "%q is not an IP address", rc.GW)
-			}
-			if gw.Is4() != (r.Dst.IP.To4() != nil) {
-				return nil, conf.Invalid(field+".gw", "%s is not of the family of dst %s", gw, rc.Dst)
-			}
-			r.GW = net.IP(gw.AsSlice())
-		}
-		out = append(out, r)
-	}
-	return out, nil
 }

@@ -2,33 +2,25 @@ package main
 
 import (
 	"fmt"
-	"net"
 	"net/netip"
 	"strings"
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
-	"github.com/containernetworking/cni/pkg/version"
 
 	"github.com/netloom/netloom/pkg/conf"
+	"github.com/netloom/netloom/pkg/ipamconf"
 	"github.com/netloom/netloom/pkg/ipamroute"
 )
 
 // NetConf is what static reads of the network configuration: the ipam section plus what a runtime
-// adds. IPAM plugins receive the whole network config, so other keys are ignored.
+// adds.
 type NetConf struct {
-	CNIVersion    string         `json:"cniVersion"`
-	Name          string         `json:"name"`
-	IPAM          *IPAMConf      `json:"ipam"`
-	RawPrevResult map[string]any `json:"prevResult,omitempty"`
+	ipamconf.Net
+	IPAM          *IPAMConf `json:"ipam"`
 	RuntimeConfig struct {
 		IPs []string `json:"ips,omitempty"` // capability "ips"
 	} `json:"runtimeConfig"`
-	Args *struct {
-		CNI *struct {
-			IPs []string `json:"ips"`
-		} `json:"cni"`
-	} `json:"args"`
 }
 
 // IPAMConf is the "ipam" section.
@@ -97,7 +89,7 @@ func parseConfig(stdin []byte, cniArgs string) (*Config, error) {
 		return nil, err
 	}
 	c.Addresses = append(c.Addresses, fromArgs...)
-	if n.Args != nil && n.Args.CNI != nil && len(n.Args.CNI.IPs) > 0 {
+	if len(n.Args.CNI.IPs) > 0 {
 		if c.Addresses, err = parseList("args.cni.ips", n.Args.CNI.IPs); err != nil {
 			return nil, err
 		}
@@ -118,25 +110,21 @@ func parseConfig(stdin []byte, cniArgs string) (*Config, error) {
 // one winning). Like the reference, GATEWAY applies to CNI_ARGS IP's items only.
 func cniArgsAddresses(cniArgs string) ([]Address, error) {
 	var out []Address
-	if v, ok := conf.CNIArg(cniArgs, "IP"); ok {
-		for i, s := range strings.Split(v, ",") {
-			a, err := parseAddress(fmt.Sprintf("CNI_ARGS IP (item %d)", i), s, "")
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, a)
+	for _, it := range ipamconf.CNIArgItems(cniArgs, "IP") {
+		a, err := parseAddress(it.Field, it.Value, "")
+		if err != nil {
+			return nil, err
 		}
+		out = append(out, a)
 	}
-	if v, ok := conf.CNIArg(cniArgs, "GATEWAY"); ok {
-		for i, s := range strings.Split(v, ",") {
-			gw, err := parseIP(s)
-			if err != nil {
-				return nil, conf.Invalid(fmt.Sprintf("CNI_ARGS GATEWAY (item %d)", i), "%q is not an IP address", strings.TrimSpace(s))
-			}
-			for j := range out {
-				if out[j].Prefix.Masked().Contains(gw) {
-					out[j].Gateway = gw
-				}
+	for _, it := range ipamconf.CNIArgItems(cniArgs, "GATEWAY") {
+		gw, err := ipamconf.ParseAddr(it.Value)
+		if err != nil {
+			return nil, conf.Invalid(it.Field, "%q is not an IP address", strings.TrimSpace(it.Value))
+		}
+		for j := range out {
+			if out[j].Prefix.Masked().Contains(gw) {
+				out[j].Gateway = gw
 			}
 		}
 	}
@@ -158,13 +146,13 @@ func parseList(field string, list []string) ([]Address, error) {
 
 // parseAddress validates one address in CIDR form ("10.10.0.5/24") and its optional gateway.
 func parseAddress(field, cidr, gateway string) (Address, error) {
-	p, err := parseCIDR(cidr)
+	p, err := ipamconf.ParsePrefix(cidr)
 	if err != nil {
 		return Address{}, conf.Invalid(field, "%q is not an address in CIDR notation, such as \"10.10.0.5/24\" or \"fd10::5/64\": %v", strings.TrimSpace(cidr), err)
 	}
 	a := Address{Prefix: p, Field: field}
 	if gateway != "" {
-		gw, err := parseIP(gateway)
+		gw, err := ipamconf.ParseAddr(gateway)
 		if err != nil {
 			return Address{}, conf.Invalid(field+".gateway", "%q is not an IP address", gateway)
 		}
@@ -174,39 +162,6 @@ func parseAddress(field, cidr, gateway string) (Address, error) {
 		a.Gateway = gw
 	}
 	return a, nil
-}
-
-// parseCIDR accepts what net.ParseCIDR does (the reference's parser); an IPv4-mapped IPv6 address is
-// the IPv4 address, with the prefix length counted in IPv4 bits.
-func parseCIDR(s string) (netip.Prefix, error) {
-	ip, ipnet, err := net.ParseCIDR(strings.TrimSpace(s))
-	if err != nil {
-		return netip.Prefix{}, err
-	}
-	a, _ := netip.AddrFromSlice(ip)
-	ones, bits := ipnet.Mask.Size()
-	if a.Is4In6() {
-		if bits == 128 {
-			if ones < 96 {
-				return netip.Prefix{}, fmt.Errorf("an IPv4-mapped address with a prefix shorter than /96")
-			}
-			ones -= 96
-		}
-		a = a.Unmap()
-	}
-	return netip.PrefixFrom(a, ones), nil
-}
-
-// parseIP accepts an address (no prefix, no zone), an IPv4-mapped one as IPv4.
-func parseIP(s string) (netip.Addr, error) {
-	a, err := netip.ParseAddr(strings.TrimSpace(s))
-	if err != nil {
-		return netip.Addr{}, err
-	}
-	if a.Zone() != "" {
-		return netip.Addr{}, fmt.Errorf("%q has a zone", s)
-	}
-	return a.Unmap(), nil
 }
 
 // checkPerFamily refuses more than one address per family for the results of CNI 0.2.0 and older,
@@ -220,11 +175,5 @@ func checkPerFamily(cniVersion string, addrs []Address) error {
 			v6++
 		}
 	}
-	if v4 <= 1 && v6 <= 1 {
-		return nil
-	}
-	if ok, _ := version.GreaterThanOrEqualTo(cniVersion, "0.3.0"); ok {
-		return nil
-	}
-	return conf.Invalid("cniVersion", "%q results carry one address per family, and %d IPv4 and %d IPv6 addresses are configured; use 0.3.0 or later", cniVersion, v4, v6)
+	return ipamconf.CheckPerFamily(cniVersion, "addresses", v4, v6)
 }

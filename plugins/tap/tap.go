@@ -11,10 +11,8 @@ import (
 
 	"github.com/netloom/netloom/pkg/conf"
 	"github.com/netloom/netloom/pkg/hostlink"
-	"github.com/netloom/netloom/pkg/ipamexec"
 	"github.com/netloom/netloom/pkg/ipcfg"
 	"github.com/netloom/netloom/pkg/link"
-	"github.com/netloom/netloom/pkg/netns"
 	"github.com/netloom/netloom/pkg/plugin"
 )
 
@@ -33,15 +31,9 @@ func spec(n *NetConf, ifName string) link.TapSpec {
 // CNI_IFNAME yet, IPAM), "create" (the tap with its MTU and MAC, on the bridge) and "configure"
 // (addresses, routes, up). A failure removes the tap and releases the lease.
 func cmdAdd(n *NetConf, args *skel.CmdArgs) error {
-	var result *current.Result
-	err := netns.With(args.Netns, func(pod ns.NetNS) (err error) {
-		result, err = add(n, args, pod)
-		return err
+	return plugin.AddInPod(args.Netns, n.CNIVersion, func(pod ns.NetNS) (*current.Result, error) {
+		return add(n, args, pod)
 	})
-	if err != nil {
-		return err
-	}
-	return plugin.PrintResult(result, n.CNIVersion)
 }
 
 func add(n *NetConf, args *skel.CmdArgs, pod ns.NetNS) (*current.Result, error) {
@@ -59,11 +51,8 @@ func add(n *NetConf, args *skel.CmdArgs, pod ns.NetNS) (*current.Result, error) 
 			return nil
 		}
 		var err error
-		if l3, err = ipamexec.Add(ctx, n.IPAM.Type, args.StdinData); err != nil {
-			return err
-		}
-		add.OnFailure("release IP", func() error { return ipamexec.Del(ctx, n.IPAM.Type, args.StdinData) })
-		return nil
+		l3, err = add.Lease(ctx, n.IPAM.Type, args.StdinData, ifContainer)
+		return err
 	}
 	create := func() error {
 		return pod.Do(func(ns.NetNS) error {
@@ -92,9 +81,6 @@ func add(n *NetConf, args *skel.CmdArgs, pod ns.NetNS) (*current.Result, error) 
 			result.Interfaces = []*current.Interface{{Name: args.IfName, Mac: tap.Attrs().HardwareAddr.String(), Sandbox: pod.Path()}}
 			if l3 != nil {
 				result.IPs, result.Routes, result.DNS = l3.IPs, l3.Routes, l3.DNS
-				for _, ipc := range result.IPs {
-					ipc.Interface = current.Int(ifContainer)
-				}
 			}
 			return nil
 		})

@@ -6,8 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	current "github.com/containernetworking/cni/pkg/types/100"
-
 	"github.com/netloom/netloom/pkg/conf"
 	"github.com/netloom/netloom/test/harness"
 )
@@ -30,19 +28,7 @@ func TestVMDummy(t *testing.T) {
 			list := dummyConflist(v, i)
 			rt := harness.NewRuntime(t)
 			pod := harness.NewNetNS(t, "dmpod")
-			id := harness.Unique("ctr")
-			r, err := rt.Add(t, list, id, pod.Path, "dummy0", nil)
-			if err != nil {
-				t.Fatalf("ADD: %v", err)
-			}
-			t.Cleanup(func() { _ = rt.Del(t, list, id, pod.Path, "dummy0", nil) })
-			res, err := current.NewResultFromResult(r)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(res.Interfaces) != 1 || res.Interfaces[0].Name != "dummy0" || res.Interfaces[0].Sandbox != pod.Path {
-				t.Errorf("interfaces %+v", res.Interfaces)
-			}
+			id, _ := addAttachment(t, rt, list, pod, "dummy0", nil)
 			addr := fmt.Sprintf("10.234.%d.5", i)
 			if out := pod.Run(t, "ip", "-d", "addr", "show", "dev", "dummy0"); !strings.Contains(out, "dummy") || !strings.Contains(out, "inet "+addr+"/24") {
 				t.Errorf("dummy0:\n%s", out)
@@ -54,38 +40,11 @@ func TestVMDummy(t *testing.T) {
 			if err := harness.Ping(t, pod, addr); err != nil {
 				t.Errorf("the pod's own dummy address: %v", err)
 			}
-			if v >= "0.4.0" {
-				if err := rt.Check(t, list, id, pod.Path, "dummy0", nil); err != nil {
-					t.Errorf("CHECK: %v", err)
-				}
-			}
-			for i := range 2 {
-				if err := rt.Del(t, list, id, pod.Path, "dummy0", nil); err != nil {
-					t.Errorf("DEL %d: %v", i+1, err)
-				}
-			}
-			if _, err := pod.Exec("ip", "link", "show", "dummy0"); err == nil {
-				t.Error("dummy0 left in the pod")
-			}
+			finishAttachment(t, rt, list, v, id, pod, "dummy0", nil, nil)
 		})
 	}
 	t.Run("reference ADD, netloom CHECK and DEL", func(t *testing.T) {
-		list := dummyConflist("1.1.0", 9)
-		rt := harness.NewRuntime(t)
-		pod := harness.NewNetNS(t, "dmpod")
-		id := harness.Unique("ctr")
-		if _, err := rt.WithPath(t, harness.ReferencePlugin(t, "dummy"), harness.PluginDir(t)).Add(t, list, id, pod.Path, "dummy0", nil); err != nil {
-			t.Fatalf("reference ADD: %v", err)
-		}
-		if err := rt.Check(t, list, id, pod.Path, "dummy0", nil); err != nil {
-			t.Errorf("netloom CHECK: %v", err)
-		}
-		if err := rt.Del(t, list, id, pod.Path, "dummy0", nil); err != nil {
-			t.Errorf("netloom DEL: %v", err)
-		}
-		if _, err := pod.Exec("ip", "link", "show", "dummy0"); err == nil {
-			t.Error("dummy0 left in the pod")
-		}
+		requireReferenceAdopted(t, "dummy", dummyConflist("1.1.0", 9), harness.NewNetNS(t, "dmpod"), "dummy0")
 	})
 	t.Run("bad input", func(t *testing.T) {
 		pod := harness.NewNetNS(t, "dmpod")
@@ -100,9 +59,7 @@ func TestVMDummy(t *testing.T) {
 			if e, ok := harness.CNIError(out); err == nil || !ok || e.Code != tc.code || !strings.Contains(e.Msg, tc.field) {
 				t.Errorf("ADD %s: %v %s; want code %d naming %q", tc.stdin, err, out, tc.code, tc.field)
 			}
-			if _, err := pod.Exec("ip", "link", "show", "dummy0"); err == nil {
-				t.Error("dummy0 left after a failed ADD")
-			}
+			requireNoLink(t, pod, "dummy0", "after a failed ADD")
 		}
 	})
 }
@@ -115,11 +72,5 @@ func TestVMFaultPointsDummy(t *testing.T) {
 	network := harness.Unique("dmflt")
 	list, _ := json.Marshal(map[string]any{"cniVersion": "1.1.0", "name": network, "plugins": []any{map[string]any{
 		"type": "dummy", "ipam": map[string]any{"type": "host-local", "dataDir": dataDir, "ranges": []any{[]any{map[string]string{"subnet": "10.234.99.0/24"}}}}}}})
-	faultChain{list: list, points: stepPoints("dummy", "allocate", "create", "configure"), leftovers: func(t *testing.T, _ string, pod *harness.NetNS) []string {
-		left := podInterface(pod)
-		for _, l := range harness.Leases(t, dataDir, network) {
-			left = append(left, "lease "+l)
-		}
-		return left
-	}}.killAtEveryPoint(t, "dm")
+	faultChain{list: list, points: stepPoints("dummy", "allocate", "create", "configure"), leftovers: podAndLeases(dataDir, network)}.killAtEveryPoint(t, "dm")
 }

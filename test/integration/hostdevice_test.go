@@ -7,8 +7,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/containernetworking/cni/pkg/types"
-	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/vishvananda/netlink"
 
 	"github.com/netloom/netloom/pkg/conf"
@@ -64,15 +62,7 @@ func (d hdDevice) staticIPAM() map[string]any {
 
 func (d hdDevice) conflist(cniVersion string, keys map[string]any) []byte {
 	p := map[string]any{"type": "host-device", "device": d.Name, "ipam": d.staticIPAM()}
-	for k, v := range keys {
-		if v == nil {
-			delete(p, k)
-		} else {
-			p[k] = v
-		}
-	}
-	out, _ := json.Marshal(map[string]any{"cniVersion": cniVersion, "name": harness.Unique("hdnet"), "plugins": []any{p}})
-	return out
+	return oneConflist(cniVersion, "hdnet", p, keys)
 }
 
 // requireOnHost fails t unless the device is back in the host's namespace under its name, without
@@ -116,18 +106,9 @@ func TestHostDeviceEveryVersionPing(t *testing.T) {
 			list := d.conflist(v, keys)
 			rt := harness.NewRuntime(t)
 			pod := harness.NewNetNS(t, "hdpod")
-			id := harness.Unique("ctr")
-			r, err := rt.Add(t, list, id, pod.Path, "eth0", nil)
-			if err != nil {
-				t.Fatalf("ADD: %v", err)
-			}
-			t.Cleanup(func() { _ = rt.Del(t, list, id, pod.Path, "eth0", nil) })
-			res, err := current.NewResultFromResult(r)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(res.Interfaces) != 1 || res.Interfaces[0].Name != "eth0" || res.Interfaces[0].Mac != d.MAC || res.Interfaces[0].Sandbox != pod.Path {
-				t.Errorf("interfaces %+v", res.Interfaces)
+			id, res := addAttachment(t, rt, list, pod, "eth0", nil)
+			if res.Interfaces[0].Mac != d.MAC {
+				t.Errorf("interfaces %+v, want MAC %s", res.Interfaces, d.MAC)
 			}
 			d.requireInPod(t, pod)
 			if out := pod.Run(t, "ip", "-4", "addr", "show", "dev", "eth0"); !strings.Contains(out, "inet "+d.addr(5)+"/24") {
@@ -139,29 +120,8 @@ func TestHostDeviceEveryVersionPing(t *testing.T) {
 			if err := harness.Ping(t, pod, d.addr(2)); err != nil {
 				t.Errorf("pod -> peer over the device: %v", err)
 			}
-			if v >= "0.4.0" {
-				if err := rt.Check(t, list, id, pod.Path, "eth0", nil); err != nil {
-					t.Errorf("CHECK: %v", err)
-				}
-			}
-			if v == "1.1.0" {
-				if err := rt.Status(t, list); err != nil {
-					t.Errorf("STATUS: %v", err)
-				}
-				if err := rt.GC(t, list, []types.GCAttachment{{ContainerID: id, IfName: "eth0"}}); err != nil {
-					t.Errorf("GC keeping the attachment: %v", err)
-				}
-				d.requireInPod(t, pod)
-			}
-			for i := range 2 {
-				if err := rt.Del(t, list, id, pod.Path, "eth0", nil); err != nil {
-					t.Errorf("DEL %d: %v", i+1, err)
-				}
-			}
+			finishAttachment(t, rt, list, v, id, pod, "eth0", nil, func() { d.requireInPod(t, pod) })
 			d.requireOnHost(t)
-			if err := pod.Do(func() error { _, err := netlink.LinkByName("eth0"); return err }); err == nil {
-				t.Error("eth0 left in the pod")
-			}
 		})
 	}
 }
@@ -233,16 +193,7 @@ func TestHostDeviceBadInput(t *testing.T) {
 		{"bad IPAM address", "eth0", map[string]any{"ipam": map[string]any{"type": "static", "addresses": []any{map[string]any{"address": "10.232.0.5"}}}}, conf.CodeInvalidConfig, "ipam.addresses[0]"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var p map[string]any
-			_ = json.Unmarshal(d.conflist("1.1.0", tc.keys), &p)
-			plugin := p["plugins"].([]any)[0].(map[string]any)
-			plugin["cniVersion"], plugin["name"] = "1.1.0", p["name"]
-			stdin, _ := json.Marshal(plugin)
-			out, err := harness.RunPlugin(t, "host-device", harness.CNIEnv("ADD", "ctr1", pod.Path, tc.ifName, ""), stdin)
-			e, ok := harness.CNIError(out)
-			if err == nil || !ok || e.Code != tc.code || !strings.Contains(e.Msg, tc.field) {
-				t.Errorf("ADD: %v %s; want code %d naming %q", err, out, tc.code, tc.field)
-			}
+			requireAddRefused(t, d.conflist("1.1.0", tc.keys), pod, tc.ifName, tc.code, tc.field)
 			d.requireOnHost(t)
 		})
 	}
@@ -274,13 +225,11 @@ func TestFaultPointsHostDevice(t *testing.T) {
 		"type": "host-device", "device": d.Name, "ipam": map[string]any{"type": "host-local", "dataDir": dataDir,
 			"ranges": []any{[]any{map[string]string{"subnet": fmt.Sprintf("10.232.%d.0/24", d.x), "rangeStart": d.addr(10), "rangeEnd": d.addr(20)}}}}}}})
 	points := append(stepPoints("host-device", "allocate", "move", "configure"), stepPoints("host-local", "allocate")...)
-	faultChain{list: list, points: points, leftovers: func(t *testing.T, _ string, pod *harness.NetNS) []string {
-		left := podInterface(pod)
+	podLeft := podAndLeases(dataDir, network)
+	faultChain{list: list, points: points, leftovers: func(t *testing.T, id string, pod *harness.NetNS) []string {
+		left := podLeft(t, id, pod)
 		if _, err := netlink.LinkByName(d.Name); err != nil {
 			left = append(left, "device "+d.Name+" not on the host")
-		}
-		for _, l := range harness.Leases(t, dataDir, network) {
-			left = append(left, "lease "+l)
 		}
 		return left
 	}}.killAtEveryPoint(t, "hd")

@@ -6,8 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/containernetworking/cni/pkg/types"
-	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/vishvananda/netlink"
 
 	"github.com/netloom/netloom/pkg/conf"
@@ -17,15 +15,7 @@ import (
 // tapConflist is a one-plugin tap network with keys (a nil value deletes a key).
 func tapConflist(cniVersion string, keys map[string]any) []byte {
 	p := map[string]any{"type": "tap", "capabilities": map[string]bool{"mac": true}}
-	for k, v := range keys {
-		if v == nil {
-			delete(p, k)
-		} else {
-			p[k] = v
-		}
-	}
-	out, _ := json.Marshal(map[string]any{"cniVersion": cniVersion, "name": harness.Unique("tapnet"), "plugins": []any{p}})
-	return out
+	return oneConflist(cniVersion, "tapnet", p, keys)
 }
 
 // tapState is what the kernel says of the pod's tap, read through the pod's sysfs.
@@ -50,19 +40,10 @@ func TestTapEveryVersion(t *testing.T) {
 				"ipam": map[string]any{"type": "static", "addresses": []any{map[string]any{"address": fmt.Sprintf("10.233.%d.5/24", i)}}}})
 			rt := harness.NewRuntime(t)
 			pod := harness.NewNetNS(t, "tappod")
-			id := harness.Unique("ctr")
 			capArgs := map[string]any{"mac": mac}
-			r, err := rt.Add(t, list, id, pod.Path, "tap0", capArgs)
-			if err != nil {
-				t.Fatalf("ADD: %v", err)
-			}
-			t.Cleanup(func() { _ = rt.Del(t, list, id, pod.Path, "tap0", capArgs) })
-			res, err := current.NewResultFromResult(r)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(res.Interfaces) != 1 || res.Interfaces[0].Mac != mac || res.Interfaces[0].Sandbox != pod.Path {
-				t.Errorf("interfaces %+v", res.Interfaces)
+			id, res := addAttachment(t, rt, list, pod, "tap0", capArgs)
+			if res.Interfaces[0].Mac != mac {
+				t.Errorf("interfaces %+v, want MAC %s", res.Interfaces, mac)
 			}
 			// IFF_TAP|IFF_VNET_HDR|IFF_NO_PI|IFF_MULTI_QUEUE|IFF_PERSIST with owner and group, as the reference.
 			want := map[string]string{"owner": "107", "group": "108", "tun_flags": "0x5902", "mtu": "1400", "address": mac}
@@ -72,27 +53,7 @@ func TestTapEveryVersion(t *testing.T) {
 			if out := pod.Run(t, "ip", "-4", "addr", "show", "dev", "tap0"); !strings.Contains(out, fmt.Sprintf("inet 10.233.%d.5/24", i)) {
 				t.Errorf("tap0:\n%s", out)
 			}
-			if v >= "0.4.0" {
-				if err := rt.Check(t, list, id, pod.Path, "tap0", capArgs); err != nil {
-					t.Errorf("CHECK: %v", err)
-				}
-			}
-			if v == "1.1.0" {
-				if err := rt.Status(t, list); err != nil {
-					t.Errorf("STATUS: %v", err)
-				}
-				if err := rt.GC(t, list, []types.GCAttachment{{ContainerID: id, IfName: "tap0"}}); err != nil {
-					t.Errorf("GC keeping the attachment: %v", err)
-				}
-			}
-			for i := range 2 {
-				if err := rt.Del(t, list, id, pod.Path, "tap0", capArgs); err != nil {
-					t.Errorf("DEL %d: %v", i+1, err)
-				}
-			}
-			if _, err := pod.Exec("ip", "link", "show", "tap0"); err == nil {
-				t.Error("tap0 left in the pod")
-			}
+			finishAttachment(t, rt, list, v, id, pod, "tap0", capArgs, nil)
 		})
 	}
 }
@@ -202,19 +163,8 @@ func TestTapBadInput(t *testing.T) {
 		{"bad IPAM", "tap0", map[string]any{"ipam": map[string]any{"type": "static", "addresses": []any{map[string]any{"address": "x"}}}}, conf.CodeInvalidConfig, "ipam.addresses[0]"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var p map[string]any
-			_ = json.Unmarshal(tapConflist("1.1.0", tc.keys), &p)
-			plugin := p["plugins"].([]any)[0].(map[string]any)
-			plugin["cniVersion"], plugin["name"] = "1.1.0", p["name"]
-			stdin, _ := json.Marshal(plugin)
-			out, err := harness.RunPlugin(t, "tap", harness.CNIEnv("ADD", "ctr1", pod.Path, tc.ifName, ""), stdin)
-			e, ok := harness.CNIError(out)
-			if err == nil || !ok || e.Code != tc.code || !strings.Contains(e.Msg, tc.field) {
-				t.Errorf("ADD: %v %s; want code %d naming %q", err, out, tc.code, tc.field)
-			}
-			if _, err := pod.Exec("ip", "link", "show", "tap0"); err == nil {
-				t.Error("tap0 left after the failed ADD")
-			}
+			requireAddRefused(t, tapConflist("1.1.0", tc.keys), pod, tc.ifName, tc.code, tc.field)
+			requireNoLink(t, pod, "tap0", "after the failed ADD")
 		})
 	}
 }
@@ -226,11 +176,5 @@ func TestFaultPointsTap(t *testing.T) {
 	network := harness.Unique("tapflt")
 	list, _ := json.Marshal(map[string]any{"cniVersion": "1.1.0", "name": network, "plugins": []any{map[string]any{
 		"type": "tap", "ipam": map[string]any{"type": "host-local", "dataDir": dataDir, "ranges": []any{[]any{map[string]string{"subnet": "10.233.99.0/24"}}}}}}})
-	faultChain{list: list, points: stepPoints("tap", "allocate", "create", "configure"), leftovers: func(t *testing.T, _ string, pod *harness.NetNS) []string {
-		left := podInterface(pod)
-		for _, l := range harness.Leases(t, dataDir, network) {
-			left = append(left, "lease "+l)
-		}
-		return left
-	}}.killAtEveryPoint(t, "tap")
+	faultChain{list: list, points: stepPoints("tap", "allocate", "create", "configure"), leftovers: podAndLeases(dataDir, network)}.killAtEveryPoint(t, "tap")
 }

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/vishvananda/netlink"
 
 	"github.com/netloom/netloom/pkg/conf"
@@ -44,15 +43,7 @@ func newVlanSegment(t *testing.T) vlanSegment {
 func (s vlanSegment) conflist(cniVersion string, host int, keys map[string]any) []byte {
 	p := map[string]any{"type": "vlan", "master": s.Master, "vlanId": 100,
 		"ipam": map[string]any{"type": "static", "addresses": []any{map[string]any{"address": fmt.Sprintf("10.235.0.%d/24", host)}}}}
-	for k, v := range keys {
-		if v == nil {
-			delete(p, k)
-		} else {
-			p[k] = v
-		}
-	}
-	out, _ := json.Marshal(map[string]any{"cniVersion": cniVersion, "name": harness.Unique("vlnet"), "plugins": []any{p}})
-	return out
+	return oneConflist(cniVersion, "vlnet", p, keys)
 }
 
 func vlanAvailable(t *testing.T) bool {
@@ -74,19 +65,7 @@ func TestVMVlan(t *testing.T) {
 			list := s.conflist(v, 10+i, map[string]any{"mtu": 1400})
 			rt := harness.NewRuntime(t)
 			pod := harness.NewNetNS(t, "vlpod")
-			id := harness.Unique("ctr")
-			r, err := rt.Add(t, list, id, pod.Path, "eth0", nil)
-			if err != nil {
-				t.Fatalf("ADD: %v", err)
-			}
-			t.Cleanup(func() { _ = rt.Del(t, list, id, pod.Path, "eth0", nil) })
-			res, err := current.NewResultFromResult(r)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(res.Interfaces) != 1 || res.Interfaces[0].Sandbox != pod.Path {
-				t.Errorf("interfaces %+v", res.Interfaces)
-			}
+			id, _ := addAttachment(t, rt, list, pod, "eth0", nil)
 			l := podLink(t, pod)
 			if vl, ok := l.(*netlink.Vlan); !ok || vl.VlanId != 100 || l.Attrs().MTU != 1400 {
 				t.Errorf("pod's eth0: %s %+v", l.Type(), l)
@@ -94,19 +73,7 @@ func TestVMVlan(t *testing.T) {
 			if err := harness.Ping(t, pod, "10.235.0.2"); err != nil {
 				t.Errorf("pod -> peer over VLAN 100: %v", err)
 			}
-			if v >= "0.4.0" {
-				if err := rt.Check(t, list, id, pod.Path, "eth0", nil); err != nil {
-					t.Errorf("CHECK: %v", err)
-				}
-			}
-			for i := range 2 {
-				if err := rt.Del(t, list, id, pod.Path, "eth0", nil); err != nil {
-					t.Errorf("DEL %d: %v", i+1, err)
-				}
-			}
-			if _, err := pod.Exec("ip", "link", "show", "eth0"); err == nil {
-				t.Error("eth0 left in the pod")
-			}
+			finishAttachment(t, rt, list, v, id, pod, "eth0", nil, nil)
 		})
 	}
 	t.Run("linkInContainer", func(t *testing.T) {
@@ -130,22 +97,7 @@ func TestVMVlan(t *testing.T) {
 		}
 	})
 	t.Run("reference ADD, netloom CHECK and DEL", func(t *testing.T) {
-		list := s.conflist("1.1.0", 30, nil)
-		rt := harness.NewRuntime(t)
-		pod := harness.NewNetNS(t, "vlpod")
-		id := harness.Unique("ctr")
-		if _, err := rt.WithPath(t, harness.ReferencePlugin(t, "vlan"), harness.PluginDir(t)).Add(t, list, id, pod.Path, "eth0", nil); err != nil {
-			t.Fatalf("reference ADD: %v", err)
-		}
-		if err := rt.Check(t, list, id, pod.Path, "eth0", nil); err != nil {
-			t.Errorf("netloom CHECK: %v", err)
-		}
-		if err := rt.Del(t, list, id, pod.Path, "eth0", nil); err != nil {
-			t.Errorf("netloom DEL: %v", err)
-		}
-		if _, err := pod.Exec("ip", "link", "show", "eth0"); err == nil {
-			t.Error("eth0 left in the pod")
-		}
+		requireReferenceAdopted(t, "vlan", s.conflist("1.1.0", 30, nil), harness.NewNetNS(t, "vlpod"), "eth0")
 	})
 	t.Run("bad input", func(t *testing.T) {
 		pod := harness.NewNetNS(t, "vlpod")
@@ -159,18 +111,8 @@ func TestVMVlan(t *testing.T) {
 			{map[string]any{"vlanId": 5000}, conf.CodeInvalidConfig, "vlanId"},
 			{map[string]any{"mtu": 9000}, conf.CodeInvalidConfig, "mtu"},
 		} {
-			var p map[string]any
-			_ = json.Unmarshal(s.conflist("1.1.0", 40, tc.keys), &p)
-			plugin := p["plugins"].([]any)[0].(map[string]any)
-			plugin["cniVersion"], plugin["name"] = "1.1.0", p["name"]
-			stdin, _ := json.Marshal(plugin)
-			out, err := harness.RunPlugin(t, "vlan", harness.CNIEnv("ADD", "ctr1", pod.Path, "eth0", ""), stdin)
-			if e, ok := harness.CNIError(out); err == nil || !ok || e.Code != tc.code || !strings.Contains(e.Msg, tc.field) {
-				t.Errorf("ADD %v: %v %s; want code %d naming %q", tc.keys, err, out, tc.code, tc.field)
-			}
-			if _, err := pod.Exec("ip", "link", "show", "eth0"); err == nil {
-				t.Error("eth0 left after a failed ADD")
-			}
+			requireAddRefused(t, s.conflist("1.1.0", 40, tc.keys), pod, "eth0", tc.code, tc.field)
+			requireNoLink(t, pod, "eth0", "after a failed ADD")
 		}
 	})
 }
@@ -185,11 +127,5 @@ func TestVMFaultPointsVlan(t *testing.T) {
 	list, _ := json.Marshal(map[string]any{"cniVersion": "1.1.0", "name": network, "plugins": []any{map[string]any{
 		"type": "vlan", "master": s.Master, "vlanId": 100, "ipam": map[string]any{"type": "host-local", "dataDir": dataDir,
 			"ranges": []any{[]any{map[string]string{"subnet": "10.235.0.0/24", "rangeStart": "10.235.0.100", "rangeEnd": "10.235.0.120"}}}}}}})
-	faultChain{list: list, points: stepPoints("vlan", "allocate", "create", "configure"), leftovers: func(t *testing.T, _ string, pod *harness.NetNS) []string {
-		left := podInterface(pod)
-		for _, l := range harness.Leases(t, dataDir, network) {
-			left = append(left, "lease "+l)
-		}
-		return left
-	}}.killAtEveryPoint(t, "vl")
+	faultChain{list: list, points: stepPoints("vlan", "allocate", "create", "configure"), leftovers: podAndLeases(dataDir, network)}.killAtEveryPoint(t, "vl")
 }
