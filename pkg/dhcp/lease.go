@@ -13,7 +13,9 @@ import (
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
+	"github.com/mdlayher/packet"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/netloom/netloom/pkg/conf"
 )
@@ -181,7 +183,8 @@ func (l *lease) maintain() {
 
 // exchange runs f with a DHCP client whose socket is bound to the interface inside the pod's namespace;
 // the socket keeps that namespace, so f runs anywhere. A down interface is set up first: DHCP needs it.
-func (l *lease) exchange(f func(*nclient4.Client) error) error {
+// Messages go out from 0.0.0.0, or from the address from when it is valid.
+func (l *lease) exchange(from net.IP, f func(*nclient4.Client) error) error {
 	var c *nclient4.Client
 	err := l.inPod(func() error {
 		link, err := netlinksafe.LinkByName(l.att.ifName)
@@ -193,7 +196,7 @@ func (l *lease) exchange(f func(*nclient4.Client) error) error {
 				return fmt.Errorf("set %s up: %w", l.att.ifName, err)
 			}
 		}
-		c, err = nclient4.New(l.att.ifName, nclient4.WithTimeout(l.cfg.Timeout))
+		c, err = newClient(l.att.ifName, from, l.cfg.Timeout)
 		return err
 	})
 	if err != nil {
@@ -201,6 +204,28 @@ func (l *lease) exchange(f func(*nclient4.Client) error) error {
 	}
 	defer c.Close()
 	return f(c)
+}
+
+// newClient opens a DHCP client on ifName in the current namespace, sending from 0.0.0.0 or from.
+func newClient(ifName string, from net.IP, timeout time.Duration) (*nclient4.Client, error) {
+	if from == nil || from.IsUnspecified() {
+		return nclient4.New(ifName, nclient4.WithTimeout(timeout))
+	}
+	ifc, err := net.InterfaceByName(ifName)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := packet.Listen(ifc, packet.Datagram, unix.ETH_P_IP, nil)
+	if err != nil {
+		return nil, fmt.Errorf("open a packet socket on %s: %w", ifName, err)
+	}
+	conn := nclient4.NewBroadcastUDPConn(raw, &net.UDPAddr{IP: from, Port: nclient4.ClientPort})
+	c, err := nclient4.NewWithConn(conn, ifc.HardwareAddr, nclient4.WithTimeout(timeout))
+	if err != nil {
+		raw.Close()
+		return nil, err
+	}
+	return c, nil
 }
 
 // inPod runs f inside the pod's namespace; a namespace that no longer exists is errLinkGone.
@@ -249,7 +274,7 @@ func (l *lease) retry(limit time.Duration, f func(context.Context) (*nclient4.Le
 // acquire runs a whole DISCOVER/OFFER/REQUEST/ACK exchange: at ADD, and to rebind (as the reference).
 func (l *lease) acquire(limit time.Duration) error {
 	nl, err := l.retry(limit, func(ctx context.Context) (nl *nclient4.Lease, err error) {
-		err = l.exchange(func(c *nclient4.Client) error {
+		err = l.exchange(nil, func(c *nclient4.Client) error {
 			nl, err = c.Request(ctx, withClientID(l.clientID), withOptions(l.opts))
 			return err
 		})
@@ -269,7 +294,7 @@ func (l *lease) acquire(limit time.Duration) error {
 func (l *lease) renew(limit time.Duration) error {
 	cur := l.current()
 	nl, err := l.retry(min(limit, l.cfg.ResendTimeout), func(ctx context.Context) (nl *nclient4.Lease, err error) {
-		err = l.exchange(func(c *nclient4.Client) error {
+		err = l.exchange(nil, func(c *nclient4.Client) error {
 			nl, err = c.Renew(ctx, cur, withClientID(l.clientID), withOptions(l.opts))
 			return err
 		})
@@ -288,11 +313,13 @@ func (l *lease) current() *nclient4.Lease {
 	return l.cur
 }
 
-// release sends a DHCPRELEASE for the lease (one message; the server does not answer).
+// release sends a DHCPRELEASE for the lease (one message; the server does not answer). It goes out from
+// the leased address: a server's kernel drops a unicast datagram from 0.0.0.0 (a martian source) before
+// a server on a UDP socket, such as dnsmasq, sees it. (The reference sends it from 0.0.0.0.)
 func (l *lease) release() error {
 	cur := l.current()
 	log.Printf("%s: releasing %s", l.clientID, cur.ACK.YourIPAddr)
-	return l.exchange(func(c *nclient4.Client) error {
+	return l.exchange(cur.ACK.YourIPAddr, func(c *nclient4.Client) error {
 		return c.Release(cur, withClientID(l.clientID))
 	})
 }
