@@ -160,7 +160,8 @@ func (lan *DHCPLAN) Lease(t testing.TB, addr netip.Addr) (DnsmasqLease, bool) {
 
 // StartDHCPDaemon runs `<binary> daemon -socketpath <Dir>/dhcp.sock -pidfile <Dir>/dhcp.pid args...`
 // (netloom's dhcp from PluginDir, or a reference build's path) inside node, where its namespace does not
-// matter: it enters each pod's by path. It returns once the socket exists; DHCPSocket gives its path.
+// matter: it enters each pod's by path. A "-socketpath" in args wins (the flag package takes the last).
+// It returns once the socket exists; DHCPSocket gives its path.
 // Stop sends SIGTERM, Kill SIGKILL (which leaves the socket file behind), Restart starts it again.
 func StartDHCPDaemon(t testing.TB, node NetNS, binary string, args ...string) *Daemon {
 	t.Helper()
@@ -169,7 +170,12 @@ func StartDHCPDaemon(t testing.TB, node NetNS, binary string, args ...string) *D
 	}
 	d := newDaemon(t, "dhcp", node, false)
 	d.sock = filepath.Join(d.Dir, "dhcp.sock")
-	argv := append([]string{binary, "daemon", "-socketpath", d.sock, "-pidfile", filepath.Join(d.Dir, "dhcp.pid")}, args...)
+	for i, a := range args {
+		if a == "-socketpath" && i+1 < len(args) {
+			d.sock = args[i+1]
+		}
+	}
+	argv := append([]string{binary, "daemon", "-socketpath", filepath.Join(d.Dir, "dhcp.sock"), "-pidfile", filepath.Join(d.Dir, "dhcp.pid")}, args...)
 	d.add("dhcp", argv, func() error {
 		st, err := os.Stat(d.sock)
 		if err != nil {

@@ -2,8 +2,10 @@ package integration
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -325,10 +327,20 @@ func TestDHCPReferenceDaemonNetloomPlugin(t *testing.T) {
 		t.Errorf("STATUS: %v", err)
 	}
 	// GC: the reference daemon has no GC method; that is not an error.
-	if err := rt.GCOnly(t, n.conflist(), []types.GCAttachment{{ContainerID: p.ID, IfName: "eth0"}}); err != nil {
+	if err := dhcpGC(t, n, p.ID); err != nil {
 		t.Errorf("GC against the reference daemon: %v", err)
 	}
-	delTwice(t, rt, n, p)
+	// DEL twice succeeds. The reference daemon sends its DHCPRELEASE from 0.0.0.0, which the server's
+	// kernel drops (a martian source) before dnsmasq sees it: the lease stays until it expires.
+	for i := range 2 {
+		if err := rt.Del(t, n.conflist(), p.ID, p.NS.Path, "eth0", nil); err != nil {
+			t.Fatalf("DEL #%d: %v", i+1, err)
+		}
+	}
+	time.Sleep(time.Second)
+	if _, held := n.LAN.Lease(t, p.Addr); held {
+		t.Logf("as expected of the reference daemon, dnsmasq still holds %s after DEL (its DHCPRELEASE comes from 0.0.0.0)", p.Addr)
+	}
 }
 
 // TestDHCPNetloomDaemonReferencePlugin: the reference plugin talks to netloom's daemon.
@@ -361,8 +373,7 @@ func TestDHCPSwitchFromReference(t *testing.T) {
 	p := addDHCPPod(t, dhcpRuntime(t, refDir), n)
 	refd.Stop(t)
 
-	d := harness.StartDHCPDaemon(t, node, "dhcp", "-socketpath", refd.DHCPSocket())
-	_ = d
+	harness.StartDHCPDaemon(t, node, "dhcp", "-socketpath", refd.DHCPSocket())
 	rt := dhcpRuntime(t)
 	// libcni's cache of the ADD is in the other runtime's directory: CHECK with the ADD's result.
 	if err := checkWithResult(t, rt, n, p); err != nil {
@@ -370,6 +381,27 @@ func TestDHCPSwitchFromReference(t *testing.T) {
 	}
 	requireServerLease(t, n, p)
 	delTwice(t, rt, n, p)
+}
+
+// dhcpGC runs netloom's dhcp GC directly, as a main plugin delegating GC to its IPAM would, with the
+// attachments (eth0 of each container) that stay valid.
+func dhcpGC(t *testing.T, n *dhcpNet, valid ...string) error {
+	t.Helper()
+	var conf map[string]any
+	if err := json.Unmarshal(n.ipamConf(), &conf); err != nil {
+		t.Fatal(err)
+	}
+	atts := []map[string]string{}
+	for _, id := range valid {
+		atts = append(atts, map[string]string{"containerID": id, "ifname": "eth0"})
+	}
+	conf["cni.dev/valid-attachments"] = atts
+	stdin, _ := json.Marshal(conf)
+	out, err := harness.RunPlugin(t, "dhcp", map[string]string{"CNI_COMMAND": "GC"}, stdin)
+	if err != nil {
+		return fmt.Errorf("%w: %s", err, out)
+	}
+	return nil
 }
 
 // checkWithResult runs netloom's dhcp CHECK directly with p's ADD result as prevResult.
@@ -401,7 +433,8 @@ func TestDHCPGC(t *testing.T) {
 	rt := dhcpRuntime(t)
 	a := addDHCPPod(t, rt, n)
 	b := addDHCPPod(t, rt, n)
-	if err := rt.GCOnly(t, n.conflist(), []types.GCAttachment{{ContainerID: a.ID, IfName: "eth0"}}); err != nil {
+	// The reference macvlan sends no GC to its IPAM plugin: call dhcp as a main plugin that does.
+	if err := dhcpGC(t, n, a.ID); err != nil {
 		t.Fatalf("GC: %v", err)
 	}
 	waitReleased(t, n, b.Addr)
@@ -454,33 +487,35 @@ func TestDHCPBadInput(t *testing.T) {
 		t.Errorf("DEL without a daemon: %v: %s", err, out)
 	}
 
-	// A LAN whose server is gone: ADD gives up after -resendtimeout with code 11, and macvlan removes the
-	// link it made.
+	// A LAN whose server is gone: ADD gives up after the daemon's -resendtimeout with code 11. The pod's
+	// link is made here as a main plugin would before calling its IPAM.
 	node := harness.NewNetNS(t, "dhnode")
 	d := harness.StartDHCPDaemon(t, node, "dhcp", "-timeout", "1s", "-resendtimeout", "4s")
 	silent := newDHCPNet(t, d.DHCPSocket())
 	silent.LAN.Dnsmasq.Stop(t)
-	rt := dhcpRuntime(t)
-	_, err := rt.Add(t, silent.conflist(), "ctr-dhcp-silent", pod.Path, "eth0", nil)
-	var te *types.Error
-	if err == nil {
-		t.Fatal("ADD with no DHCP server succeeded")
+	link := harness.Unique("nldmv")
+	if out, err := exec.Command("ip", "link", "add", "link", silent.LAN.Master, "name", link, "type", "macvlan", "mode", "bridge").CombinedOutput(); err != nil {
+		t.Fatalf("create macvlan: %v: %s", err, out)
 	}
-	if !asCNIError(err, &te) || te.Code != 11 || !strings.Contains(te.Msg, "no DHCP server answered") {
-		t.Errorf("ADD with no DHCP server: %v, want code 11 saying no server answered", err)
+	harness.RemoveLinkOnCleanup(t, link)
+	if out, err := exec.Command("ip", "link", "set", link, "netns", pod.Name, "name", "eth0").CombinedOutput(); err != nil {
+		t.Fatalf("move macvlan into the pod: %v: %s", err, out)
 	}
-	if err := pod.Do(func() error { _, err := netlink.LinkByName("eth0"); return err }); err == nil {
-		t.Error("eth0 left in the pod after the failed ADD")
+	penv := map[string]string{"CNI_CONTAINERID": "ctr-dhcp-silent", "CNI_NETNS": pod.Path, "CNI_IFNAME": "eth0"}
+	start := time.Now()
+	penv["CNI_COMMAND"] = "ADD"
+	out, err := harness.RunPlugin(t, "dhcp", penv, silent.ipamConf())
+	var e types.Error
+	if err == nil || json.Unmarshal(out, &e) != nil {
+		t.Fatalf("ADD with no DHCP server: %v: %s", err, out)
 	}
-	if err := rt.Del(t, silent.conflist(), "ctr-dhcp-silent", pod.Path, "eth0", nil); err != nil {
-		t.Errorf("DEL after the failed ADD: %v", err)
+	if e.Code != 11 || !strings.Contains(e.Msg, "no DHCP server answered") || !strings.Contains(e.Msg, "-resendtimeout") {
+		t.Errorf("ADD with no DHCP server: code %d %q, want code 11 saying no server answered within -resendtimeout", e.Code, e.Msg)
+	}
+	t.Logf("ADD with no DHCP server failed after %v (-resendtimeout 4s)", time.Since(start).Round(100*time.Millisecond))
+	penv["CNI_COMMAND"] = "DEL"
+	if out, err := harness.RunPlugin(t, "dhcp", penv, silent.ipamConf()); err != nil {
+		t.Errorf("DEL after the failed ADD: %v: %s", err, out)
 	}
 }
 
-func asCNIError(err error, te **types.Error) bool {
-	e, ok := err.(*types.Error)
-	if ok {
-		*te = e
-	}
-	return ok
-}
