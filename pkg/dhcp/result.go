@@ -61,9 +61,15 @@ func routes(ack *dhcpv4.DHCPv4, gw net.IP) []*types.Route {
 	}
 	static := ack.Options.Get(dhcpv4.OptionStaticRoutingTable)
 	for ; len(static) >= staticRouteLen; static = static[staticRouteLen:] {
+		// The destination's class gives its mask (RFC 2132 5.8); host bits beyond it are cleared, where the
+		// reference keeps them and the kernel then refuses the route.
 		dst := net.IP(append([]byte(nil), static[:4]...))
+		mask := dst.DefaultMask()
+		if mask == nil {
+			continue // class D or E: no route goes there
+		}
 		out = append(out, &types.Route{
-			Dst: net.IPNet{IP: dst, Mask: dst.DefaultMask()},
+			Dst: net.IPNet{IP: dst.Mask(mask), Mask: mask},
 			GW:  net.IP(append([]byte(nil), static[4:8]...)),
 		})
 	}

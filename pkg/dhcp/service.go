@@ -1,7 +1,6 @@
 package dhcp
 
 import (
-	"errors"
 	"fmt"
 	"log"
 	"path/filepath"
@@ -198,5 +197,5 @@ func wireError(err error) error {
 		return nil
 	}
 	e := conf.ForRuntime(err)
-	return errors.New(fmt.Sprintf("%s%d] %s", codePrefix, e.Code, e.Msg))
+	return fmt.Errorf("%s%d] %s", codePrefix, e.Code, e.Msg)
 }

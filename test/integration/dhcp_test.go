@@ -518,4 +518,3 @@ func TestDHCPBadInput(t *testing.T) {
 		t.Errorf("DEL after the failed ADD: %v: %s", err, out)
 	}
 }
-
