@@ -56,7 +56,7 @@ type lease struct {
 	ctx    context.Context // cancelled by stop: ends any exchange in flight
 	cancel context.CancelFunc
 	wake   chan struct{} // a CHECK: re-examine the link now
-	quit   chan struct{} // closed by stop: release and end
+	quit   chan struct{} // closed by stop before it cancels ctx: release, then end
 	done   chan struct{} // closed when maintenance has ended
 	once   sync.Once
 }
@@ -168,14 +168,15 @@ func (l *lease) maintain() {
 		case <-timer.C:
 		case <-l.wake:
 			timer.Stop()
-		case <-l.quit:
+		case <-l.ctx.Done(): // stopped (quit is closed too) or abandoned
 			timer.Stop()
-			if err := l.release(); err != nil {
-				log.Printf("%s: release: %v", l.clientID, err)
+			select {
+			case <-l.quit:
+				if err := l.release(); err != nil {
+					log.Printf("%s: release: %v", l.clientID, err)
+				}
+			default:
 			}
-			return
-		case <-l.ctx.Done(): // abandoned
-			timer.Stop()
 			return
 		}
 	}

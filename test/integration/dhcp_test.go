@@ -17,6 +17,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/netloom/netloom/pkg/dhcp"
+	"github.com/netloom/netloom/pkg/fault"
 	"github.com/netloom/netloom/test/harness"
 )
 
@@ -517,4 +518,54 @@ func TestDHCPBadInput(t *testing.T) {
 	if out, err := harness.RunPlugin(t, "dhcp", penv, silent.ipamConf()); err != nil {
 		t.Errorf("DEL after the failed ADD: %v: %s", err, out)
 	}
+}
+
+// TestDHCPFaultPoints kills the dhcp plugin at each of its ADD's fault points (before the lease is taken,
+// and after it is taken but before the result is printed); the runtime's DEL must leave no lease at the
+// server and no interface in the pod. Not parallel: NETLOOM_FAULT_POINT reaches the plugins through
+// this process's environment.
+func TestDHCPFaultPoints(t *testing.T) {
+	harness.RequireRoot(t)
+	node := harness.NewNetNS(t, "dhnode")
+	d := harness.StartDHCPDaemon(t, node, "dhcp")
+	n := newDHCPNet(t, d.DHCPSocket())
+	rt := dhcpRuntime(t)
+	list := n.conflist()
+	leftovers := func(t *testing.T, id string, pod harness.NetNS) []string {
+		var out []string
+		want := dhcp.ClientID(id, n.Name, "eth0")
+		for _, l := range n.LAN.Leases(t) {
+			if l.ClientID == want {
+				out = append(out, "dnsmasq lease "+l.Addr.String())
+			}
+		}
+		if err := pod.Do(func() error { _, err := netlink.LinkByName("eth0"); return err }); err == nil {
+			out = append(out, "eth0 in "+pod.Name)
+		}
+		return out
+	}
+	for _, point := range []string{"dhcp:lease", "dhcp:done"} {
+		t.Run(point, func(t *testing.T) {
+			id := "ctr-fault-" + strings.TrimPrefix(point, "dhcp:")
+			pod := harness.NewNetNS(t, "dhflt")
+			t.Setenv(fault.Env, point)
+			_, err := rt.Add(t, list, id, pod.Path, "eth0", nil)
+			if err := os.Unsetenv(fault.Env); err != nil {
+				t.Fatal(err)
+			}
+			if err == nil || !strings.Contains(err.Error(), "signal: killed") {
+				t.Errorf("ADD with %s=%s: %v, want the plugin killed", fault.Env, point, err)
+			}
+			t.Logf("%s: the kill left %v", point, leftovers(t, id, pod))
+			if err := rt.Del(t, list, id, pod.Path, "eth0", nil); err != nil {
+				t.Errorf("DEL after the kill: %v", err)
+			}
+			harness.WaitUntil(t, 10*time.Second, "nothing left", func() (bool, string) {
+				l := leftovers(t, id, pod)
+				return len(l) == 0, strings.Join(l, ", ")
+			})
+		})
+	}
+	p := addDHCPPod(t, rt, n)
+	delTwice(t, rt, n, p)
 }
