@@ -569,3 +569,44 @@ func TestDHCPFaultPoints(t *testing.T) {
 	p := addDHCPPod(t, rt, n)
 	delTwice(t, rt, n, p)
 }
+
+// TestDHCPLeaseExpiry: the server goes away after the ADD; the daemon tries to renew at T1 and to rebind
+// at T2, and when the lease expires it sets the pod's interface down (the address is no longer the
+// pod's to use), as the reference does.
+func TestDHCPLeaseExpiry(t *testing.T) {
+	harness.RequireRoot(t)
+	if testing.Short() {
+		t.Skip("waits two minutes for the lease to expire")
+	}
+	t.Parallel()
+	node := harness.NewNetNS(t, "dhnode")
+	d := harness.StartDHCPDaemon(t, node, "dhcp", "-timeout", "2s", "-resendtimeout", "10s")
+	n := newDHCPNet(t, d.DHCPSocket())
+	rt := dhcpRuntime(t)
+	start := time.Now()
+	p := addDHCPPod(t, rt, n)
+	n.LAN.Dnsmasq.Stop(t)
+	harness.WaitUntil(t, harness.DHCPLANLease+30*time.Second, "the pod's eth0 goes down", func() (bool, string) {
+		out, err := p.NS.Exec("ip", "-o", "link", "show", "eth0")
+		return err == nil && !strings.Contains(out, ",UP") && !strings.Contains(out, "<UP"), out
+	})
+	t.Logf("eth0 down %v after ADD (lease %v)", time.Since(start).Round(time.Second), harness.DHCPLANLease)
+	if took := time.Since(start); took < harness.DHCPLANLease-5*time.Second {
+		t.Errorf("eth0 went down after %v, before the lease expired", took)
+	}
+	log, err := os.ReadFile(d.Logs()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"renewing:", "rebinding:", "lease expired"} {
+		if !strings.Contains(string(log), want) {
+			t.Errorf("daemon log lacks %q:\n%s", want, log)
+		}
+	}
+	// DEL of an expired lease succeeds (nothing to release), twice.
+	for i := range 2 {
+		if err := rt.Del(t, n.conflist(), p.ID, p.NS.Path, "eth0", nil); err != nil {
+			t.Fatalf("DEL #%d: %v", i+1, err)
+		}
+	}
+}
