@@ -68,7 +68,7 @@ func RunDaemon(cfg DaemonConfig) error {
 	defer signal.Stop(sig)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	log.Printf("serving on %s (pid %d)", socket, os.Getpid())
+	log.Printf("serving on %s (pid %d)", ln.Addr(), os.Getpid())
 	select {
 	case s := <-sig:
 		log.Printf("%v: stopping; the leases stay with their pods until they expire", s)

@@ -3,12 +3,14 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -202,7 +204,8 @@ func TestDHCPLeaseFromDnsmasq(t *testing.T) {
 	// The IPAM plugin alone, as a main plugin calls it for a retried ADD: the daemon answers with the
 	// lease it holds (no new exchange), with the DNS server and domain netloom adds (the reference
 	// macvlan replaces a result's DNS with its own "dns" key, so the chain's result cannot show them).
-	res, err := harness.RunPlugin(t, "dhcp", map[string]string{"CNI_COMMAND": "ADD", "CNI_CONTAINERID": p.ID, "CNI_NETNS": p.NS.Path, "CNI_IFNAME": "eth0"}, n.ipamConf())
+	env := map[string]string{"CNI_COMMAND": "ADD", "CNI_CONTAINERID": p.ID, "CNI_NETNS": p.NS.Path, "CNI_IFNAME": "eth0"}
+	res, err := harness.RunPlugin(t, "dhcp", env, n.ipamConf())
 	if err != nil {
 		t.Fatalf("dhcp ADD again: %v: %s", err, res)
 	}
@@ -215,6 +218,17 @@ func TestDHCPLeaseFromDnsmasq(t *testing.T) {
 	}
 	if len(again.DNS.Nameservers) != 1 || again.DNS.Nameservers[0] != n.LAN.DNS.String() || again.DNS.Domain != "dhcp.test" {
 		t.Errorf("DNS %+v: want nameserver %s, domain dhcp.test", again.DNS, n.LAN.DNS)
+	}
+	// In every CNI version a runtime may speak.
+	for _, v := range []string{"0.3.0", "0.3.1", "0.4.0", "1.0.0"} {
+		var c map[string]any
+		_ = json.Unmarshal(n.ipamConf(), &c)
+		c["cniVersion"] = v
+		stdin, _ := json.Marshal(c)
+		out, err := harness.RunPlugin(t, "dhcp", env, stdin)
+		if err != nil || !strings.Contains(string(out), `"cniVersion": "`+v+`"`) || !strings.Contains(string(out), p.Addr.String()) {
+			t.Errorf("ADD in cniVersion %s: %v: %s", v, err, out)
+		}
 	}
 	delTwice(t, rt, n, p)
 }
@@ -440,7 +454,59 @@ func TestDHCPGC(t *testing.T) {
 	}
 	waitReleased(t, n, b.Addr)
 	requireServerLease(t, n, a)
-	delTwice(t, rt, n, a)
+	// DEL after the pod's namespace is gone (its interface with it) succeeds, twice.
+	a.NS.Delete(t)
+	for i := range 2 {
+		if err := rt.Del(t, n.conflist(), a.ID, a.NS.Path, "eth0", nil); err != nil {
+			t.Errorf("DEL #%d with the namespace gone: %v", i+1, err)
+		}
+	}
+	if err := rt.Status(t, n.conflist()); err != nil {
+		t.Errorf("STATUS: %v", err)
+	}
+}
+
+// TestDHCPSocketActivation: given a listening socket as systemd passes one (LISTEN_PID, LISTEN_FDS=1,
+// descriptor 3), the daemon serves on it and does not create -socketpath.
+func TestDHCPSocketActivation(t *testing.T) {
+	harness.RequireRoot(t)
+	t.Parallel()
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "activated.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	f, err := ln.(*net.UnixListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.Close() // the daemon holds the descriptor now
+	unused := filepath.Join(dir, "unused.sock")
+	// sh's PID is the daemon's once it execs: that is LISTEN_PID.
+	cmd := exec.Command("sh", "-c", `LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" daemon -socketpath "$1"`, filepath.Join(harness.PluginDir(t), "dhcp"), unused)
+	cmd.ExtraFiles = []*os.File{f}
+	var logs strings.Builder
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("daemon log:\n%s", logs.String())
+		}
+	})
+	harness.WaitUntil(t, 10*time.Second, "the daemon answers on the passed socket", func() (bool, string) {
+		err := dhcp.Ping(sock)
+		return err == nil, errString(err)
+	})
+	if _, err := os.Stat(unused); !os.IsNotExist(err) {
+		t.Errorf("-socketpath %s was created under socket activation: %v", unused, err)
+	}
 }
 
 // TestDHCPBadInput: a missing daemon, a bad option, and a LAN without a server each fail with a coded
