@@ -31,7 +31,7 @@ STATICCHECK_MODULE := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # only when the command is missing. The BGP daemons (bird2, frr, gobgpd) are peers the tests start inside
 # network namespaces: while apt installs them a policy-rc.d (if the machine has none) keeps their
 # services from starting on the node itself.
-SYSTEM_DEPS := ip:iproute2 ping:iputils-ping iptables:iptables nft:nftables sysctl:procps socat:socat conntrack:conntrack iperf3:iperf3 /usr/bin/time:time bird:bird2 vtysh:frr gobgpd:gobgpd
+SYSTEM_DEPS := ip:iproute2 ping:iputils-ping iptables:iptables nft:nftables sysctl:procps socat:socat conntrack:conntrack iperf3:iperf3 /usr/bin/time:time bird:bird2 vtysh:frr gobgpd:gobgpd dnsmasq:dnsmasq
 
 # Root tests must run, not skip, when root runs them (and always in CI): see harness.RequireRoot.
 IS_ROOT := $(shell [ "$$(id -u)" = 0 ] && echo 1)
