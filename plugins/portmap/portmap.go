@@ -71,6 +71,14 @@ func cmdAdd(n *NetConf, args *skel.CmdArgs) error {
 			}
 			return nil
 		}),
+		// A pod reaching its own host port comes back in by the bridge port it left by; informative,
+		// as the bridge plugin's hairpinMode does the same when set.
+		plugin.Do("hairpin", func() error {
+			if n.opts.SNAT {
+				enableHairpin(n, args, k)
+			}
+			return nil
+		}),
 		// After the rules exist, so a UDP client's next packet makes a new flow that the rules catch.
 		// Informative only, as in the reference: the ports are forwarded either way.
 		plugin.Do("conntrack", func() error {
