@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/plugins/pkg/utils"
 
 	"github.com/netloom/netloom/test/harness"
@@ -44,7 +45,7 @@ func (m *migrationNet) conflist() []byte {
 	if m.key != "" {
 		pm["backend"] = m.key
 	}
-	out, _ := json.Marshal(map[string]any{"cniVersion": "1.0.0", "name": m.Name, "plugins": []any{m.plugin(), pm}})
+	out, _ := json.Marshal(map[string]any{"cniVersion": "1.1.0", "name": m.Name, "plugins": []any{m.plugin(), pm}})
 	return out
 }
 
@@ -245,6 +246,35 @@ func TestMigrationBackToReference(t *testing.T) {
 				t.Fatalf("DEL of the reference pod: %v", err)
 			}
 			m.expectNothingOf(t, "after the reference pod's DEL", idB)
+		})
+	}
+}
+
+// GC after the switch removes what the reference left for an attachment the runtime no longer lists
+// whose pod is gone, and keeps a listed reference pod's forwarding.
+func TestMigrationGC(t *testing.T) {
+	harness.RequireRoot(t)
+	t.Parallel()
+	for _, be := range migrationBackends {
+		t.Run(be.name, func(t *testing.T) {
+			t.Parallel()
+			m := newMigrationNet(t, be.name, be.key)
+			ref := harness.NewRuntimeWithPath(t, m.refSuite)
+			nl := ref.SwitchTo(harness.PluginDir(t))
+			hp := hostPorts(2)
+			idGone, idLive := harness.Unique("ctr-mig-gcg"), harness.Unique("ctr-mig-gcl")
+			gone := m.add(t, ref, idGone, "", capArgs(portMapping{hp, 80, "tcp", ""}))
+			m.add(t, ref, idLive, "live-pod", capArgs(portMapping{hp + 1, 80, "tcp", ""}))
+			gone.Delete(t)
+
+			if err := nl.GCOnly(t, m.conflist(), []types.GCAttachment{{ContainerID: idLive, IfName: "eth0"}}); err != nil {
+				t.Fatalf("netloom GC: %v", err)
+			}
+			m.expectNothingOf(t, "after GC", idGone)
+			if r := portmapRules(idLive); r == "" {
+				t.Errorf("GC removed the listed reference pod's rules")
+			}
+			expectReply(t, "the listed reference pod after GC", &m.client, "tcp", m.nodeIP, hp+1, "live-pod")
 		})
 	}
 }
