@@ -15,7 +15,7 @@ const topLevelDNATChain = "CNI-HOSTPORT-DNAT"
 
 // IPTablesMayHold tells, without running iptables, whether the reference's iptables backend (or
 // netloom's, which writes the same chains) may have rules on this node: the nft-based iptables has a
-// CNI-HOSTPORT-DNAT chain in table ip nat or ip6 nat, or the legacy nat table is loaded at all. A node
+// rule in chain CNI-HOSTPORT-DNAT of table ip nat or ip6 nat, or the legacy nat table is loaded at all. A node
 // using only nftables backends answers false in one netlink dump, so an nftables DEL does not pay for
 // an iptables-save.
 func IPTablesMayHold() bool {
@@ -30,11 +30,9 @@ func IPTablesMayHold() bool {
 	}
 	defer c.Close()
 	for _, fam := range []byte{unix.NFPROTO_IPV4, unix.NFPROTO_IPV6} {
-		chains, err := c.Chains(nftnl.Table{Family: fam, Name: "nat"})
-		if err != nil {
-			continue
-		}
-		if slices.ContainsFunc(chains, func(ch nftnl.Chain) bool { return ch.Name == topLevelDNATChain }) {
+		// The chain stays after its last pod (neither suite deletes it): only a jump in it means a pod.
+		rules, err := c.Rules(nftnl.Table{Family: fam, Name: "nat"}, topLevelDNATChain)
+		if err == nil && len(rules) > 0 {
 			return true
 		}
 	}
