@@ -50,7 +50,7 @@ func EnableHairpin(hostIf, podNetNS, podIf string) (done bool, why string, err e
 		return false, "", fmt.Errorf("hairpin: %w", err)
 	}
 	if dad {
-		return false, fmt.Sprintf("IPv6 duplicate address detection is on for %s in the pod (\"enabledad\"), and hairpin would reflect its probes", podIf), nil
+		return false, fmt.Sprintf("IPv6 duplicate address detection may run on %s in the pod (accept_dad is not 0: the bridge plugin's \"enabledad\", or an IPv4-only network, where it leaves IPv6 and its link-local address alone), and hairpin would reflect its probes", podIf), nil
 	}
 	if err := netlink.LinkSetHairpin(l, true); err != nil {
 		return false, "", fmt.Errorf("hairpin: set hairpin mode on %q: %w", hostIf, err)

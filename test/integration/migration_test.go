@@ -57,7 +57,10 @@ func (m *migrationNet) add(t *testing.T, rt *harness.Runtime, id, reply string, 
 	if _, err := rt.Add(t, m.conflist(), id, n.Path, "eth0", caps); err != nil {
 		t.Fatalf("ADD %s: %v", id, err)
 	}
-	t.Cleanup(func() { _ = rt.Del(t, m.conflist(), id, n.Path, "eth0", caps) })
+	// netloom's DEL removes what either suite made, also when the pod's namespace is gone (the
+	// reference's bridge DEL then leaves its masquerade chain).
+	cleaner := rt.SwitchTo(harness.PluginDir(t))
+	t.Cleanup(func() { _ = cleaner.Del(t, m.conflist(), id, n.Path, "eth0", caps) })
 	if reply != "" {
 		harness.Serve(t, &n, "tcp", 80, reply)
 	}
