@@ -1,10 +1,14 @@
 // Command netloom is netloom's node-side tool for work outside a CNI call. Today:
 //
 //	netloom overlay sync --conflist FILE [--dry-run]
+//	netloom portmap to-reference --cni-path DIR [--cache-dir DIR] [--network NAME] [--dry-run]
 //
 // applies the peer reconcile of every vxlan-overlay and ipip-overlay plugin in FILE, exactly as their
 // ADD does, without a pod: run it when a node joins or leaves (e.g. after rewriting peersFile), or from a
 // timer. With --dry-run it only prints what differs and exits 1 if anything does.
+//
+// portmap to-reference hands the host ports of running pods back to the reference portmap plugin when a
+// node goes back to the reference suite (see portmap.go and plugins/portmap/README.md).
 package main
 
 import (
@@ -17,13 +21,19 @@ func main() {
 }
 
 const usage = `usage: netloom overlay sync --conflist FILE [--dry-run]
+       netloom portmap to-reference --cni-path DIR [--cache-dir DIR] [--network NAME] [--dry-run]
 
   Makes the tunnel device, routes, neighbour and FDB entries of every vxlan-overlay and
   ipip-overlay plugin in FILE match its peers and peersFile. --dry-run prints the differences
   and exits 1 when there are any, changing nothing.
+
+  portmap to-reference: see netloom portmap -h.
 `
 
 func run(args []string, stdout, stderr *os.File) int {
+	if len(args) >= 1 && args[0] == "portmap" {
+		return portmapCommand(args[1:], stdout, stderr)
+	}
 	if len(args) < 2 || args[0] != "overlay" || args[1] != "sync" {
 		fmt.Fprint(stderr, usage)
 		return 2

@@ -105,8 +105,27 @@ type Mapper interface {
 type ConflictError struct {
 	Key   HostKey
 	Owner string // the owner as its comment names it: "network/containerID/ifname" where known
+	// PodIP is the address the owner's forwarding goes to (invalid when unknown); OwnerRef is what the
+	// backend that found the conflict needs to evict the owner (Evicter.Evict) once it is known to be
+	// gone.
+	PodIP    netip.Addr
+	OwnerRef string
+	// HeldIn, when set, is the network namespace that still holds PodIP: why the owner counts as alive.
+	HeldIn string
 }
 
 func (e *ConflictError) Error() string {
-	return fmt.Sprintf("host port %s is already forwarded to %s; pick another hostPort or remove that pod first", e.Key, e.Owner)
+	msg := fmt.Sprintf("host port %s is already forwarded to %s", e.Key, e.Owner)
+	if e.PodIP.IsValid() && e.HeldIn != "" {
+		msg += fmt.Sprintf(", whose pod address %s is still in use (network namespace %s)", e.PodIP, e.HeldIn)
+	}
+	return msg + "; pick another hostPort or remove that pod first"
+}
+
+// Evicter is a backend that can remove the forwarding of the owner a *ConflictError names, so a host
+// port held by an attachment that no longer exists can be taken over.
+type Evicter interface {
+	// Evict removes everything of the owner that c names (c.OwnerRef), and nothing else. It succeeds
+	// when that owner has nothing left.
+	Evict(c *ConflictError) error
 }

@@ -50,7 +50,7 @@ func cmdAdd(n *NetConf, args *skel.CmdArgs) error {
 	err := add.Run(
 		// The backend's Add is all or nothing, and nothing after it can fail the ADD: no undo.
 		plugin.Do("rules", func() error {
-			err := newMapper(n.backend).Add(k, ms, n.opts)
+			err := addTakingOver(n, k, ms, args.Netns)
 			var conflict *portmap.ConflictError
 			if errors.As(err, &conflict) {
 				return conf.Invalid("runtimeConfig.portMappings", "%v", conflict)
@@ -68,6 +68,14 @@ func cmdAdd(n *NetConf, args *skel.CmdArgs) error {
 			}
 			for _, p := range pod {
 				plugin.LogError(fmt.Sprintf("portmap %s", k), portmap.EnableLocalnet(p.Addr()))
+			}
+			return nil
+		}),
+		// A pod reaching its own host port comes back in by the bridge port it left by; informative,
+		// as the bridge plugin's hairpinMode does the same when set.
+		plugin.Do("hairpin", func() error {
+			if n.opts.SNAT {
+				enableHairpin(n, args, k)
 			}
 			return nil
 		}),
@@ -91,6 +99,9 @@ func cmdDel(n *NetConf, args *skel.CmdArgs) error {
 	if err := newMapper(n.backend).Remove(k, hostKeys(n.entries)); err != nil {
 		return fmt.Errorf("portmap %s (%s backend): remove: %w", k, n.backend, err)
 	}
+	if err := removeReference(n.backend, k); err != nil {
+		return fmt.Errorf("portmap %s: remove the reference plugin's forwarding: %w", k, err)
+	}
 	return nil
 }
 
@@ -103,10 +114,19 @@ func cmdCheck(n *NetConf, args *skel.CmdArgs) error {
 	}
 	pod := podAddrs(n.prev, args.IfName)
 	k := firewall.KeyFor(n.Name, args)
-	if err := newMapper(n.backend).Check(k, mappings(n.entries, pod), n.opts); err != nil {
-		return fmt.Errorf("portmap %s (%s backend): %w", k, n.backend, err)
+	ms := mappings(n.entries, pod)
+	err := newMapper(n.backend).Check(k, ms, n.opts)
+	if err == nil {
+		return nil
 	}
-	return nil
+	// A pod the reference plugin set up before the node switched keeps the reference's rules.
+	if problem, found := checkReference(k, ms, n.opts.SNAT); found {
+		if problem != nil {
+			return fmt.Errorf("portmap %s (set up by the reference plugin): %w", k, problem)
+		}
+		return nil
+	}
+	return fmt.Errorf("portmap %s (%s backend): %w", k, n.backend, err)
 }
 
 // cmdGC removes the forwarding of every attachment of this network that the runtime no longer lists,
@@ -131,6 +151,9 @@ func cmdGC(args *skel.CmdArgs) error {
 		if err := newMapper(b).GC(nc.Name, valid); err != nil {
 			errs = append(errs, fmt.Errorf("portmap gc %q (%s backend): %w", nc.Name, b, err))
 		}
+	}
+	if err := gcReference(valid); err != nil {
+		errs = append(errs, fmt.Errorf("portmap gc %q (the reference plugin's nftables rules): %w", nc.Name, err))
 	}
 	return errors.Join(errs...)
 }

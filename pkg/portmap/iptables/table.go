@@ -99,9 +99,9 @@ func hostKey(r xtables.Rule) (portmap.HostKey, bool) {
 	return k, true
 }
 
-// owners maps each host key that a DN chain forwards, other than k's own, to a description of its owner.
-func (t table) owners(k firewall.Key) map[portmap.HostKey]string {
-	out := map[portmap.HostKey]string{}
+// owners maps each host key that a DN chain forwards, other than k's own, to its owner, as a conflict.
+func (t table) owners(k firewall.Key) map[portmap.HostKey]*portmap.ConflictError {
+	out := map[portmap.HostKey]*portmap.ConflictError{}
 	own := DNATChain(k.Network, k.ContainerID)
 	chainOwners := t.chainOwners()
 	for _, chain := range slices.Sorted(maps.Keys(t.Rules)) {
@@ -115,13 +115,19 @@ func (t table) owners(k firewall.Key) map[portmap.HostKey]string {
 			if !ok || (chain == own && mine(k, r)) {
 				continue
 			}
-			desc := "an attachment whose rules carry no owner (nat chain " + chain + ")"
-			if o, ok := t.ownerOf(chain, r, fallback, hasFallback); ok {
-				desc = o.String()
+			if _, seen := out[hk]; seen {
+				continue
 			}
-			if _, seen := out[hk]; !seen {
-				out[hk] = desc
+			c := &portmap.ConflictError{Key: hk, Owner: "an attachment whose rules carry no owner (nat chain " + chain + ")"}
+			o, known := t.ownerOf(chain, r, fallback, hasFallback)
+			if known {
+				c.Owner = o.String()
 			}
+			c.OwnerRef = evictRef{chain: chain, owner: o, known: known}.String()
+			if to, err := netip.ParseAddrPort(r.Option("--to-destination")); err == nil {
+				c.PodIP = to.Addr()
+			}
+			out[hk] = c
 		}
 	}
 	return out
@@ -134,9 +140,45 @@ func (t table) conflict(k firewall.Key, ms []portmap.Mapping) *portmap.ConflictE
 	}
 	owners := t.owners(k)
 	for _, m := range ms {
-		if o, taken := owners[m.Key()]; taken {
-			return &portmap.ConflictError{Key: m.Key(), Owner: o}
+		if c, taken := owners[m.Key()]; taken {
+			return c
 		}
 	}
 	return nil
+}
+
+// evictRef is what Evict needs to find a conflicting owner's rules again: its DN chain and, when its
+// comments tell, the owner. Parts are NUL-separated: no key part holds a NUL (firewall.Key.Check).
+type evictRef struct {
+	chain string
+	owner owner
+	known bool
+}
+
+func (r evictRef) String() string {
+	if !r.known {
+		return r.chain
+	}
+	ifName := ""
+	if r.owner.hasIf {
+		ifName = "\x00" + r.owner.ifName
+	}
+	return r.chain + "\x00" + r.owner.network + "\x00" + r.owner.containerID + ifName
+}
+
+func parseEvictRef(s string) (evictRef, bool) {
+	parts := strings.Split(s, "\x00")
+	r := evictRef{chain: parts[0]}
+	switch len(parts) {
+	case 1:
+	case 3, 4:
+		r.known = true
+		r.owner = owner{network: parts[1], containerID: parts[2]}
+		if len(parts) == 4 {
+			r.owner.ifName, r.owner.hasIf = parts[3], true
+		}
+	default:
+		return r, false
+	}
+	return r, strings.HasPrefix(r.chain, dnChainPrefix)
 }

@@ -173,7 +173,7 @@ func conflictOf(c *nftnl.Conn, p plan) error {
 	for _, e := range p.elems {
 		if strings.HasPrefix(e.set, "owner") {
 			owners = append(owners, e)
-			qs = append(qs, e.query())
+			qs = append(qs, e.query(), dnatOfOwner(e).query())
 		}
 	}
 	got, err := lookup(c, qs)
@@ -188,6 +188,28 @@ func conflictOf(c *nftnl.Conn, p plan) error {
 	}
 	return st.conflict(plan{owner: p.owner, elems: owners})
 }
+
+// dnatOfOwner is the dnat element's slot of an owner element: same key, the map of the same family.
+func dnatOfOwner(e elem) elem {
+	return elem{set: "dnat" + strings.TrimPrefix(e.set, "owner"), key: e.key}
+}
+
+// Evict removes every element of the owner c.OwnerRef names (the hex owner ID that conflict put
+// there).
+func (m *Mapper) Evict(c *portmap.ConflictError) error {
+	b, err := hex.DecodeString(c.OwnerRef)
+	if err != nil || len(b) != ownerLen {
+		return fmt.Errorf("evict %s: %q is not an owner of the nftables backend", c.Owner, c.OwnerRef)
+	}
+	conn, err := nftnl.Dial()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return remove(conn, owner(b), []portmap.HostKey{c.Key})
+}
+
+var _ portmap.Evicter = (*Mapper)(nil)
 
 // replace lists the maps, fails with a ConflictError when another attachment owns one of p's host
 // keys, and otherwise deletes p's owner's other elements and others' masquerade elements for p's pod
@@ -593,7 +615,11 @@ func (st state) conflict(p plan) error {
 			continue
 		}
 		if cur, ok := st.byID[e.id()]; ok && !bytes.Equal(cur.data, p.owner[:]) {
-			return &portmap.ConflictError{Key: e.hostKey, Owner: ownerName(cur.comment)}
+			c := &portmap.ConflictError{Key: e.hostKey, Owner: ownerName(cur.comment), OwnerRef: hex.EncodeToString(cur.data)}
+			if dn, ok := st.byID[dnatOfOwner(e).id()]; ok {
+				c.PodIP, _ = podOf(dn)
+			}
+			return c
 		}
 	}
 	return nil
