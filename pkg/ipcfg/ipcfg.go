@@ -35,7 +35,8 @@ type Options struct {
 	// dadfailed) and Verify report it. The link-local address skips DAD, as without this option: it
 	// derives from the link's own MAC, and while it were tentative the kernel would resolve no neighbour.
 	OptimisticDAD bool
-	// DADAnswerWait bounds the watch for a duplicate's answer; default DefaultDADAnswerWait.
+	// DADAnswerWait bounds the watch for a duplicate's answer, from the moment the addresses are added;
+	// default DefaultDADAnswerWait.
 	DADAnswerWait time.Duration
 }
 
@@ -170,10 +171,12 @@ func Apply(ifname string, c Config, o Options) error {
 		}
 		_ = sysctl.Set(sysctl.IPv6Conf(ifname, "keep_addr_on_down"), "1")
 	}
+	var probed time.Time // when the kernel got the addresses to probe
 	if optimistic {
 		if err := addOptimistic(l, c, o); err != nil {
 			return err
 		}
+		probed = time.Now()
 	} else {
 		add := addr.Add
 		if o.NoPrefixRoute {
@@ -207,7 +210,8 @@ func Apply(ifname string, c Config, o Options) error {
 		if wait == 0 {
 			wait = DefaultDADAnswerWait
 		}
-		dups, err := addr.WaitDuplicates(l, c.v6(), wait)
+		// The routes went in meanwhile: that time counts towards the wait.
+		dups, err := addr.WaitDuplicates(l, c.v6(), time.Until(probed.Add(wait)))
 		if err != nil {
 			return err
 		}
