@@ -25,7 +25,7 @@ func BenchmarkMacvlanIPv6Add(b *testing.B) {
 	harness.RequireRoot(b)
 	pods := envInt(b, "NETLOOM_BENCH_DAD_PODS", 20)
 	const scenario = "macvlan+host-local IPv6"
-	for _, s := range benchSuites() {
+	for _, s := range benchSuites("macvlan", "host-local") {
 		b.Run(s.name, func(b *testing.B) {
 			rt := s.runtime(b)
 			var adds, dels []time.Duration

@@ -251,6 +251,9 @@ func testDADLateClaimFailsCHECK(t *testing.T, kind string) {
 	d := newDADLAN(t, kind)
 	rt := harness.NewRuntime(t)
 	pod := harness.NewNetNS(t, "dadpod")
+	// The pod's DAD lasts a second per probe: ten probes give a slow machine (the VM lane) time to
+	// make the claim below while it runs. The pod's interface takes the namespace's default.
+	pod.Run(t, "sysctl", "-qw", "net.ipv6.conf.default.dad_transmits=10")
 	id := harness.Unique("ctr")
 	t.Cleanup(func() { _ = rt.Del(t, d.conf, id, pod.Path, "eth0", nil) })
 	if _, err := rt.Add(t, d.conf, id, pod.Path, "eth0", nil); err != nil {
