@@ -1,5 +1,9 @@
 // The comparison report: BenchmarkChurn (pod churn latency percentiles and concurrent throughput, with
-// a leftovers check), BenchmarkHostLocalLeases (host-local with 0 and 10,000 existing leases) and
+// a leftovers check, for the conflists of churnScenarios: bridge with and without portmap, macvlan,
+// kind's ptp+host-local+portmap, podman's bridge+host-local+portmap+firewall+tuning and
+// bridge+host-local+portmap+bandwidth; each chain's ADD+DEL p50 ratio is judged against the 0.7
+// target, and a chain whose netloom plugin is not in the plugin directory yet is reported "not built"
+// instead of run), BenchmarkHostLocalLeases (host-local with 0 and 10,000 existing leases) and
 // BenchmarkPluginCost (CPU time and peak RSS of one plugin process, binary sizes). Each measures
 // netloom and the reference plugins v1.9.1 in the same run, interleaved, with identical configs except
 // for the plugin directories; TestMain (report_test.go) then prints one table of what ran. Run as root,
@@ -12,12 +16,15 @@
 // Environment:
 //
 //	NETLOOM_BENCH_PODS       pods in the sequential churn (default 50)
-//	NETLOOM_BENCH_CONC_PODS  pods in each concurrent churn, at 8 and at 32 workers (default 64)
+//	NETLOOM_BENCH_CONC_PODS  pods in each concurrent churn, at 8 and at 32 workers (default 64; the
+//	                         ptp, podman and bandwidth chains run at 32 workers only)
 //	NETLOOM_BENCH_ROUNDS     netloom/reference alternations per churn scenario (default 2)
 //	NETLOOM_BENCH_JSON       also write the table, with machine facts, as JSON to this file
 //
 // Peak RSS needs GNU time (/usr/bin/time, Debian package "time"); without it those rows are left out.
-// With the defaults the three benchmarks take about 3 minutes on 2 cores.
+// With the defaults the three benchmarks took about 3 minutes on 2 idle cores with the first three
+// scenarios; each of the three chains adds about as much as one of those. One chain alone:
+// -bench 'Churn/ptp'.
 //
 // Every scenario runs in a "node" network namespace of its own (the plugins are executed from a thread
 // inside it), so the node's own links and firewall are never touched and what a suite leaves behind

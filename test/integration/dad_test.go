@@ -124,15 +124,24 @@ func podV6(t *testing.T, pod harness.NetNS, a netip.Addr) (flags int, ok bool) {
 	return flags, ok
 }
 
-// pingAtOnce pings to from from with one echo and a one-second deadline: long enough for a LAN, too
-// short to wait out the second that DAD takes, so it proves the address was usable before DAD ended.
+// pingAtOnce pings to from from with one echo, waiting up to two seconds for the reply.
 func pingAtOnce(from harness.NetNS, to netip.Addr) (time.Duration, error) {
 	t0 := time.Now()
-	out, err := from.Exec("ping", "-6", "-c1", "-W1", to.String())
+	out, err := from.Exec("ping", "-6", "-c1", "-W2", to.String())
 	if err != nil {
 		return time.Since(t0), fmt.Errorf("ping %s from %s: %v: %s", to, from.Name, err, out)
 	}
 	return time.Since(t0), nil
+}
+
+// dadProbes is how many probes the pods' DAD sends in the tests that need it to run a while: one a
+// second, so DAD lasts that many seconds, long enough for a slow machine (the VM lane) to do
+// something while it runs. The pod's interface takes its namespace's default.
+const dadProbes = "5"
+
+func slowDAD(t *testing.T, pod harness.NetNS) {
+	t.Helper()
+	pod.Run(t, "sysctl", "-qw", "net.ipv6.conf.default.dad_transmits="+dadProbes)
 }
 
 // dadNothingLeft fails t when the pod still has eth0 or the network a lease.
@@ -146,13 +155,14 @@ func (d *dadLAN) nothingLeft(t *testing.T, pod harness.NetNS) {
 	}
 }
 
-// testDADUsableAtOnce: without a duplicate, the pod's address answers and sends at once (ping both
-// ways right after ADD, before DAD can have ended), DAD is on for it (accept_dad 1, optimistic) and
-// concludes; CHECK passes; DEL twice leaves nothing.
+// testDADUsableAtOnce: without a duplicate, the pod's address answers and sends while DAD still runs
+// (ping both ways right after ADD, the address still optimistic after), DAD is on for it (accept_dad
+// 1, optimistic) and concludes; CHECK passes; DEL twice leaves nothing.
 func testDADUsableAtOnce(t *testing.T, kind string) {
 	d := newDADLAN(t, kind)
 	rt := harness.NewRuntime(t)
 	pod := harness.NewNetNS(t, "dadpod")
+	slowDAD(t, pod)
 	id := harness.Unique("ctr")
 	t.Cleanup(func() { _ = rt.Del(t, d.conf, id, pod.Path, "eth0", nil) })
 	r, err := rt.Add(t, d.conf, id, pod.Path, "eth0", nil)
@@ -172,14 +182,17 @@ func testDADUsableAtOnce(t *testing.T, kind string) {
 		t.Fatalf("LAN host to the pod right after ADD: %v", err)
 	}
 	t.Logf("%s: ping right after ADD: pod->host %v, host->pod %v", kind, out, in)
+	if f, ok := podV6(t, pod, mine); !ok || f&unix.IFA_F_OPTIMISTIC == 0 {
+		t.Errorf("address %s after the pings: flags %#x, want still optimistic (DAD running): the pings did not prove it usable during DAD", mine, f)
+	}
 	for key, want := range map[string]string{"accept_dad": "1", "optimistic_dad": "1", "use_optimistic": "1"} {
 		if got := strings.TrimSpace(pod.Run(t, "sysctl", "-n", "net.ipv6.conf.eth0."+key)); got != want {
 			t.Errorf("pod eth0 %s = %s, want %s", key, got, want)
 		}
 	}
-	// DAD ends after one probe and a second without an answer: the address is then plain.
+	// DAD ends after the probes and a second without an answer each: the address is then plain.
 	var flags int
-	harness.WaitUntil(t, 5*time.Second, "DAD to conclude", func() (bool, string) {
+	harness.WaitUntil(t, 15*time.Second, "DAD to conclude", func() (bool, string) {
 		f, ok := podV6(t, pod, mine)
 		flags = f
 		return ok && f&(unix.IFA_F_TENTATIVE|unix.IFA_F_OPTIMISTIC|unix.IFA_F_DADFAILED) == 0, fmt.Sprintf("flags %#x", f)
@@ -251,9 +264,7 @@ func testDADLateClaimFailsCHECK(t *testing.T, kind string) {
 	d := newDADLAN(t, kind)
 	rt := harness.NewRuntime(t)
 	pod := harness.NewNetNS(t, "dadpod")
-	// The pod's DAD lasts a second per probe: ten probes give a slow machine (the VM lane) time to
-	// make the claim below while it runs. The pod's interface takes the namespace's default.
-	pod.Run(t, "sysctl", "-qw", "net.ipv6.conf.default.dad_transmits=10")
+	slowDAD(t, pod) // the claim below must come while the pod's DAD runs
 	id := harness.Unique("ctr")
 	t.Cleanup(func() { _ = rt.Del(t, d.conf, id, pod.Path, "eth0", nil) })
 	if _, err := rt.Add(t, d.conf, id, pod.Path, "eth0", nil); err != nil {
@@ -263,7 +274,7 @@ func testDADLateClaimFailsCHECK(t *testing.T, kind string) {
 	// The peer probes at once (optimistic) instead of after a random delay of up to a second.
 	d.peer.Run(t, "sysctl", "-qw", "net.ipv6.conf."+d.peerIf+".accept_dad=1", "net.ipv6.conf."+d.peerIf+".optimistic_dad=1")
 	d.peer.Run(t, "ip", "addr", "add", netip.PrefixFrom(mine, 64).String(), "dev", d.peerIf, "optimistic")
-	harness.WaitUntil(t, 3*time.Second, "the pod's address to go dadfailed", func() (bool, string) {
+	harness.WaitUntil(t, 5*time.Second, "the pod's address to go dadfailed", func() (bool, string) {
 		f, ok := podV6(t, pod, mine)
 		return ok && f&unix.IFA_F_DADFAILED != 0, fmt.Sprintf("flags %#x", f)
 	})
