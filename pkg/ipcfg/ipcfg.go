@@ -222,12 +222,22 @@ func Apply(ifname string, c Config, o Options) error {
 	return nil
 }
 
-// addOptimistic brings l up, then adds c's addresses with IPv6 DAD on, optimistic. The order matters to
-// the kernel twice over. An optimistic address is routed to the host (can receive) at once only when it
-// is added to a running link; added before, it stays unreachable until DAD ends. And the kernel resolves
-// neighbours only from a link-local source that is not itself tentative or optimistic, so the link-local
-// address is made while accept_dad is still off, and DAD is turned on only once it is ready.
+// addOptimistic adds c's addresses, the IPv6 ones after bringing l up, with DAD on, optimistic. The
+// order matters to the kernel twice over. An optimistic address is routed to the host (can receive) at
+// once only when it is added to a running link; added before, it stays unreachable until DAD ends. And
+// the kernel resolves neighbours only from a link-local source that is not itself tentative or
+// optimistic, so the link-local address is made while accept_dad is still off, and DAD is turned on
+// only once it is ready. IPv4 addresses go on before the link comes up, so that arp_notify announces
+// them then.
 func addOptimistic(l netlink.Link, c Config, o Options) error {
+	for _, p := range c.Addrs {
+		if p.Addr().Is6() {
+			continue
+		}
+		if err := addr.AddOptimistic(l, p, o.NoPrefixRoute); err != nil {
+			return err
+		}
+	}
 	if err := link.SetUp(l); err != nil {
 		return err
 	}
@@ -242,7 +252,7 @@ func addOptimistic(l netlink.Link, c Config, o Options) error {
 	if err := sysctl.Set(sysctl.IPv6Conf(name, "accept_dad"), "1"); err != nil {
 		return fmt.Errorf("turn on duplicate address detection on %q: %w", name, err)
 	}
-	for _, p := range c.Addrs {
+	for _, p := range c.v6() {
 		if err := addr.AddOptimistic(l, p, o.NoPrefixRoute); err != nil {
 			return err
 		}

@@ -32,6 +32,7 @@ type dadLAN struct {
 	dataDir string
 	subnet  netip.Prefix
 	conf    []byte
+	v4      string // the IPv4 subnet of a dual-stack network ("": IPv6 only)
 }
 
 func (d *dadLAN) addr(host int) netip.Addr {
@@ -42,7 +43,11 @@ func (d *dadLAN) addr(host int) netip.Addr {
 
 // newDADLAN makes the network: kind's plugin (mode bridge for macvlan, l2 for ipvlan: both put the
 // pods on the master's segment) with a host-local IPv6 range, and the peer's ::2 (held without DAD).
-func newDADLAN(t *testing.T, kind string) *dadLAN {
+func newDADLAN(t *testing.T, kind string) *dadLAN { return newDADLANStacks(t, kind, false) }
+
+// newDADLANStacks is newDADLAN with, when dual is set, an IPv4 range too: the master's segment's,
+// from .10 up (macvlan only).
+func newDADLANStacks(t *testing.T, kind string, dual bool) *dadLAN {
 	t.Helper()
 	d := &dadLAN{kind: kind}
 	var x int
@@ -62,9 +67,14 @@ func newDADLAN(t *testing.T, kind string) *dadLAN {
 	default:
 		t.Fatalf("no DAD LAN for %q", kind)
 	}
-	plugin["ipam"] = map[string]any{"type": "host-local", "dataDir": d.dataDir, "ranges": []any{[]any{map[string]string{
+	ranges := []any{[]any{map[string]string{
 		"subnet": d.subnet.String(), "rangeStart": d.addr(0x10).String(), "rangeEnd": d.addr(0x50).String(),
-	}}}}
+	}}}
+	if dual {
+		d.v4 = fmt.Sprintf("10.220.%d", x)
+		ranges = append(ranges, []any{map[string]string{"subnet": d.v4 + ".0/24", "rangeStart": d.v4 + ".10", "rangeEnd": d.v4 + ".50"}})
+	}
+	plugin["ipam"] = map[string]any{"type": "host-local", "dataDir": d.dataDir, "ranges": ranges}
 	delete(plugin, "capabilities")
 	d.conf, _ = json.Marshal(map[string]any{"cniVersion": "1.1.0", "name": d.name, "plugins": []any{plugin}})
 	d.hold(t, 2)
@@ -303,6 +313,47 @@ func TestMacvlanDADDuplicateFailsADD(t *testing.T) {
 func TestMacvlanDADLateClaimFailsCHECK(t *testing.T) {
 	harness.RequireRoot(t)
 	testDADLateClaimFailsCHECK(t, "macvlan")
+}
+
+// A dual-stack pod: the IPv4 address is on the link when it comes up, so arp_notify announces it (a
+// neighbour accepting gratuitous ARP learns the pod's MAC before any traffic), while the IPv6 one is
+// optimistic; both carry traffic at once.
+func TestMacvlanDADDualStack(t *testing.T) {
+	harness.RequireRoot(t)
+	d := newDADLANStacks(t, "macvlan", true)
+	d.peer.Run(t, "sysctl", "-qw", "net.ipv4.conf."+d.peerIf+".arp_accept=1")
+	rt := harness.NewRuntime(t)
+	pod := harness.NewNetNS(t, "dadpod")
+	slowDAD(t, pod)
+	id := harness.Unique("ctr")
+	t.Cleanup(func() { _ = rt.Del(t, d.conf, id, pod.Path, "eth0", nil) })
+	r, err := rt.Add(t, d.conf, id, pod.Path, "eth0", nil)
+	if err != nil {
+		t.Fatalf("ADD: %v", err)
+	}
+	mac := podLink(t, pod).Attrs().HardwareAddr.String()
+	v4 := d.v4 + ".10"
+	if out := d.peer.Run(t, "ip", "neigh", "show", v4, "dev", d.peerIf); !strings.Contains(out, mac) {
+		t.Errorf("peer did not learn %s at %s from a gratuitous ARP: %q", v4, mac, out)
+	}
+	if addrs := podAddrs(t, r); len(addrs) != 2 {
+		t.Fatalf("ADD result addresses %v, want an IPv6 and an IPv4 one", addrs)
+	}
+	if err := harness.Ping(t, pod, d.v4+".2"); err != nil {
+		t.Errorf("IPv4 to the LAN host: %v", err)
+	}
+	if _, err := pingAtOnce(pod, d.addr(2)); err != nil {
+		t.Errorf("IPv6 to the LAN host: %v", err)
+	}
+	if f, ok := podV6(t, pod, d.addr(0x10)); !ok || f&unix.IFA_F_OPTIMISTIC == 0 {
+		t.Errorf("IPv6 address flags %#x, want optimistic while DAD runs", f)
+	}
+	for i := range 2 {
+		if err := rt.Del(t, d.conf, id, pod.Path, "eth0", nil); err != nil {
+			t.Fatalf("DEL %d: %v", i+1, err)
+		}
+	}
+	d.nothingLeft(t, pod)
 }
 
 // The ipvlan ones run in the VM lane (their names contain "Ipvlan"): this kernel has no ipvlan.
