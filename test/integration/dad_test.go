@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -351,6 +353,46 @@ func TestMacvlanDADDualStack(t *testing.T) {
 	for i := range 2 {
 		if err := rt.Del(t, d.conf, id, pod.Path, "eth0", nil); err != nil {
 			t.Fatalf("DEL %d: %v", i+1, err)
+		}
+	}
+	d.nothingLeft(t, pod)
+}
+
+// A pod the reference macvlan made on an IPv6 LAN (DAD on, not optimistic, waited for: its address is
+// plain by the time ADD returns) survives the switch: netloom's CHECK passes, and its DEL removes the
+// link and the lease, twice.
+func TestMacvlanDADReferencePodSurvivesSwitch(t *testing.T) {
+	harness.RequireRoot(t)
+	d := newDADLAN(t, "macvlan")
+	// The node's plugin directory, holding the reference's binaries, then netloom's: one runtime (one
+	// result cache) sees the switch as a node upgrade does.
+	bin := t.TempDir()
+	install := func(dirs map[string]string) {
+		for name, dir := range dirs {
+			_ = os.Remove(filepath.Join(bin, name))
+			if err := os.Symlink(filepath.Join(dir, name), filepath.Join(bin, name)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	install(map[string]string{"macvlan": harness.ReferencePlugin(t, "macvlan"), "host-local": harness.ReferencePlugin(t, "host-local")})
+	rt := harness.NewRuntimeWithPath(t, bin)
+	pod := harness.NewNetNS(t, "dadpod")
+	id := harness.Unique("ctr")
+	t.Cleanup(func() { _ = rt.Del(t, d.conf, id, pod.Path, "eth0", nil) })
+	if _, err := rt.Add(t, d.conf, id, pod.Path, "eth0", nil); err != nil {
+		t.Fatalf("reference ADD: %v", err)
+	}
+	install(map[string]string{"macvlan": harness.PluginDir(t), "host-local": harness.PluginDir(t)})
+	if err := rt.Check(t, d.conf, id, pod.Path, "eth0", nil); err != nil {
+		t.Errorf("netloom CHECK of the reference's pod: %v", err)
+	}
+	if _, err := pingAtOnce(pod, d.addr(2)); err != nil {
+		t.Errorf("reference's pod to the LAN host: %v", err)
+	}
+	for i := range 2 {
+		if err := rt.Del(t, d.conf, id, pod.Path, "eth0", nil); err != nil {
+			t.Fatalf("netloom DEL %d of the reference's pod: %v", i+1, err)
 		}
 	}
 	d.nothingLeft(t, pod)
