@@ -23,8 +23,9 @@
 //
 // Peak RSS needs GNU time (/usr/bin/time, Debian package "time"); without it those rows are left out.
 // With the defaults the three benchmarks took about 3 minutes on 2 idle cores with the first three
-// scenarios; each of the three chains adds about as much as one of those. One chain alone:
-// -bench 'Churn/ptp'.
+// scenarios. On 2 cores shared with other work (load average ~28), with the ptp chain and without the
+// two chains not built yet, they took 16 minutes (the ptp chain 2.2 of them) and all of `make bench`
+// 22.5. One chain alone: -bench 'Churn/ptp'.
 //
 // Every scenario runs in a "node" network namespace of its own (the plugins are executed from a thread
 // inside it), so the node's own links and firewall are never touched and what a suite leaves behind
