@@ -2,6 +2,7 @@ package hostlink
 
 import (
 	"context"
+	"errors"
 	"net"
 
 	"github.com/containernetworking/cni/pkg/types"
@@ -9,6 +10,7 @@ import (
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 
+	"github.com/netloom/netloom/pkg/conf"
 	"github.com/netloom/netloom/pkg/ipamexec"
 	"github.com/netloom/netloom/pkg/ipcfg"
 	"github.com/netloom/netloom/pkg/netns"
@@ -113,11 +115,30 @@ func (s Stacked) attach(pod ns.NetNS) (*current.Result, error) {
 		if l3 == nil {
 			return Configure(pod, s.IfName, nil, ifContainer, ipcfg.Options{})
 		}
-		return Configure(pod, s.IfName, result, ifContainer, ipcfg.Options{})
+		// The pod shares the master's LAN with hosts IPAM knows nothing of: IPv6 addresses run
+		// duplicate address detection, optimistic so that they are usable at once.
+		err := Configure(pod, s.IfName, result, ifContainer, ipcfg.Options{OptimisticDAD: true})
+		return s.duplicateError(err, ml)
 	}
 	if err := add.Run(plugin.Do("allocate", allocate), plugin.Do("create", create), plugin.Do("configure", configure)); err != nil {
 		return nil, err
 	}
 	plugin.SetDNS(result, s.DNS)
 	return result, nil
+}
+
+// duplicateError turns err, when it says an address is in use by another node, into the code-7 error
+// naming the key the address came from and the master whose LAN holds the other node; other errors
+// are returned as they are.
+func (s Stacked) duplicateError(err error, master netlink.Link) error {
+	var dup *ipcfg.DuplicateError
+	if !errors.As(err, &dup) {
+		return err
+	}
+	key, fix := "ipam", "keep it out of the IPAM range (host-local: rangeStart/rangeEnd) or free it on that node"
+	if s.IPAMType == "" {
+		key, fix = "prevResult", "the previous plugin leased an address that is taken; keep it out of that plugin's range"
+	}
+	return conf.Invalid(key, "address %s is already in use by another node on the LAN of master %q (IPv6 duplicate address detection on %q got an answer); %s",
+		dup.Addresses(), master.Attrs().Name, dup.Link, fix)
 }

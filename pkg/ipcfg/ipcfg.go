@@ -6,6 +6,7 @@ package ipcfg
 import (
 	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 
 	current "github.com/containernetworking/cni/pkg/types/100"
@@ -27,6 +28,45 @@ type Options struct {
 	// NoPrefixRoute leaves out the kernel's route to each address's subnet (ptp routes it through the
 	// gateway instead, in Config.Routes).
 	NoPrefixRoute bool
+	// OptimisticDAD runs IPv6 duplicate address detection without holding the addresses back, for links
+	// on a LAN shared with other hosts (macvlan, ipvlan): the addresses are optimistic (RFC 4429), usable
+	// at once, and Apply fails with a *DuplicateError when a node that already holds one answers within
+	// DADAnswerWait. An answer that comes later still makes the kernel stop using the address (it turns
+	// dadfailed) and Verify report it. The link-local address skips DAD, as without this option: it
+	// derives from the link's own MAC, and while it were tentative the kernel would resolve no neighbour.
+	OptimisticDAD bool
+	// DADAnswerWait bounds the watch for a duplicate's answer, from the moment the addresses are added;
+	// default DefaultDADAnswerWait.
+	DADAnswerWait time.Duration
+}
+
+// DefaultDADAnswerWait is how long Apply with OptimisticDAD watches for a node answering for one of the
+// addresses: the kernel probes an optimistic address as soon as it is added, and a host on the same LAN
+// answers within a millisecond or two, so this catches a duplicate without holding ADD for the whole
+// second that DAD takes to conclude there is none.
+const DefaultDADAnswerWait = 20 * time.Millisecond
+
+// linkLocalWait bounds the wait for the link-local address to be usable after the link comes up; it is
+// usually microseconds. Past it (no carrier yet) Apply goes on: the address then runs DAD once it exists.
+const linkLocalWait = 100 * time.Millisecond
+
+// DuplicateError says which addresses duplicate address detection found in use by another node on Link.
+type DuplicateError struct {
+	Link  string
+	Addrs []netip.Prefix
+}
+
+func (e *DuplicateError) Error() string {
+	return fmt.Sprintf("%q: %s in use by another node on the link (IPv6 duplicate address detection got an answer; the kernel marked it dadfailed and does not use it)", e.Link, e.Addresses())
+}
+
+// Addresses lists the duplicates, without prefix lengths.
+func (e *DuplicateError) Addresses() string {
+	s := make([]string, len(e.Addrs))
+	for i, p := range e.Addrs {
+		s[i] = p.Addr().String()
+	}
+	return strings.Join(s, ", ")
 }
 
 // Config is a result's addresses and routes for one interface, in netip form.
@@ -84,16 +124,21 @@ func FromResult(res *current.Result, ifIndex int) (Config, error) {
 	return c, nil
 }
 
-func (c Config) hasV6() bool {
+func (c Config) hasV6() bool { return len(c.v6()) > 0 }
+
+// v6 returns c's IPv6 addresses, the ones duplicate address detection is about.
+func (c Config) v6() []netip.Prefix {
+	var out []netip.Prefix
 	for _, p := range c.Addrs {
 		if p.Addr().Is6() {
-			return true
+			out = append(out, p)
 		}
 	}
-	return false
+	return out
 }
 
-// Apply configures ifname in the current namespace: sysctls, addresses, link up, then routes.
+// Apply configures ifname in the current namespace: sysctls, addresses, link up, then routes. With
+// OptimisticDAD the link comes up before the addresses are added (see addOptimistic).
 func Apply(ifname string, c Config, o Options) error {
 	l, err := link.ByName(ifname)
 	if err != nil {
@@ -102,33 +147,49 @@ func Apply(ifname string, c Config, o Options) error {
 	// Tell neighbours our (new) MAC at once when the link comes up, so a recycled IP is not black-holed
 	// by stale ARP caches.
 	_ = sysctl.Set(sysctl.IPv4Conf(ifname, "arp_notify"), "1")
+	optimistic := c.hasV6() && o.OptimisticDAD
 	if c.hasV6() {
 		for _, name := range []string{"lo", ifname} {
 			if err := sysctl.Ensure(sysctl.IPv6Conf(name, "disable_ipv6"), "0"); err != nil {
 				return fmt.Errorf("enable IPv6 on %q: %w", name, err)
 			}
 		}
-		if o.EnableDAD {
+		switch {
+		case o.EnableDAD:
 			_ = sysctl.Set(sysctl.IPv6Conf(ifname, "enhanced_dad"), "1")
 			_ = sysctl.Set(sysctl.IPv6Conf(ifname, "accept_dad"), "1")
-		} else {
+		case optimistic:
+			// accept_dad stays off until the link-local address exists (addOptimistic).
+			_ = sysctl.Set(sysctl.IPv6Conf(ifname, "accept_dad"), "0")
+			_ = sysctl.Set(sysctl.IPv6Conf(ifname, "enhanced_dad"), "1")
+			_ = sysctl.Set(sysctl.IPv6Conf(ifname, "optimistic_dad"), "1")
+			_ = sysctl.Set(sysctl.IPv6Conf(ifname, "use_optimistic"), "1")
+		default:
 			// The address comes from IPAM and is unique by construction; DAD would only delay the
 			// pod's first packets by a second or more.
 			_ = sysctl.Set(sysctl.IPv6Conf(ifname, "accept_dad"), "0")
 		}
 		_ = sysctl.Set(sysctl.IPv6Conf(ifname, "keep_addr_on_down"), "1")
 	}
-	add := addr.Add
-	if o.NoPrefixRoute {
-		add = addr.AddNoPrefixRoute
-	}
-	for _, p := range c.Addrs {
-		if err := add(l, p); err != nil {
+	var probed time.Time // when the kernel got the addresses to probe
+	if optimistic {
+		if err := addOptimistic(l, c, o); err != nil {
 			return err
 		}
-	}
-	if err := link.SetUp(l); err != nil {
-		return err
+		probed = time.Now()
+	} else {
+		add := addr.Add
+		if o.NoPrefixRoute {
+			add = addr.AddNoPrefixRoute
+		}
+		for _, p := range c.Addrs {
+			if err := add(l, p); err != nil {
+				return err
+			}
+		}
+		if err := link.SetUp(l); err != nil {
+			return err
+		}
 	}
 	if c.hasV6() && o.EnableDAD {
 		timeout := o.SettleTimeout
@@ -144,10 +205,64 @@ func Apply(ifname string, c Config, o Options) error {
 			return err
 		}
 	}
+	if optimistic {
+		wait := o.DADAnswerWait
+		if wait == 0 {
+			wait = DefaultDADAnswerWait
+		}
+		// The routes went in meanwhile: that time counts towards the wait.
+		dups, err := addr.WaitDuplicates(l, c.v6(), time.Until(probed.Add(wait)))
+		if err != nil {
+			return err
+		}
+		if len(dups) > 0 {
+			return &DuplicateError{Link: ifname, Addrs: dups}
+		}
+	}
 	return nil
 }
 
-// Verify reports the first address or route of c that ifname lacks in the current namespace.
+// addOptimistic adds c's addresses, the IPv6 ones after bringing l up, with DAD on, optimistic. The
+// order matters to the kernel twice over. An optimistic address is routed to the host (can receive) at
+// once only when it is added to a running link; added before, it stays unreachable until DAD ends. And
+// the kernel resolves neighbours only from a link-local source that is not itself tentative or
+// optimistic, so the link-local address is made while accept_dad is still off, and DAD is turned on
+// only once it is ready. IPv4 addresses go on before the link comes up, so that arp_notify announces
+// them then.
+func addOptimistic(l netlink.Link, c Config, o Options) error {
+	for _, p := range c.Addrs {
+		if p.Addr().Is6() {
+			continue
+		}
+		if err := addr.AddOptimistic(l, p, o.NoPrefixRoute); err != nil {
+			return err
+		}
+	}
+	if err := link.SetUp(l); err != nil {
+		return err
+	}
+	name := l.Attrs().Name
+	// With all/accept_dad on, the kernel runs DAD on the link-local address whatever the link's own
+	// sysctl says; nothing to wait for then.
+	if all, _ := sysctl.Get(sysctl.IPv6Conf("all", "accept_dad")); all == "0" {
+		if _, err := addr.WaitLinkLocal(l, linkLocalWait); err != nil {
+			return err
+		}
+	}
+	if err := sysctl.Set(sysctl.IPv6Conf(name, "accept_dad"), "1"); err != nil {
+		return fmt.Errorf("turn on duplicate address detection on %q: %w", name, err)
+	}
+	for _, p := range c.v6() {
+		if err := addr.AddOptimistic(l, p, o.NoPrefixRoute); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Verify reports the first address or route of c that ifname lacks in the current namespace, and
+// addresses that duplicate address detection found in use by another node (*DuplicateError): the link
+// carries them, but the kernel no longer uses them.
 func Verify(ifname string, c Config) error {
 	l, err := link.ByName(ifname)
 	if err != nil {
@@ -155,6 +270,15 @@ func Verify(ifname string, c Config) error {
 	}
 	if err := addr.Verify(l, c.Addrs); err != nil {
 		return err
+	}
+	if v6 := c.v6(); len(v6) > 0 {
+		dups, err := addr.Duplicates(l, v6)
+		if err != nil {
+			return err
+		}
+		if len(dups) > 0 {
+			return &DuplicateError{Link: ifname, Addrs: dups}
+		}
 	}
 	return route.Verify(l, c.Routes)
 }

@@ -3,6 +3,7 @@ package ipcfg
 import (
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/containernetworking/cni/pkg/types"
@@ -43,5 +44,25 @@ func TestFromResult(t *testing.T) {
 		if c.Routes[i].String() != w {
 			t.Errorf("route %d = %q, want %q", i, c.Routes[i], w)
 		}
+	}
+}
+
+func TestDuplicateErrorNamesAddresses(t *testing.T) {
+	e := &DuplicateError{Link: "eth0", Addrs: []netip.Prefix{netip.MustParsePrefix("fd00::10/64"), netip.MustParsePrefix("fd00::11/64")}}
+	if got := e.Addresses(); got != "fd00::10, fd00::11" {
+		t.Errorf("Addresses() = %q", got)
+	}
+	if msg := e.Error(); !strings.Contains(msg, `"eth0"`) || !strings.Contains(msg, "fd00::10, fd00::11") || !strings.Contains(msg, "dadfailed") {
+		t.Errorf("Error() = %q", msg)
+	}
+}
+
+func TestV6(t *testing.T) {
+	c := Config{Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.5/24"), netip.MustParsePrefix("fd00::5/64")}}
+	if v6 := c.v6(); len(v6) != 1 || v6[0] != netip.MustParsePrefix("fd00::5/64") || !c.hasV6() {
+		t.Errorf("v6() = %v", v6)
+	}
+	if (Config{Addrs: c.Addrs[:1]}).hasV6() {
+		t.Error("an IPv4-only config has IPv6")
 	}
 }

@@ -1,5 +1,9 @@
 // The comparison report: BenchmarkChurn (pod churn latency percentiles and concurrent throughput, with
-// a leftovers check), BenchmarkHostLocalLeases (host-local with 0 and 10,000 existing leases) and
+// a leftovers check, for the conflists of churnScenarios: bridge with and without portmap, macvlan,
+// kind's ptp+host-local+portmap, podman's bridge+host-local+portmap+firewall+tuning and
+// bridge+host-local+portmap+bandwidth; each chain's ADD+DEL p50 ratio is judged against the 0.7
+// target, and a chain whose netloom plugin is not in the plugin directory yet is reported "not built"
+// instead of run), BenchmarkHostLocalLeases (host-local with 0 and 10,000 existing leases) and
 // BenchmarkPluginCost (CPU time and peak RSS of one plugin process, binary sizes). Each measures
 // netloom and the reference plugins v1.9.1 in the same run, interleaved, with identical configs except
 // for the plugin directories; TestMain (report_test.go) then prints one table of what ran. Run as root,
@@ -12,12 +16,16 @@
 // Environment:
 //
 //	NETLOOM_BENCH_PODS       pods in the sequential churn (default 50)
-//	NETLOOM_BENCH_CONC_PODS  pods in each concurrent churn, at 8 and at 32 workers (default 64)
+//	NETLOOM_BENCH_CONC_PODS  pods in each concurrent churn, at 8 and at 32 workers (default 64; the
+//	                         ptp, podman and bandwidth chains run at 32 workers only)
 //	NETLOOM_BENCH_ROUNDS     netloom/reference alternations per churn scenario (default 2)
 //	NETLOOM_BENCH_JSON       also write the table, with machine facts, as JSON to this file
 //
 // Peak RSS needs GNU time (/usr/bin/time, Debian package "time"); without it those rows are left out.
-// With the defaults the three benchmarks take about 3 minutes on 2 cores.
+// With the defaults the three benchmarks took about 3 minutes on 2 idle cores with the first three
+// scenarios. On 2 cores shared with other work (load average ~28), with the ptp chain and without the
+// two chains not built yet, they took 16 minutes (the ptp chain 2.2 of them) and all of `make bench`
+// 22.5. One chain alone: -bench 'Churn/ptp'.
 //
 // Every scenario runs in a "node" network namespace of its own (the plugins are executed from a thread
 // inside it), so the node's own links and firewall are never touched and what a suite leaves behind
@@ -30,6 +38,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -58,36 +67,87 @@ const (
 
 // churnScenario is one conflist shape the churn runs.
 type churnScenario struct {
-	name    string
-	macvlan bool // macvlan on a veth in the node namespace instead of bridge
-	portmap bool // chain portmap, with a unique hostPort per pod
+	name         string
+	main         string           // the interface plugin, with host-local: "bridge", "macvlan" (on a veth in the node namespace) or "ptp"
+	podmanBridge bool             // bridge as podman sets it: isGateway and a default route from IPAM, instead of isDefaultGateway
+	portmap      bool             // chain portmap, with a unique hostPort per pod
+	after        []map[string]any // plugins chained after portmap, as they appear in the conflist
+	workers      []int            // concurrency levels; nil: churnConfig's (8 and 32)
 }
 
+// plugins lists the plugin binaries the scenario's conflist runs.
+func (sc churnScenario) plugins() []string {
+	out := []string{sc.main, "host-local"}
+	if sc.portmap {
+		out = append(out, "portmap")
+	}
+	for _, p := range sc.after {
+		out = append(out, p["type"].(string))
+	}
+	return out
+}
+
+// churnScenarios are the conflists compared: the bridge pod network with and without portmap, macvlan,
+// and the chains of three well-known deployments, compared at 32 concurrent workers only to keep the
+// run short.
 func churnScenarios() []churnScenario {
 	return []churnScenario{
-		{name: "bridge+host-local+portmap", portmap: true},
-		{name: "bridge+host-local"},
-		{name: "macvlan+host-local", macvlan: true},
+		{name: "bridge+host-local+portmap", main: "bridge", portmap: true},
+		{name: "bridge+host-local", main: "bridge"},
+		{name: "macvlan+host-local", main: "macvlan"},
+		// kind's default network (kindnet's conflist): ptp without masquerading, then portmap.
+		{name: "ptp+host-local+portmap", main: "ptp", portmap: true, workers: []int{32}},
+		// podman's 87-podman-bridge.conflist.
+		{name: "bridge+host-local+portmap+firewall+tuning", main: "bridge", podmanBridge: true, portmap: true,
+			after: []map[string]any{{"type": "firewall"}, {"type": "tuning"}}, workers: []int{32}},
+		// Traffic shaping with rates in the config: a tbf on the host veth, an ifb for the pod's egress.
+		{name: "bridge+host-local+portmap+bandwidth", main: "bridge", portmap: true,
+			after: []map[string]any{{"type": "bandwidth", "ingressRate": 100_000_000, "ingressBurst": 1_000_000,
+				"egressRate": 100_000_000, "egressBurst": 1_000_000}}, workers: []int{32}},
 	}
 }
 
 // churnConflist is the scenario's conflist, the same for both suites: only the runtime's plugin
-// directories differ. portmap sets no backend, so each suite runs its default (netloom: nftables,
-// the reference: iptables).
+// directories differ. portmap and firewall set no backend, so each suite runs its default (netloom
+// portmap: nftables, the reference: iptables).
 func churnConflist(sc churnScenario, bridge, master, dataDir string) []byte {
 	ipam := map[string]any{"type": "host-local", "dataDir": dataDir,
 		"ranges": [][]map[string]string{{{"subnet": churnSubnet}}}}
+	defaultRoute := []map[string]string{{"dst": "0.0.0.0/0"}}
 	var plugins []any
-	if sc.macvlan {
+	switch {
+	case sc.main == "macvlan":
 		plugins = append(plugins, map[string]any{"type": "macvlan", "master": master, "mode": "bridge", "ipam": ipam})
-	} else {
+	case sc.main == "ptp":
+		ipam["routes"] = defaultRoute
+		plugins = append(plugins, map[string]any{"type": "ptp", "ipMasq": false, "mtu": 1500, "ipam": ipam})
+	case sc.podmanBridge:
+		ipam["routes"] = defaultRoute
+		plugins = append(plugins, map[string]any{"type": "bridge", "bridge": bridge, "isGateway": true,
+			"ipMasq": true, "hairpinMode": true, "ipam": ipam})
+	default:
 		plugins = append(plugins, map[string]any{"type": "bridge", "bridge": bridge, "isDefaultGateway": true,
 			"ipMasq": true, "hairpinMode": true, "ipam": ipam})
 	}
 	if sc.portmap {
 		plugins = append(plugins, map[string]any{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}})
 	}
+	for _, p := range sc.after {
+		plugins = append(plugins, p)
+	}
 	out, _ := json.Marshal(map[string]any{"cniVersion": "1.1.0", "name": churnNetwork, "plugins": plugins})
+	return out
+}
+
+// missingPlugins lists the plugins of names that dir, netloom's plugin directory, does not hold: a
+// chain whose plugin is not written yet (or not built) is reported as not built instead of run.
+func missingPlugins(dir string, names []string) []string {
+	var out []string
+	for _, n := range names {
+		if st, err := os.Stat(filepath.Join(dir, n)); err != nil || st.IsDir() {
+			out = append(out, n)
+		}
+	}
 	return out
 }
 
@@ -97,12 +157,16 @@ type benchSuite struct {
 	runtime func(b *testing.B) *harness.Runtime
 }
 
-func benchSuites() []benchSuite {
+// benchSuites are netloom and the reference, the latter with the reference builds of plugins.
+func benchSuites(plugins ...string) []benchSuite {
 	return []benchSuite{
 		{suiteNetloom, func(b *testing.B) *harness.Runtime { return harness.NewRuntime(b) }},
 		{suiteReference, func(b *testing.B) *harness.Runtime {
-			return harness.NewRuntimeWithPath(b, harness.ReferencePlugin(b, "bridge"), harness.ReferencePlugin(b, "host-local"),
-				harness.ReferencePlugin(b, "portmap"), harness.ReferencePlugin(b, "macvlan"))
+			dirs := make([]string, len(plugins))
+			for i, p := range plugins {
+				dirs[i] = harness.ReferencePlugin(b, p)
+			}
+			return harness.NewRuntimeWithPath(b, dirs...)
 		}},
 	}
 }
@@ -166,7 +230,11 @@ func BenchmarkChurn(b *testing.B) {
 	cfg := loadChurnConfig(b)
 	for _, sc := range churnScenarios() {
 		b.Run(sc.name, func(b *testing.B) {
-			suites := benchSuites()
+			if missing := missingPlugins(harness.PluginDir(b), sc.plugins()); len(missing) > 0 {
+				results.notBuilt(sc.name, missing)
+				b.Skipf("%s: not built: netloom %s not in %s", sc.name, strings.Join(missing, ", "), harness.PluginDir(b))
+			}
+			suites := benchSuites(sc.plugins()...)
 			runtimes := map[string]*harness.Runtime{}
 			stats := map[string]*churnStats{}
 			for _, s := range suites {
@@ -179,7 +247,7 @@ func BenchmarkChurn(b *testing.B) {
 				}
 			}
 			for _, s := range suites {
-				stats[s.name].record(b, sc.name, s.name, cfg)
+				stats[s.name].record(b, sc.name, s.name, sc.workersOr(cfg.workers))
 			}
 		})
 	}
@@ -201,7 +269,7 @@ func churnRun(b *testing.B, sc churnScenario, suite string, rt *harness.Runtime,
 	bridge := harness.Unique("nlcb")
 	infra := map[string]bool{"lo": true, bridge: true}
 	var master string
-	if sc.macvlan {
+	if sc.main == "macvlan" {
 		master = harness.Unique("nlcm")
 		peer := harness.Unique("nlcp")
 		node.Run(b, "ip", "link", "add", master, "type", "veth", "peer", "name", peer)
@@ -278,7 +346,7 @@ func churnRun(b *testing.B, sc churnScenario, suite string, rt *harness.Runtime,
 	afterSeq := ruleDump(node)
 
 	// Concurrent: M pods ADDed by W workers, then DELed by W workers.
-	for _, w := range cfg.workers {
+	for _, w := range sc.workersOr(cfg.workers) {
 		cs := st.conc[w]
 		if cs == nil {
 			cs = &concStats{}
@@ -486,8 +554,16 @@ func percentile(samples []time.Duration, p float64) time.Duration {
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1e3 }
 
+// workersOr is the scenario's concurrency levels, or def.
+func (sc churnScenario) workersOr(def []int) []int {
+	if sc.workers != nil {
+		return sc.workers
+	}
+	return def
+}
+
 // record hands one suite's churn numbers to the report and to the benchmark's output.
-func (st *churnStats) record(b *testing.B, scenario, suite string, cfg churnConfig) {
+func (st *churnStats) record(b *testing.B, scenario, suite string, workers []int) {
 	for _, m := range []struct {
 		name    string
 		samples []time.Duration
@@ -499,9 +575,10 @@ func (st *churnStats) record(b *testing.B, scenario, suite string, cfg churnConf
 			results.record(scenario, m.name+" "+p.name, "ms", suite, ms(percentile(m.samples, p.p)), false)
 		}
 	}
+	results.target(scenario, "seq ADD+DEL p50", ratioTarget)
 	results.record(scenario, "seq failures", unitCount, suite, float64(st.seqFail), false)
 	b.ReportMetric(ms(percentile(st.both, 50)), suite+"-add+del-p50-ms")
-	for _, w := range cfg.workers {
+	for _, w := range workers {
 		cs := st.conc[w]
 		if cs == nil || cs.pods == 0 {
 			continue

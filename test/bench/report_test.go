@@ -23,6 +23,10 @@ const (
 // unitCount marks a metric that is a tally (failures, leftovers): it gets no ratio.
 const unitCount = "count"
 
+// ratioTarget is the ratio netloom aims at on the metrics that carry a target (a chain's ADD+DEL p50):
+// netloom in at most 0.7 of the reference's time.
+const ratioTarget = 0.7
+
 // TestMain runs the package's tests and benchmarks as usual and then, when a benchmark recorded
 // anything into results (BenchmarkChurn, BenchmarkHostLocalLeases, BenchmarkPluginCost), prints one
 // table comparing netloom with the reference, and writes it as JSON to $NETLOOM_BENCH_JSON when set.
@@ -58,7 +62,28 @@ type reportRow struct {
 	Netloom        *float64 `json:"netloom,omitempty"`
 	Reference      *float64 `json:"reference,omitempty"`
 	Ratio          *float64 `json:"ratio,omitempty"`
+	Target         *float64 `json:"target,omitempty"` // the ratio aimed at: met when Ratio <= Target
 	HigherIsBetter bool     `json:"higherIsBetter,omitempty"`
+}
+
+// targetVerdict says how the row's ratio compares with its target ("" without a target).
+func (row *reportRow) targetVerdict() string {
+	switch {
+	case row.Target == nil:
+		return ""
+	case row.Ratio == nil:
+		return fmt.Sprintf("target %.2f: no ratio", *row.Target)
+	case *row.Ratio <= *row.Target:
+		return fmt.Sprintf("target %.2f: met", *row.Target)
+	default:
+		return fmt.Sprintf("target %.2f: MISSED", *row.Target)
+	}
+}
+
+// notBuiltEntry is a scenario that did not run because netloom's plugin directory lacks plugins of it.
+type notBuiltEntry struct {
+	Scenario string   `json:"scenario"`
+	Missing  []string `json:"missing"`
 }
 
 // leftoverEntry is what one suite left behind after one scenario run (nothing, when Items is empty).
@@ -74,6 +99,7 @@ type benchReport struct {
 	rows      []*reportRow
 	index     map[[2]string]*reportRow
 	leftovers []leftoverEntry
+	notBuilts []notBuiltEntry
 	params    map[string]string
 }
 
@@ -84,7 +110,7 @@ func newBenchReport() *benchReport {
 func (r *benchReport) empty() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return len(r.rows) == 0 && len(r.leftovers) == 0
+	return len(r.rows) == 0 && len(r.leftovers) == 0 && len(r.notBuilts) == 0
 }
 
 // record sets suite's value of scenario's metric; a benchmark the framework runs again overwrites it.
@@ -117,6 +143,27 @@ func (r *benchReport) record(scenario, metric, unit, suite string, v float64, hi
 			row.Ratio = &q
 		}
 	}
+}
+
+// target sets the ratio aimed at for scenario's metric, which record fills in.
+func (r *benchReport) target(scenario, metric string, ratio float64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if row, ok := r.index[[2]string{scenario, metric}]; ok {
+		row.Target = &ratio
+	}
+}
+
+// notBuilt records a scenario skipped because netloom has no build of the plugins missing (yet).
+func (r *benchReport) notBuilt(scenario string, missing []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, e := range r.notBuilts {
+		if e.Scenario == scenario {
+			return
+		}
+	}
+	r.notBuilts = append(r.notBuilts, notBuiltEntry{Scenario: scenario, Missing: missing})
 }
 
 // leftover records what one suite's run of one scenario left behind.
@@ -157,16 +204,19 @@ func (r *benchReport) print(w io.Writer) {
 	defer r.mu.Unlock()
 	fmt.Fprintln(w, "\nnetloom vs reference v1.9.1 (ratio = netloom/reference for costs, reference/netloom for rates: < 1 means netloom is better)")
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "scenario\tmetric\tnetloom\treference\tratio")
+	fmt.Fprintln(tw, "scenario\tmetric\tnetloom\treference\tratio\t")
 	for _, row := range r.rows {
 		ratio := "-"
 		if row.Ratio != nil {
 			ratio = fmt.Sprintf("%.2f", *row.Ratio)
 		}
-		fmt.Fprintf(tw, "%s\t%s (%s)\t%s\t%s\t%s\n", row.Scenario, row.Metric, row.Unit,
-			formatValue(row.Netloom), formatValue(row.Reference), ratio)
+		fmt.Fprintf(tw, "%s\t%s (%s)\t%s\t%s\t%s\t%s\n", row.Scenario, row.Metric, row.Unit,
+			formatValue(row.Netloom), formatValue(row.Reference), ratio, row.targetVerdict())
 	}
 	_ = tw.Flush()
+	for _, e := range r.notBuilts {
+		fmt.Fprintf(w, "%s: not built (netloom %s missing): not run\n", e.Scenario, strings.Join(e.Missing, ", "))
+	}
 	clean := true
 	for _, l := range r.leftovers {
 		if len(l.Items) == 0 {
@@ -210,6 +260,7 @@ func (r *benchReport) writeJSON(path string) error {
 		"ratio":      "netloom/reference for costs, reference/netloom for rates (higherIsBetter): < 1 means netloom is better",
 		"rows":       r.rows,
 		"leftovers":  r.leftovers,
+		"notBuilt":   r.notBuilts,
 	}, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode: %w", err)
