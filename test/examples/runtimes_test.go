@@ -296,11 +296,18 @@ func (r *runtimeRun) proveTraffic(t *testing.T, pods []*runtimePod) {
 		requireTraffic(t, plain)
 	}
 	if r.types["portmap"] {
-		for _, p := range pods {
+		for i, p := range pods {
 			harness.Serve(t, &p.ns, "tcp", containerPort, p.containerID)
-			got, err := harness.Dial(&r.outside.NetNS, "tcp", r.node.Addr.Addr(), uint16(p.hostPort), 0)
+			// From the other node; on a node whose FORWARD policy is DROP, from the other pod instead:
+			// a new connection from outside to a hostPort is forwarded to the pod, and firewall (the
+			// reference's and netloom's alike) accepts only the pod's own traffic and replies to it.
+			from, who := &r.outside.NetNS, "the other node"
+			if r.types["firewall"] && len(pods) > 1 {
+				from, who = &pods[(i+1)%len(pods)].ns, "the other pod"
+			}
+			got, err := harness.Dial(from, "tcp", r.node.Addr.Addr(), uint16(p.hostPort), 0)
 			if err != nil || got != p.containerID {
-				t.Errorf("hostPort %d from the other node: got %q, %v; want %s's answer", p.hostPort, got, err, p.containerID)
+				t.Errorf("hostPort %d from %s: got %q, %v; want %s's answer", p.hostPort, who, got, err, p.containerID)
 			}
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -63,4 +64,14 @@ func ReferencePlugin(t testing.TB, name string) string {
 	}
 	referenceBuilds.dirs[name] = dir
 	return dir
+}
+
+// ReferencePluginNames lists every reference plugin ReferencePlugin can install, sorted.
+func ReferencePluginNames() []string {
+	names := make([]string, 0, len(referenceKinds))
+	for name := range referenceKinds {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
 }

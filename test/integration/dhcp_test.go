@@ -143,13 +143,9 @@ func waitReleased(t *testing.T, n *dhcpNet, addr netip.Addr) {
 
 // delTwice runs DEL twice (the second finds nothing and succeeds) and checks the lease is released and
 // the pod's interface gone.
-func delTwice(t *testing.T, rt *harness.Runtime, n *dhcpNet, p dhcpPod) {
+func delReleased(t *testing.T, rt *harness.Runtime, n *dhcpNet, p dhcpPod) {
 	t.Helper()
-	for i := range 2 {
-		if err := rt.Del(t, n.conflist(), p.ID, p.NS.Path, "eth0", nil); err != nil {
-			t.Fatalf("DEL #%d of %s: %v", i+1, p.ID, err)
-		}
-	}
+	delTwice(t, rt, n.conflist(), p.ID, p.NS, "eth0", nil)
 	waitReleased(t, n, p.Addr)
 	if err := p.NS.Do(func() error { _, err := netlink.LinkByName("eth0"); return err }); err == nil {
 		t.Errorf("eth0 still in %s after DEL", p.NS.Name)
@@ -230,7 +226,7 @@ func TestDHCPLeaseFromDnsmasq(t *testing.T) {
 			t.Errorf("ADD in cniVersion %s: %v: %s", v, err, out)
 		}
 	}
-	delTwice(t, rt, n, p)
+	delReleased(t, rt, n, p)
 }
 
 // TestDHCPRenewal waits for the daemon to renew a lease at T1 (half of dnsmasq's two minutes) and
@@ -262,7 +258,7 @@ func TestDHCPRenewal(t *testing.T) {
 	if err := rt.Check(t, n.conflist(), p.ID, p.NS.Path, "eth0", nil); err != nil {
 		t.Errorf("CHECK after the renewal: %v", err)
 	}
-	delTwice(t, rt, n, p)
+	delReleased(t, rt, n, p)
 }
 
 // TestDHCPDaemonRestart: a daemon stopped with SIGTERM leaves the leases with the pods (no release) and
@@ -310,8 +306,8 @@ func TestDHCPDaemonRestart(t *testing.T) {
 	if err := rt.Check(t, list, p.ID, p.NS.Path, "eth0", nil); err != nil {
 		t.Fatalf("CHECK after the kill: %v", err)
 	}
-	delTwice(t, rt, n, p)
-	delTwice(t, rt, n, q)
+	delReleased(t, rt, n, p)
+	delReleased(t, rt, n, q)
 }
 
 func errString(err error) string {
@@ -373,7 +369,7 @@ func TestDHCPNetloomDaemonReferencePlugin(t *testing.T) {
 	if err := rt.Check(t, n.conflist(), p.ID, p.NS.Path, "eth0", nil); err != nil {
 		t.Errorf("CHECK: %v", err)
 	}
-	delTwice(t, rt, n, p)
+	delReleased(t, rt, n, p)
 }
 
 // TestDHCPSwitchFromReference: a pod attached by the reference plugin and daemon survives a switch to
@@ -395,7 +391,7 @@ func TestDHCPSwitchFromReference(t *testing.T) {
 		t.Fatalf("CHECK by netloom of the reference's pod: %v", err)
 	}
 	requireServerLease(t, n, p)
-	delTwice(t, rt, n, p)
+	delReleased(t, rt, n, p)
 }
 
 // dhcpGC runs netloom's dhcp GC directly, as a main plugin delegating GC to its IPAM would, with the
@@ -633,7 +629,7 @@ func TestDHCPFaultPoints(t *testing.T) {
 		})
 	}
 	p := addDHCPPod(t, rt, n)
-	delTwice(t, rt, n, p)
+	delReleased(t, rt, n, p)
 }
 
 // TestDHCPLeaseExpiry: the server goes away after the ADD; the daemon tries to renew at T1 and to rebind
