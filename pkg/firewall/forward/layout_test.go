@@ -77,15 +77,11 @@ const (
 func sorted(s string) string {
 	lines := strings.Split(s, "\n")
 	byChain := map[string][]string{}
-	var order []string
 	for _, l := range lines {
 		if l == "" {
 			continue
 		}
 		c := strings.Fields(l)[1]
-		if _, ok := byChain[c]; !ok {
-			order = append(order, c)
-		}
 		byChain[c] = append(byChain[c], l)
 	}
 	var out []string
