@@ -31,3 +31,13 @@ func CheckPrevResult(nc *types.NetConf) (*current.Result, error) {
 	}
 	return PrevResult(nc)
 }
+
+// ChainedPrevResult is PrevResult for the ADD of a plugin that only works chained after another: its
+// absence is a code-7 error naming prevResult, with why (what the plugin does to the other plugin's
+// result) and how to fix the conflist.
+func ChainedPrevResult(nc *types.NetConf, why string) (*current.Result, error) {
+	if nc.RawPrevResult == nil {
+		return nil, Invalid("prevResult", "missing: %s, so it runs chained after one in a conflist", why)
+	}
+	return PrevResult(nc)
+}

@@ -24,10 +24,7 @@ import (
 // interface's routes (plan) and remove them from main. Each step is a fault point; a failure undoes the
 // earlier ones. The result is prevResult, unchanged.
 func cmdAdd(n *NetConf, args *skel.CmdArgs) error {
-	if n.RawPrevResult == nil {
-		return conf.Invalid("prevResult", "missing: sbr routes the addresses another plugin gave the interface, so it runs chained after one (e.g. bridge) in a conflist")
-	}
-	prev, err := conf.PrevResult(&n.NetConf)
+	prev, err := conf.ChainedPrevResult(&n.NetConf, "sbr routes the addresses another plugin (e.g. bridge) gave the interface")
 	if err != nil {
 		return err
 	}

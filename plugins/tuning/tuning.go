@@ -32,10 +32,7 @@ func cmdAdd(n *NetConf, args *skel.CmdArgs) error {
 	if err := checkAllowed(n.want.sysctls, allow, allowlistFile); err != nil {
 		return err
 	}
-	if n.RawPrevResult == nil {
-		return conf.Invalid("prevResult", "missing: tuning changes an interface another plugin made, so it runs chained after one (e.g. bridge) in a conflist")
-	}
-	prev, err := conf.PrevResult(&n.NetConf)
+	prev, err := conf.ChainedPrevResult(&n.NetConf, "tuning changes an interface another plugin made (e.g. bridge)")
 	if err != nil {
 		return err
 	}

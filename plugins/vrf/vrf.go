@@ -25,10 +25,7 @@ import (
 // non-connected main-table routes into the VRF's table, as the reference does. Each step is a fault
 // point; a failure undoes the earlier ones. The result is prevResult, unchanged.
 func cmdAdd(n *NetConf, args *skel.CmdArgs) error {
-	if n.RawPrevResult == nil {
-		return conf.Invalid("prevResult", "missing: vrf moves an interface another plugin made, so it runs chained after one in a conflist")
-	}
-	prev, err := conf.PrevResult(&n.NetConf)
+	prev, err := conf.ChainedPrevResult(&n.NetConf, "vrf moves an interface another plugin made")
 	if err != nil {
 		return err
 	}
