@@ -11,7 +11,6 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/netloom/netloom/pkg/conf"
-	"github.com/netloom/netloom/pkg/ipamexec"
 	"github.com/netloom/netloom/pkg/ipcfg"
 	"github.com/netloom/netloom/pkg/netns"
 	"github.com/netloom/netloom/pkg/plugin"
@@ -48,9 +47,10 @@ type Stacked struct {
 }
 
 // Attach runs the ADD in the namespace at netnsPath, as steps that are each a fault point of the
-// plugin: "allocate" (the master and the MTU, the pod has no CNI_IFNAME yet, IPAM), "create" (the link,
-// straight into the pod under CNI_IFNAME) and "configure" (addresses, routes, up). A failure removes the
-// link and releases the lease. It returns the result.
+// plugin, in the reference plugins' order: "create" (the master and the MTU, the pod has no CNI_IFNAME
+// yet, the link straight into the pod under CNI_IFNAME), "allocate" (IPAM: the link exists, so an IPAM
+// plugin that talks on it, dhcp, can) and "configure" (addresses, routes, up). A failure releases the
+// lease and removes the link. It returns the result.
 func Attach(netnsPath string, s Stacked) (result *current.Result, err error) {
 	err = netns.With(netnsPath, func(pod ns.NetNS) error {
 		result, err = s.attach(pod)
@@ -63,37 +63,26 @@ func (s Stacked) attach(pod ns.NetNS) (*current.Result, error) {
 	var (
 		add    plugin.Add
 		ctx    = context.Background()
-		m      Master
 		ml     netlink.Link
-		link   netlink.Link
 		l3     = s.Prev // nil: L2 only
 		result *current.Result
 	)
-	allocate := func() error {
-		var err error
-		if m, ml, err = s.Find(pod); err != nil {
+	create := func() error {
+		m, master, err := s.Find(pod)
+		if err != nil {
 			return err
 		}
+		ml = master
 		attrs := netlink.NewLinkAttrs()
 		if attrs.MTU, err = MTUFor(s.MTU, ml); err != nil {
 			return err
 		}
 		attrs.ParentIndex = ml.Attrs().Index
 		attrs.HardwareAddr = s.MAC
-		link = s.New(attrs)
 		if err := RequireFree(pod, s.IfName); err != nil {
 			return err
 		}
-		if s.IPAMType == "" {
-			return nil
-		}
-		if l3, err = ipamexec.Add(ctx, s.IPAMType, s.Stdin); err != nil {
-			return err
-		}
-		add.OnFailure("release IP", func() error { return ipamexec.Del(ctx, s.IPAMType, s.Stdin) })
-		return nil
-	}
-	create := func() error {
+		link := s.New(attrs)
 		l, err := CreateInto(pod, m, link, s.IfName)
 		if err != nil {
 			return s.Explain(ml, err)
@@ -103,11 +92,21 @@ func (s Stacked) attach(pod ns.NetNS) (*current.Result, error) {
 			CNIVersion: current.ImplementedSpecVersion,
 			Interfaces: []*current.Interface{{Name: s.IfName, Mac: l.Attrs().HardwareAddr.String(), Sandbox: pod.Path()}},
 		}
-		if l3 != nil {
-			result.IPs, result.Routes, result.DNS = l3.IPs, l3.Routes, l3.DNS
-			for _, ipc := range result.IPs {
+		return nil
+	}
+	allocate := func() error {
+		if s.IPAMType != "" {
+			var err error
+			if l3, err = add.Lease(ctx, s.IPAMType, s.Stdin, ifContainer); err != nil {
+				return err
+			}
+		} else if l3 != nil {
+			for _, ipc := range l3.IPs {
 				ipc.Interface = current.Int(ifContainer)
 			}
+		}
+		if l3 != nil {
+			result.IPs, result.Routes, result.DNS = l3.IPs, l3.Routes, l3.DNS
 		}
 		return nil
 	}
@@ -120,7 +119,7 @@ func (s Stacked) attach(pod ns.NetNS) (*current.Result, error) {
 		err := Configure(pod, s.IfName, result, ifContainer, ipcfg.Options{OptimisticDAD: true})
 		return s.duplicateError(err, ml)
 	}
-	if err := add.Run(plugin.Do("allocate", allocate), plugin.Do("create", create), plugin.Do("configure", configure)); err != nil {
+	if err := add.Run(plugin.Do("create", create), plugin.Do("allocate", allocate), plugin.Do("configure", configure)); err != nil {
 		return nil, err
 	}
 	plugin.SetDNS(result, s.DNS)

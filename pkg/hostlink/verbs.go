@@ -2,6 +2,7 @@ package hostlink
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/containernetworking/cni/pkg/skel"
@@ -33,15 +34,16 @@ type Config interface {
 	Inspect(l netlink.Link) error
 }
 
-// Del removes the link from the pod (a namespace that is gone took it along) and releases its lease.
+// Del releases the link's lease, then removes the link from the pod (a namespace that is gone took it
+// along): the reference plugins' order, which lets an IPAM plugin that talks on the link (dhcp) send its
+// release through it. The link is removed even when the release fails; both errors are reported.
 func Del[C Config](n C, args *skel.CmdArgs) error {
-	if err := RemoveAt(args.Netns, args.IfName); err != nil {
-		return err
-	}
+	var errs []error
 	if t := n.IPAMType(); t != "" {
-		return ipamexec.Del(context.Background(), t, args.StdinData)
+		errs = append(errs, ipamexec.Del(context.Background(), t, args.StdinData))
 	}
-	return nil
+	errs = append(errs, RemoveAt(args.Netns, args.IfName))
+	return errors.Join(errs...)
 }
 
 // Check verifies the lease, then that the pod's interface is the ADD result's: the link the

@@ -20,20 +20,21 @@ type BridgeSpec struct {
 	VlanFiltering bool
 }
 
-// EnsureBridge creates the bridge or adopts an existing one, and brings it up. An existing link of
-// another type under that name is an error: netloom never enslaves pods to something that is not a bridge.
-func EnsureBridge(s BridgeSpec) (*netlink.Bridge, error) {
+// EnsureBridge creates the bridge or adopts an existing one, and brings it up; created reports whether
+// this call made it (not an earlier ADD, nor one that raced it). An existing link of another type under
+// that name is an error: netloom never enslaves pods to something that is not a bridge.
+func EnsureBridge(s BridgeSpec) (br *netlink.Bridge, created bool, err error) {
 	if l, err := ByName(s.Name); err == nil {
 		br, ok := l.(*netlink.Bridge)
 		if !ok {
-			return nil, fmt.Errorf("%q exists and is a %s, %w; choose another \"bridge\" name", s.Name, l.Type(), ErrNotBridge)
+			return nil, false, fmt.Errorf("%q exists and is a %s, %w; choose another \"bridge\" name", s.Name, l.Type(), ErrNotBridge)
 		}
 		if err := adoptBridge(br, s); err != nil {
-			return nil, err
+			return nil, false, err
 		}
-		return br, nil
+		return br, false, nil
 	} else if !errors.Is(err, ErrNotFound) {
-		return nil, err
+		return nil, false, err
 	}
 
 	attrs := netlink.NewLinkAttrs()
@@ -45,28 +46,30 @@ func EnsureBridge(s BridgeSpec) (*netlink.Bridge, error) {
 	// reference sets the bridge's MAC for the same reason).
 	mac, err := RandomMAC()
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	attrs.HardwareAddr = mac
-	br := &netlink.Bridge{LinkAttrs: attrs}
+	br = &netlink.Bridge{LinkAttrs: attrs}
 	if s.VlanFiltering {
 		on := true
 		br.VlanFiltering = &on
 	}
-	if err := netlink.LinkAdd(br); err != nil && !errors.Is(err, syscall.EEXIST) {
+	err = netlink.LinkAdd(br)
+	if err != nil && !errors.Is(err, syscall.EEXIST) {
 		if s.VlanFiltering && errors.Is(err, syscall.EOPNOTSUPP) {
-			return nil, fmt.Errorf("create bridge %q: %w: this kernel has no bridge VLAN filtering (CONFIG_BRIDGE_VLAN_FILTERING), which \"vlan\" and \"vlanTrunk\" need", s.Name, err)
+			return nil, false, fmt.Errorf("create bridge %q: %w: this kernel has no bridge VLAN filtering (CONFIG_BRIDGE_VLAN_FILTERING), which \"vlan\" and \"vlanTrunk\" need", s.Name, err)
 		}
-		return nil, fmt.Errorf("create bridge %q: %w", s.Name, err)
+		return nil, false, fmt.Errorf("create bridge %q: %w", s.Name, err)
 	}
+	made := err == nil
 	// Another ADD may have created it first; from here on both adopt the same bridge.
 	l, err := ByName(s.Name)
 	if err != nil {
-		return nil, err
+		return nil, made, err
 	}
-	created, ok := l.(*netlink.Bridge)
+	ours, ok := l.(*netlink.Bridge)
 	if !ok {
-		return nil, fmt.Errorf("%q exists and is a %s, %w; choose another \"bridge\" name", s.Name, l.Type(), ErrNotBridge)
+		return nil, false, fmt.Errorf("%q exists and is a %s, %w; choose another \"bridge\" name", s.Name, l.Type(), ErrNotBridge)
 	}
 	// netloom owns the bridge's routes; router advertisements from a pod must not add any.
 	_ = sysctl.Set(sysctl.IPv6Conf(s.Name, "accept_ra"), "0")
@@ -74,10 +77,32 @@ func EnsureBridge(s BridgeSpec) (*netlink.Bridge, error) {
 	// the first port brings it up): until DAD ends, 1-2 s, the kernel sends no neighbour solicitation
 	// from the bridge, so the first packets it forwards to a new pod over IPv6 are lost.
 	_ = sysctl.Set(sysctl.IPv6Conf(s.Name, "accept_dad"), "0")
-	if err := adoptBridge(created, s); err != nil {
-		return nil, err
+	if err := adoptBridge(ours, s); err != nil {
+		return nil, made, err
 	}
-	return created, nil
+	return ours, made, nil
+}
+
+// RemoveBridgeIfUnused deletes the bridge name when no link is its port: the undo of an ADD that
+// created it and failed. A bridge another pod joined in the meantime stays. (An ADD that found the
+// bridge just before it is deleted fails to attach its veth, with an error naming the bridge, and the
+// runtime's retry makes it again.)
+func RemoveBridgeIfUnused(name string) error {
+	l, err := ByName(name)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if _, ok := l.(*netlink.Bridge); !ok {
+		return nil
+	}
+	ports, err := Enslaved(l)
+	if err != nil || len(ports) > 0 {
+		return err
+	}
+	return Delete(l)
 }
 
 func adoptBridge(br *netlink.Bridge, s BridgeSpec) error {

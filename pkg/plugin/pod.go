@@ -25,14 +25,16 @@ func AddInPod(netnsPath, cniVersion string, add func(pod ns.NetNS) (*current.Res
 	return PrintResult(result, cniVersion)
 }
 
-// Lease allocates from the IPAM plugin ipamType with the plugin's stdin, registers the release as an
-// undo of a, and marks every address of the lease as the result's interface iface.
+// Lease allocates from the IPAM plugin ipamType with the plugin's stdin and marks every address of the
+// lease as the result's interface iface. The release is registered as an undo of a before the IPAM ADD
+// runs: an IPAM plugin that fails or is killed half-way (a dhcp daemon that got its lease but not its
+// answer through) may hold an address all the same, and its DEL is harmless when it holds none.
 func (a *Add) Lease(ctx context.Context, ipamType string, stdin []byte, iface int) (*current.Result, error) {
+	a.OnFailure("release IP", func() error { return ipamexec.Del(ctx, ipamType, stdin) })
 	l3, err := ipamexec.Add(ctx, ipamType, stdin)
 	if err != nil {
 		return nil, err
 	}
-	a.OnFailure("release IP", func() error { return ipamexec.Del(ctx, ipamType, stdin) })
 	for _, ipc := range l3.IPs {
 		ipc.Interface = current.Int(iface)
 	}

@@ -47,10 +47,11 @@ func cmdAdd(n *NetConf, args *skel.CmdArgs) error {
 	defer target.Close()
 
 	a := &adder{n: n, args: args, target: target, ctx: context.Background()}
-	// A failed step rolls back what the earlier ones made for this pod; the bridge itself stays.
+	// A failed step rolls back what the earlier ones made for this pod, and the bridge when this ADD
+	// created it and no other pod joined it since.
 	if err := a.Run(
-		plugin.Do("allocate", a.allocate),                     // IPAM first: a bad ipam section or a full range fails before any link exists
 		plugin.Do("plug", a.plug),                             // bridge, veth pair, port settings
+		plugin.Do("allocate", a.allocate),                     // IPAM, after the pod's link exists (the reference's order: dhcp talks on it)
 		plugin.Do("spoofCheck", a.spoofCheck),                 // macspoofchk
 		plugin.Do("configureContainer", a.configureContainer), // addresses, routes, link up inside the pod
 		plugin.Do("setGateways", a.setGateways),               // gateway addresses on the bridge, forwarding
@@ -70,7 +71,6 @@ type adder struct {
 	target ns.NetNS
 	ctx    context.Context
 
-	ipam     *current.Result
 	br       *netlink.Bridge
 	hostName string
 	mac      net.HardwareAddr
@@ -79,29 +79,34 @@ type adder struct {
 }
 
 func (a *adder) allocate() error {
-	if err := hostlink.RequireFree(a.target, a.args.IfName); err != nil {
-		return err
-	}
 	if !a.n.hasL3 {
 		return nil
 	}
-	res, err := ipamexec.Add(a.ctx, a.n.IPAM.Type, a.args.StdinData)
+	res, err := a.Lease(a.ctx, a.n.IPAM.Type, a.args.StdinData, ifContainer)
 	if err != nil {
 		return err
 	}
-	a.ipam = res
-	a.OnFailure("release IP", func() error { return ipamexec.Del(a.ctx, a.n.IPAM.Type, a.args.StdinData) })
+	a.result.IPs, a.result.Routes, a.result.DNS = res.IPs, res.Routes, res.DNS
+	// Before the container is configured: this fills in gateways and the default routes it installs.
+	a.gws = applyGateways(a.result, a.n)
 	return nil
 }
 
 func (a *adder) plug() error {
 	n := a.n
-	br, err := link.EnsureBridge(link.BridgeSpec{
+	if err := hostlink.RequireFree(a.target, a.args.IfName); err != nil {
+		return err
+	}
+	br, created, err := link.EnsureBridge(link.BridgeSpec{
 		Name:          n.Bridge,
 		MTU:           n.MTU,
 		Promisc:       n.PromiscMode,
 		VlanFiltering: n.Vlan != 0 || len(n.trunk) > 0,
 	})
+	if created {
+		// IPAM runs after the bridge exists: a failed first ADD must not leave a bridge nobody uses.
+		a.OnFailure("remove bridge "+n.Bridge, func() error { return link.RemoveBridgeIfUnused(n.Bridge) })
+	}
 	if errors.Is(err, link.ErrNotBridge) {
 		return conf.Invalid("bridge", "%v", err)
 	}
@@ -146,11 +151,6 @@ func (a *adder) plug() error {
 			{Name: a.hostName, Mac: veth.Host.Attrs().HardwareAddr.String()},
 			{Name: a.args.IfName, Mac: a.mac.String(), Sandbox: a.args.Netns},
 		},
-	}
-	if a.ipam != nil {
-		a.result.IPs, a.result.Routes, a.result.DNS = a.ipam.IPs, a.ipam.Routes, a.ipam.DNS
-		// Before the container is configured: this fills in gateways and the default routes it installs.
-		a.gws = applyGateways(a.result, n)
 	}
 	return nil
 }
@@ -303,25 +303,12 @@ func gatewayLink(br *netlink.Bridge, n *NetConf, result *current.Result) (netlin
 	return l, nil
 }
 
+// cmdDel releases the lease, removes the masquerade rules and the spoof check, then the pod's veth:
+// the lease goes first, as in the reference, so that an IPAM plugin that talks on the link (dhcp) can
+// send its release through it. Every failure is reported, and the veth is removed even after one.
 func cmdDel(n *NetConf, args *skel.CmdArgs) error {
 	ctx := context.Background()
 
-	// The container side first: deleting it deletes the host end too. A namespace that is already
-	// gone took the veth with it.
-	if args.Netns != "" {
-		target, err := netns.Open(args.Netns)
-		switch {
-		case err == nil:
-			err = target.Do(func(ns.NetNS) error { return link.Remove(args.IfName) })
-			target.Close()
-			if err != nil {
-				return fmt.Errorf("remove %q in %s: %w", args.IfName, args.Netns, err)
-			}
-		case netns.Gone(err):
-		default:
-			return err
-		}
-	}
 	// The lease, the masquerade rules and the spoof check are independent, and each waits mostly on
 	// another process or a kernel commit: they run at once. (This is the plugin process in the node's
 	// namespace, so every thread, and every command they run, is in it.)
@@ -340,7 +327,9 @@ func cmdDel(n *NetConf, args *skel.CmdArgs) error {
 			return nil
 		})
 	}
-	return runAll(steps)
+	// The container side of the veth: deleting it deletes the host end too. A namespace that is
+	// already gone took the veth with it.
+	return errors.Join(runAll(steps), hostlink.RemoveAt(args.Netns, args.IfName))
 }
 
 // runAll runs steps concurrently and returns every error they had, joined: the runtime reads all of them,

@@ -16,9 +16,9 @@ import (
 // ifContainer is the dummy's position in the result: the only interface.
 const ifContainer = 0
 
-// cmdAdd creates the dummy in the pod as steps that are each a fault point: "allocate" (the pod has no
-// CNI_IFNAME yet, IPAM), "create" (the dummy) and "configure" (addresses, routes, up). A failure
-// removes the dummy and releases the lease.
+// cmdAdd creates the dummy in the pod as steps that are each a fault point, in the reference's order:
+// "create" (the pod has no CNI_IFNAME yet, the dummy), "allocate" (IPAM) and "configure" (addresses,
+// routes, up). A failure releases the lease and removes the dummy.
 func cmdAdd(n *NetConf, args *skel.CmdArgs) error {
 	return plugin.AddInPod(args.Netns, n.CNIVersion, func(pod ns.NetNS) (*current.Result, error) {
 		return add(n, args, pod)
@@ -31,27 +31,30 @@ func add(n *NetConf, args *skel.CmdArgs, pod ns.NetNS) (*current.Result, error) 
 		ctx    = context.Background()
 		result *current.Result
 	)
-	allocate := func() error {
+	create := func() error {
 		if err := hostlink.RequireFree(pod, args.IfName); err != nil {
 			return err
 		}
-		var err error
-		result, err = add.Lease(ctx, n.IPAM.Type, args.StdinData, ifContainer)
-		return err
-	}
-	create := func() error {
 		return pod.Do(func(ns.NetNS) error {
 			l, err := link.CreateDummy(args.IfName)
 			if err != nil {
 				return err
 			}
 			add.OnFailure("remove dummy", func() error { return hostlink.Remove(pod, args.IfName) })
-			result.Interfaces = []*current.Interface{{Name: args.IfName, Mac: l.Attrs().HardwareAddr.String(), Sandbox: pod.Path()}}
+			result = &current.Result{Interfaces: []*current.Interface{{Name: args.IfName, Mac: l.Attrs().HardwareAddr.String(), Sandbox: pod.Path()}}}
 			return nil
 		})
 	}
+	allocate := func() error {
+		l3, err := add.Lease(ctx, n.IPAM.Type, args.StdinData, ifContainer)
+		if err != nil {
+			return err
+		}
+		result.IPs, result.Routes, result.DNS = l3.IPs, l3.Routes, l3.DNS
+		return nil
+	}
 	configure := func() error { return hostlink.Configure(pod, args.IfName, result, ifContainer, ipcfg.Options{}) }
-	if err := add.Run(plugin.Do("allocate", allocate), plugin.Do("create", create), plugin.Do("configure", configure)); err != nil {
+	if err := add.Run(plugin.Do("create", create), plugin.Do("allocate", allocate), plugin.Do("configure", configure)); err != nil {
 		return nil, err
 	}
 	result.CNIVersion = current.ImplementedSpecVersion

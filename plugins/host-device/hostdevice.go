@@ -8,7 +8,6 @@ import (
 	"github.com/containernetworking/cni/pkg/skel"
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/plugins/pkg/ns"
-	"github.com/vishvananda/netlink"
 
 	"github.com/netloom/netloom/pkg/conf"
 	"github.com/netloom/netloom/pkg/hostlink"
@@ -36,9 +35,10 @@ func dpdkMode(n *NetConf, src source) (bool, error) {
 }
 
 // cmdAdd moves the device into the pod under CNI_IFNAME and configures IPAM's addresses on it, as
-// steps that are each a fault point: "allocate" (find the device, the pod has no CNI_IFNAME yet, IPAM),
-// "move" (into the pod, renamed, its name saved in its alias, up) and "configure" (addresses, routes).
-// A failure gives the device back and releases the lease.
+// steps that are each a fault point, in the reference's order: "move" (find the device, the pod has no
+// CNI_IFNAME yet, into the pod, renamed, its name saved in its alias, up), "allocate" (IPAM: the device
+// is in the pod, so dhcp can talk on it) and "configure" (addresses, routes). A failure releases the
+// lease and gives the device back.
 func cmdAdd(n *NetConf, args *skel.CmdArgs) error {
 	src, err := hostSysfs.locate(n)
 	if err != nil {
@@ -57,34 +57,20 @@ func add(n *NetConf, args *skel.CmdArgs, pod ns.NetNS, src source, dpdk bool) (*
 	var (
 		add    plugin.Add
 		ctx    = context.Background()
-		host   netlink.Link
 		l3     *current.Result
 		result = &current.Result{CNIVersion: current.ImplementedSpecVersion,
 			Interfaces: []*current.Interface{{Name: args.IfName, Sandbox: pod.Path()}}}
 	)
-	allocate := func() error {
-		if !dpdk {
-			var err error
-			if host, err = hostSysfs.find(src); err != nil {
-				return err
-			}
-			if err := hostlink.RequireFree(pod, args.IfName); err != nil {
-				return err
-			}
-		}
-		if n.IPAM.Type == "" {
-			return nil
-		}
-		var err error
-		if l3, err = add.Lease(ctx, n.IPAM.Type, args.StdinData, ifContainer); err != nil {
-			return err
-		}
-		result.IPs, result.Routes, result.DNS = l3.IPs, l3.Routes, l3.DNS
-		return nil
-	}
 	move := func() error {
 		if dpdk {
 			return nil
+		}
+		host, err := hostSysfs.find(src)
+		if err != nil {
+			return err
+		}
+		if err := hostlink.RequireFree(pod, args.IfName); err != nil {
+			return err
 		}
 		orig := host.Attrs().Name
 		moved, err := link.MoveInto(host, pod, args.IfName)
@@ -95,25 +81,40 @@ func add(n *NetConf, args *skel.CmdArgs, pod ns.NetNS, src source, dpdk bool) (*
 		result.Interfaces[ifContainer].Mac = moved.Attrs().HardwareAddr.String()
 		return nil
 	}
+	allocate := func() error {
+		if n.IPAM.Type == "" {
+			return nil
+		}
+		var err error
+		if l3, err = add.Lease(ctx, n.IPAM.Type, args.StdinData, ifContainer); err != nil {
+			return err
+		}
+		result.IPs, result.Routes, result.DNS = l3.IPs, l3.Routes, l3.DNS
+		return nil
+	}
 	configure := func() error {
 		if dpdk || l3 == nil {
 			return nil
 		}
 		return hostlink.Configure(pod, args.IfName, result, ifContainer, ipcfg.Options{})
 	}
-	if err := add.Run(plugin.Do("allocate", allocate), plugin.Do("move", move), plugin.Do("configure", configure)); err != nil {
+	if err := add.Run(plugin.Do("move", move), plugin.Do("allocate", allocate), plugin.Do("configure", configure)); err != nil {
 		return nil, err
 	}
 	plugin.SetDNS(result, n.DNS)
 	return result, nil
 }
 
-// cmdDel gives the device back to the host under the name its alias holds (netloom's ADD or the
-// reference's saved it there), then releases the lease. A pod without CNI_IFNAME (a DPDK device, a
-// second DEL) or a namespace that is gone (which returned a physical device to the host itself) leaves
-// only the lease to release. Every failure is reported.
+// cmdDel releases the lease, then gives the device back to the host under the name its alias holds
+// (netloom's ADD or the reference's saved it there): the reference's order, which lets dhcp send its
+// release through the device. A pod without CNI_IFNAME (a DPDK device, a second DEL) or a namespace
+// that is gone (which returned a physical device to the host itself) leaves only the lease to release.
+// Every failure is reported.
 func cmdDel(n *NetConf, args *skel.CmdArgs) error {
 	var errs []error
+	if n.IPAM.Type != "" {
+		errs = append(errs, ipamexec.Del(context.Background(), n.IPAM.Type, args.StdinData))
+	}
 	if args.Netns != "" {
 		pod, err := netns.Open(args.Netns)
 		switch {
@@ -128,9 +129,6 @@ func cmdDel(n *NetConf, args *skel.CmdArgs) error {
 		case !netns.Gone(err):
 			errs = append(errs, err)
 		}
-	}
-	if n.IPAM.Type != "" {
-		errs = append(errs, ipamexec.Del(context.Background(), n.IPAM.Type, args.StdinData))
 	}
 	return errors.Join(errs...)
 }

@@ -27,9 +27,9 @@ func spec(n *NetConf, ifName string) link.TapSpec {
 		VnetHdr: n.Owner != nil && n.Group != nil && n.SelinuxContext == "", SELinuxLabel: n.SelinuxContext}
 }
 
-// cmdAdd creates the tap in the pod as steps that are each a fault point: "allocate" (the pod has no
-// CNI_IFNAME yet, IPAM), "create" (the tap with its MTU and MAC, on the bridge) and "configure"
-// (addresses, routes, up). A failure removes the tap and releases the lease.
+// cmdAdd creates the tap in the pod as steps that are each a fault point, in the reference's order:
+// "create" (the pod has no CNI_IFNAME yet, the tap with its MTU and MAC, on the bridge), "allocate"
+// (IPAM) and "configure" (addresses, routes, up). A failure releases the lease and removes the tap.
 func cmdAdd(n *NetConf, args *skel.CmdArgs) error {
 	return plugin.AddInPod(args.Netns, n.CNIVersion, func(pod ns.NetNS) (*current.Result, error) {
 		return add(n, args, pod)
@@ -43,18 +43,10 @@ func add(n *NetConf, args *skel.CmdArgs, pod ns.NetNS) (*current.Result, error) 
 		l3     *current.Result
 		result = &current.Result{CNIVersion: current.ImplementedSpecVersion}
 	)
-	allocate := func() error {
+	create := func() error {
 		if err := hostlink.RequireFree(pod, args.IfName); err != nil {
 			return err
 		}
-		if n.IPAM.Type == "" {
-			return nil
-		}
-		var err error
-		l3, err = add.Lease(ctx, n.IPAM.Type, args.StdinData, ifContainer)
-		return err
-	}
-	create := func() error {
 		return pod.Do(func(ns.NetNS) error {
 			var br netlink.Link
 			if n.Bridge != "" {
@@ -79,11 +71,19 @@ func add(n *NetConf, args *skel.CmdArgs, pod ns.NetNS) (*current.Result, error) 
 				}
 			}
 			result.Interfaces = []*current.Interface{{Name: args.IfName, Mac: tap.Attrs().HardwareAddr.String(), Sandbox: pod.Path()}}
-			if l3 != nil {
-				result.IPs, result.Routes, result.DNS = l3.IPs, l3.Routes, l3.DNS
-			}
 			return nil
 		})
+	}
+	allocate := func() error {
+		if n.IPAM.Type == "" {
+			return nil
+		}
+		var err error
+		if l3, err = add.Lease(ctx, n.IPAM.Type, args.StdinData, ifContainer); err != nil {
+			return err
+		}
+		result.IPs, result.Routes, result.DNS = l3.IPs, l3.Routes, l3.DNS
+		return nil
 	}
 	configure := func() error {
 		if l3 == nil {
@@ -91,7 +91,7 @@ func add(n *NetConf, args *skel.CmdArgs, pod ns.NetNS) (*current.Result, error) 
 		}
 		return hostlink.Configure(pod, args.IfName, result, ifContainer, ipcfg.Options{})
 	}
-	if err := add.Run(plugin.Do("allocate", allocate), plugin.Do("create", create), plugin.Do("configure", configure)); err != nil {
+	if err := add.Run(plugin.Do("create", create), plugin.Do("allocate", allocate), plugin.Do("configure", configure)); err != nil {
 		return nil, err
 	}
 	plugin.SetDNS(result, n.DNS)

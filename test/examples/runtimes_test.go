@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
@@ -29,10 +30,12 @@ type lanPeer struct {
 	addr   string // with prefix length
 	vlanID int    // the peer node puts it on eth0.<vlanID>, else on eth0
 	onNode bool   // on the pod's own node, on the far end of the veth the config names as device
+	dhcp   bool   // it is the LAN's DHCP server (dnsmasq) too, and addr's subnet is what it serves
 }
 
 var lanPeers = map[string]lanPeer{
 	"multus-macvlan.conf":            {addr: "192.168.1.1/24"},
+	"multus-macvlan-dhcp.conf":       {addr: "192.168.7.1/24", dhcp: true},
 	"multus-macvlan-tuning.conflist": {addr: "10.10.0.254/24"},
 	"multus-ipvlan.conf":             {addr: "192.168.2.1/24"},
 	"multus-vlan.conf":               {addr: "192.168.5.1/24", vlanID: 5},
@@ -78,17 +81,19 @@ func TestRuntimeConflists(t *testing.T) {
 
 // runtimeRun is one config on its cluster.
 type runtimeRun struct {
-	file    string
-	conf    []byte
-	version string
-	types   map[string]bool // the chain's plugin types
-	ipam    []map[string]any
-	stores  []string // host-local dataDirs (moved here)
-	network string
+	file     string
+	conf     []byte
+	version  string
+	types    map[string]bool // the chain's plugin types
+	ipam     []map[string]any
+	stores   []string // host-local dataDirs (moved here)
+	dhcpSock string   // the dhcp daemon's socket (moved here), when an IPAM is dhcp
+	network  string
 
 	node, outside *harness.Node
 	peer          *lanPeer
 	rt            *harness.Runtime
+	dhcpLAN       *harness.DHCPLAN // the peer's dnsmasq, for a dhcp config
 }
 
 func runRuntimeConflist(t *testing.T, file string, raw []byte) {
@@ -147,10 +152,15 @@ func (r *runtimeRun) load(t *testing.T, raw []byte) {
 			continue
 		}
 		r.ipam = append(r.ipam, ipam)
-		if ipam["type"] == "host-local" {
+		switch ipam["type"] {
+		case "host-local":
 			dir := t.TempDir()
 			ipam["dataDir"] = dir
 			r.stores = append(r.stores, dir)
+		case "dhcp":
+			// A daemon of the test's own, not the node's /run/cni/dhcp.sock.
+			r.dhcpSock = filepath.Join(t.TempDir(), "dhcp.sock")
+			ipam["daemonSocketPath"] = r.dhcpSock
 		}
 	}
 	var err error
@@ -192,6 +202,9 @@ func (r *runtimeRun) prepareNode(t *testing.T) {
 		return
 	}
 	switch {
+	case r.peer.dhcp: // the LAN's DHCP server, and the dhcp daemon on the node
+		r.dhcpLAN = harness.ServeDHCP(t, r.outside.NetNS, "eth0", netip.MustParsePrefix(r.peer.addr))
+		harness.StartDHCPDaemon(t, r.node.NetNS, "dhcp", "-socketpath", r.dhcpSock)
 	case r.peer.onNode: // host-device: the device is one end of a veth pair, the peer the other
 		r.node.Run(t, "ip", "link", "add", "eth1", "type", "veth", "peer", "name", "hdpeer")
 		r.node.Run(t, "ip", "addr", "add", r.peer.addr, "dev", "hdpeer")
@@ -415,6 +428,12 @@ func (r *runtimeRun) requireNothingLeft(t *testing.T, pods []*runtimePod) {
 	}
 	if r.types["host-device"] {
 		r.node.Run(t, "ip", "link", "show", "eth1") // back on the node under its own name
+	}
+	if r.dhcpLAN != nil { // DEL's release reached the server
+		harness.WaitUntil(t, 10*time.Second, "dnsmasq releases the pods' leases", func() (bool, string) {
+			l := r.dhcpLAN.Leases(t)
+			return len(l) == 0, fmt.Sprint(l)
+		})
 	}
 	rules := r.nodeRules(t)
 	for _, p := range pods {

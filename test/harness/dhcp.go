@@ -25,7 +25,7 @@ const dnsmasqBinary = "dnsmasq"
 // Nothing of it is routed from the host: the DHCP traffic stays between the pods and the LAN namespace.
 type DHCPLAN struct {
 	NS        NetNS
-	Master    string       // the host end of the wire: macvlan's "master"
+	Master    string       // NewDHCPLAN: the host end of the wire, macvlan's "master"; ServeDHCP: empty
 	Subnet    netip.Prefix // the LAN, /24
 	Server    netip.Addr   // dnsmasq's address (.1), also the router it hands out
 	DNS       netip.Addr   // the DNS server it hands out (.53; nothing answers there)
@@ -43,51 +43,66 @@ const DHCPLANLease = 2 * time.Minute
 // out: TEST-NET-1 through .254 of the LAN.
 const StaticRouteDst = "192.0.2.0/24"
 
-// NewDHCPLAN makes the LAN 10.<a>.<b>.0/24 with dnsmasq serving .100-.150 with DHCPLANLease leases,
-// the router .1, the DNS server .53, the domain "dhcp.test" and a static route to StaticRouteDst via
-// .254 (dnsmasq sends options 6 and 15 only to a client that asks for them), and removes it all when
-// t ends.
+// NewDHCPLAN makes the LAN 10.<a>.<b>.0/24: a namespace of its own behind a veth pair whose host end
+// (Master) has no address, served by ServeDHCP. It removes it all when t ends.
 func NewDHCPLAN(t testing.TB, a, b int) *DHCPLAN {
 	t.Helper()
-	if _, err := exec.LookPath(dnsmasqBinary); err != nil {
-		t.Fatalf("dnsmasq is not installed: install the Debian package \"dnsmasq\" (make deps-system): %v", err)
-	}
-	base := fmt.Sprintf("10.%d.%d.", a, b)
-	lan := &DHCPLAN{
-		NS:     NewNetNS(t, "dhlan"),
-		Master: Unique("nldm"),
-		Subnet: netip.MustParsePrefix(base + "0/24"),
-		Server: netip.MustParseAddr(base + "1"),
-		DNS:    netip.MustParseAddr(base + "53"),
-		First:  netip.MustParseAddr(base + "100"),
-		Last:   netip.MustParseAddr(base + "150"),
-	}
-	peer := Unique("nldp")
+	requireDnsmasq(t)
+	lanNS := NewNetNS(t, "dhlan")
+	master, peer := Unique("nldm"), Unique("nldp")
 	la := netlink.NewLinkAttrs()
-	la.Name = lan.Master
+	la.Name = master
 	if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: la, PeerName: peer}); err != nil {
-		t.Fatalf("create veth %s: %v", lan.Master, err)
+		t.Fatalf("create veth %s: %v", master, err)
 	}
-	RemoveLinkOnCleanup(t, lan.Master)
+	RemoveLinkOnCleanup(t, master)
 	for _, c := range [][]string{
-		{"ip", "link", "set", peer, "netns", lan.NS.Name},
-		{"ip", "link", "set", lan.Master, "up"},
+		{"ip", "link", "set", peer, "netns", lanNS.Name},
+		{"ip", "link", "set", master, "up"},
 	} {
 		if out, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil {
 			t.Fatalf("%s: %v: %s", strings.Join(c, " "), err, out)
 		}
 	}
-	lan.NS.Run(t, "ip", "addr", "add", lan.Server.String()+"/24", "dev", peer)
-	lan.NS.Run(t, "ip", "link", "set", peer, "up")
-	lan.NS.Run(t, "ip", "link", "set", "lo", "up")
+	lan := ServeDHCP(t, lanNS, peer, netip.MustParsePrefix(fmt.Sprintf("10.%d.%d.0/24", a, b)))
+	lan.Master = master
+	return lan
+}
 
-	d := newDaemon(t, "dnsmasq", lan.NS, false)
+func requireDnsmasq(t testing.TB) {
+	t.Helper()
+	if _, err := exec.LookPath(dnsmasqBinary); err != nil {
+		t.Fatalf("dnsmasq is not installed: install the Debian package \"dnsmasq\" (make deps-system): %v", err)
+	}
+}
+
+// ServeDHCP gives iface in ns the subnet's .1 (a /24) and runs dnsmasq on it, serving .100-.150 with
+// DHCPLANLease leases, the router .1, the DNS server .53, the domain "dhcp.test" and a static route to
+// StaticRouteDst via .254 (dnsmasq sends options 6 and 15 only to a client that asks for them). dnsmasq
+// stops when t ends. The result's Master is empty: the LAN is whatever iface is wired to.
+func ServeDHCP(t testing.TB, ns NetNS, iface string, subnet netip.Prefix) *DHCPLAN {
+	t.Helper()
+	requireDnsmasq(t)
+	base := strings.TrimSuffix(subnet.Masked().Addr().String(), "0")
+	lan := &DHCPLAN{
+		NS:     ns,
+		Subnet: subnet.Masked(),
+		Server: netip.MustParseAddr(base + "1"),
+		DNS:    netip.MustParseAddr(base + "53"),
+		First:  netip.MustParseAddr(base + "100"),
+		Last:   netip.MustParseAddr(base + "150"),
+	}
+	ns.Run(t, "ip", "addr", "add", lan.Server.String()+"/24", "dev", iface)
+	ns.Run(t, "ip", "link", "set", iface, "up")
+	ns.Run(t, "ip", "link", "set", "lo", "up")
+
+	d := newDaemon(t, "dnsmasq", ns, false)
 	lan.LeaseFile = filepath.Join(d.Dir, "leases")
 	pid := filepath.Join(d.Dir, "dnsmasq.pid")
 	d.add("dnsmasq", []string{dnsmasqBinary,
 		"--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--port=0",
 		"--user=root", "--group=root", "--log-facility=-", "--log-dhcp", "--dhcp-authoritative", "--no-ping",
-		"--interface=" + peer, "--bind-interfaces",
+		"--interface=" + iface, "--bind-interfaces",
 		"--pid-file=" + pid, "--dhcp-leasefile=" + lan.LeaseFile,
 		fmt.Sprintf("--dhcp-range=%s,%s,255.255.255.0,%ds", lan.First, lan.Last, int(DHCPLANLease.Seconds())),
 		"--dhcp-option=option:router," + lan.Server.String(),

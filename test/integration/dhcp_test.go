@@ -23,16 +23,15 @@ import (
 	"github.com/netloom/netloom/test/harness"
 )
 
-// dhcpNet is one test network: macvlan pods on a DHCPLAN whose dnsmasq hands out the addresses, the
-// dhcp IPAM plugin talking to the daemon at Socket.
-//
-// The macvlan plugin is the reference's: netloom's macvlan (pkg/hostlink), like its bridge, runs IPAM
-// before it creates the pod's link, so a DHCP exchange has no interface to run on; the reference's
-// macvlan and bridge create the link first, which is what dhcp needs.
+// dhcpNet is one test network: pods on a DHCPLAN whose dnsmasq hands out the addresses, the dhcp IPAM
+// plugin talking to the daemon at Socket. The pods are macvlans on the LAN's master, or, with Bridge
+// set, veths on that bridge, which has the LAN's master as a port. The main plugin creates the pod's
+// link before it calls dhcp, which runs its exchange on it.
 type dhcpNet struct {
 	LAN    *harness.DHCPLAN
 	Name   string
 	Socket string
+	Bridge string
 }
 
 // dhcpSeq numbers the LANs, 10.233.<n>.0/24, so parallel tests never share a subnet.
@@ -41,12 +40,11 @@ var dhcpSeq struct {
 	n int
 }
 
-// dhcpRuntime is a runtime finding the reference macvlan, then the plugins in dirs (a reference dhcp),
-// then netloom's.
+// dhcpRuntime is a runtime finding the plugins in dirs first (a reference dhcp or macvlan), then
+// netloom's.
 func dhcpRuntime(t *testing.T, dirs ...string) *harness.Runtime {
 	t.Helper()
-	path := append(append([]string{harness.ReferencePlugin(t, "macvlan")}, dirs...), harness.PluginDir(t))
-	return harness.NewRuntimeWithPath(t, path...)
+	return harness.NewRuntimeWithPath(t, append(dirs, harness.PluginDir(t))...)
 }
 
 func newDHCPNet(t *testing.T, socket string) *dhcpNet {
@@ -61,12 +59,34 @@ func newDHCPNet(t *testing.T, socket string) *dhcpNet {
 // conflist is a macvlan network whose IPAM is dhcp, asking for the DNS server, domain and static
 // routes besides the default routers and subnet mask.
 func (n *dhcpNet) conflist() []byte {
-	out, _ := json.Marshal(map[string]any{"cniVersion": "1.1.0", "name": n.Name, "plugins": []any{map[string]any{
-		"type": "macvlan", "master": n.LAN.Master, "mode": "bridge",
-		"ipam": map[string]any{"type": "dhcp", "daemonSocketPath": n.Socket,
-			"request": []any{map[string]any{"option": "6"}, map[string]any{"option": "15"}, map[string]any{"option": "33"}}},
-	}}})
+	main := map[string]any{"type": "macvlan", "master": n.LAN.Master, "mode": "bridge"}
+	if n.Bridge != "" {
+		main = map[string]any{"type": "bridge", "bridge": n.Bridge}
+	}
+	main["ipam"] = map[string]any{"type": "dhcp", "daemonSocketPath": n.Socket,
+		"request": []any{map[string]any{"option": "6"}, map[string]any{"option": "15"}, map[string]any{"option": "33"}}}
+	out, _ := json.Marshal(map[string]any{"cniVersion": "1.1.0", "name": n.Name, "plugins": []any{main}})
 	return out
+}
+
+// onBridge makes the LAN's master a port of a new bridge the pods attach to, removed when t ends.
+func (n *dhcpNet) onBridge(t *testing.T) {
+	t.Helper()
+	n.Bridge = harness.Unique("nldb")
+	la := netlink.NewLinkAttrs()
+	la.Name = n.Bridge
+	if err := netlink.LinkAdd(&netlink.Bridge{LinkAttrs: la}); err != nil {
+		t.Fatalf("create bridge %s: %v", n.Bridge, err)
+	}
+	harness.RemoveLinkOnCleanup(t, n.Bridge)
+	for _, c := range [][]string{
+		{"ip", "link", "set", n.LAN.Master, "master", n.Bridge},
+		{"ip", "link", "set", n.Bridge, "up"},
+	} {
+		if out, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v: %s", strings.Join(c, " "), err, out)
+		}
+	}
 }
 
 // ipamConf is the configuration macvlan passes its IPAM plugin: the network's, with the dhcp ipam.
@@ -444,8 +464,9 @@ func TestDHCPGC(t *testing.T) {
 	rt := dhcpRuntime(t)
 	a := addDHCPPod(t, rt, n)
 	b := addDHCPPod(t, rt, n)
-	// The reference macvlan sends no GC to its IPAM plugin: call dhcp as a main plugin that does.
-	if err := dhcpGC(t, n, a.ID); err != nil {
+	// The runtime's GC reaches dhcp through macvlan's GC (without libcni's DELs of its cached
+	// attachments: the plugins alone must find what is not valid).
+	if err := rt.GCOnly(t, n.conflist(), []types.GCAttachment{{ContainerID: a.ID, IfName: "eth0"}}); err != nil {
 		t.Fatalf("GC: %v", err)
 	}
 	waitReleased(t, n, b.Addr)
@@ -606,9 +627,12 @@ func TestDHCPFaultPoints(t *testing.T) {
 		}
 		return out
 	}
-	for _, point := range []string{"dhcp:lease", "dhcp:done"} {
+	// macvlan's steps around the lease: killed after the link exists but before the lease, and after
+	// the lease but before the addresses, the runtime's DEL must still release through the link.
+	points := append(stepPoints("macvlan", "create", "allocate", "configure"), "dhcp:lease", "dhcp:done")
+	for _, point := range points {
 		t.Run(point, func(t *testing.T) {
-			id := "ctr-fault-" + strings.TrimPrefix(point, "dhcp:")
+			id := "ctr-fault-" + strings.ReplaceAll(point, ":", "-")
 			pod := harness.NewNetNS(t, "dhflt")
 			t.Setenv(fault.Env, point)
 			_, err := rt.Add(t, list, id, pod.Path, "eth0", nil)
@@ -629,6 +653,51 @@ func TestDHCPFaultPoints(t *testing.T) {
 		})
 	}
 	p := addDHCPPod(t, rt, n)
+	delReleased(t, rt, n, p)
+}
+
+// TestDHCPBridge: netloom's bridge creates the pod's veth on a bridge that has the LAN as a port before
+// it calls dhcp, so the exchange runs through the bridge; DEL releases before it removes the veth, so
+// the release reaches the server.
+func TestDHCPBridge(t *testing.T) {
+	harness.RequireRoot(t)
+	t.Parallel()
+	node := harness.NewNetNS(t, "dhnode")
+	d := harness.StartDHCPDaemon(t, node, "dhcp")
+	n := newDHCPNet(t, d.DHCPSocket())
+	n.onBridge(t)
+	rt := dhcpRuntime(t)
+	p := addDHCPPod(t, rt, n)
+	requireServerLease(t, n, p)
+	if len(p.Result.Interfaces) != 3 || p.Result.Interfaces[0].Name != n.Bridge {
+		t.Errorf("result interfaces %+v: want the bridge %s, the host veth and eth0", p.Result.Interfaces, n.Bridge)
+	}
+	if err := harness.Ping(t, p.NS, n.LAN.Server.String()); err != nil {
+		t.Errorf("ping the DHCP server from the pod through the bridge: %v", err)
+	}
+	if err := rt.Check(t, n.conflist(), p.ID, p.NS.Path, "eth0", nil); err != nil {
+		t.Errorf("CHECK: %v", err)
+	}
+	delReleased(t, rt, n, p)
+}
+
+// TestDHCPUnderReferenceMacvlan: the reference macvlan as the main plugin, netloom's dhcp plugin and
+// daemon as its IPAM: a node that replaced only some binaries.
+func TestDHCPUnderReferenceMacvlan(t *testing.T) {
+	harness.RequireRoot(t)
+	t.Parallel()
+	node := harness.NewNetNS(t, "dhnode")
+	d := harness.StartDHCPDaemon(t, node, "dhcp")
+	n := newDHCPNet(t, d.DHCPSocket())
+	rt := dhcpRuntime(t, harness.ReferencePlugin(t, "macvlan"))
+	p := addDHCPPod(t, rt, n)
+	requireServerLease(t, n, p)
+	if err := harness.Ping(t, p.NS, n.LAN.Server.String()); err != nil {
+		t.Errorf("ping the DHCP server from the pod: %v", err)
+	}
+	if err := rt.Check(t, n.conflist(), p.ID, p.NS.Path, "eth0", nil); err != nil {
+		t.Errorf("CHECK: %v", err)
+	}
 	delReleased(t, rt, n, p)
 }
 

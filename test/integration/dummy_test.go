@@ -72,5 +72,5 @@ func TestVMFaultPointsDummy(t *testing.T) {
 	network := harness.Unique("dmflt")
 	list, _ := json.Marshal(map[string]any{"cniVersion": "1.1.0", "name": network, "plugins": []any{map[string]any{
 		"type": "dummy", "ipam": map[string]any{"type": "host-local", "dataDir": dataDir, "ranges": []any{[]any{map[string]string{"subnet": "10.234.99.0/24"}}}}}}})
-	faultChain{list: list, points: stepPoints("dummy", "allocate", "create", "configure"), leftovers: podAndLeases(dataDir, network)}.killAtEveryPoint(t, "dm")
+	faultChain{list: list, points: stepPoints("dummy", "create", "allocate", "configure"), leftovers: podAndLeases(dataDir, network)}.killAtEveryPoint(t, "dm")
 }

@@ -134,7 +134,7 @@ func linesNaming(node *harness.NetNS, s string) string {
 func stackedFaultChain(plugin string, list []byte, dataDir, network string) faultChain {
 	return faultChain{
 		list:   list,
-		points: append(stepPoints(plugin, "allocate", "create", "configure"), stepPoints("host-local", "allocate")...),
+		points: append(stepPoints(plugin, "create", "allocate", "configure"), stepPoints("host-local", "allocate")...),
 		leftovers: func(t *testing.T, id string, pod *harness.NetNS) []string {
 			out := podInterface(pod)
 			if l := harness.Leases(t, dataDir, network); len(l) != 0 {
@@ -238,7 +238,7 @@ func TestFaultPointsBGPRoute(t *testing.T) {
 		list: a.conflist(),
 		on:   &a.NetNS,
 		points: append(append(stepPoints("bgp-route", "connect", "record", "announce"),
-			stepPoints("bridge", "allocate", "plug", "configureContainer", "setGateways", "finish")...), "host-local:allocate"),
+			stepPoints("bridge", "plug", "allocate", "configureContainer", "setGateways", "finish")...), "host-local:allocate"),
 		leftovers: func(t *testing.T, id string, pod *harness.NetNS) []string {
 			out := podInterface(pod)
 			var ports []string

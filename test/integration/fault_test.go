@@ -154,7 +154,7 @@ func noPanic(t *testing.T, what string, err error) {
 // step of each plugin (pkg/plugin.Add), and numbered ones, which count the plugin's fault points
 // (bridge:1 is before allocate).
 var faultPoints = append(append(append(
-	stepPoints("bridge", "allocate", "plug", "spoofCheck", "configureContainer", "setGateways", "masquerade", "finish"),
+	stepPoints("bridge", "plug", "allocate", "spoofCheck", "configureContainer", "setGateways", "masquerade", "finish"),
 	stepPoints("portmap", "rules", "localnet", "conntrack")...),
 	stepPoints("host-local", "allocate")...),
 	"bridge:1", "bridge:5", "portmap:2")

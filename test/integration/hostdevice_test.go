@@ -224,7 +224,7 @@ func TestFaultPointsHostDevice(t *testing.T) {
 	list, _ := json.Marshal(map[string]any{"cniVersion": "1.1.0", "name": network, "plugins": []any{map[string]any{
 		"type": "host-device", "device": d.Name, "ipam": map[string]any{"type": "host-local", "dataDir": dataDir,
 			"ranges": []any{[]any{map[string]string{"subnet": fmt.Sprintf("10.232.%d.0/24", d.x), "rangeStart": d.addr(10), "rangeEnd": d.addr(20)}}}}}}})
-	points := append(stepPoints("host-device", "allocate", "move", "configure"), stepPoints("host-local", "allocate")...)
+	points := append(stepPoints("host-device", "move", "allocate", "configure"), stepPoints("host-local", "allocate")...)
 	podLeft := podAndLeases(dataDir, network)
 	faultChain{list: list, points: points, leftovers: func(t *testing.T, id string, pod *harness.NetNS) []string {
 		left := podLeft(t, id, pod)

@@ -176,5 +176,5 @@ func TestFaultPointsTap(t *testing.T) {
 	network := harness.Unique("tapflt")
 	list, _ := json.Marshal(map[string]any{"cniVersion": "1.1.0", "name": network, "plugins": []any{map[string]any{
 		"type": "tap", "ipam": map[string]any{"type": "host-local", "dataDir": dataDir, "ranges": []any{[]any{map[string]string{"subnet": "10.233.99.0/24"}}}}}}})
-	faultChain{list: list, points: stepPoints("tap", "allocate", "create", "configure"), leftovers: podAndLeases(dataDir, network)}.killAtEveryPoint(t, "tap")
+	faultChain{list: list, points: stepPoints("tap", "create", "allocate", "configure"), leftovers: podAndLeases(dataDir, network)}.killAtEveryPoint(t, "tap")
 }

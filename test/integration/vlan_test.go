@@ -127,5 +127,5 @@ func TestVMFaultPointsVlan(t *testing.T) {
 	list, _ := json.Marshal(map[string]any{"cniVersion": "1.1.0", "name": network, "plugins": []any{map[string]any{
 		"type": "vlan", "master": s.Master, "vlanId": 100, "ipam": map[string]any{"type": "host-local", "dataDir": dataDir,
 			"ranges": []any{[]any{map[string]string{"subnet": "10.235.0.0/24", "rangeStart": "10.235.0.100", "rangeEnd": "10.235.0.120"}}}}}}})
-	faultChain{list: list, points: stepPoints("vlan", "allocate", "create", "configure"), leftovers: podAndLeases(dataDir, network)}.killAtEveryPoint(t, "vl")
+	faultChain{list: list, points: stepPoints("vlan", "create", "allocate", "configure"), leftovers: podAndLeases(dataDir, network)}.killAtEveryPoint(t, "vl")
 }
