@@ -68,14 +68,14 @@ func isFirewalldError(err error, code string) bool {
 	return err != nil && strings.Contains(err.Error(), code)
 }
 
-// callError is the error of a call about a, which firewalld answered with err: for a zone it does not
-// know, a CNI error naming the key that chose the zone.
-func (f *Firewalld) callError(verb string, a netip.Addr, err error) error {
+// callError is the error of the call of method about a, which firewalld answered with err: for a zone
+// it does not know, a CNI error naming the key that chose the zone.
+func (f *Firewalld) callError(method string, a netip.Addr, err error) error {
 	if isFirewalldError(err, errInvalidZone) {
 		return conf.Invalid("firewalldZone", "firewalld has no zone %q (%v); create it (firewall-cmd --permanent --new-zone=%s, then firewall-cmd --reload), or leave the key out for %q",
 			f.zone, err, f.zone, DefaultZone)
 	}
-	return fmt.Errorf("firewalld: %s %s in zone %q: %w", verb, HostPrefix(a), f.zone, err)
+	return fmt.Errorf("firewalld: %s(%q, %q): %w", method, f.zone, HostPrefix(a), err)
 }
 
 // Open adds addrs to the zone. When one fails, the ones it added before are removed again (an address
@@ -91,7 +91,7 @@ func (f *Firewalld) Open(addrs []netip.Addr) error {
 		case isFirewalldError(err, errZoneAlreadySet):
 		default:
 			_ = f.Close(added)
-			return f.callError("add", a, err)
+			return f.callError("addSource", a, err)
 		}
 	}
 	return nil
@@ -112,7 +112,7 @@ func (f *Firewalld) Check(addrs []netip.Addr) error {
 	for _, a := range addrs {
 		var in bool
 		if err := f.call("querySource", a, &in); err != nil {
-			return f.callError("query", a, err)
+			return f.callError("querySource", a, err)
 		}
 		if !in {
 			return fmt.Errorf("firewalld: %s is not a source of zone %q", HostPrefix(a), f.zone)

@@ -28,11 +28,11 @@ func TestFirewalldCallError(t *testing.T) {
 		want []string
 	}{
 		{"unknown zone", firewalldException("INVALID_ZONE: blue"), conf.CodeInvalidConfig, []string{"firewalldZone", `"blue"`, "INVALID_ZONE"}},
-		{"other", firewalldException("INVALID_ADDR: 10.1.2.3/32"), 0, []string{"add 10.1.2.3/32", `zone "blue"`, "INVALID_ADDR"}},
+		{"other", firewalldException("INVALID_ADDR: 10.1.2.3/32"), 0, []string{`addSource("blue", "10.1.2.3/32")`, "INVALID_ADDR"}},
 		{"bus", errors.New("connection closed"), 0, []string{"connection closed"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := f.callError("add", a, tc.err)
+			err := f.callError("addSource", a, tc.err)
 			if got := conf.Code(err); got != tc.code {
 				t.Errorf("code %d, want %d: %v", got, tc.code, err)
 			}
