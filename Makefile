@@ -29,9 +29,16 @@ STATICCHECK_MODULE := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 # command:Debian package for every program the tests and the demo run. `make deps` installs the package
 # only when the command is missing. The BGP daemons (bird2, frr, gobgpd) are peers the tests start inside
-# network namespaces: while apt installs them a policy-rc.d (if the machine has none) keeps their
-# services from starting on the node itself.
-SYSTEM_DEPS := ip:iproute2 ping:iputils-ping iptables:iptables nft:nftables sysctl:procps socat:socat conntrack:conntrack iperf3:iperf3 /usr/bin/time:time bird:bird2 vtysh:frr gobgpd:gobgpd dnsmasq:dnsmasq
+# network namespaces: while apt installs them a policy-rc.d that refuses every start keeps their
+# services from starting on the node itself. firewalld (with dbus-daemon for its private bus) is the
+# same kind of guest: the firewall tests run it inside a test namespace (harness.StartFirewalld), and
+# started on the node it would rewrite the node's own firewall, so `make deps` also masks
+# firewalld.service before installing it (SYSTEMD_MASKED), for good: `systemctl unmask firewalld` on a
+# node that should run it.
+SYSTEM_DEPS := ip:iproute2 ping:iputils-ping iptables:iptables nft:nftables sysctl:procps socat:socat conntrack:conntrack iperf3:iperf3 /usr/bin/time:time bird:bird2 vtysh:frr gobgpd:gobgpd dnsmasq:dnsmasq dbus-daemon:dbus firewalld:firewalld
+# package:unit for every service that must never start on the node: masked when `make deps` installs
+# the package (a machine that has it already keeps it as it is).
+SYSTEMD_MASKED := firewalld:firewalld.service
 
 # Root tests must run, not skip, when root runs them (and always in CI): see harness.RequireRoot.
 IS_ROOT := $(shell [ "$$(id -u)" = 0 ] && echo 1)
@@ -43,7 +50,7 @@ INTEGRATION_PATTERN := ./test/...
 .PHONY: help
 help:
 	@echo "make build            static plugin binaries in bin/ (VERSION=$(VERSION))"
-	@echo "make deps             install missing test tools (iproute2, ping, iptables, nftables, cnitool)"
+	@echo "make deps             install missing test tools (iproute2, ping, iptables, nftables, firewalld masked, cnitool)"
 	@echo "make test             deps, build, go vet, unit, integration and VM-lane tests (as root)"
 	@echo "make test-unit        tests of ./pkg/... ./plugins/... (root ones included when root)"
 	@echo "make test-integration tests under ./test/ against bin/"
@@ -77,9 +84,22 @@ deps-system:
 	fi; \
 	echo "installing:$$missing"; \
 	export DEBIAN_FRONTEND=noninteractive; \
+	for masked in $(SYSTEMD_MASKED); do \
+		unit="$${masked#*:}"; \
+		case " $$missing " in *" $${masked%%:*} "*) ;; *) continue ;; esac; \
+		[ -e "/etc/systemd/system/$$unit" ] && continue; \
+		echo "masking $$unit: it must not run on this machine (systemctl unmask $$unit to undo)"; \
+		mkdir -p /etc/systemd/system; \
+		if command -v systemctl >/dev/null 2>&1; then systemctl mask "$$unit" >/dev/null 2>&1 || true; fi; \
+		[ -e "/etc/systemd/system/$$unit" ] || ln -s /dev/null "/etc/systemd/system/$$unit"; \
+	done; \
 	policy=/usr/sbin/policy-rc.d; \
-	if [ ! -e "$$policy" ]; then \
-		printf '#!/bin/sh\nexit 101\n' >"$$policy"; chmod 755 "$$policy"; trap 'rm -f "$$policy"' EXIT; \
+	if [ -e "$$policy" ] && "$$policy" firewalld start >/dev/null 2>&1; [ "$$?" = 101 ]; then :; \
+	else \
+		if [ -e "$$policy" ]; then mv "$$policy" "$$policy.netloom-saved"; \
+			trap 'mv -f "$$policy.netloom-saved" "$$policy"' EXIT; \
+		else trap 'rm -f "$$policy"' EXIT; fi; \
+		printf '#!/bin/sh\nexit 101\n' >"$$policy"; chmod 755 "$$policy"; \
 	fi; \
 	apt-get -o DPkg::Lock::Timeout=300 update -qq; \
 	apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends $$missing

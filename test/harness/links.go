@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/types"
 )
 
@@ -15,7 +14,7 @@ import (
 // with r.WithPath(t, PluginDir(t))), the cached prevResults carrying over as they do on a real node.
 func (r *Runtime) WithPath(t testing.TB, dirs ...string) *Runtime {
 	t.Helper()
-	return &Runtime{Path: dirs, CacheDir: r.CacheDir, cni: libcni.NewCNIConfigWithCacheDir(dirs, r.CacheDir, nil)}
+	return &Runtime{Path: dirs, CacheDir: r.CacheDir, Env: r.Env, cni: newCNIConfig(dirs, r.CacheDir, r.Env)}
 }
 
 // CNIEnv is the environment a runtime gives a plugin for one command (RunPlugin's env); cniArgs is

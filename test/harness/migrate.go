@@ -4,8 +4,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-
-	"github.com/containernetworking/cni/libcni"
 )
 
 // ReferenceSuite returns one directory holding the reference plugins called names (built by
@@ -26,5 +24,5 @@ func ReferenceSuite(t testing.TB, names ...string) string {
 // its plugin directory was replaced while pods run. The runtime's CHECK and DEL of pods that r added
 // then reach the new plugins with the results r cached.
 func (r *Runtime) SwitchTo(dirs ...string) *Runtime {
-	return &Runtime{Path: dirs, CacheDir: r.CacheDir, cni: libcni.NewCNIConfigWithCacheDir(dirs, r.CacheDir, nil)}
+	return &Runtime{Path: dirs, CacheDir: r.CacheDir, Env: r.Env, cni: newCNIConfig(dirs, r.CacheDir, r.Env)}
 }

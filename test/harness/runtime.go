@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/invoke"
 	"github.com/containernetworking/cni/pkg/types"
 )
 
@@ -19,7 +22,38 @@ const opTimeout = 2 * time.Minute
 type Runtime struct {
 	Path     []string // the plugin directory first, then any extra directories
 	CacheDir string   // libcni's result cache, private to the test
+	Env      []string // KEY=VALUE added to every plugin's environment (WithEnv)
 	cni      *libcni.CNIConfig
+}
+
+// newCNIConfig is libcni's view of a runtime that finds plugins in path, caches results in cacheDir
+// and adds env to each plugin's environment.
+func newCNIConfig(path []string, cacheDir string, env []string) *libcni.CNIConfig {
+	var exec invoke.Exec // nil: libcni's default
+	if len(env) > 0 {
+		exec = envExec{DefaultExec: &invoke.DefaultExec{RawExec: &invoke.RawExec{Stderr: os.Stderr}}, env: env}
+	}
+	return libcni.NewCNIConfigWithCacheDir(path, cacheDir, exec)
+}
+
+// envExec runs plugins as libcni does, with env appended to the environment libcni gives them (a later
+// KEY=VALUE wins over this process's own).
+type envExec struct {
+	*invoke.DefaultExec
+	env []string
+}
+
+func (e envExec) ExecPlugin(ctx context.Context, pluginPath string, stdin []byte, environ []string) ([]byte, error) {
+	return e.DefaultExec.ExecPlugin(ctx, pluginPath, stdin, append(slices.Clip(environ), e.env...))
+}
+
+// WithEnv returns a runtime that shares r's plugin path and result cache and gives every plugin env
+// (KEY=VALUE) on top of this process's environment: a node whose plugins reach a service this test
+// started, e.g. DBUS_SYSTEM_BUS_ADDRESS for a private firewalld. Unlike t.Setenv it leaves the
+// process alone, so tests that use it can run in parallel.
+func (r *Runtime) WithEnv(env ...string) *Runtime {
+	all := append(slices.Clip(r.Env), env...)
+	return &Runtime{Path: r.Path, CacheDir: r.CacheDir, Env: all, cni: newCNIConfig(r.Path, r.CacheDir, all)}
 }
 
 // NewRuntime returns a runtime that finds plugins in PluginDir and then in dirs (e.g. a directory with
@@ -28,7 +62,7 @@ func NewRuntime(t testing.TB, dirs ...string) *Runtime {
 	t.Helper()
 	path := append([]string{PluginDir(t)}, dirs...)
 	cache := t.TempDir()
-	return &Runtime{Path: path, CacheDir: cache, cni: libcni.NewCNIConfigWithCacheDir(path, cache, nil)}
+	return &Runtime{Path: path, CacheDir: cache, cni: newCNIConfig(path, cache, nil)}
 }
 
 // NewRuntimeWithPath returns a runtime that finds plugins only in dirs, e.g. the reference plugins'
@@ -36,7 +70,7 @@ func NewRuntime(t testing.TB, dirs ...string) *Runtime {
 func NewRuntimeWithPath(t testing.TB, dirs ...string) *Runtime {
 	t.Helper()
 	cache := t.TempDir()
-	return &Runtime{Path: dirs, CacheDir: cache, cni: libcni.NewCNIConfigWithCacheDir(dirs, cache, nil)}
+	return &Runtime{Path: dirs, CacheDir: cache, cni: newCNIConfig(dirs, cache, nil)}
 }
 
 // ParseConfList parses a conflist, or a single plugin's config which it wraps into a one-plugin list
@@ -133,7 +167,7 @@ func (r *Runtime) GCOnly(t testing.TB, conf []byte, valid []types.GCAttachment) 
 		return err
 	}
 	defer cancel()
-	empty := libcni.NewCNIConfigWithCacheDir(r.Path, t.TempDir(), nil)
+	empty := newCNIConfig(r.Path, t.TempDir(), r.Env)
 	return empty.GCNetworkList(ctx, list, &libcni.GCArgs{ValidAttachments: valid})
 }
 

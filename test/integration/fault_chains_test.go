@@ -23,6 +23,8 @@ type faultChain struct {
 	points []string
 	// on is the namespace the runtime runs in: the host's (nil), or a node's.
 	on *harness.NetNS
+	// env is added to the plugins' environment (e.g. the bus of the node's firewalld).
+	env []string
 	// leftovers lists what the attachment id (in pod) left on the node; empty when nothing.
 	leftovers func(t *testing.T, id string, pod *harness.NetNS) []string
 }
@@ -39,7 +41,7 @@ func (c faultChain) do(f func() error) error {
 // Last, a normal ADD and DEL must still work. Not parallel: libcni gives the plugins this process's
 // environment, which is how NETLOOM_FAULT_POINT reaches them.
 func (c faultChain) killAtEveryPoint(t *testing.T, prefix string) {
-	rt := harness.NewRuntime(t)
+	rt := harness.NewRuntime(t).WithEnv(c.env...)
 	for _, point := range c.points {
 		t.Run(point, func(t *testing.T) {
 			id := prefix + "-" + strings.NewReplacer(":", "-", "_", "-").Replace(point)

@@ -35,29 +35,46 @@ const (
 // fwNode is a node whose forward policy is drop, linked to an outside namespace that routes every pod
 // subnet (10.215.0.0/16) back through the node. mode is an iptables build ("nft", "legacy"): the filter
 // FORWARD policy is DROP there; or nftablesMode: the forward chain of the firewall's nftables table
-// exists with policy drop before the first pod, as the node's administrator would set it.
+// exists with policy drop before the first pod, as the node's administrator would set it; or
+// firewalldMode: a firewalld runs in the node (harness.StartFirewalld), its default zone dropping.
 type fwNode struct {
-	mode    string
-	node    harness.NetNS
-	outside harness.NetNS
+	mode      string
+	node      harness.NetNS
+	outside   harness.NetNS
+	firewalld *harness.Firewalld // in firewalldMode
 }
 
 // backend is the firewall backend for the node's mode.
 func (n *fwNode) backend() string {
-	if n.mode == nftablesMode {
+	switch n.mode {
+	case nftablesMode:
 		return "nftables"
+	case firewalldMode:
+		return "firewalld"
 	}
 	return "iptables"
+}
+
+// runtime is a runtime for the node: with firewalld, its plugins reach the node's firewalld's bus.
+func (n *fwNode) runtime(t *testing.T, dirs ...string) *harness.Runtime {
+	rt := harness.NewRuntime(t, dirs...)
+	if n.firewalld != nil {
+		rt = rt.WithEnv(n.firewalld.Env()...)
+	}
+	return rt
 }
 
 func newFwNode(t *testing.T, mode string) *fwNode {
 	t.Helper()
 	harness.RequireRoot(t)
 	drop := [][]string{{"iptables", "-P", "FORWARD", "DROP"}, {"ip6tables", "-P", "FORWARD", "DROP"}}
-	if mode == nftablesMode {
+	switch mode {
+	case nftablesMode:
 		drop = [][]string{{"nft", "add table inet " + forward.NFTTable + "; add chain inet " + forward.NFTTable +
 			" forward { type filter hook forward priority 0 ; policy drop ; }"}}
-	} else {
+	case firewalldMode:
+		drop = nil // firewalld's default zone drops what no zone accepts
+	default:
 		harness.UseIPTablesVariant(t, mode)
 	}
 	n := &fwNode{mode: mode, node: harness.NewNetNS(t, "fwn"), outside: harness.NewNetNS(t, "fwo")}
@@ -86,6 +103,9 @@ func newFwNode(t *testing.T, mode string) *fwNode {
 		{"ip", "-6", "route", "add", "fd15::/16", "via", fwNodeSide6},
 	} {
 		n.outside.Run(t, c...)
+	}
+	if mode == firewalldMode {
+		n.firewalld = harness.StartFirewalld(t, n.node)
 	}
 	return n
 }

@@ -10,14 +10,20 @@ import (
 	"github.com/netloom/netloom/pkg/conf"
 )
 
-// firewalld's D-Bus names, and the error it answers when a source is in the zone already.
+// firewalld's D-Bus names.
 const (
-	dbusName          = "org.freedesktop.DBus"
-	dbusPath          = "/org/freedesktop/DBus"
-	firewalldName     = "org.fedoraproject.FirewallD1"
-	firewalldPath     = "/org/fedoraproject/FirewallD1"
-	firewalldZone     = "org.fedoraproject.FirewallD1.zone"
+	dbusName      = "org.freedesktop.DBus"
+	dbusPath      = "/org/freedesktop/DBus"
+	firewalldName = "org.fedoraproject.FirewallD1"
+	firewalldPath = "/org/fedoraproject/FirewallD1"
+	firewalldZone = "org.fedoraproject.FirewallD1.zone"
+)
+
+// The codes firewalld's exceptions start with ("INVALID_ZONE: blue") that the backend acts on: the
+// source is in the zone already, and there is no such zone.
+const (
 	errZoneAlreadySet = "ZONE_ALREADY_SET"
+	errInvalidZone    = "INVALID_ZONE"
 )
 
 // DefaultZone is the firewalld zone pod addresses go to unless "firewalldZone" says otherwise.
@@ -57,12 +63,35 @@ func (f *Firewalld) call(method string, a netip.Addr, out any) error {
 	return f.conn.Object(firewalldName, firewalldPath).Call(firewalldZone+"."+method, 0, f.zone, HostPrefix(a)).Store(out)
 }
 
-// Open adds addrs to the zone.
+// isFirewalldError tells whether err is firewalld's exception with code, matched as the reference does.
+func isFirewalldError(err error, code string) bool {
+	return err != nil && strings.Contains(err.Error(), code)
+}
+
+// callError is the error of the call of method about a, which firewalld answered with err: for a zone
+// it does not know, a CNI error naming the key that chose the zone.
+func (f *Firewalld) callError(method string, a netip.Addr, err error) error {
+	if isFirewalldError(err, errInvalidZone) {
+		return conf.Invalid("firewalldZone", "firewalld has no zone %q (%v); create it (firewall-cmd --permanent --new-zone=%s, then firewall-cmd --reload), or leave the key out for %q",
+			f.zone, err, f.zone, DefaultZone)
+	}
+	return fmt.Errorf("firewalld: %s(%q, %q): %w", method, f.zone, HostPrefix(a), err)
+}
+
+// Open adds addrs to the zone. When one fails, the ones it added before are removed again (an address
+// that was in the zone already stays).
 func (f *Firewalld) Open(addrs []netip.Addr) error {
+	var added []netip.Addr
 	for _, a := range addrs {
 		var res string
-		if err := f.call("addSource", a, &res); err != nil && !strings.Contains(err.Error(), errZoneAlreadySet) {
-			return fmt.Errorf("firewalld: add %s to zone %q: %w", HostPrefix(a), f.zone, err)
+		err := f.call("addSource", a, &res)
+		switch {
+		case err == nil:
+			added = append(added, a)
+		case isFirewalldError(err, errZoneAlreadySet):
+		default:
+			_ = f.Close(added)
+			return f.callError("addSource", a, err)
 		}
 	}
 	return nil
@@ -83,7 +112,7 @@ func (f *Firewalld) Check(addrs []netip.Addr) error {
 	for _, a := range addrs {
 		var in bool
 		if err := f.call("querySource", a, &in); err != nil {
-			return fmt.Errorf("firewalld: query %s in zone %q: %w", HostPrefix(a), f.zone, err)
+			return f.callError("querySource", a, err)
 		}
 		if !in {
 			return fmt.Errorf("firewalld: %s is not a source of zone %q", HostPrefix(a), f.zone)
