@@ -1,8 +1,10 @@
 // Command netloomd is netloom's node daemon: a BGP speaker (embedded GoBGP) that originates this node's
 // pod CIDRs, serves the GoBGP API on a unix socket for the bgp-route plugin, and installs the routes
-// its peers announce. See pkg/bgp/daemon and docs in plugins/bgp-route/README.md.
+// its peers announce. See pkg/bgp/daemon and docs in plugins/bgp-route/README.md. `netloomd cluster`
+// is the Kubernetes node agent instead (pkg/cluster, cluster.go).
 //
 //	netloomd [--config /etc/netloom/netloomd.json] [--check-config]
+//	netloomd cluster [--config /etc/netloom/cluster.json] [--kubeconfig FILE] [--node-name NAME]
 package main
 
 import (
@@ -18,6 +20,9 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "cluster" {
+		os.Exit(runCluster(os.Args[2:]))
+	}
 	path := flag.String("config", "/etc/netloom/netloomd.json", "configuration `file` (JSON)")
 	check := flag.Bool("check-config", false, "validate the configuration, print what is wrong, and exit")
 	flag.Parse()

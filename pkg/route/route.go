@@ -38,6 +38,8 @@ const (
 	ProtoOverlay netlink.RouteProtocol = 78
 	// ProtoBGP marks the routes netloomd installs from the best paths its BGP peers send.
 	ProtoBGP netlink.RouteProtocol = 79
+	// ProtoCluster marks the routes netloomd's cluster agent keeps to other nodes' pod CIDRs (routed mode).
+	ProtoCluster netlink.RouteProtocol = 80
 )
 
 func (r Route) String() string {

@@ -1,0 +1,327 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
+)
+
+// resyncKey is the work item of a full resync; no Node can have this name.
+const resyncKey = "\x00resync"
+
+// Agent is one node's cluster agent. Every change to the kernel and the conflist is made by one
+// worker goroutine, from a queue of Node names (and full resyncs): a Node event changes only that
+// node's routes; a failed item is retried with backoff.
+type Agent struct {
+	cfg      *Config
+	log      *slog.Logger
+	client   kubernetes.Interface
+	nodeName string
+	router   *Router
+
+	queue  workqueue.TypedRateLimitingInterface[string]
+	lister corelisters.NodeLister
+
+	self  Node            // this node as last written to the conflist
+	peers map[string]Node // as last applied
+	stats stats
+}
+
+// New returns the agent for the node called nodeName.
+func New(cfg *Config, client kubernetes.Interface, nodeName string, log *slog.Logger) *Agent {
+	a := &Agent{
+		cfg:      cfg,
+		log:      log,
+		client:   client,
+		nodeName: nodeName,
+		router:   NewRouter(cfg, log),
+		peers:    map[string]Node{},
+	}
+	a.stats.setNotReady("waiting for the list of Nodes from the API server")
+	return a
+}
+
+// Run watches the Nodes and reconciles until ctx ends. It never removes the datapath or the conflist:
+// on return (SIGTERM, an upgrade) pods keep their network, and while the API server cannot be reached
+// the agent keeps what it last knew and resyncs when the watch comes back.
+func (a *Agent) Run(ctx context.Context) error {
+	a.queue = workqueue.NewTypedRateLimitingQueueWithConfig(
+		workqueue.NewTypedItemExponentialFailureRateLimiter[string](100*time.Millisecond, 30*time.Second),
+		workqueue.TypedRateLimitingQueueConfig[string]{Name: "nodes"})
+	defer a.queue.ShutDown()
+
+	factory := informers.NewSharedInformerFactory(a.client, 0)
+	nodes := factory.Core().V1().Nodes()
+	inf := nodes.Informer()
+	_ = inf.SetWatchErrorHandlerWithContext(func(_ context.Context, _ *cache.Reflector, err error) {
+		a.stats.watchErrors.Add(1)
+		a.log.Warn("watching Nodes failed; keeping the current routes and retrying", "error", err)
+	})
+	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    a.enqueue,
+		UpdateFunc: func(_, n any) { a.enqueue(n) },
+		DeleteFunc: a.enqueue,
+	}); err != nil {
+		return err
+	}
+	a.lister = nodes.Lister()
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	if srv, err := a.serveHTTP(); err != nil {
+		return err
+	} else if srv != nil {
+		wg.Go(func() {
+			<-ctx.Done()
+			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(sctx)
+		})
+	}
+
+	factory.Start(ctx.Done())
+	defer factory.Shutdown()
+	a.log.Info("waiting for the Node list", "node", a.nodeName, "mode", a.cfg.Mode)
+	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
+		return ctx.Err()
+	}
+	a.queue.Add(resyncKey)
+	wg.Go(func() {
+		t := time.NewTicker(a.cfg.Resync())
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				a.queue.ShutDown()
+				return
+			case <-t.C:
+				a.queue.Add(resyncKey)
+			}
+		}
+	})
+	for a.processNext(ctx) {
+	}
+	a.log.Info("stopped; routes and conflist left in place")
+	return nil
+}
+
+func (a *Agent) enqueue(obj any) {
+	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = d.Obj
+	}
+	if n, ok := obj.(*corev1.Node); ok {
+		a.queue.Add(n.Name)
+	}
+}
+
+func (a *Agent) processNext(ctx context.Context) bool {
+	key, quit := a.queue.Get()
+	if quit {
+		return false
+	}
+	defer a.queue.Done(key)
+	start := time.Now()
+	err := a.handle(ctx, key)
+	a.stats.observe(time.Since(start), err)
+	if err != nil {
+		what := key
+		if key == resyncKey {
+			what = "full resync"
+		}
+		a.log.Error("reconcile failed; retrying", "item", what, "error", err)
+		a.queue.AddRateLimited(key)
+		return true
+	}
+	a.queue.Forget(key)
+	return true
+}
+
+func (a *Agent) handle(ctx context.Context, key string) error {
+	if key == resyncKey {
+		return a.resync(ctx)
+	}
+	obj, err := a.lister.Get(key)
+	if apierrors.IsNotFound(err) {
+		if key == a.nodeName {
+			a.log.Warn("this node's Node object is gone; keeping its conflist and routes")
+			return nil
+		}
+		if _, known := a.peers[key]; known {
+			a.log.Info("peer deleted", "node", key)
+		}
+		delete(a.peers, key)
+		return a.router.Remove(key)
+	}
+	if err != nil {
+		return err
+	}
+	n, err := NodeFrom(obj)
+	if key == a.nodeName {
+		if err != nil {
+			return err
+		}
+		return a.syncSelf(ctx, n)
+	}
+	if err != nil {
+		a.log.Warn("peer left out", "node", key, "error", err)
+		delete(a.peers, key)
+		return a.router.Remove(key)
+	}
+	return a.syncPeer(n)
+}
+
+// syncSelf writes the conflist from this node's pod CIDRs and publishes the node's annotations; a
+// change of the pod CIDRs is followed by a full resync (peers are checked against them).
+func (a *Agent) syncSelf(ctx context.Context, n Node) error {
+	if len(n.PodCIDRs) == 0 {
+		a.stats.podCIDRs.Store(false)
+		reason := fmt.Sprintf("Node %s has no spec.podCIDRs yet (the controller-manager's --allocate-node-cidrs, or kubeadm's --pod-network-cidr, assigns them); not writing a conflist", n.Name)
+		if a.stats.setNotReady(reason) {
+			a.log.Warn("waiting for this node's pod CIDRs", "node", n.Name)
+		}
+		return nil
+	}
+	a.stats.podCIDRs.Store(true)
+	changedCIDRs := !slices.Equal(a.self.PodCIDRs, n.PodCIDRs)
+	a.router.SetSelf(n.PodCIDRs)
+	data, err := RenderConflist(a.cfg, n)
+	if err != nil {
+		return err
+	}
+	written, err := WriteIfChanged(a.cfg.ConflistPath(), data, 0o644)
+	if err != nil {
+		return fmt.Errorf("conflist: %w", err)
+	}
+	if written {
+		a.stats.conflistWrites.Add(1)
+		a.log.Info("wrote the conflist", "path", a.cfg.ConflistPath(), "podCIDRs", fmt.Sprint(n.PodCIDRs))
+	}
+	if err := a.annotateSelf(ctx, n); err != nil {
+		return err
+	}
+	a.self = n
+	if changedCIDRs && a.stats.synced.Load() {
+		a.queue.Add(resyncKey)
+	}
+	if a.stats.synced.Load() {
+		a.stats.setReady()
+	}
+	return nil
+}
+
+// annotateSelf patches this node's netloom.io/ annotations when they differ from what its peers need
+// to know: only this node's own Node, only those keys.
+func (a *Agent) annotateSelf(ctx context.Context, n Node) error {
+	want := map[string]string{AnnotationMode: a.cfg.Mode}
+	if maps.Equal(filter(n.Annotations, want), want) {
+		return nil
+	}
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": want}})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := a.client.CoreV1().Nodes().Patch(ctx, n.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		return fmt.Errorf("annotate Node %s: %w", n.Name, err)
+	}
+	return nil
+}
+
+func filter(have, keys map[string]string) map[string]string {
+	out := map[string]string{}
+	for k := range keys {
+		if v, ok := have[k]; ok {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// syncPeer changes the kernel for one peer, when what its Node asks of the datapath changed.
+func (a *Agent) syncPeer(n Node) error {
+	if old, ok := a.peers[n.Name]; ok && old.Equal(n) {
+		return nil
+	}
+	if err := a.router.Apply(n); err != nil {
+		return err
+	}
+	a.peers[n.Name] = n
+	a.log.Debug("peer reconciled", "node", n.Name, "podCIDRs", fmt.Sprint(n.PodCIDRs), "internalIPs", fmt.Sprint(n.InternalIPs))
+	return nil
+}
+
+// resync reads every Node from the informer's cache, writes the conflist (fixing a file someone
+// changed or removed) and makes the kernel's routes exactly the peers' (fixing drift).
+func (a *Agent) resync(ctx context.Context) error {
+	all, err := a.lister.List(labels.Everything())
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	var peers []Node
+	var errs []error
+	selfSeen := false
+	for _, obj := range all {
+		n, err := NodeFrom(obj)
+		if obj.Name == a.nodeName {
+			selfSeen = true
+			if err == nil {
+				err = a.syncSelf(ctx, n)
+			}
+			errs = append(errs, err)
+			continue
+		}
+		if err != nil {
+			a.log.Warn("peer left out", "node", obj.Name, "error", err)
+			continue
+		}
+		peers = append(peers, n)
+	}
+	if !selfSeen {
+		a.stats.setNotReady(fmt.Sprintf("no Node called %s (set NODE_NAME or --node-name to this node's Node name)", a.nodeName))
+		a.log.Warn("this node's Node object does not exist", "node", a.nodeName)
+	}
+	changes, err := a.router.Resync(peers)
+	errs = append(errs, err)
+	a.peers = map[string]Node{}
+	for _, n := range peers {
+		a.peers[n.Name] = n
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	first := !a.stats.synced.Swap(true)
+	routed, refused := a.router.Peers()
+	a.log.Info("resync done", "peers", len(peers), "routed", routed, "refused", refused, "routeChanges", changes, "took", time.Since(start).Round(time.Millisecond).String(), "first", first)
+	if selfSeen && a.stats.podCIDRs.Load() {
+		a.stats.setReady()
+	}
+	return nil
+}
+
+// serveHTTP starts the health and metrics server unless it is turned off.
+func (a *Agent) serveHTTP() (*http.Server, error) {
+	if a.cfg.Listen == "off" {
+		return nil, nil
+	}
+	return a.stats.serve(a.cfg.Listen, a.router)
+}

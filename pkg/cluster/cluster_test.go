@@ -1,0 +1,196 @@
+package cluster
+
+import (
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+func TestParseConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name, in, err string
+		check         func(t *testing.T, c *Config)
+	}{
+		{name: "minimal", in: `{"mode":"routed"}`, check: func(t *testing.T, c *Config) {
+			if c.ConflistPath() != "/etc/cni/net.d/10-netloom.conflist" || c.Listen != ":9402" || c.Resync() != time.Minute || c.Bridge != "netloom0" || c.NetworkName != "netloom" {
+				t.Errorf("defaults: %+v", c)
+			}
+		}},
+		{name: "the ConfigMap's keys", in: `{"mode":"routed","clusterCIDR":"10.244.0.0/16","cniConfDir":"/etc/cni/net.d","conflistName":"10-netloom.conflist","listen":":9402","resyncInterval":"60s"}`,
+			check: func(t *testing.T, c *Config) {
+				if !c.InCluster(netip.MustParsePrefix("10.244.3.0/24")) || c.InCluster(netip.MustParsePrefix("10.245.0.0/24")) || c.InCluster(netip.MustParsePrefix("10.0.0.0/8")) {
+					t.Error("InCluster")
+				}
+				if !c.InCluster(netip.MustParsePrefix("fd00::/64")) {
+					t.Error("no IPv6 cluster CIDR: every IPv6 pod CIDR is in")
+				}
+			}},
+		{name: "dual-stack cluster CIDR", in: `{"mode":"routed","clusterCIDR":"10.244.0.0/16, fd44::/56"}`, check: func(t *testing.T, c *Config) {
+			if c.InCluster(netip.MustParsePrefix("fd45::/64")) {
+				t.Error("fd45::/64 is outside fd44::/56")
+			}
+		}},
+		{name: "no mode", in: `{}`, err: "mode: missing"},
+		{name: "unknown mode", in: `{"mode":"flannel"}`, err: `mode: "flannel"`},
+		{name: "unknown key", in: `{"mode":"routed","podCIDR":"10.0.0.0/8"}`, err: `unknown field "podCIDR"`},
+		{name: "bad CIDR", in: `{"mode":"routed","clusterCIDR":"10.244.0.1/16"}`, err: "clusterCIDR"},
+		{name: "relative dir", in: `{"mode":"routed","cniConfDir":"net.d"}`, err: "cniConfDir"},
+		{name: "not a conflist", in: `{"mode":"routed","conflistName":"10-netloom.conf"}`, err: "conflistName"},
+		{name: "short resync", in: `{"mode":"routed","resyncInterval":"10ms"}`, err: "resyncInterval"},
+		{name: "long bridge", in: `{"mode":"routed","bridge":"averyveryverylongname"}`, err: "bridge"},
+		{name: "mtu", in: `{"mode":"routed","mtu":100}`, err: "mtu"},
+		{name: "log level", in: `{"mode":"routed","logLevel":"loud"}`, err: "logLevel"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := ParseConfig([]byte(tc.in))
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err %v, want it to contain %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.check(t, c)
+		})
+	}
+}
+
+func node(name string, cidrs []string, ips ...string) *corev1.Node {
+	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.NodeSpec{PodCIDRs: cidrs}}
+	for _, ip := range ips {
+		n.Status.Addresses = append(n.Status.Addresses, corev1.NodeAddress{Type: corev1.NodeInternalIP, Address: ip})
+	}
+	n.Status.Addresses = append(n.Status.Addresses, corev1.NodeAddress{Type: corev1.NodeHostName, Address: name})
+	return n
+}
+
+func TestNodeFrom(t *testing.T) {
+	n, err := NodeFrom(node("a", []string{"10.244.1.0/24", "fd44::100/120"}, "10.0.0.1", "fd00::1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(n.PodCIDRs) != 2 || len(n.InternalIPs) != 2 {
+		t.Fatalf("%+v", n)
+	}
+	if ip, ok := n.InternalIP(netip.MustParsePrefix("fd44::100/120")); !ok || ip.String() != "fd00::1" {
+		t.Errorf("InternalIP for IPv6: %v %v", ip, ok)
+	}
+	old := node("b", nil, "10.0.0.2")
+	old.Spec.PodCIDR = "10.244.2.0/24"
+	old.Annotations = map[string]string{"netloom.io/mode": "routed", "other.io/x": "y"}
+	if n, err := NodeFrom(old); err != nil || len(n.PodCIDRs) != 1 || len(n.Annotations) != 1 {
+		t.Errorf("spec.podCIDR only: %+v %v", n, err)
+	}
+	for _, bad := range []*corev1.Node{node("c", []string{"10.244.1.1/24"}), node("d", nil, "not-an-ip")} {
+		if _, err := NodeFrom(bad); err == nil || !strings.Contains(err.Error(), bad.Name) {
+			t.Errorf("%s: err %v, want one naming the node", bad.Name, err)
+		}
+	}
+}
+
+func TestRenderConflist(t *testing.T) {
+	c, _ := ParseConfig([]byte(`{"mode":"routed","mtu":1450}`))
+	self, _ := NodeFrom(node("a", []string{"10.244.1.0/24", "fd44::100/120"}, "10.0.0.1"))
+	out, err := RenderConflist(c, self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list struct {
+		CNIVersion string           `json:"cniVersion"`
+		Name       string           `json:"name"`
+		Plugins    []map[string]any `json:"plugins"`
+	}
+	if err := json.Unmarshal(out, &list); err != nil {
+		t.Fatal(err)
+	}
+	if list.CNIVersion != "1.1.0" || list.Name != "netloom" || len(list.Plugins) != 2 || list.Plugins[0]["type"] != "bridge" || list.Plugins[1]["type"] != "portmap" {
+		t.Fatalf("%s", out)
+	}
+	s := string(out)
+	for _, want := range []string{`"subnet": "10.244.1.0/24"`, `"subnet": "fd44::100/120"`, `"dst": "::/0"`, `"mtu": 1450`, `"portMappings": true`} {
+		if !strings.Contains(s, want) {
+			t.Errorf("conflist lacks %s:\n%s", want, s)
+		}
+	}
+	if _, err := RenderConflist(c, Node{Name: "x"}); err == nil {
+		t.Error("a node without pod CIDRs has no conflist")
+	}
+}
+
+func TestWriteIfChanged(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "net.d")
+	path := filepath.Join(dir, "10-netloom.conflist")
+	for i, tc := range []struct {
+		data    string
+		changed bool
+	}{{"a", true}, {"a", false}, {"b", true}} {
+		changed, err := WriteIfChanged(path, []byte(tc.data), 0o644)
+		if err != nil || changed != tc.changed {
+			t.Fatalf("write #%d: changed %v, %v; want %v", i, changed, err, tc.changed)
+		}
+		got, _ := os.ReadFile(path)
+		if string(got) != tc.data {
+			t.Errorf("write #%d: file holds %q", i, got)
+		}
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Errorf("directory holds %v, want only the conflist (no temporary file left)", entries)
+	}
+	if st, _ := os.Stat(path); st.Mode().Perm() != 0o644 {
+		t.Errorf("mode %v", st.Mode())
+	}
+}
+
+func TestRouterPlan(t *testing.T) {
+	c, _ := ParseConfig([]byte(`{"mode":"routed","clusterCIDR":"10.244.0.0/16"}`))
+	r := NewRouter(c, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	r.SetSelf([]netip.Prefix{netip.MustParsePrefix("10.244.0.0/24")})
+	r.lookup = func(a netip.Addr) (int, bool, error) {
+		// 10.0.0.0/24 is this node's network; 10.9.0.0/16 is behind a router.
+		return 7, netip.MustParsePrefix("10.0.0.0/24").Contains(a), nil
+	}
+	for _, tc := range []struct {
+		name   string
+		node   *corev1.Node
+		routes int
+		why    string
+	}{
+		{"same L2", node("b", []string{"10.244.1.0/24"}, "10.0.0.2"), 1, ""},
+		{"behind a router", node("c", []string{"10.244.2.0/24"}, "10.9.0.2"), 0, "behind a router"},
+		{"outside cluster CIDR", node("d", []string{"10.250.0.0/24"}, "10.0.0.4"), 0, "outside clusterCIDR"},
+		{"overlaps this node", node("e", []string{"10.244.0.128/25"}, "10.0.0.5"), 0, "overlaps"},
+		{"no IPv6 InternalIP", node("f", []string{"10.244.6.0/24", "fd44::/120"}, "10.0.0.6"), 1, "no InternalIP"},
+		{"no pod CIDR yet", node("g", nil, "10.0.0.7"), 0, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n, err := NodeFrom(tc.node)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rs, why := r.plan(n)
+			if len(rs) != tc.routes {
+				t.Errorf("routes %+v, want %d", rs, tc.routes)
+			}
+			if got := strings.Join(why, "; "); (tc.why == "") != (got == "") || !strings.Contains(got, tc.why) {
+				t.Errorf("reasons %q, want %q", got, tc.why)
+			}
+			for _, pr := range rs {
+				if pr.LinkIndex != 7 || pr.Via != n.InternalIPs[0] {
+					t.Errorf("route %+v", pr)
+				}
+			}
+		})
+	}
+}
