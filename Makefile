@@ -61,6 +61,7 @@ help:
 	@echo "make bench-overlay    pod-to-pod iperf3 over the overlays vs the bare underlay (ipip in the VM)"
 	@echo "make demo             two pods on a bridge, then two nodes over VXLAN: ping, teardown (test/demo/)"
 	@echo "make lint             gofmt, go vet, staticcheck"
+	@echo "make kube-apiserver   build the real kube-apiserver + etcd the cluster agent's tests start"
 	@echo "make install          copy bin/* to \$$(DESTDIR)$(CNI_BIN_DIR)"
 	@echo "make clean            remove bin/"
 
@@ -123,8 +124,15 @@ test-unit: deps
 	echo "NETLOOM_REQUIRE_ROOT=$(NETLOOM_REQUIRE_ROOT) $(GO) test $(TEST_FLAGS) <every package outside test/>"; \
 	NETLOOM_REQUIRE_ROOT=$(NETLOOM_REQUIRE_ROOT) $(GO) test $(TEST_FLAGS) $$pkgs
 
+# A real kube-apiserver + etcd for the cluster agent's tests (test/kube/kube-apiserver-local, started per
+# test on loopback): built once into ~/.cache/kube-apiserver-local, about 12 minutes on a cold 2-core
+# machine, seconds when cached.
+.PHONY: kube-apiserver
+kube-apiserver:
+	test/kube/kube-apiserver-local build
+
 # The integration tests run the binaries in bin/ (harness.PluginDir reads NETLOOM_BIN).
-test-integration: deps build
+test-integration: deps build kube-apiserver
 	NETLOOM_REQUIRE_ROOT=$(NETLOOM_REQUIRE_ROOT) NETLOOM_BIN=$(BIN) \
 		$(GO) test $(TEST_FLAGS) $(INTEGRATION_PATTERN)
 

@@ -10,15 +10,18 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
+	watchpkg "k8s.io/apimachinery/pkg/watch"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
@@ -33,7 +36,7 @@ const resyncKey = "\x00resync"
 type Agent struct {
 	cfg      *Config
 	log      *slog.Logger
-	client   kubernetes.Interface
+	client   corev1client.CoreV1Interface
 	nodeName string
 	router   *Router
 
@@ -45,8 +48,9 @@ type Agent struct {
 	stats stats
 }
 
-// New returns the agent for the node called nodeName.
-func New(cfg *Config, client kubernetes.Interface, nodeName string, log *slog.Logger) *Agent {
+// New returns the agent for the node called nodeName. It needs only the core API group's client (the
+// whole clientset would triple netloomd's size for nothing).
+func New(cfg *Config, client corev1client.CoreV1Interface, nodeName string, log *slog.Logger) *Agent {
 	a := &Agent{
 		cfg:      cfg,
 		log:      log,
@@ -68,13 +72,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		workqueue.TypedRateLimitingQueueConfig[string]{Name: "nodes"})
 	defer a.queue.ShutDown()
 
-	factory := informers.NewSharedInformerFactory(a.client, 0)
-	nodes := factory.Core().V1().Nodes()
-	inf := nodes.Informer()
-	_ = inf.SetWatchErrorHandlerWithContext(func(_ context.Context, _ *cache.Reflector, err error) {
-		a.stats.watchErrors.Add(1)
-		a.log.Warn("watching Nodes failed; keeping the current routes and retrying", "error", err)
-	})
+	inf := cache.NewSharedIndexInformer(a.countedListWatch(), &corev1.Node{}, 0, cache.Indexers{})
 	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    a.enqueue,
 		UpdateFunc: func(_, n any) { a.enqueue(n) },
@@ -82,7 +80,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	a.lister = nodes.Lister()
+	a.lister = corelisters.NewNodeLister(inf.GetIndexer())
 
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -97,8 +95,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		})
 	}
 
-	factory.Start(ctx.Done())
-	defer factory.Shutdown()
+	wg.Go(func() { inf.RunWithContext(ctx) })
 	a.log.Info("waiting for the Node list", "node", a.nodeName, "mode", a.cfg.Mode)
 	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
 		return ctx.Err()
@@ -121,6 +118,39 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.log.Info("stopped; routes and conflist left in place")
 	return nil
+}
+
+// countedListWatch lists and watches Nodes, counting the calls that fail (the informer retries them
+// with backoff; a watch refused while the API server is away never reaches its error handler) and
+// logging the first failure after a success and the recovery.
+func (a *Agent) countedListWatch() *cache.ListWatch {
+	lw := cache.NewListWatchFromClient(a.client.RESTClient(), "nodes", metav1.NamespaceAll, fields.Everything())
+	var failing atomic.Bool
+	note := func(what string, err error) {
+		if err != nil {
+			a.stats.watchErrors.Add(1)
+			if !failing.Swap(true) {
+				a.log.Warn("cannot "+what+" Nodes; keeping the current routes and retrying", "error", err)
+			}
+			return
+		}
+		if failing.Swap(false) {
+			a.log.Info("the API server answers again; catching up")
+		}
+	}
+	list, watch := lw.ListWithContextFunc, lw.WatchFuncWithContext
+	return &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			obj, err := list(ctx, o)
+			note("list", err)
+			return obj, err
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watchpkg.Interface, error) {
+			w, err := watch(ctx, o)
+			note("watch", err)
+			return w, err
+		},
+	}
 }
 
 func (a *Agent) enqueue(obj any) {
@@ -240,7 +270,7 @@ func (a *Agent) annotateSelf(ctx context.Context, n Node) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if _, err := a.client.CoreV1().Nodes().Patch(ctx, n.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+	if _, err := a.client.Nodes().Patch(ctx, n.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
 		return fmt.Errorf("annotate Node %s: %w", n.Name, err)
 	}
 	return nil

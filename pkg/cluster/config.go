@@ -46,6 +46,9 @@ type Config struct {
 	MTU    int    `json:"mtu,omitempty"`
 	// NetworkName is the conflist's "name" (runtimes key their cached results by it).
 	NetworkName string `json:"networkName,omitempty"`
+	// IPAMDataDir is host-local's dataDir, where the pods' leases are kept ("": host-local's default,
+	// /var/lib/cni/networks).
+	IPAMDataDir string `json:"ipamDataDir,omitempty"`
 	LogLevel    string `json:"logLevel,omitempty"` // debug, info (default), warn, error
 
 	clusterCIDRs []netip.Prefix
@@ -128,6 +131,9 @@ func (c *Config) validate() error {
 	}
 	if c.NetworkName == "" {
 		c.NetworkName = DefaultNetworkName
+	}
+	if c.IPAMDataDir != "" && !filepath.IsAbs(c.IPAMDataDir) {
+		return fmt.Errorf("ipamDataDir: %q is not an absolute path", c.IPAMDataDir)
 	}
 	switch c.LogLevel {
 	case "", "debug", "info", "warn", "error":

@@ -45,6 +45,9 @@ func RenderConflist(c *Config, self Node) ([]byte, error) {
 	if c.MTU != 0 {
 		bridge["mtu"] = c.MTU
 	}
+	if c.IPAMDataDir != "" {
+		bridge["ipam"].(map[string]any)["dataDir"] = c.IPAMDataDir
+	}
 	list := map[string]any{
 		"cniVersion": conflistVersion,
 		"name":       c.NetworkName,

@@ -121,14 +121,7 @@ func overlapsAny(p netip.Prefix, set []netip.Prefix) bool {
 // removed, new or changed ones replaced. Only this peer's routes are touched.
 func (r *Router) Apply(n Node) error {
 	want, why := r.plan(n)
-	if len(why) > 0 {
-		if r.refused[n.Name] != fmt.Sprint(why) {
-			r.log.Warn("peer not routed", "node", n.Name, "reasons", why)
-		}
-		r.refused[n.Name] = fmt.Sprint(why)
-	} else {
-		delete(r.refused, n.Name)
-	}
+	r.noteRefusal(n.Name, why)
 	had := r.byPeer[n.Name]
 	var errs []error
 	for _, h := range had {
@@ -166,12 +159,11 @@ func (r *Router) Remove(name string) error {
 func (r *Router) Resync(peers []Node) (int, error) {
 	want := map[netip.Prefix]peerRoute{}
 	byPeer := map[string][]peerRoute{}
-	r.refused = map[string]string{}
+	seen := map[string]bool{}
 	for _, n := range peers {
+		seen[n.Name] = true
 		rs, why := r.plan(n)
-		if len(why) > 0 {
-			r.refused[n.Name] = fmt.Sprint(why)
-		}
+		r.noteRefusal(n.Name, why)
 		for _, pr := range rs {
 			want[pr.Dst] = pr
 		}
@@ -205,7 +197,24 @@ func (r *Router) Resync(peers []Node) (int, error) {
 		}
 	}
 	r.byPeer = byPeer
+	for name := range r.refused {
+		if !seen[name] {
+			delete(r.refused, name)
+		}
+	}
 	return int(r.ops.Load() - before), errors.Join(errs...)
+}
+
+// noteRefusal records why the peer called name is (partly) not routed, logging when that changes.
+func (r *Router) noteRefusal(name string, why []string) {
+	if len(why) == 0 {
+		delete(r.refused, name)
+		return
+	}
+	if r.refused[name] != fmt.Sprint(why) {
+		r.log.Warn("peer not routed", "node", name, "reasons", why)
+	}
+	r.refused[name] = fmt.Sprint(why)
 }
 
 func (r *Router) replace(pr peerRoute) error {

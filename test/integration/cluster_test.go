@@ -1,0 +1,326 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/netloom/netloom/test/harness"
+)
+
+// agentRules is what the deployment's ClusterRole grants netloomd: the agent must work with no more.
+var agentRules = []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get", "list", "watch", "patch"}}}
+
+// kubeNode is a Node object the test creates: pod CIDRs and InternalIPs, as the controller-manager and
+// kubelet would set them.
+func createNode(t *testing.T, s *harness.KubeAPIServer, name string, podCIDRs []string, ips ...netip.Addr) {
+	t.Helper()
+	ctx := context.Background()
+	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.NodeSpec{PodCIDRs: podCIDRs}}
+	if len(podCIDRs) > 0 {
+		n.Spec.PodCIDR = podCIDRs[0]
+	}
+	created, err := s.Client.CoreV1().Nodes().Create(ctx, n, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("create Node %s: %v", name, err)
+	}
+	for _, ip := range ips {
+		created.Status.Addresses = append(created.Status.Addresses, corev1.NodeAddress{Type: corev1.NodeInternalIP, Address: ip.String()})
+	}
+	if _, err := s.Client.CoreV1().Nodes().UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
+		t.Fatalf("Node %s status: %v", name, err)
+	}
+}
+
+// clusterNode is one node of the test cluster with its agent.
+type clusterNode struct {
+	*harness.Node
+	name     string
+	podCIDRs []string
+	confDir  string
+	agent    *harness.Daemon
+	api      *harness.APIForward
+	pod      *harness.NetNS
+	podAddrs []netip.Addr
+}
+
+func (n *clusterNode) conflist() string { return filepath.Join(n.confDir, "10-netloom.conflist") }
+
+// routes lists the node's routes of the agent's protocol (80), IPv4 and IPv6.
+func (n *clusterNode) routes(t *testing.T) string {
+	return n.Run(t, "ip", "route", "show", "proto", "80") + n.Run(t, "ip", "-6", "route", "show", "proto", "80")
+}
+
+// metric reads one value of the agent's /metrics.
+func (n *clusterNode) metric(t *testing.T, name string) float64 {
+	t.Helper()
+	code, body, err := n.agent.AgentGet("/metrics")
+	if err != nil || code != 200 {
+		t.Fatalf("%s /metrics: %d %v", n.name, code, err)
+	}
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\S+)$`).FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("%s /metrics has no %s:\n%s", n.name, name, body)
+	}
+	v, _ := strconv.ParseFloat(m[1], 64)
+	return v
+}
+
+// startAgents starts a netloomd cluster agent per node with the deployment's RBAC.
+func startAgents(t *testing.T, s *harness.KubeAPIServer, nodes []*clusterNode, network string) {
+	t.Helper()
+	token := s.ServiceAccountToken(t, "kube-system", "netloom", agentRules)
+	for _, n := range nodes {
+		n.confDir = t.TempDir()
+		n.api = s.ForwardInto(t, n.NetNS)
+		n.agent = harness.StartClusterAgent(t, n.NetNS, n.name, s.Kubeconfig(t, n.api.URL, token), map[string]any{
+			"mode": "routed", "clusterCIDR": "10.244.0.0/16,fd44::/48", "cniConfDir": n.confDir,
+			"resyncInterval": "2s", "networkName": network, "ipamDataDir": t.TempDir(), "logLevel": "debug",
+		})
+	}
+}
+
+// TestClusterRouted: three nodes on one L2 segment and one behind a router, Node objects in a real
+// kube-apiserver, netloomd's cluster agent on each of the three with the deployment's RBAC. Each
+// writes its conflist from its pod CIDRs; pods added through it reach the pods of every other node
+// (IPv4 and IPv6); the node behind the router is refused with its reason; a Node added or deleted
+// changes one route on each node (measured); drift is repaired by the resync; an API-server outage
+// and an agent's SIGTERM leave the datapath as it is.
+func TestClusterRouted(t *testing.T) {
+	harness.RequireRoot(t)
+	s := harness.StartKubeAPIServer(t)
+	c := harness.NewCluster(t, harness.ClusterSpec{Local: 3, Remote: 1})
+	network := harness.Unique("nlk")
+	var nodes []*clusterNode
+	for i, hn := range c.Nodes[:3] {
+		n := &clusterNode{Node: hn, name: fmt.Sprintf("node-%d", i),
+			podCIDRs: []string{fmt.Sprintf("10.244.%d.0/24", i), netip.MustParsePrefix(fmt.Sprintf("fd44:0:0:%d::/64", i)).String()}}
+		createNode(t, s, n.name, n.podCIDRs, hn.Addr.Addr(), hn.Addr6.Addr())
+		nodes = append(nodes, n)
+	}
+	remote := c.Nodes[3]
+	createNode(t, s, "node-remote", []string{"10.244.9.0/24"}, remote.Addr.Addr())
+
+	start := time.Now()
+	startAgents(t, s, nodes, network)
+	for _, n := range nodes {
+		harness.WaitUntil(t, 30*time.Second, n.name+": conflist written", func() (bool, string) {
+			_, err := os.Stat(n.conflist())
+			return err == nil, fmt.Sprint(err)
+		})
+		harness.WaitUntil(t, 30*time.Second, n.name+": /readyz", func() (bool, string) {
+			code, body, err := n.agent.AgentGet("/readyz")
+			return err == nil && code == 200, fmt.Sprintf("%d %s %v", code, body, err)
+		})
+	}
+	t.Logf("three agents started, conflists written and ready in %s", time.Since(start).Round(time.Millisecond))
+
+	// The conflist: the node's own pod CIDRs, cniVersion 1.1.0; the Node annotated.
+	for _, n := range nodes {
+		raw, err := os.ReadFile(n.conflist())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range append([]string{`"cniVersion": "1.1.0"`, `"type": "portmap"`}, n.podCIDRs...) {
+			if !strings.Contains(string(raw), want) {
+				t.Errorf("%s conflist lacks %s:\n%s", n.name, want, raw)
+			}
+		}
+		obj, err := s.Client.CoreV1().Nodes().Get(context.Background(), n.name, metav1.GetOptions{})
+		if err != nil || obj.Annotations["netloom.io/mode"] != "routed" {
+			t.Errorf("%s annotations %v (%v): want netloom.io/mode=routed", n.name, obj.Annotations, err)
+		}
+	}
+
+	// Pods, one per node, added with the conflist the agent wrote, as a runtime would.
+	rt := harness.NewRuntime(t)
+	for _, n := range nodes {
+		raw, _ := os.ReadFile(n.conflist())
+		pod := harness.NewNetNS(t, "kpod")
+		n.pod = &pod
+		id := harness.Unique("ctr-")
+		err := n.Do(func() error {
+			res, err := rt.Add(t, raw, id, pod.Path, "eth0", nil)
+			if err == nil {
+				for _, a := range podAddrs(t, res) {
+					n.podAddrs = append(n.podAddrs, a.Addr())
+				}
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatalf("%s: ADD through the agent's conflist: %v", n.name, err)
+		}
+		t.Cleanup(func() { _ = n.Do(func() error { return rt.Del(t, raw, id, pod.Path, "eth0", nil) }) })
+	}
+	pingAll := func(when string) {
+		t.Helper()
+		for _, from := range nodes {
+			for _, to := range nodes {
+				if from == to {
+					continue
+				}
+				for _, a := range to.podAddrs {
+					if err := harness.Ping(t, *from.pod, a.String()); err != nil {
+						t.Errorf("%s: pod on %s -> pod on %s (%s): %v", when, from.name, to.name, a, err)
+					}
+				}
+			}
+		}
+	}
+	pingAll("after start")
+
+	// Routes: one per peer pod CIDR, via its InternalIP; none to the node behind the router, refused.
+	for _, n := range nodes {
+		routes := n.routes(t)
+		for _, p := range nodes {
+			if p == n {
+				continue
+			}
+			for _, want := range []string{p.podCIDRs[0] + " via " + p.Addr.Addr().String(), p.podCIDRs[1] + " via " + p.Addr6.Addr().String()} {
+				if !strings.Contains(routes, want) {
+					t.Errorf("%s lacks the route %s:\n%s", n.name, want, routes)
+				}
+			}
+		}
+		if strings.Contains(routes, "10.244.9.0/24") {
+			t.Errorf("%s routes the pod CIDR of the node behind a router:\n%s", n.name, routes)
+		}
+		if got := n.metric(t, `netloomd_cluster_peers{state="refused"}`); got != 1 {
+			t.Errorf("%s: %v peers refused, want 1 (node-remote)", n.name, got)
+		}
+	}
+	if log, _ := os.ReadFile(nodes[0].agent.Logs()[0]); !strings.Contains(string(log), "behind a router") {
+		t.Errorf("node-0's log does not say why node-remote is not routed")
+	}
+
+	// A Node joins, then leaves: one route change on each node, each time.
+	extra := netip.MustParsePrefix(nodes[0].Addr.String()).Masked().Addr().Next()
+	for range 98 {
+		extra = extra.Next()
+	}
+	before := map[string]float64{}
+	for _, n := range nodes {
+		before[n.name] = n.metric(t, "netloomd_cluster_route_changes_total")
+	}
+	t0 := time.Now()
+	createNode(t, s, "node-new", []string{"10.244.7.0/24"}, extra)
+	for _, n := range nodes {
+		harness.WaitUntil(t, 20*time.Second, n.name+": route to node-new", func() (bool, string) {
+			r := n.routes(t)
+			return strings.Contains(r, "10.244.7.0/24 via "+extra.String()), r
+		})
+	}
+	t.Logf("Node added: every node routes it after %s", time.Since(t0).Round(time.Millisecond))
+	t0 = time.Now()
+	if err := s.Client.CoreV1().Nodes().Delete(context.Background(), "node-new", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes {
+		harness.WaitUntil(t, 20*time.Second, n.name+": route to node-new removed", func() (bool, string) {
+			r := n.routes(t)
+			return !strings.Contains(r, "10.244.7.0/24"), r
+		})
+	}
+	t.Logf("Node deleted: its route is gone from every node after %s", time.Since(t0).Round(time.Millisecond))
+	for _, n := range nodes {
+		if d := n.metric(t, "netloomd_cluster_route_changes_total") - before[n.name]; d != 2 {
+			t.Errorf("%s: %v kernel route changes for one Node added and deleted, want 2 (one each)", n.name, d)
+		}
+	}
+
+	// Drift: a route removed by hand comes back, a stray route of the agent's protocol goes.
+	n1 := nodes[1]
+	n1.Run(t, "ip", "route", "del", nodes[0].podCIDRs[0])
+	n1.Run(t, "ip", "route", "add", "10.244.77.0/24", "via", nodes[0].Addr.Addr().String(), "proto", "80")
+	harness.WaitUntil(t, 15*time.Second, "node-1: the resync repairs its routes", func() (bool, string) {
+		r := n1.routes(t)
+		return strings.Contains(r, nodes[0].podCIDRs[0]+" via") && !strings.Contains(r, "10.244.77.0/24"), r
+	})
+
+	// The API server unreachable from every node: nothing is torn down; a Node created meanwhile is
+	// routed once it is reachable again.
+	for _, n := range nodes {
+		n.api.Cut()
+	}
+	time.Sleep(5 * time.Second)
+	pingAll("API server unreachable")
+	for _, n := range nodes {
+		if code, _, err := n.agent.AgentGet("/healthz"); err != nil || code != 200 {
+			t.Errorf("%s: agent not healthy during the outage: %d %v", n.name, code, err)
+		}
+	}
+	createNode(t, s, "node-late", []string{"10.244.8.0/24"}, extra)
+	t0 = time.Now()
+	for _, n := range nodes {
+		n.api.Restore(t)
+	}
+	for _, n := range nodes {
+		harness.WaitUntil(t, 90*time.Second, n.name+": route to node-late after the outage", func() (bool, string) {
+			r := n.routes(t)
+			return strings.Contains(r, "10.244.8.0/24 via "+extra.String()), r
+		})
+	}
+	t.Logf("after the outage: every node routes the Node created meanwhile %s after the API server is back", time.Since(t0).Round(time.Millisecond))
+	if got := nodes[0].metric(t, "netloomd_cluster_watch_errors_total"); got == 0 {
+		t.Errorf("node-0 counted no watch error during the outage")
+	}
+
+	// SIGTERM: the agent stops, the datapath and the conflist stay.
+	nodes[2].agent.Stop(t)
+	if _, err := os.Stat(nodes[2].conflist()); err != nil {
+		t.Errorf("conflist gone after the agent stopped: %v", err)
+	}
+	if r := nodes[2].routes(t); !strings.Contains(r, nodes[0].podCIDRs[0]) {
+		t.Errorf("node-2's routes gone after its agent stopped:\n%s", r)
+	}
+	pingAll("node-2's agent stopped")
+}
+
+// TestClusterWaitsForPodCIDR: an agent whose Node has no pod CIDR yet writes no conflist and is not
+// ready, saying why; once the Node gets one, the conflist appears and the agent is ready.
+func TestClusterWaitsForPodCIDR(t *testing.T) {
+	harness.RequireRoot(t)
+	s := harness.StartKubeAPIServer(t)
+	c := harness.NewCluster(t, harness.ClusterSpec{Local: 1})
+	n := &clusterNode{Node: c.Nodes[0], name: "node-0"}
+	createNode(t, s, n.name, nil, n.Addr.Addr())
+	startAgents(t, s, []*clusterNode{n}, harness.Unique("nlk"))
+	harness.WaitUntil(t, 20*time.Second, "/readyz says why it is not ready", func() (bool, string) {
+		code, body, err := n.agent.AgentGet("/readyz")
+		return err == nil && code == 503 && strings.Contains(body, "no spec.podCIDRs"), fmt.Sprintf("%d %q %v", code, body, err)
+	})
+	if got := n.metric(t, "netloomd_cluster_pod_cidrs_assigned"); got != 0 {
+		t.Errorf("pod_cidrs_assigned %v before the Node has one", got)
+	}
+	if _, err := os.Stat(n.conflist()); err == nil {
+		t.Fatal("a conflist was written without a pod CIDR")
+	}
+	patch := []byte(`{"spec":{"podCIDR":"10.244.5.0/24","podCIDRs":["10.244.5.0/24"]}}`)
+	if _, err := s.Client.CoreV1().Nodes().Patch(context.Background(), n.name, "application/merge-patch+json", patch, metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	harness.WaitUntil(t, 20*time.Second, "conflist written and ready", func() (bool, string) {
+		code, body, _ := n.agent.AgentGet("/readyz")
+		_, err := os.Stat(n.conflist())
+		return err == nil && code == 200, fmt.Sprintf("%d %q %v", code, body, err)
+	})
+	raw, _ := os.ReadFile(n.conflist())
+	if !strings.Contains(string(raw), "10.244.5.0/24") {
+		t.Errorf("conflist:\n%s", raw)
+	}
+	if got := n.metric(t, "netloomd_cluster_conflist_writes_total"); got != 1 {
+		t.Errorf("conflist written %v times, want once (the resyncs find it unchanged)", got)
+	}
+}
