@@ -58,6 +58,7 @@ help:
 	@echo "make soak             SOAK_CYCLES (2000) ADD/DEL cycles at random concurrency, then nothing left"
 	@echo "make test-vm          the tests needing ipvlan, ipip, ... in a qemu VM (test/vm/run; VM_TESTS=regexp)"
 	@echo "make bench            netloom vs the reference plugins in one run, tables + JSON in bench-results/"
+	@echo "make bench-cluster    the cluster agent among 1,000 Nodes in a real kube-apiserver"
 	@echo "make bench-overlay    pod-to-pod iperf3 over the overlays vs the bare underlay (ipip in the VM)"
 	@echo "make demo             two pods on a bridge, then two nodes over VXLAN: ping, teardown (test/demo/)"
 	@echo "make lint             gofmt, go vet, staticcheck"
@@ -194,6 +195,12 @@ bench-overlay: deps build
 	$(GO) test -c -o $(CURDIR)/test/vm/bench.test ./test/bench
 	test/vm/run --timeout $(VM_TIMEOUT) -- env NETLOOM_BIN=$(BIN) $(CURDIR)/test/vm/bench.test \
 		-test.run '^$$' -test.bench 'OverlayThroughput/(underlay|ipip)' -test.benchtime $(OVERLAY_BENCHTIME)
+
+# netloomd's cluster agent among 1,000 Node objects in a real kube-apiserver: convergence from start, one
+# Node added (time and kernel route changes: one), the agent's memory.
+.PHONY: bench-cluster
+bench-cluster: deps build kube-apiserver
+	NETLOOM_BIN=$(BIN) $(GO) test ./test/integration -run '^$$' -bench ClusterScale -benchtime 1x -timeout 30m
 
 .PHONY: demo
 demo: deps build

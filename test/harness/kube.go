@@ -85,6 +85,7 @@ func StartKubeAPIServer(t testing.TB) *KubeAPIServer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	rc.QPS, rc.Burst = 500, 1000 // the tests create Nodes by the thousand; client-go's default is 5 per second
 	if s.Client, err = kubernetes.NewForConfig(rc); err != nil {
 		t.Fatal(err)
 	}
@@ -300,4 +301,23 @@ func HTTPGet(node NetNS, url string) (int, string, error) {
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(body), err
+}
+
+// RSS is the resident memory of the daemon's first process, in bytes (from /proc/<pid>/status).
+func (d *Daemon) RSS() (int64, error) {
+	if len(d.procs) == 0 || d.procs[0].pid == 0 {
+		return 0, fmt.Errorf("%s is not running", d.Kind)
+	}
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.procs[0].pid))
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.SplitSeq(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			var kb int64
+			_, err := fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), &kb)
+			return kb * 1024, err
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", d.procs[0].pid)
 }

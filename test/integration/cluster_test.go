@@ -22,10 +22,16 @@ import (
 // agentRules is what the deployment's ClusterRole grants netloomd: the agent must work with no more.
 var agentRules = []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get", "list", "watch", "patch"}}}
 
-// kubeNode is a Node object the test creates: pod CIDRs and InternalIPs, as the controller-manager and
+// createNode creates a Node object with pod CIDRs and InternalIPs, as the controller-manager and the
 // kubelet would set them.
-func createNode(t *testing.T, s *harness.KubeAPIServer, name string, podCIDRs []string, ips ...netip.Addr) {
+func createNode(t testing.TB, s *harness.KubeAPIServer, name string, podCIDRs []string, ips ...netip.Addr) {
 	t.Helper()
+	if err := newNode(s, name, podCIDRs, ips...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func newNode(s *harness.KubeAPIServer, name string, podCIDRs []string, ips ...netip.Addr) error {
 	ctx := context.Background()
 	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.NodeSpec{PodCIDRs: podCIDRs}}
 	if len(podCIDRs) > 0 {
@@ -33,14 +39,15 @@ func createNode(t *testing.T, s *harness.KubeAPIServer, name string, podCIDRs []
 	}
 	created, err := s.Client.CoreV1().Nodes().Create(ctx, n, metav1.CreateOptions{})
 	if err != nil {
-		t.Fatalf("create Node %s: %v", name, err)
+		return fmt.Errorf("create Node %s: %w", name, err)
 	}
 	for _, ip := range ips {
 		created.Status.Addresses = append(created.Status.Addresses, corev1.NodeAddress{Type: corev1.NodeInternalIP, Address: ip.String()})
 	}
 	if _, err := s.Client.CoreV1().Nodes().UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
-		t.Fatalf("Node %s status: %v", name, err)
+		return fmt.Errorf("Node %s status: %w", name, err)
 	}
+	return nil
 }
 
 // clusterNode is one node of the test cluster with its agent.
@@ -63,7 +70,7 @@ func (n *clusterNode) routes(t *testing.T) string {
 }
 
 // metric reads one value of the agent's /metrics.
-func (n *clusterNode) metric(t *testing.T, name string) float64 {
+func (n *clusterNode) metric(t testing.TB, name string) float64 {
 	t.Helper()
 	code, body, err := n.agent.AgentGet("/metrics")
 	if err != nil || code != 200 {
