@@ -31,7 +31,9 @@ func BenchmarkClusterScale(b *testing.B) {
 	node.Run(b, "ip", "link", "set", "eth0", "up")
 	node.Run(b, "ip", "link", "set", "lo", "up")
 
-	ip := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{172, 20, byte((i + 2) / 256), byte((i + 2) % 256)}) }
+	ip := func(i int) netip.Addr {
+		return netip.AddrFrom4([4]byte{172, 20, byte((i + 2) / 256), byte((i + 2) % 256)})
+	}
 	cidr := func(i int) string { return fmt.Sprintf("10.%d.%d.0/24", 1+i/256, i%256) }
 	t0 := time.Now()
 	createNode(b, s, "self", []string{"10.250.0.0/24"}, netip.MustParseAddr("172.20.0.1"))
