@@ -25,6 +25,8 @@ import (
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
+
+	"github.com/netloom/netloom/pkg/overlay"
 )
 
 // resyncKey is the work item of a full resync; no Node can have this name.
@@ -38,7 +40,7 @@ type Agent struct {
 	log      *slog.Logger
 	client   corev1client.CoreV1Interface
 	nodeName string
-	router   *Router
+	dp       datapath
 
 	queue  workqueue.TypedRateLimitingInterface[string]
 	lister corelisters.NodeLister
@@ -56,7 +58,7 @@ func New(cfg *Config, client corev1client.CoreV1Interface, nodeName string, log 
 		log:      log,
 		client:   client,
 		nodeName: nodeName,
-		router:   NewRouter(cfg, log),
+		dp:       newDatapath(cfg, log),
 		peers:    map[string]Node{},
 	}
 	a.stats.setNotReady("waiting for the list of Nodes from the API server")
@@ -198,7 +200,7 @@ func (a *Agent) handle(ctx context.Context, key string) error {
 			a.log.Info("peer deleted", "node", key)
 		}
 		delete(a.peers, key)
-		return a.router.Remove(key)
+		return a.dp.Remove(key)
 	}
 	if err != nil {
 		return err
@@ -213,7 +215,7 @@ func (a *Agent) handle(ctx context.Context, key string) error {
 	if err != nil {
 		a.log.Warn("peer left out", "node", key, "error", err)
 		delete(a.peers, key)
-		return a.router.Remove(key)
+		return a.dp.Remove(key)
 	}
 	return a.syncPeer(n)
 }
@@ -231,7 +233,7 @@ func (a *Agent) syncSelf(ctx context.Context, n Node) error {
 	}
 	a.stats.podCIDRs.Store(true)
 	changedCIDRs := !slices.Equal(a.self.PodCIDRs, n.PodCIDRs)
-	a.router.SetSelf(n.PodCIDRs)
+	a.dp.SetSelf(n)
 	data, err := RenderConflist(a.cfg, n)
 	if err != nil {
 		return err
@@ -261,6 +263,11 @@ func (a *Agent) syncSelf(ctx context.Context, n Node) error {
 // to know: only this node's own Node, only those keys.
 func (a *Agent) annotateSelf(ctx context.Context, n Node) error {
 	want := map[string]string{AnnotationMode: a.cfg.Mode}
+	if a.cfg.Mode == ModeVXLAN {
+		if _, ip, ok := n.v4(); ok {
+			want[AnnotationVTEPMAC] = overlay.VTEPMAC(ip).String()
+		}
+	}
 	if maps.Equal(filter(n.Annotations, want), want) {
 		return nil
 	}
@@ -291,7 +298,7 @@ func (a *Agent) syncPeer(n Node) error {
 	if old, ok := a.peers[n.Name]; ok && old.Equal(n) {
 		return nil
 	}
-	if err := a.router.Apply(n); err != nil {
+	if err := a.dp.Apply(n); err != nil {
 		return err
 	}
 	a.peers[n.Name] = n
@@ -330,7 +337,7 @@ func (a *Agent) resync(ctx context.Context) error {
 		a.stats.setNotReady(fmt.Sprintf("no Node called %s (set NODE_NAME or --node-name to this node's Node name)", a.nodeName))
 		a.log.Warn("this node's Node object does not exist", "node", a.nodeName)
 	}
-	changes, err := a.router.Resync(peers)
+	changes, err := a.dp.Resync(peers)
 	errs = append(errs, err)
 	a.peers = map[string]Node{}
 	for _, n := range peers {
@@ -340,7 +347,7 @@ func (a *Agent) resync(ctx context.Context) error {
 		return err
 	}
 	first := !a.stats.synced.Swap(true)
-	routed, refused := a.router.Peers()
+	routed, refused := a.dp.Peers()
 	a.log.Info("resync done", "peers", len(peers), "routed", routed, "refused", refused, "routeChanges", changes, "took", time.Since(start).Round(time.Millisecond).String(), "first", first)
 	if selfSeen && a.stats.podCIDRs.Load() {
 		a.stats.setReady()
@@ -353,5 +360,5 @@ func (a *Agent) serveHTTP() (*http.Server, error) {
 	if a.cfg.Listen == "off" {
 		return nil, nil
 	}
-	return a.stats.serve(a.cfg.Listen, a.router)
+	return a.stats.serve(a.cfg.Listen, a.dp)
 }

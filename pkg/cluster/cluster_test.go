@@ -49,6 +49,13 @@ func TestParseConfig(t *testing.T) {
 		{name: "long bridge", in: `{"mode":"routed","bridge":"averyveryverylongname"}`, err: "bridge"},
 		{name: "mtu", in: `{"mode":"routed","mtu":100}`, err: "mtu"},
 		{name: "log level", in: `{"mode":"routed","logLevel":"loud"}`, err: "logLevel"},
+		{name: "vxlan", in: `{"mode":"vxlan"}`, check: func(t *testing.T, c *Config) {
+			if c.VNI != 1 || c.PeersFile() != "/run/netloom/peers-netloom.json" {
+				t.Errorf("vxlan defaults: %+v", c)
+			}
+		}},
+		{name: "vni", in: `{"mode":"vxlan","vni":16777216}`, err: "vni"},
+		{name: "state dir", in: `{"mode":"vxlan","stateDir":"run"}`, err: "stateDir"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := ParseConfig([]byte(tc.in))
@@ -123,6 +130,21 @@ func TestRenderConflist(t *testing.T) {
 			t.Errorf("conflist lacks %s:\n%s", want, s)
 		}
 	}
+	vx, _ := ParseConfig([]byte(`{"mode":"vxlan","clusterCIDR":"10.244.0.0/16","stateDir":"/run/nl","vni":7}`))
+	out, err = RenderConflist(vx, self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"type": "vxlan-overlay"`, `"vni": 7`, `"podCIDR": "10.244.1.0/24"`, `"nodeIP": "10.0.0.1"`,
+		`"peersFile": "/run/nl/peers-netloom.json"`, `"clusterCIDR": "10.244.0.0/16"`, `"ipMasq": true`} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("vxlan conflist lacks %s:\n%s", want, out)
+		}
+	}
+	v6only, _ := NodeFrom(node("b", []string{"fd44::/64"}, "fd00::1"))
+	if _, err := RenderConflist(vx, v6only); err == nil || !strings.Contains(err.Error(), "IPv4") {
+		t.Errorf("vxlan mode on an IPv6-only node: %v", err)
+	}
 	if _, err := RenderConflist(c, Node{Name: "x"}); err == nil {
 		t.Error("a node without pod CIDRs has no conflist")
 	}
@@ -156,7 +178,7 @@ func TestWriteIfChanged(t *testing.T) {
 func TestRouterPlan(t *testing.T) {
 	c, _ := ParseConfig([]byte(`{"mode":"routed","clusterCIDR":"10.244.0.0/16"}`))
 	r := NewRouter(c, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	r.SetSelf([]netip.Prefix{netip.MustParsePrefix("10.244.0.0/24")})
+	r.SetSelf(Node{PodCIDRs: []netip.Prefix{netip.MustParsePrefix("10.244.0.0/24")}})
 	r.lookup = func(a netip.Addr) (int, bool, error) {
 		// 10.0.0.0/24 is this node's network; 10.9.0.0/16 is behind a router.
 		return 7, netip.MustParsePrefix("10.0.0.0/24").Contains(a), nil

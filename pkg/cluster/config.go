@@ -19,6 +19,10 @@ const (
 	// ModeRouted: pods on a bridge, a route to each peer's pod CIDRs via its InternalIP; the nodes
 	// share one L2 network (kindnet, flannel host-gw).
 	ModeRouted = "routed"
+	// ModeVXLAN: pods behind the vxlan-overlay plugin, every peer reached through the VXLAN tunnel (the
+	// nodes may be on different networks); the agent writes the peer list and reconciles the tunnel's
+	// entries as `netloom overlay sync` does.
+	ModeVXLAN = "vxlan"
 )
 
 // Defaults of the configuration file's keys.
@@ -29,6 +33,8 @@ const (
 	DefaultResyncInterval = time.Minute
 	DefaultBridge         = "netloom0"
 	DefaultNetworkName    = "netloom"
+	DefaultStateDir       = "/run/netloom"
+	DefaultVNI            = 1
 )
 
 // Config is the agent's configuration file (JSON; the DaemonSet mounts it from a ConfigMap).
@@ -50,6 +56,10 @@ type Config struct {
 	// /var/lib/cni/networks).
 	IPAMDataDir string `json:"ipamDataDir,omitempty"`
 	LogLevel    string `json:"logLevel,omitempty"` // debug, info (default), warn, error
+	// StateDir holds what the agent writes besides the conflist (vxlan: the peers file).
+	StateDir string `json:"stateDir,omitempty"`
+	// VNI is the VXLAN network identifier in vxlan mode.
+	VNI int `json:"vni,omitempty"`
 
 	clusterCIDRs []netip.Prefix
 	resync       time.Duration
@@ -81,11 +91,11 @@ func ParseConfig(raw []byte) (*Config, error) {
 
 func (c *Config) validate() error {
 	switch c.Mode {
-	case ModeRouted:
+	case ModeRouted, ModeVXLAN:
 	case "":
-		return fmt.Errorf("mode: missing; set it to %q", ModeRouted)
+		return fmt.Errorf("mode: missing; set it to %q (nodes on one L2 network) or %q", ModeRouted, ModeVXLAN)
 	default:
-		return fmt.Errorf("mode: %q is not a mode this netloomd runs; use %q", c.Mode, ModeRouted)
+		return fmt.Errorf("mode: %q is not a mode this netloomd runs; use %q (nodes on one L2 network) or %q", c.Mode, ModeRouted, ModeVXLAN)
 	}
 	for s := range strings.SplitSeq(c.ClusterCIDR, ",") {
 		if s = strings.TrimSpace(s); s == "" {
@@ -135,6 +145,18 @@ func (c *Config) validate() error {
 	if c.IPAMDataDir != "" && !filepath.IsAbs(c.IPAMDataDir) {
 		return fmt.Errorf("ipamDataDir: %q is not an absolute path", c.IPAMDataDir)
 	}
+	if c.StateDir == "" {
+		c.StateDir = DefaultStateDir
+	}
+	if !filepath.IsAbs(c.StateDir) {
+		return fmt.Errorf("stateDir: %q is not an absolute path", c.StateDir)
+	}
+	if c.VNI == 0 {
+		c.VNI = DefaultVNI
+	}
+	if c.VNI < 1 || c.VNI > 1<<24-1 {
+		return fmt.Errorf("vni: %d is outside 1-16777215", c.VNI)
+	}
 	switch c.LogLevel {
 	case "", "debug", "info", "warn", "error":
 	default:
@@ -145,6 +167,19 @@ func (c *Config) validate() error {
 
 // ConflistPath is where the node's conflist is written.
 func (c *Config) ConflistPath() string { return filepath.Join(c.CNIConfDir, c.ConflistName) }
+
+// PeersFile is where vxlan mode keeps the peer list the tunnel is reconciled from.
+func (c *Config) PeersFile() string { return filepath.Join(c.StateDir, "peers-"+c.NetworkName+".json") }
+
+// clusterCIDR4 is the IPv4 cluster CIDR, if one is set.
+func (c *Config) clusterCIDR4() (netip.Prefix, bool) {
+	for _, p := range c.clusterCIDRs {
+		if p.Addr().Is4() {
+			return p, true
+		}
+	}
+	return netip.Prefix{}, false
+}
 
 // Resync is the full resync's period.
 func (c *Config) Resync() time.Duration { return c.resync }

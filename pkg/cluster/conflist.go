@@ -16,10 +16,69 @@ const conflistVersion = "1.1.0"
 // RenderConflist is the node's conflist for c's mode and the node's pod CIDRs: in routed mode, pods on
 // c.Bridge with the bridge as their gateway and default route, addresses from host-local over every
 // pod CIDR (dual-stack: one range set per family), portmap chained for hostPorts.
+//
+// In vxlan mode the main plugin is vxlan-overlay over the node's IPv4 pod CIDR and InternalIP, with the
+// peers file the agent writes, masquerading what leaves the cluster CIDR when one is set.
 func RenderConflist(c *Config, self Node) ([]byte, error) {
 	if len(self.PodCIDRs) == 0 {
 		return nil, fmt.Errorf("node %s has no spec.podCIDRs yet", self.Name)
 	}
+	main, err := mainPlugin(c, self)
+	if err != nil {
+		return nil, err
+	}
+	list := map[string]any{
+		"cniVersion": conflistVersion,
+		"name":       c.NetworkName,
+		"plugins": []any{
+			main,
+			map[string]any{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}},
+		},
+	}
+	out, err := json.MarshalIndent(list, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(out, '\n'), nil
+}
+
+func mainPlugin(c *Config, self Node) (map[string]any, error) {
+	if c.Mode == ModeVXLAN {
+		return vxlanPlugin(c, self)
+	}
+	return bridgePlugin(c, self), nil
+}
+
+// vxlanPlugin is vxlan-overlay's configuration for this node.
+func vxlanPlugin(c *Config, self Node) (map[string]any, error) {
+	pod, ip, ok := self.v4()
+	if !ok {
+		return nil, fmt.Errorf("node %s: vxlan mode needs an IPv4 pod CIDR and an IPv4 InternalIP (it has %v and %v)", self.Name, self.PodCIDRs, self.InternalIPs)
+	}
+	ipam := map[string]any{"type": "host-local"}
+	if c.IPAMDataDir != "" {
+		ipam["dataDir"] = c.IPAMDataDir
+	}
+	p := map[string]any{
+		"type":      "vxlan-overlay",
+		"vni":       c.VNI,
+		"podCIDR":   pod.String(),
+		"nodeIP":    ip.String(),
+		"peersFile": c.PeersFile(),
+		"ipam":      ipam,
+	}
+	if cc, ok := c.clusterCIDR4(); ok {
+		p["clusterCIDR"] = cc.String()
+		p["ipMasq"] = true
+	}
+	if c.MTU != 0 {
+		p["mtu"] = c.MTU
+	}
+	return p, nil
+}
+
+// bridgePlugin is routed mode's bridge configuration for this node.
+func bridgePlugin(c *Config, self Node) map[string]any {
 	var ranges [][]map[string]string
 	var routes []map[string]string
 	for _, p := range self.PodCIDRs {
@@ -48,19 +107,7 @@ func RenderConflist(c *Config, self Node) ([]byte, error) {
 	if c.IPAMDataDir != "" {
 		bridge["ipam"].(map[string]any)["dataDir"] = c.IPAMDataDir
 	}
-	list := map[string]any{
-		"cniVersion": conflistVersion,
-		"name":       c.NetworkName,
-		"plugins": []any{
-			bridge,
-			map[string]any{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}},
-		},
-	}
-	out, err := json.MarshalIndent(list, "", "  ")
-	if err != nil {
-		return nil, err
-	}
-	return append(out, '\n'), nil
+	return bridge
 }
 
 // WriteIfChanged makes path hold data: nothing is written when it already does (changed false);

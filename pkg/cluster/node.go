@@ -11,8 +11,12 @@ import (
 // AnnotationPrefix is where netloom's annotations on a Node live; each node patches only its own.
 const AnnotationPrefix = "netloom.io/"
 
-// AnnotationMode says which mode the node's agent runs.
-const AnnotationMode = AnnotationPrefix + "mode"
+// Annotations a node's agent publishes on its own Node: the mode it runs, and in vxlan mode its VTEP's
+// MAC (the one its peers' FDB entries point at).
+const (
+	AnnotationMode    = AnnotationPrefix + "mode"
+	AnnotationVTEPMAC = AnnotationPrefix + "vtep-mac"
+)
 
 // Node is what the agent needs of a Node object.
 type Node struct {
@@ -63,6 +67,17 @@ func (n Node) InternalIP(p netip.Prefix) (netip.Addr, bool) {
 		}
 	}
 	return netip.Addr{}, false
+}
+
+// v4 returns the node's IPv4 pod CIDR and IPv4 InternalIP, when it has both.
+func (n Node) v4() (netip.Prefix, netip.Addr, bool) {
+	for _, p := range n.PodCIDRs {
+		if p.Addr().Is4() {
+			ip, ok := n.InternalIP(p)
+			return p, ip, ok
+		}
+	}
+	return netip.Prefix{}, netip.Addr{}, false
 }
 
 // Equal reports whether two readings of a node ask the same of the datapath.

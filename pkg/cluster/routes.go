@@ -65,7 +65,7 @@ func NewRouter(cfg *Config, log *slog.Logger) *Router {
 }
 
 // SetSelf records this node's pod CIDRs.
-func (r *Router) SetSelf(cidrs []netip.Prefix) { r.self = cidrs }
+func (r *Router) SetSelf(n Node) { r.self = n.PodCIDRs }
 
 // Ops is the number of kernel route changes made so far.
 func (r *Router) Ops() int64 { return r.ops.Load() }

@@ -50,7 +50,7 @@ func (s *stats) observe(d time.Duration, err error) {
 
 // serve starts the HTTP server on addr: /healthz (the process serves), /readyz (200 once the conflist
 // is written and the first resync is done; 503 with the reason before), /metrics (Prometheus text).
-func (s *stats) serve(addr string, r *Router) (*http.Server, error) {
+func (s *stats) serve(addr string, r datapath) (*http.Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", addr, err)
@@ -73,7 +73,7 @@ func (s *stats) serve(addr string, r *Router) (*http.Server, error) {
 	return srv, nil
 }
 
-func (s *stats) metrics(r *Router) string {
+func (s *stats) metrics(r datapath) string {
 	var b strings.Builder
 	metric := func(name, typ, help string, value any, labels ...string) {
 		if help != "" {

@@ -84,17 +84,74 @@ func (n *clusterNode) metric(t testing.TB, name string) float64 {
 	return v
 }
 
-// startAgents starts a netloomd cluster agent per node with the deployment's RBAC.
-func startAgents(t *testing.T, s *harness.KubeAPIServer, nodes []*clusterNode, network string) {
+// startAgents starts a netloomd cluster agent per node in mode with the deployment's RBAC.
+func startAgents(t *testing.T, s *harness.KubeAPIServer, nodes []*clusterNode, network, mode string) {
 	t.Helper()
 	token := s.ServiceAccountToken(t, "kube-system", "netloom", agentRules)
 	for _, n := range nodes {
 		n.confDir = t.TempDir()
 		n.api = s.ForwardInto(t, n.NetNS)
 		n.agent = harness.StartClusterAgent(t, n.NetNS, n.name, s.Kubeconfig(t, n.api.URL, token), map[string]any{
-			"mode": "routed", "clusterCIDR": "10.244.0.0/16,fd44::/48", "cniConfDir": n.confDir,
-			"resyncInterval": "2s", "networkName": network, "ipamDataDir": t.TempDir(), "logLevel": "debug",
+			"mode": mode, "clusterCIDR": "10.244.0.0/16,fd44::/48", "cniConfDir": n.confDir,
+			"resyncInterval": "2s", "networkName": network, "ipamDataDir": t.TempDir(), "stateDir": t.TempDir(), "logLevel": "debug",
 		})
+	}
+}
+
+// waitAgents waits until every node's agent wrote its conflist and is ready.
+func waitAgents(t *testing.T, nodes []*clusterNode) {
+	t.Helper()
+	for _, n := range nodes {
+		harness.WaitUntil(t, 30*time.Second, n.name+": conflist written", func() (bool, string) {
+			_, err := os.Stat(n.conflist())
+			return err == nil, fmt.Sprint(err)
+		})
+		harness.WaitUntil(t, 30*time.Second, n.name+": /readyz", func() (bool, string) {
+			code, body, err := n.agent.AgentGet("/readyz")
+			return err == nil && code == 200, fmt.Sprintf("%d %s %v", code, body, err)
+		})
+	}
+}
+
+// addClusterPods adds one pod per node through the conflist the node's agent wrote, as a runtime would.
+func addClusterPods(t *testing.T, nodes []*clusterNode) {
+	t.Helper()
+	rt := harness.NewRuntime(t)
+	for _, n := range nodes {
+		raw, _ := os.ReadFile(n.conflist())
+		pod := harness.NewNetNS(t, "kpod")
+		n.pod = &pod
+		id := harness.Unique("ctr-")
+		err := n.Do(func() error {
+			res, err := rt.Add(t, raw, id, pod.Path, "eth0", nil)
+			if err == nil {
+				for _, a := range podAddrs(t, res) {
+					n.podAddrs = append(n.podAddrs, a.Addr())
+				}
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatalf("%s: ADD through the agent's conflist: %v", n.name, err)
+		}
+		t.Cleanup(func() { _ = n.Do(func() error { return rt.Del(t, raw, id, pod.Path, "eth0", nil) }) })
+	}
+}
+
+// pingAcross pings every other node's pod from each node's pod.
+func pingAcross(t *testing.T, nodes []*clusterNode, when string) {
+	t.Helper()
+	for _, from := range nodes {
+		for _, to := range nodes {
+			if from == to {
+				continue
+			}
+			for _, a := range to.podAddrs {
+				if err := harness.Ping(t, *from.pod, a.String()); err != nil {
+					t.Errorf("%s: pod on %s -> pod on %s (%s): %v", when, from.name, to.name, a, err)
+				}
+			}
+		}
 	}
 }
 
@@ -120,17 +177,8 @@ func TestClusterRouted(t *testing.T) {
 	createNode(t, s, "node-remote", []string{"10.244.9.0/24"}, remote.Addr.Addr())
 
 	start := time.Now()
-	startAgents(t, s, nodes, network)
-	for _, n := range nodes {
-		harness.WaitUntil(t, 30*time.Second, n.name+": conflist written", func() (bool, string) {
-			_, err := os.Stat(n.conflist())
-			return err == nil, fmt.Sprint(err)
-		})
-		harness.WaitUntil(t, 30*time.Second, n.name+": /readyz", func() (bool, string) {
-			code, body, err := n.agent.AgentGet("/readyz")
-			return err == nil && code == 200, fmt.Sprintf("%d %s %v", code, body, err)
-		})
-	}
+	startAgents(t, s, nodes, network, "routed")
+	waitAgents(t, nodes)
 	t.Logf("three agents started, conflists written and ready in %s", time.Since(start).Round(time.Millisecond))
 
 	// The conflist: the node's own pod CIDRs, cniVersion 1.1.0; the Node annotated.
@@ -150,42 +198,8 @@ func TestClusterRouted(t *testing.T) {
 		}
 	}
 
-	// Pods, one per node, added with the conflist the agent wrote, as a runtime would.
-	rt := harness.NewRuntime(t)
-	for _, n := range nodes {
-		raw, _ := os.ReadFile(n.conflist())
-		pod := harness.NewNetNS(t, "kpod")
-		n.pod = &pod
-		id := harness.Unique("ctr-")
-		err := n.Do(func() error {
-			res, err := rt.Add(t, raw, id, pod.Path, "eth0", nil)
-			if err == nil {
-				for _, a := range podAddrs(t, res) {
-					n.podAddrs = append(n.podAddrs, a.Addr())
-				}
-			}
-			return err
-		})
-		if err != nil {
-			t.Fatalf("%s: ADD through the agent's conflist: %v", n.name, err)
-		}
-		t.Cleanup(func() { _ = n.Do(func() error { return rt.Del(t, raw, id, pod.Path, "eth0", nil) }) })
-	}
-	pingAll := func(when string) {
-		t.Helper()
-		for _, from := range nodes {
-			for _, to := range nodes {
-				if from == to {
-					continue
-				}
-				for _, a := range to.podAddrs {
-					if err := harness.Ping(t, *from.pod, a.String()); err != nil {
-						t.Errorf("%s: pod on %s -> pod on %s (%s): %v", when, from.name, to.name, a, err)
-					}
-				}
-			}
-		}
-	}
+	addClusterPods(t, nodes)
+	pingAll := func(when string) { t.Helper(); pingAcross(t, nodes, when) }
 	pingAll("after start")
 
 	// Routes: one per peer pod CIDR, via its InternalIP; none to the node behind the router, refused.
@@ -303,7 +317,7 @@ func TestClusterWaitsForPodCIDR(t *testing.T) {
 	c := harness.NewCluster(t, harness.ClusterSpec{Local: 1})
 	n := &clusterNode{Node: c.Nodes[0], name: "node-0"}
 	createNode(t, s, n.name, nil, n.Addr.Addr())
-	startAgents(t, s, []*clusterNode{n}, harness.Unique("nlk"))
+	startAgents(t, s, []*clusterNode{n}, harness.Unique("nlk"), "routed")
 	harness.WaitUntil(t, 20*time.Second, "/readyz says why it is not ready", func() (bool, string) {
 		code, body, err := n.agent.AgentGet("/readyz")
 		return err == nil && code == 503 && strings.Contains(body, "no spec.podCIDRs"), fmt.Sprintf("%d %q %v", code, body, err)
@@ -330,4 +344,52 @@ func TestClusterWaitsForPodCIDR(t *testing.T) {
 	if got := n.metric(t, "netloomd_cluster_conflist_writes_total"); got != 1 {
 		t.Errorf("conflist written %v times, want once (the resyncs find it unchanged)", got)
 	}
+}
+
+// TestClusterVXLAN: two nodes on one segment and one behind a router, all in vxlan mode: each agent
+// writes a vxlan-overlay conflist and the peer list, the tunnel carries pods' traffic to every node,
+// the router included; a Node deleted loses its tunnel entries on the others.
+func TestClusterVXLAN(t *testing.T) {
+	harness.RequireRoot(t)
+	s := harness.StartKubeAPIServer(t)
+	c := harness.NewCluster(t, harness.ClusterSpec{Local: 2, Remote: 1})
+	var nodes []*clusterNode
+	for i, hn := range c.Nodes {
+		n := &clusterNode{Node: hn, name: fmt.Sprintf("node-%d", i), podCIDRs: []string{fmt.Sprintf("10.244.%d.0/24", i)}}
+		createNode(t, s, n.name, n.podCIDRs, hn.Addr.Addr())
+		nodes = append(nodes, n)
+	}
+	startAgents(t, s, nodes, harness.Unique("nlk"), "vxlan")
+	waitAgents(t, nodes)
+	for _, n := range nodes {
+		raw, _ := os.ReadFile(n.conflist())
+		if !strings.Contains(string(raw), `"type": "vxlan-overlay"`) {
+			t.Errorf("%s conflist:\n%s", n.name, raw)
+		}
+		obj, err := s.Client.CoreV1().Nodes().Get(context.Background(), n.name, metav1.GetOptions{})
+		if err != nil || obj.Annotations["netloom.io/mode"] != "vxlan" || obj.Annotations["netloom.io/vtep-mac"] == "" {
+			t.Errorf("%s annotations %v (%v): want netloom.io/mode=vxlan and its VTEP MAC", n.name, obj.Annotations, err)
+		}
+	}
+	addClusterPods(t, nodes)
+	pingAcross(t, nodes, "vxlan")
+
+	// node-2 leaves: the others drop its FDB entry and route; the two left still talk.
+	fdb := func(n *clusterNode) string { return n.Run(t, "bridge", "fdb", "show", "dev", "nlvx.1") }
+	if !strings.Contains(fdb(nodes[0]), nodes[2].Addr.Addr().String()) {
+		t.Fatalf("node-0 has no FDB entry for node-2:\n%s", fdb(nodes[0]))
+	}
+	t0 := time.Now()
+	if err := s.Client.CoreV1().Nodes().Delete(context.Background(), "node-2", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes[:2] {
+		harness.WaitUntil(t, 20*time.Second, n.name+": node-2's tunnel entries removed", func() (bool, string) {
+			f := fdb(n)
+			r := n.Run(t, "ip", "route", "show", "10.244.2.0/24")
+			return !strings.Contains(f, nodes[2].Addr.Addr().String()) && strings.TrimSpace(r) == "", f + r
+		})
+	}
+	t.Logf("Node deleted: its tunnel entries are gone from the others after %s", time.Since(t0).Round(time.Millisecond))
+	pingAcross(t, nodes[:2], "after node-2 left")
 }
