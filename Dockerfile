@@ -1,10 +1,12 @@
 # syntax=docker/dockerfile:1
 #
-# netloom's install image, for the usual CNI install DaemonSet: run it (typically as an init container)
-# with the node's /opt/cni/bin mounted at /host/opt/cni/bin, and it copies the plugins there.
+# netloom's image, the one deploy/netloom.yaml runs: every netloom binary under /netloom/bin and nothing
+# else (all static Go). The DaemonSet's init container runs `netloomd install-cni`, which copies them into
+# the node's /opt/cni/bin (mounted at /host/opt/cni/bin) under temporary names renamed into place, then its
+# main container runs `netloomd cluster`. `make image` writes the same image as bin/netloom-image.tar
+# without a daemon (test/image); this file is for those who build with docker:
 #
-#   docker build --build-arg VERSION=$(git describe --always --dirty --tags) -t netloom .
-#   docker run --rm -v /opt/cni/bin:/host/opt/cni/bin netloom
+#   docker build -t netloom/netloom:0.1.0 .
 
 FROM golang:1.26 AS build
 WORKDIR /src
@@ -16,21 +18,7 @@ COPY . .
 ARG VERSION
 RUN make build ${VERSION:+VERSION=$VERSION}
 
-FROM busybox:1.37
+FROM scratch
 COPY --from=build /src/bin/ /netloom/bin/
-# Each binary is copied under a temporary name and renamed into place, so a runtime that execs a plugin
-# while the installer runs never sees a half-written file.
-COPY --chmod=0755 <<'INSTALL' /usr/local/bin/install-cni
-#!/bin/sh
-set -eu
-dest=${CNI_BIN_DIR:-/host/opt/cni/bin}
-mkdir -p "$dest"
-for src in /netloom/bin/*; do
-	name=$(basename "$src")
-	cp "$src" "$dest/.$name.netloom-tmp"
-	chmod 0755 "$dest/.$name.netloom-tmp"
-	mv -f "$dest/.$name.netloom-tmp" "$dest/$name"
-	echo "installed $dest/$name"
-done
-INSTALL
-ENTRYPOINT ["/usr/local/bin/install-cni"]
+ENV PATH=/netloom/bin
+ENTRYPOINT ["/netloom/bin/netloomd"]

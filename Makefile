@@ -58,6 +58,8 @@ help:
 	@echo "make soak             SOAK_CYCLES (2000) ADD/DEL cycles at random concurrency, then nothing left"
 	@echo "make test-vm          the tests needing ipvlan, ipip, ... in a qemu VM (test/vm/run; VM_TESTS=regexp)"
 	@echo "make bench            netloom vs the reference plugins in one run, tables + JSON in bench-results/"
+	@echo "make image            bin/netloom-image.tar, the DaemonSet's image, built without a daemon"
+	@echo "make e2e              kubectl apply -f deploy/ on a real kubelet cluster (test/e2e/kubelet.sh)"
 	@echo "make bench-cluster    the cluster agent among 1,000 Nodes in a real kube-apiserver"
 	@echo "make bench-overlay    pod-to-pod iperf3 over the overlays vs the bare underlay (ipip in the VM)"
 	@echo "make demo             two pods on a bridge, then two nodes over VXLAN: ping, teardown (test/demo/)"
@@ -201,6 +203,25 @@ bench-overlay: deps build
 .PHONY: bench-cluster
 bench-cluster: deps build kube-apiserver
 	NETLOOM_BIN=$(BIN) $(GO) test ./test/integration -run '^$$' -bench ClusterScale -benchtime 1x -timeout 30m
+
+# The container image the DaemonSet in deploy/ runs, as a docker-archive tarball written without any
+# container daemon (test/image), tagged with the image deploy/netloom.yaml names (read from it, so the two
+# cannot differ): `ctr -n k8s.io images import`, `kind load image-archive` and `docker load` take it as is.
+# With docker on PATH it is also loaded there.
+IMAGE = $(shell sed -n 's/^ *image: *//p' deploy/netloom.yaml | head -1)
+.PHONY: image
+image: build
+	$(GO) run ./test/image -bin $(BIN) -name $(IMAGE) -o $(BIN)/netloom-image.tar
+	@echo "wrote $(BIN)/netloom-image.tar ($(IMAGE))"
+	@if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then docker load -i $(BIN)/netloom-image.tar; fi
+
+# End to end on real kubelets (test/e2e/kubelet.sh on test/kube/kubelet-local: control plane, containerd
+# and kubelet 1.37 per node namespace): kubectl apply -f deploy/, nodes Ready, pods across nodes, hostPort,
+# nothing left. The first run builds Kubernetes (about 30 minutes and 6 GiB of Go caches); then ~2 minutes.
+.PHONY: e2e
+e2e: image
+	test/kube/kubelet-local/kubelet-local build
+	IMAGE_TAR=$(BIN)/netloom-image.tar test/e2e/kubelet.sh
 
 .PHONY: demo
 demo: deps build

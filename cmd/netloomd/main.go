@@ -5,6 +5,7 @@
 //
 //	netloomd [--config /etc/netloom/netloomd.json] [--check-config]
 //	netloomd cluster [--config /etc/netloom/cluster.json] [--kubeconfig FILE] [--node-name NAME]
+//	netloomd install-cni [--from DIR] [--to /host/opt/cni/bin]
 package main
 
 import (
@@ -17,11 +18,17 @@ import (
 	"syscall"
 
 	"github.com/netloom/netloom/pkg/bgp/daemon"
+	"github.com/netloom/netloom/pkg/installcni"
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "cluster" {
-		os.Exit(runCluster(os.Args[2:]))
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "cluster":
+			os.Exit(runCluster(os.Args[2:]))
+		case "install-cni":
+			os.Exit(installcni.Main(os.Args[2:]))
+		}
 	}
 	path := flag.String("config", "/etc/netloom/netloomd.json", "configuration `file` (JSON)")
 	check := flag.Bool("check-config", false, "validate the configuration, print what is wrong, and exit")

@@ -109,6 +109,7 @@ func TestNodeFrom(t *testing.T) {
 func TestRenderConflist(t *testing.T) {
 	c, _ := ParseConfig([]byte(`{"mode":"routed","mtu":1450}`))
 	self, _ := NodeFrom(node("a", []string{"10.244.1.0/24", "fd44::100/120"}, "10.0.0.1"))
+	self.RuntimeVersion = "containerd://2.1.4"
 	out, err := RenderConflist(c, self)
 	if err != nil {
 		t.Fatal(err)
@@ -147,6 +148,31 @@ func TestRenderConflist(t *testing.T) {
 	}
 	if _, err := RenderConflist(c, Node{Name: "x"}); err == nil {
 		t.Error("a node without pod CIDRs has no conflist")
+	}
+}
+
+func TestCNIVersionFor(t *testing.T) {
+	auto, _ := ParseConfig([]byte(`{"mode":"routed"}`))
+	fixed, _ := ParseConfig([]byte(`{"mode":"routed","cniVersion":"1.1.0"}`))
+	for _, tc := range []struct {
+		c       *Config
+		runtime string
+		want    string
+	}{
+		{auto, "containerd://2.1.4", "1.1.0"},
+		{auto, "containerd://v2.0.0", "1.1.0"},
+		{auto, "containerd://1.7.24", "1.0.0"},
+		{auto, "containerd://1.6.20~ds1", "1.0.0"},
+		{auto, "cri-o://1.33.0", "1.0.0"},
+		{auto, "", "1.0.0"},
+		{fixed, "containerd://1.6.20", "1.1.0"},
+	} {
+		if got := CNIVersionFor(tc.c, tc.runtime); got != tc.want {
+			t.Errorf("CNIVersionFor(%q, cniVersion %q) = %s, want %s", tc.runtime, tc.c.CNIVersion, got, tc.want)
+		}
+	}
+	if _, err := ParseConfig([]byte(`{"mode":"routed","cniVersion":"0.2.0"}`)); err == nil || !strings.Contains(err.Error(), "cniVersion") {
+		t.Errorf("cniVersion 0.2.0: %v", err)
 	}
 }
 

@@ -60,6 +60,8 @@ type Config struct {
 	StateDir string `json:"stateDir,omitempty"`
 	// VNI is the VXLAN network identifier in vxlan mode.
 	VNI int `json:"vni,omitempty"`
+	// CNIVersion is the conflist's cniVersion; "" picks by the node's runtime (CNIVersionFor).
+	CNIVersion string `json:"cniVersion,omitempty"`
 
 	clusterCIDRs []netip.Prefix
 	resync       time.Duration
@@ -156,6 +158,11 @@ func (c *Config) validate() error {
 	}
 	if c.VNI < 1 || c.VNI > 1<<24-1 {
 		return fmt.Errorf("vni: %d is outside 1-16777215", c.VNI)
+	}
+	switch c.CNIVersion {
+	case "", "0.4.0", "1.0.0", "1.1.0":
+	default:
+		return fmt.Errorf("cniVersion: %q is not one netloom writes; use 1.1.0, 1.0.0 or 0.4.0, or leave it out to pick by the node's runtime", c.CNIVersion)
 	}
 	switch c.LogLevel {
 	case "", "debug", "info", "warn", "error":

@@ -7,11 +7,41 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
-// conflistVersion is the CNI version of the conflist the agent writes: 1.1.0, so runtimes send GC and
-// STATUS.
-const conflistVersion = "1.1.0"
+// conflistVersion is the CNI version of the conflist the agent writes when the runtime reads it: 1.1.0,
+// so runtimes send GC and STATUS. legacyVersion is for runtimes whose CNI library stops at 1.0.0
+// (containerd before 2.0 refuses a 1.1.0 result: "unsupported CNI result version").
+const (
+	conflistVersion = "1.1.0"
+	legacyVersion   = "1.0.0"
+)
+
+// CNIVersionFor is the conflist's cniVersion on a node whose runtime is runtimeVersion (the Node's
+// status.nodeInfo.containerRuntimeVersion, "containerd://1.7.24"): the "cniVersion" key when set, else
+// 1.1.0 for containerd 2 and later, else 1.0.0, which every runtime in use reads.
+func CNIVersionFor(c *Config, runtimeVersion string) string {
+	if c.CNIVersion != "" {
+		return c.CNIVersion
+	}
+	if v, ok := strings.CutPrefix(runtimeVersion, "containerd://"); ok {
+		v = strings.TrimPrefix(v, "v")
+		if major, _, _ := strings.Cut(v, "."); major != "" && major != "0" && major != "1" && isDigits(major) {
+			return conflistVersion
+		}
+	}
+	return legacyVersion
+}
+
+func isDigits(s string) bool {
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
 
 // RenderConflist is the node's conflist for c's mode and the node's pod CIDRs: in routed mode, pods on
 // c.Bridge with the bridge as their gateway and default route, addresses from host-local over every
@@ -28,7 +58,7 @@ func RenderConflist(c *Config, self Node) ([]byte, error) {
 		return nil, err
 	}
 	list := map[string]any{
-		"cniVersion": conflistVersion,
+		"cniVersion": CNIVersionFor(c, self.RuntimeVersion),
 		"name":       c.NetworkName,
 		"plugins": []any{
 			main,

@@ -24,12 +24,15 @@ type Node struct {
 	PodCIDRs    []netip.Prefix // spec.podCIDRs (or the older spec.podCIDR), at most one per family
 	InternalIPs []netip.Addr   // status.addresses of type InternalIP
 	Annotations map[string]string
+	// RuntimeVersion is status.nodeInfo.containerRuntimeVersion ("containerd://2.1.4"), which decides
+	// the conflist's cniVersion.
+	RuntimeVersion string
 }
 
 // NodeFrom reads n. A pod CIDR or address that does not parse is an error naming the node and field:
 // the node is left out (as a peer) rather than guessed at.
 func NodeFrom(n *corev1.Node) (Node, error) {
-	out := Node{Name: n.Name, Annotations: map[string]string{}}
+	out := Node{Name: n.Name, Annotations: map[string]string{}, RuntimeVersion: n.Status.NodeInfo.ContainerRuntimeVersion}
 	cidrs := n.Spec.PodCIDRs
 	if len(cidrs) == 0 && n.Spec.PodCIDR != "" {
 		cidrs = []string{n.Spec.PodCIDR}
@@ -82,5 +85,6 @@ func (n Node) v4() (netip.Prefix, netip.Addr, bool) {
 
 // Equal reports whether two readings of a node ask the same of the datapath.
 func (n Node) Equal(o Node) bool {
-	return n.Name == o.Name && slices.Equal(n.PodCIDRs, o.PodCIDRs) && slices.Equal(n.InternalIPs, o.InternalIPs)
+	return n.Name == o.Name && slices.Equal(n.PodCIDRs, o.PodCIDRs) && slices.Equal(n.InternalIPs, o.InternalIPs) &&
+		n.Annotations[AnnotationVTEPMAC] == o.Annotations[AnnotationVTEPMAC]
 }

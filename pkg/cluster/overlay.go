@@ -136,7 +136,7 @@ func (o *overlayPath) reconcile() error {
 	if err != nil {
 		return err
 	}
-	p["cniVersion"], p["name"] = conflistVersion, o.cfg.NetworkName
+	p["cniVersion"], p["name"] = CNIVersionFor(o.cfg, o.self.RuntimeVersion), o.cfg.NetworkName
 	raw, err := json.Marshal(p)
 	if err != nil {
 		return err

@@ -41,6 +41,7 @@ func newNode(s *harness.KubeAPIServer, name string, podCIDRs []string, ips ...ne
 	if err != nil {
 		return fmt.Errorf("create Node %s: %w", name, err)
 	}
+	created.Status.NodeInfo.ContainerRuntimeVersion = "containerd://2.1.4" // its CNI library reads 1.1.0
 	for _, ip := range ips {
 		created.Status.Addresses = append(created.Status.Addresses, corev1.NodeAddress{Type: corev1.NodeInternalIP, Address: ip.String()})
 	}
