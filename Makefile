@@ -21,6 +21,8 @@ BIN := $(CURDIR)/bin
 LDFLAGS := -s -w -X $(MODULE)/pkg/plugin.Version=$(VERSION)
 # Every command: each folder under plugins/ and cmd/ that holds Go files.
 COMMANDS := $(sort $(patsubst %/,./%,$(dir $(wildcard plugins/*/*.go cmd/*/*.go))))
+# The binaries make build writes into $(BIN) (which may also hold the image tarball).
+COMMAND_NAMES := $(notdir $(patsubst %/,%,$(COMMANDS)))
 
 CNI_BIN_DIR ?= /opt/cni/bin
 CNITOOL_MODULE := github.com/containernetworking/cni/cnitool@v1.3.1
@@ -65,7 +67,7 @@ help:
 	@echo "make demo             two pods on a bridge, then two nodes over VXLAN: ping, teardown (test/demo/)"
 	@echo "make lint             gofmt, go vet, staticcheck"
 	@echo "make kube-apiserver   build the real kube-apiserver + etcd the cluster agent's tests start"
-	@echo "make install          copy bin/* to \$$(DESTDIR)$(CNI_BIN_DIR)"
+	@echo "make install          copy the binaries in bin/ to \$$(DESTDIR)$(CNI_BIN_DIR)"
 	@echo "make clean            remove bin/"
 
 .PHONY: build
@@ -240,7 +242,7 @@ lint: vet
 .PHONY: install
 install: build
 	install -d -m 0755 $(DESTDIR)$(CNI_BIN_DIR)
-	install -m 0755 $(BIN)/* $(DESTDIR)$(CNI_BIN_DIR)/
+	install -m 0755 $(addprefix $(BIN)/,$(COMMAND_NAMES)) $(DESTDIR)$(CNI_BIN_DIR)/
 
 .PHONY: clean
 clean:

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/netloom/netloom/pkg/atomicfile"
 )
 
 // conflistVersion is the CNI version of the conflist the agent writes when the runtime reads it: 1.1.0,
@@ -141,9 +143,8 @@ func bridgePlugin(c *Config, self Node) map[string]any {
 }
 
 // WriteIfChanged makes path hold data: nothing is written when it already does (changed false);
-// otherwise data goes to a temporary file in the same directory (a name runtimes do not read: a dot
-// and no .conflist suffix), which is synced and renamed over path, so a runtime reading the directory
-// sees the old file or the new one, never part of one. The directory is created when missing.
+// otherwise it is replaced atomically (atomicfile.Write), so a runtime reading the directory sees the old
+// file or the new one, never part of one. The directory is created when missing.
 func WriteIfChanged(path string, data []byte, perm os.FileMode) (changed bool, err error) {
 	old, err := os.ReadFile(path)
 	if err == nil && bytes.Equal(old, data) {
@@ -152,36 +153,11 @@ func WriteIfChanged(path string, data []byte, perm os.FileMode) (changed bool, e
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return false, err
 	}
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return false, err
 	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-")
-	if err != nil {
+	if err := atomicfile.Write(path, bytes.NewReader(data), perm); err != nil {
 		return false, err
-	}
-	defer func() {
-		if err != nil {
-			_ = os.Remove(tmp.Name())
-		}
-	}()
-	if _, err = tmp.Write(data); err == nil {
-		if err = tmp.Chmod(perm); err == nil {
-			err = tmp.Sync()
-		}
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return false, fmt.Errorf("write %s: %w", tmp.Name(), err)
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return false, err
-	}
-	if d, derr := os.Open(dir); derr == nil {
-		_ = d.Sync()
-		d.Close()
 	}
 	return true, nil
 }

@@ -97,15 +97,13 @@ func (s Stacked) attach(pod ns.NetNS) (*current.Result, error) {
 	allocate := func() error {
 		if s.IPAMType != "" {
 			var err error
-			if l3, err = add.Lease(ctx, s.IPAMType, s.Stdin, ifContainer); err != nil {
-				return err
-			}
-		} else if l3 != nil {
+			l3, err = add.LeaseInto(ctx, s.IPAMType, s.Stdin, result, ifContainer)
+			return err
+		}
+		if l3 != nil { // the chained form: prevResult's addresses
 			for _, ipc := range l3.IPs {
 				ipc.Interface = current.Int(ifContainer)
 			}
-		}
-		if l3 != nil {
 			result.IPs, result.Routes, result.DNS = l3.IPs, l3.Routes, l3.DNS
 		}
 		return nil

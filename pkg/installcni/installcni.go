@@ -1,16 +1,17 @@
 // Package installcni copies netloom's binaries into a node's CNI bin directory the way a runtime can
-// stand: each file is written under a temporary name in the destination directory, made executable,
-// synced and renamed over the old one, so a runtime that execs a plugin meanwhile runs the old binary or
-// the new one, never a half-written file, and a running binary being replaced is no "text file busy".
+// stand: each file replaced atomically and made executable (atomicfile.Write), so a runtime that execs a
+// plugin meanwhile runs the old binary or the new one, never a half-written file, and a running binary
+// being replaced is no "text file busy".
 package installcni
 
 import (
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
+
+	"github.com/netloom/netloom/pkg/atomicfile"
 )
 
 // Install copies every regular file of from into to (created if missing) and returns the names copied.
@@ -36,33 +37,13 @@ func Install(from, to string) ([]string, error) {
 	return done, nil
 }
 
-func installOne(src, dir string) (err error) {
+func installOne(src, dir string) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(src)+".netloom-tmp-")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			_ = os.Remove(tmp.Name())
-		}
-	}()
-	if _, err = io.Copy(tmp, in); err == nil {
-		if err = tmp.Chmod(0o755); err == nil {
-			err = tmp.Sync()
-		}
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), filepath.Join(dir, filepath.Base(src)))
+	return atomicfile.Write(filepath.Join(dir, filepath.Base(src)), in, 0o755)
 }
 
 // Main is `netloomd install-cni [--from DIR] [--to DIR]`; it returns the exit code.

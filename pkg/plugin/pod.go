@@ -40,3 +40,17 @@ func (a *Add) Lease(ctx context.Context, ipamType string, stdin []byte, iface in
 	}
 	return l3, nil
 }
+
+// LeaseInto is Lease for an attachment whose IPAM plugin is optional: with ipamType "" it does nothing
+// and returns nil; otherwise the lease's addresses, routes and DNS become result's.
+func (a *Add) LeaseInto(ctx context.Context, ipamType string, stdin []byte, result *current.Result, iface int) (*current.Result, error) {
+	if ipamType == "" {
+		return nil, nil
+	}
+	l3, err := a.Lease(ctx, ipamType, stdin, iface)
+	if err != nil {
+		return nil, err
+	}
+	result.IPs, result.Routes, result.DNS = l3.IPs, l3.Routes, l3.DNS
+	return l3, nil
+}

@@ -46,12 +46,8 @@ func add(n *NetConf, args *skel.CmdArgs, pod ns.NetNS) (*current.Result, error) 
 		})
 	}
 	allocate := func() error {
-		l3, err := add.Lease(ctx, n.IPAM.Type, args.StdinData, ifContainer)
-		if err != nil {
-			return err
-		}
-		result.IPs, result.Routes, result.DNS = l3.IPs, l3.Routes, l3.DNS
-		return nil
+		_, err := add.LeaseInto(ctx, n.IPAM.Type, args.StdinData, result, ifContainer)
+		return err
 	}
 	configure := func() error { return hostlink.Configure(pod, args.IfName, result, ifContainer, ipcfg.Options{}) }
 	if err := add.Run(plugin.Do("create", create), plugin.Do("allocate", allocate), plugin.Do("configure", configure)); err != nil {

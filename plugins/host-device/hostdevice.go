@@ -81,16 +81,9 @@ func add(n *NetConf, args *skel.CmdArgs, pod ns.NetNS, src source, dpdk bool) (*
 		result.Interfaces[ifContainer].Mac = moved.Attrs().HardwareAddr.String()
 		return nil
 	}
-	allocate := func() error {
-		if n.IPAM.Type == "" {
-			return nil
-		}
-		var err error
-		if l3, err = add.Lease(ctx, n.IPAM.Type, args.StdinData, ifContainer); err != nil {
-			return err
-		}
-		result.IPs, result.Routes, result.DNS = l3.IPs, l3.Routes, l3.DNS
-		return nil
+	allocate := func() (err error) {
+		l3, err = add.LeaseInto(ctx, n.IPAM.Type, args.StdinData, result, ifContainer)
+		return err
 	}
 	configure := func() error {
 		if dpdk || l3 == nil {

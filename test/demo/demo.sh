@@ -97,7 +97,8 @@ trap 'exit 130' INT TERM
 
 say "installing netloom's plugins into a temporary CNI_PATH ($cni_path)"
 install -d "$cni_path" "$conf_dir"
-install -m 0755 "$bin"/* "$cni_path"/
+# Only the executables: bin/ may also hold the image tarball `make image` writes.
+find "$bin" -maxdepth 1 -type f -perm -u+x -exec install -m 0755 -t "$cni_path" {} +
 ls "$cni_path"
 "$cni_path/bridge" 2>&1 | head -1 || true # prints "netloom bridge <version>"
 
