@@ -148,13 +148,15 @@ test-integration: deps build kube-apiserver
 VM_TESTS ?= TestVM|Ipvlan
 VM_EXAMPLES ?= TestExamples/ipip|TestRuntimeConflists/multus-(ipvlan|vlan)
 VM_TIMEOUT ?= 1200
+# The VM's RAM: the cluster tests run a kube-apiserver and etcd inside it.
+VM_MEM ?= 3G
 .PHONY: test-vm
 test-vm: deps build
 	$(GO) test -c -o $(CURDIR)/test/vm/integration.test ./test/integration
 	$(GO) test -c -o $(CURDIR)/test/vm/examples.test ./test/examples
 	# The reference plugins some VM tests compare with, built on the host: the VM cannot download.
 	$(CURDIR)/test/vm/integration.test -test.run '^TestReferencePluginsBuilt$$' -test.count=1
-	test/vm/run --timeout $(VM_TIMEOUT) -- env NETLOOM_BIN=$(BIN) NETLOOM_REQUIRE_ROOT=1 bash -c '\
+	test/vm/run --timeout $(VM_TIMEOUT) --mem $(VM_MEM) -- env NETLOOM_BIN=$(BIN) NETLOOM_REQUIRE_ROOT=1 bash -c '\
 		$(CURDIR)/test/vm/integration.test -test.run "$(VM_TESTS)" -test.v -test.count=1 && \
 		cd $(CURDIR)/test/examples && $(CURDIR)/test/vm/examples.test -test.run "$(VM_EXAMPLES)" -test.v -test.count=1'
 
@@ -197,7 +199,7 @@ OVERLAY_BENCHTIME ?= 3x
 bench-overlay: deps build
 	NETLOOM_BIN=$(BIN) $(GO) test ./test/bench -run '^$$' -bench OverlayThroughput -benchtime $(OVERLAY_BENCHTIME) -timeout 30m
 	$(GO) test -c -o $(CURDIR)/test/vm/bench.test ./test/bench
-	test/vm/run --timeout $(VM_TIMEOUT) -- env NETLOOM_BIN=$(BIN) $(CURDIR)/test/vm/bench.test \
+	test/vm/run --timeout $(VM_TIMEOUT) --mem $(VM_MEM) -- env NETLOOM_BIN=$(BIN) $(CURDIR)/test/vm/bench.test \
 		-test.run '^$$' -test.bench 'OverlayThroughput/(underlay|ipip)' -test.benchtime $(OVERLAY_BENCHTIME)
 
 # netloomd's cluster agent among 1,000 Node objects in a real kube-apiserver: convergence from start, one

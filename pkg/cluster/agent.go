@@ -263,9 +263,12 @@ func (a *Agent) syncSelf(ctx context.Context, n Node) error {
 // to know: only this node's own Node, only those keys.
 func (a *Agent) annotateSelf(ctx context.Context, n Node) error {
 	want := map[string]string{AnnotationMode: a.cfg.Mode}
-	if a.cfg.Mode == ModeVXLAN {
-		if _, ip, ok := n.v4(); ok {
-			want[AnnotationVTEPMAC] = overlay.VTEPMAC(ip).String()
+	if a.cfg.Mode != ModeRouted {
+		if pod, ip, ok := n.v4(); ok {
+			want[AnnotationTunnelIP] = pod.Addr().String()
+			if a.cfg.Mode == ModeVXLAN {
+				want[AnnotationVTEPMAC] = overlay.VTEPMAC(ip).String()
+			}
 		}
 	}
 	if maps.Equal(filter(n.Annotations, want), want) {

@@ -56,6 +56,23 @@ func TestParseConfig(t *testing.T) {
 		}},
 		{name: "vni", in: `{"mode":"vxlan","vni":16777216}`, err: "vni"},
 		{name: "state dir", in: `{"mode":"vxlan","stateDir":"run"}`, err: "stateDir"},
+		{name: "ipip", in: `{"mode":"ipip"}`, check: func(t *testing.T, c *Config) {
+			if c.IPIPMode != IPIPAlways {
+				t.Errorf("ipip defaults: %+v", c)
+			}
+		}},
+		{name: "ipip cross subnet as Calico spells it", in: `{"mode":"ipip","ipipMode":"CrossSubnet"}`, check: func(t *testing.T, c *Config) {
+			if c.IPIPMode != IPIPCrossSubnet {
+				t.Errorf("ipipMode %q", c.IPIPMode)
+			}
+		}},
+		{name: "ipip mode bad", in: `{"mode":"ipip","ipipMode":"never"}`, err: `ipipMode: "never"`},
+		{name: "ipip mode in vxlan", in: `{"mode":"vxlan","ipipMode":"always"}`, err: "applies to mode \"ipip\" only"},
+		{name: "routed has no ipip mode", in: `{"mode":"routed"}`, check: func(t *testing.T, c *Config) {
+			if c.IPIPMode != "" {
+				t.Errorf("ipipMode %q in routed mode", c.IPIPMode)
+			}
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := ParseConfig([]byte(tc.in))
@@ -141,6 +158,23 @@ func TestRenderConflist(t *testing.T) {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("vxlan conflist lacks %s:\n%s", want, out)
 		}
+	}
+	if strings.Contains(string(out), `"mode"`) {
+		t.Errorf("vxlan conflist has ipip's mode:\n%s", out)
+	}
+	ipip, _ := ParseConfig([]byte(`{"mode":"ipip","ipipMode":"crossSubnet","clusterCIDR":"10.244.0.0/16"}`))
+	out, err = RenderConflist(ipip, self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"type": "ipip-overlay"`, `"mode": "crossSubnet"`, `"podCIDR": "10.244.1.0/24"`, `"nodeIP": "10.0.0.1"`,
+		`"peersFile": "/run/netloom/peers-netloom.json"`, `"ipMasq": true`} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("ipip conflist lacks %s:\n%s", want, out)
+		}
+	}
+	if strings.Contains(string(out), `"vni"`) {
+		t.Errorf("ipip conflist has a vni:\n%s", out)
 	}
 	v6only, _ := NodeFrom(node("b", []string{"fd44::/64"}, "fd00::1"))
 	if _, err := RenderConflist(vx, v6only); err == nil || !strings.Contains(err.Error(), "IPv4") {

@@ -23,6 +23,18 @@ const (
 	// nodes may be on different networks); the agent writes the peer list and reconciles the tunnel's
 	// entries as `netloom overlay sync` does.
 	ModeVXLAN = "vxlan"
+	// ModeIPIP: pods behind the ipip-overlay plugin, every peer's pod CIDR routed through one IP-in-IP
+	// device (Calico's IPIP); with ipipMode crossSubnet, peers on this node's subnet get a plain route.
+	ModeIPIP = "ipip"
+)
+
+// modesHelp names the modes for error messages.
+const modesHelp = `"routed" (nodes on one L2 network), "vxlan" or "ipip" (nodes anywhere, tunnelled)`
+
+// IP-in-IP encapsulation choices of ipip mode (the ipip-overlay plugin's "mode").
+const (
+	IPIPAlways      = "always"
+	IPIPCrossSubnet = "crossSubnet"
 )
 
 // Defaults of the configuration file's keys.
@@ -60,6 +72,9 @@ type Config struct {
 	StateDir string `json:"stateDir,omitempty"`
 	// VNI is the VXLAN network identifier in vxlan mode.
 	VNI int `json:"vni,omitempty"`
+	// IPIPMode is ipip mode's encapsulation: "always" (default) or "crossSubnet" (only towards peers
+	// outside this node's subnet).
+	IPIPMode string `json:"ipipMode,omitempty"`
 	// CNIVersion is the conflist's cniVersion; "" picks by the node's runtime (CNIVersionFor).
 	CNIVersion string `json:"cniVersion,omitempty"`
 
@@ -93,11 +108,24 @@ func ParseConfig(raw []byte) (*Config, error) {
 
 func (c *Config) validate() error {
 	switch c.Mode {
-	case ModeRouted, ModeVXLAN:
+	case ModeRouted, ModeVXLAN, ModeIPIP:
 	case "":
-		return fmt.Errorf("mode: missing; set it to %q (nodes on one L2 network) or %q", ModeRouted, ModeVXLAN)
+		return fmt.Errorf("mode: missing; set it to %s", modesHelp)
 	default:
-		return fmt.Errorf("mode: %q is not a mode this netloomd runs; use %q (nodes on one L2 network) or %q", c.Mode, ModeRouted, ModeVXLAN)
+		return fmt.Errorf("mode: %q is not a mode this netloomd runs; use %s", c.Mode, modesHelp)
+	}
+	if c.IPIPMode != "" && c.Mode != ModeIPIP {
+		return fmt.Errorf("ipipMode: set, but mode is %q; it applies to mode %q only", c.Mode, ModeIPIP)
+	}
+	if c.Mode == ModeIPIP {
+		switch {
+		case c.IPIPMode == "" || strings.EqualFold(c.IPIPMode, IPIPAlways):
+			c.IPIPMode = IPIPAlways
+		case strings.EqualFold(c.IPIPMode, IPIPCrossSubnet):
+			c.IPIPMode = IPIPCrossSubnet
+		default:
+			return fmt.Errorf("ipipMode: %q is not %q or %q", c.IPIPMode, IPIPAlways, IPIPCrossSubnet)
+		}
 	}
 	for s := range strings.SplitSeq(c.ClusterCIDR, ",") {
 		if s = strings.TrimSpace(s); s == "" {
@@ -175,7 +203,7 @@ func (c *Config) validate() error {
 // ConflistPath is where the node's conflist is written.
 func (c *Config) ConflistPath() string { return filepath.Join(c.CNIConfDir, c.ConflistName) }
 
-// PeersFile is where vxlan mode keeps the peer list the tunnel is reconciled from.
+// PeersFile is where the tunnelled modes keep the peer list the tunnel is reconciled from.
 func (c *Config) PeersFile() string { return filepath.Join(c.StateDir, "peers-"+c.NetworkName+".json") }
 
 // clusterCIDR4 is the IPv4 cluster CIDR, if one is set.

@@ -10,7 +10,16 @@ import (
 	"strings"
 
 	"github.com/netloom/netloom/pkg/atomicfile"
+	"github.com/netloom/netloom/pkg/overlay"
 )
+
+// overlayKind is the overlay plugin of a tunnelled mode.
+func overlayKind(c *Config) overlay.Kind {
+	if c.Mode == ModeIPIP {
+		return overlay.IPIP
+	}
+	return overlay.VXLAN
+}
 
 // conflistVersion is the CNI version of the conflist the agent writes when the runtime reads it: 1.1.0,
 // so runtimes send GC and STATUS. legacyVersion is for runtimes whose CNI library stops at 1.0.0
@@ -49,8 +58,9 @@ func isDigits(s string) bool {
 // c.Bridge with the bridge as their gateway and default route, addresses from host-local over every
 // pod CIDR (dual-stack: one range set per family), portmap chained for hostPorts.
 //
-// In vxlan mode the main plugin is vxlan-overlay over the node's IPv4 pod CIDR and InternalIP, with the
-// peers file the agent writes, masquerading what leaves the cluster CIDR when one is set.
+// In vxlan and ipip modes the main plugin is vxlan-overlay or ipip-overlay over the node's IPv4 pod CIDR
+// and InternalIP, with the peers file the agent writes, masquerading what leaves the cluster CIDR when
+// one is set.
 func RenderConflist(c *Config, self Node) ([]byte, error) {
 	if len(self.PodCIDRs) == 0 {
 		return nil, fmt.Errorf("node %s has no spec.podCIDRs yet", self.Name)
@@ -75,29 +85,33 @@ func RenderConflist(c *Config, self Node) ([]byte, error) {
 }
 
 func mainPlugin(c *Config, self Node) (map[string]any, error) {
-	if c.Mode == ModeVXLAN {
-		return vxlanPlugin(c, self)
+	if c.Mode == ModeRouted {
+		return bridgePlugin(c, self), nil
 	}
-	return bridgePlugin(c, self), nil
+	return tunnelPlugin(c, self)
 }
 
-// vxlanPlugin is vxlan-overlay's configuration for this node.
-func vxlanPlugin(c *Config, self Node) (map[string]any, error) {
+// tunnelPlugin is the overlay plugin's configuration for this node in vxlan or ipip mode.
+func tunnelPlugin(c *Config, self Node) (map[string]any, error) {
 	pod, ip, ok := self.v4()
 	if !ok {
-		return nil, fmt.Errorf("node %s: vxlan mode needs an IPv4 pod CIDR and an IPv4 InternalIP (it has %v and %v)", self.Name, self.PodCIDRs, self.InternalIPs)
+		return nil, fmt.Errorf("node %s: %s mode needs an IPv4 pod CIDR and an IPv4 InternalIP (it has %v and %v)", self.Name, c.Mode, self.PodCIDRs, self.InternalIPs)
 	}
 	ipam := map[string]any{"type": "host-local"}
 	if c.IPAMDataDir != "" {
 		ipam["dataDir"] = c.IPAMDataDir
 	}
 	p := map[string]any{
-		"type":      "vxlan-overlay",
-		"vni":       c.VNI,
+		"type":      overlayKind(c).Plugin,
 		"podCIDR":   pod.String(),
 		"nodeIP":    ip.String(),
 		"peersFile": c.PeersFile(),
 		"ipam":      ipam,
+	}
+	if c.Mode == ModeIPIP {
+		p["mode"] = c.IPIPMode
+	} else {
+		p["vni"] = c.VNI
 	}
 	if cc, ok := c.clusterCIDR4(); ok {
 		p["clusterCIDR"] = cc.String()

@@ -11,11 +11,13 @@ import (
 // AnnotationPrefix is where netloom's annotations on a Node live; each node patches only its own.
 const AnnotationPrefix = "netloom.io/"
 
-// Annotations a node's agent publishes on its own Node: the mode it runs, and in vxlan mode its VTEP's
-// MAC (the one its peers' FDB entries point at).
+// Annotations a node's agent publishes on its own Node: the mode it runs; in the tunnelled modes the
+// tunnel device's address (the source of the node's own packets into the overlay); in vxlan mode its
+// VTEP's MAC (the one its peers' FDB entries point at).
 const (
-	AnnotationMode    = AnnotationPrefix + "mode"
-	AnnotationVTEPMAC = AnnotationPrefix + "vtep-mac"
+	AnnotationMode     = AnnotationPrefix + "mode"
+	AnnotationTunnelIP = AnnotationPrefix + "tunnel-ip"
+	AnnotationVTEPMAC  = AnnotationPrefix + "vtep-mac"
 )
 
 // Node is what the agent needs of a Node object.

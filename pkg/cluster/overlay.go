@@ -27,14 +27,14 @@ type datapath interface {
 }
 
 func newDatapath(cfg *Config, log *slog.Logger) datapath {
-	if cfg.Mode == ModeVXLAN {
-		return &overlayPath{cfg: cfg, log: log, kind: overlay.VXLAN, peers: map[string]Node{}, refused: map[string]string{}}
+	if cfg.Mode == ModeRouted {
+		return NewRouter(cfg, log)
 	}
-	return NewRouter(cfg, log)
+	return &overlayPath{cfg: cfg, log: log, kind: overlayKind(cfg), peers: map[string]Node{}, refused: map[string]string{}}
 }
 
-// overlayPath is vxlan mode's datapath: the vxlan-overlay plugin's tunnel device and its per-peer
-// routes, neighbour and FDB entries, reconciled by the same code as `netloom overlay sync` from the
+// overlayPath is the datapath of vxlan and ipip modes: the overlay plugin's tunnel device and its
+// per-peer routes (and, for VXLAN, neighbour and FDB entries), reconciled by the same code as `netloom overlay sync` from the
 // node's conflist and the peers file the agent writes. A peer change rewrites the file and reconciles:
 // the kernel changes are that peer's entries only (the reconcile diffs against the kernel).
 type overlayPath struct {
@@ -97,7 +97,7 @@ func (o *overlayPath) sync() error {
 		why := ""
 		switch {
 		case !ok:
-			why = "no IPv4 pod CIDR with an IPv4 InternalIP (vxlan mode carries IPv4 pods over IPv4)"
+			why = fmt.Sprintf("no IPv4 pod CIDR with an IPv4 InternalIP (%s mode carries IPv4 pods over IPv4)", o.cfg.Mode)
 		case !o.cfg.InCluster(pod):
 			why = fmt.Sprintf("pod CIDR %s is outside clusterCIDR %s", pod, o.cfg.ClusterCIDR)
 		case pod.Overlaps(ownPod) || overlapsAny(pod, taken):
@@ -114,7 +114,11 @@ func (o *overlayPath) sync() error {
 		}
 		taken = append(taken, pod)
 		seenIP[ip] = name
-		list = append(list, overlay.PeerConf{NodeIP: ip.String(), PodCIDR: pod.String(), VTEPMAC: n.Annotations[AnnotationVTEPMAC]})
+		peer := overlay.PeerConf{NodeIP: ip.String(), PodCIDR: pod.String()}
+		if o.kind == overlay.VXLAN {
+			peer.VTEPMAC = n.Annotations[AnnotationVTEPMAC]
+		}
+		list = append(list, peer)
 	}
 	o.refused, o.used = refused, len(list)
 	if list == nil {
@@ -130,9 +134,9 @@ func (o *overlayPath) sync() error {
 	return o.reconcile()
 }
 
-// reconcile runs the overlay's reconcile with this node's vxlan-overlay configuration.
+// reconcile runs the overlay's reconcile with this node's overlay plugin configuration.
 func (o *overlayPath) reconcile() error {
-	p, err := vxlanPlugin(o.cfg, o.self)
+	p, err := tunnelPlugin(o.cfg, o.self)
 	if err != nil {
 		return err
 	}

@@ -347,10 +347,22 @@ func TestClusterWaitsForPodCIDR(t *testing.T) {
 	}
 }
 
-// TestClusterVXLAN: two nodes on one segment and one behind a router, all in vxlan mode: each agent
-// writes a vxlan-overlay conflist and the peer list, the tunnel carries pods' traffic to every node,
-// the router included; a Node deleted loses its tunnel entries on the others.
-func TestClusterVXLAN(t *testing.T) {
+// TestClusterVXLAN: vxlan mode on two nodes of one segment and one behind a router (see
+// testClusterOverlay).
+func TestClusterVXLAN(t *testing.T) { testClusterOverlay(t, "vxlan") }
+
+// TestVMClusterIPIP: ipip mode, the same test in the VM lane (this machine's kernel has no ipip): the
+// kube-apiserver and etcd run inside the VM too.
+func TestVMClusterIPIP(t *testing.T) {
+	requireIPIP(t)
+	testClusterOverlay(t, "ipip")
+}
+
+// testClusterOverlay runs a tunnelled mode on two nodes of one segment and one behind a router: each
+// agent writes the overlay plugin's conflist and annotates its Node; pods reach each other through the
+// tunnel; a deleted Node's tunnel entries (FDB for vxlan, the route through the device for ipip) leave
+// the other nodes (measured).
+func testClusterOverlay(t *testing.T, mode string) {
 	harness.RequireRoot(t)
 	s := harness.StartKubeAPIServer(t)
 	c := harness.NewCluster(t, harness.ClusterSpec{Local: 2, Remote: 1})
@@ -360,25 +372,34 @@ func TestClusterVXLAN(t *testing.T) {
 		createNode(t, s, n.name, n.podCIDRs, hn.Addr.Addr())
 		nodes = append(nodes, n)
 	}
-	startAgents(t, s, nodes, harness.Unique("nlk"), "vxlan")
+	startAgents(t, s, nodes, harness.Unique("nlk"), mode)
 	waitAgents(t, nodes)
-	for _, n := range nodes {
+	for i, n := range nodes {
 		raw, _ := os.ReadFile(n.conflist())
-		if !strings.Contains(string(raw), `"type": "vxlan-overlay"`) {
+		if !strings.Contains(string(raw), `"type": "`+mode+`-overlay"`) {
 			t.Errorf("%s conflist:\n%s", n.name, raw)
 		}
 		obj, err := s.Client.CoreV1().Nodes().Get(context.Background(), n.name, metav1.GetOptions{})
-		if err != nil || obj.Annotations["netloom.io/mode"] != "vxlan" || obj.Annotations["netloom.io/vtep-mac"] == "" {
-			t.Errorf("%s annotations %v (%v): want netloom.io/mode=vxlan and its VTEP MAC", n.name, obj.Annotations, err)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ann := obj.Annotations
+		if ann["netloom.io/mode"] != mode || ann["netloom.io/tunnel-ip"] != fmt.Sprintf("10.244.%d.0", i) || (mode == "vxlan") != (ann["netloom.io/vtep-mac"] != "") {
+			t.Errorf("%s annotations %v: want netloom.io/mode=%s, its tunnel address, and a VTEP MAC in vxlan mode only", n.name, ann, mode)
 		}
 	}
 	addClusterPods(t, nodes)
-	pingAcross(t, nodes, "vxlan")
+	pingAcross(t, nodes, mode)
 
-	// node-2 leaves: the others drop its FDB entry and route; the two left still talk.
-	fdb := func(n *clusterNode) string { return n.Run(t, "bridge", "fdb", "show", "dev", "nlvx.1") }
-	if !strings.Contains(fdb(nodes[0]), nodes[2].Addr.Addr().String()) {
-		t.Fatalf("node-0 has no FDB entry for node-2:\n%s", fdb(nodes[0]))
+	// node-2 leaves: the others drop its tunnel entries; the two left still talk.
+	entries := func(n *clusterNode) string {
+		if mode == "vxlan" {
+			return n.Run(t, "bridge", "fdb", "show", "dev", "nlvx.1")
+		}
+		return n.Run(t, "ip", "route", "show", "dev", "nlipip")
+	}
+	if !strings.Contains(entries(nodes[0]), nodes[2].Addr.Addr().String()) {
+		t.Fatalf("node-0 has no tunnel entry for node-2:\n%s", entries(nodes[0]))
 	}
 	t0 := time.Now()
 	if err := s.Client.CoreV1().Nodes().Delete(context.Background(), "node-2", metav1.DeleteOptions{}); err != nil {
@@ -386,11 +407,11 @@ func TestClusterVXLAN(t *testing.T) {
 	}
 	for _, n := range nodes[:2] {
 		harness.WaitUntil(t, 20*time.Second, n.name+": node-2's tunnel entries removed", func() (bool, string) {
-			f := fdb(n)
+			f := entries(n)
 			r := n.Run(t, "ip", "route", "show", "10.244.2.0/24")
 			return !strings.Contains(f, nodes[2].Addr.Addr().String()) && strings.TrimSpace(r) == "", f + r
 		})
 	}
-	t.Logf("Node deleted: its tunnel entries are gone from the others after %s", time.Since(t0).Round(time.Millisecond))
+	t.Logf("%s: Node deleted: its tunnel entries are gone from the others after %s", mode, time.Since(t0).Round(time.Millisecond))
 	pingAcross(t, nodes[:2], "after node-2 left")
 }
