@@ -84,6 +84,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.lister = corelisters.NewNodeLister(inf.GetIndexer())
 
+	defer a.dp.Close()
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	if srv, err := a.serveHTTP(); err != nil {
@@ -233,7 +234,9 @@ func (a *Agent) syncSelf(ctx context.Context, n Node) error {
 	}
 	a.stats.podCIDRs.Store(true)
 	changedCIDRs := !slices.Equal(a.self.PodCIDRs, n.PodCIDRs)
-	a.dp.SetSelf(n)
+	if err := a.dp.SetSelf(n); err != nil {
+		return err
+	}
 	data, err := RenderConflist(a.cfg, n)
 	if err != nil {
 		return err

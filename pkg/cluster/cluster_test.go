@@ -13,6 +13,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 )
 
 func TestParseConfig(t *testing.T) {
@@ -73,6 +74,28 @@ func TestParseConfig(t *testing.T) {
 				t.Errorf("ipipMode %q in routed mode", c.IPIPMode)
 			}
 		}},
+		{name: "bgp defaults", in: `{"mode":"bgp"}`, check: func(t *testing.T, c *Config) {
+			b := c.BGP
+			if b.ASN != 64512 || !b.mesh() || b.gracefulRestart() != 120 || b.HoldTime != 90 || c.BGPSocket() != "/run/netloom/netloomd.sock" {
+				t.Errorf("bgp defaults: %+v", b)
+			}
+		}},
+		{name: "bgp routers", in: `{"mode":"bgp","bgp":{"asn":65001,"gracefulRestart":0,"neighbors":[
+			{"address":"10.0.0.1","asn":65000,"nodeSelector":"rack=a"},{"address":"10.0.1.1","asn":65000,"gracefulRestart":30}]}}`, check: func(t *testing.T, c *Config) {
+			n := c.BGP.Neighbors
+			if len(n) != 2 || n[0].HoldTime != 90 || n[0].GracefulRestart != 0 || n[1].GracefulRestart != 30 ||
+				!n[0].selector.Matches(labels.Set{"rack": "a"}) || n[0].selector.Matches(labels.Set{"rack": "b"}) || !n[1].selector.Matches(labels.Set{}) {
+				t.Errorf("bgp neighbours: %+v", n)
+			}
+		}},
+		{name: "bgp in routed mode", in: `{"mode":"routed","bgp":{}}`, err: `bgp: set, but mode is "routed"`},
+		{name: "bgp neighbour without AS", in: `{"mode":"bgp","bgp":{"neighbors":[{"address":"10.0.0.1"}]}}`, err: "bgp.neighbors[0].asn"},
+		{name: "bgp neighbour bad address", in: `{"mode":"bgp","bgp":{"neighbors":[{"address":"router","asn":1}]}}`, err: "bgp.neighbors[0].address"},
+		{name: "bgp bad selector", in: `{"mode":"bgp","bgp":{"neighbors":[{"address":"10.0.0.1","asn":1,"nodeSelector":"a==b==c"}]}}`, err: "bgp.neighbors[0].nodeSelector"},
+		{name: "bgp unknown neighbour key", in: `{"mode":"bgp","bgp":{"neighbors":[{"address":"10.0.0.1","asn":1,"peerASN":2}]}}`, err: `unknown field "peerASN"`},
+		{name: "bgp no peers at all", in: `{"mode":"bgp","bgp":{"nodeMesh":false}}`, err: "bgp.nodeMesh"},
+		{name: "bgp hold time", in: `{"mode":"bgp","bgp":{"holdTime":2}}`, err: "bgp.holdTime"},
+		{name: "bgp relative socket", in: `{"mode":"bgp","bgp":{"apiSocket":"x.sock"}}`, err: "bgp.apiSocket"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := ParseConfig([]byte(tc.in))
@@ -175,6 +198,16 @@ func TestRenderConflist(t *testing.T) {
 	}
 	if strings.Contains(string(out), `"vni"`) {
 		t.Errorf("ipip conflist has a vni:\n%s", out)
+	}
+	bgpc, _ := ParseConfig([]byte(`{"mode":"bgp","stateDir":"/run/nl"}`))
+	out, err = RenderConflist(bgpc, self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var chain struct{ Plugins []map[string]any }
+	if err := json.Unmarshal(out, &chain); err != nil || len(chain.Plugins) != 3 || chain.Plugins[0]["type"] != "bridge" ||
+		chain.Plugins[1]["type"] != "bgp-route" || chain.Plugins[1]["announce"] != "node" || chain.Plugins[1]["speaker"] != "unix:///run/nl/netloomd.sock" || chain.Plugins[2]["type"] != "portmap" {
+		t.Errorf("bgp conflist (%v):\n%s", err, out)
 	}
 	v6only, _ := NodeFrom(node("b", []string{"fd44::/64"}, "fd00::1"))
 	if _, err := RenderConflist(vx, v6only); err == nil || !strings.Contains(err.Error(), "IPv4") {

@@ -6,12 +6,17 @@ package cluster
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/netloom/netloom/pkg/bgp/daemon"
 )
 
 // Modes the agent runs a node's pod network in.
@@ -26,10 +31,14 @@ const (
 	// ModeIPIP: pods behind the ipip-overlay plugin, every peer's pod CIDR routed through one IP-in-IP
 	// device (Calico's IPIP); with ipipMode crossSubnet, peers on this node's subnet get a plain route.
 	ModeIPIP = "ipip"
+	// ModeBGP: pods on a bridge as in routed mode, the routes to the other nodes' pod CIDRs learned
+	// over BGP from netloomd's speaker, run by the agent: a session with every node of this node's
+	// network (the node mesh) and with configured routers or route reflectors (bgp.neighbors).
+	ModeBGP = "bgp"
 )
 
 // modesHelp names the modes for error messages.
-const modesHelp = `"routed" (nodes on one L2 network), "vxlan" or "ipip" (nodes anywhere, tunnelled)`
+const modesHelp = `"routed" (nodes on one L2 network), "vxlan" or "ipip" (nodes anywhere, tunnelled) or "bgp" (routes over BGP, with routers between networks)`
 
 // IP-in-IP encapsulation choices of ipip mode (the ipip-overlay plugin's "mode").
 const (
@@ -77,6 +86,8 @@ type Config struct {
 	IPIPMode string `json:"ipipMode,omitempty"`
 	// CNIVersion is the conflist's cniVersion; "" picks by the node's runtime (CNIVersionFor).
 	CNIVersion string `json:"cniVersion,omitempty"`
+	// BGP is bgp mode's speaker.
+	BGP *BGPConfig `json:"bgp,omitempty"`
 
 	clusterCIDRs []netip.Prefix
 	resync       time.Duration
@@ -108,7 +119,7 @@ func ParseConfig(raw []byte) (*Config, error) {
 
 func (c *Config) validate() error {
 	switch c.Mode {
-	case ModeRouted, ModeVXLAN, ModeIPIP:
+	case ModeRouted, ModeVXLAN, ModeIPIP, ModeBGP:
 	case "":
 		return fmt.Errorf("mode: missing; set it to %s", modesHelp)
 	default:
@@ -187,6 +198,17 @@ func (c *Config) validate() error {
 	if c.VNI < 1 || c.VNI > 1<<24-1 {
 		return fmt.Errorf("vni: %d is outside 1-16777215", c.VNI)
 	}
+	switch {
+	case c.Mode == ModeBGP:
+		if c.BGP == nil {
+			c.BGP = &BGPConfig{}
+		}
+		if err := c.BGP.validate(c.StateDir); err != nil {
+			return err
+		}
+	case c.BGP != nil:
+		return fmt.Errorf("bgp: set, but mode is %q; it applies to mode %q only", c.Mode, ModeBGP)
+	}
 	switch c.CNIVersion {
 	case "", "0.4.0", "1.0.0", "1.1.0":
 	default:
@@ -199,6 +221,93 @@ func (c *Config) validate() error {
 	}
 	return nil
 }
+
+// BGP mode's defaults.
+const (
+	DefaultBGPASN          = 64512 // the first private AS number: every node in one AS, iBGP
+	DefaultGracefulRestart = 120   // seconds peers keep a restarting node's routes
+)
+
+// BGPConfig is bgp mode's speaker: one AS for every node, an iBGP session with each node of this
+// node's network unless nodeMesh is false, and sessions with the routers in neighbors.
+type BGPConfig struct {
+	ASN      uint32 `json:"asn,omitempty"`
+	NodeMesh *bool  `json:"nodeMesh,omitempty"`
+	// Neighbors are routers or route reflectors, each with the keys of netloomd's bgp.neighbors and a
+	// nodeSelector (a label selector over this node's Node: "" selects every node).
+	Neighbors  []BGPNeighbor `json:"neighbors,omitempty"`
+	ListenPort int32         `json:"listenPort,omitempty"` // default 179
+	HoldTime   uint64        `json:"holdTime,omitempty"`   // of the mesh sessions, seconds; default 90
+	// GracefulRestart is the restart time (seconds) of every session, the mesh's and the routers'
+	// that set none: peers keep this node's routes that long while its agent restarts. 0 turns it off.
+	GracefulRestart *uint32 `json:"gracefulRestart,omitempty"`
+	// APISocket is the speaker's GoBGP API, which the conflist's bgp-route uses; default
+	// <stateDir>/netloomd.sock.
+	APISocket string `json:"apiSocket,omitempty"`
+}
+
+// BGPNeighbor is one configured BGP neighbour of bgp mode (a router or route reflector).
+type BGPNeighbor struct {
+	daemon.Neighbor
+	NodeSelector string `json:"nodeSelector,omitempty"`
+
+	selector labels.Selector
+}
+
+func (b *BGPConfig) mesh() bool              { return b.NodeMesh == nil || *b.NodeMesh }
+func (b *BGPConfig) gracefulRestart() uint32 { return *b.GracefulRestart }
+
+// validate fills in bgp mode's defaults and checks every key.
+func (b *BGPConfig) validate(stateDir string) error {
+	if b.ASN == 0 {
+		b.ASN = DefaultBGPASN
+	}
+	if b.GracefulRestart == nil {
+		gr := uint32(DefaultGracefulRestart)
+		b.GracefulRestart = &gr
+	}
+	if b.HoldTime == 0 {
+		b.HoldTime = 90
+	}
+	if b.HoldTime < 3 || b.HoldTime > 65535 {
+		return fmt.Errorf("bgp.holdTime: %d seconds is not allowed; BGP hold times are 3-65535", b.HoldTime)
+	}
+	if b.ListenPort < -1 || b.ListenPort > 65535 {
+		return fmt.Errorf("bgp.listenPort: %d is not a port; want 1-65535, or -1 to accept no connections", b.ListenPort)
+	}
+	if b.APISocket == "" {
+		b.APISocket = filepath.Join(stateDir, "netloomd.sock")
+	}
+	if !filepath.IsAbs(b.APISocket) {
+		return fmt.Errorf("bgp.apiSocket: %q is not an absolute path", b.APISocket)
+	}
+	ns := make([]daemon.Neighbor, len(b.Neighbors))
+	for i, r := range b.Neighbors {
+		ns[i] = r.Neighbor
+		if ns[i].GracefulRestart == 0 {
+			ns[i].GracefulRestart = *b.GracefulRestart
+		}
+	}
+	if err := daemon.ValidateNeighbors("bgp.neighbors", b.ASN, ns); err != nil {
+		return err
+	}
+	for i := range b.Neighbors {
+		r := &b.Neighbors[i]
+		r.Neighbor = ns[i]
+		sel, err := labels.Parse(r.NodeSelector)
+		if err != nil {
+			return fmt.Errorf("bgp.neighbors[%d].nodeSelector: %q is not a label selector (e.g. \"topology.kubernetes.io/zone=rack1\"): %v", i, r.NodeSelector, err)
+		}
+		r.selector = sel
+	}
+	if !b.mesh() && len(b.Neighbors) == 0 {
+		return errors.New("bgp.nodeMesh: false with no bgp.neighbors leaves every node without peers; list the routers in bgp.neighbors or turn the mesh on")
+	}
+	return nil
+}
+
+// BGPSocket is where bgp mode's speaker serves the GoBGP API.
+func (c *Config) BGPSocket() string { return c.BGP.APISocket }
 
 // ConflistPath is where the node's conflist is written.
 func (c *Config) ConflistPath() string { return filepath.Join(c.CNIConfDir, c.ConflistName) }

@@ -69,13 +69,17 @@ func RenderConflist(c *Config, self Node) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	plugins := []any{main}
+	if c.Mode == ModeBGP {
+		// The agent originates the pod CIDRs itself; bgp-route checks on each ADD that they are
+		// announced, so a pod never starts on a node its peers cannot reach.
+		plugins = append(plugins, map[string]any{"type": "bgp-route", "announce": "node", "speaker": "unix://" + c.BGPSocket()})
+	}
+	plugins = append(plugins, map[string]any{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}})
 	list := map[string]any{
 		"cniVersion": CNIVersionFor(c, self.RuntimeVersion),
 		"name":       c.NetworkName,
-		"plugins": []any{
-			main,
-			map[string]any{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}},
-		},
+		"plugins":    plugins,
 	}
 	out, err := json.MarshalIndent(list, "", "  ")
 	if err != nil {
@@ -85,7 +89,7 @@ func RenderConflist(c *Config, self Node) ([]byte, error) {
 }
 
 func mainPlugin(c *Config, self Node) (map[string]any, error) {
-	if c.Mode == ModeRouted {
+	if c.Mode == ModeRouted || c.Mode == ModeBGP {
 		return bridgePlugin(c, self), nil
 	}
 	return tunnelPlugin(c, self)

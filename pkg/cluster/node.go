@@ -26,6 +26,7 @@ type Node struct {
 	PodCIDRs    []netip.Prefix // spec.podCIDRs (or the older spec.podCIDR), at most one per family
 	InternalIPs []netip.Addr   // status.addresses of type InternalIP
 	Annotations map[string]string
+	Labels      map[string]string // bgp mode's routers select nodes by them
 	// RuntimeVersion is status.nodeInfo.containerRuntimeVersion ("containerd://2.1.4"), which decides
 	// the conflist's cniVersion.
 	RuntimeVersion string
@@ -34,7 +35,7 @@ type Node struct {
 // NodeFrom reads n. A pod CIDR or address that does not parse is an error naming the node and field:
 // the node is left out (as a peer) rather than guessed at.
 func NodeFrom(n *corev1.Node) (Node, error) {
-	out := Node{Name: n.Name, Annotations: map[string]string{}, RuntimeVersion: n.Status.NodeInfo.ContainerRuntimeVersion}
+	out := Node{Name: n.Name, Annotations: map[string]string{}, Labels: n.Labels, RuntimeVersion: n.Status.NodeInfo.ContainerRuntimeVersion}
 	cidrs := n.Spec.PodCIDRs
 	if len(cidrs) == 0 && n.Spec.PodCIDR != "" {
 		cidrs = []string{n.Spec.PodCIDR}

@@ -14,8 +14,8 @@ import (
 // datapath is what a mode does in the kernel for its peers. Every method runs on the agent's one
 // worker.
 type datapath interface {
-	// SetSelf records this node as its conflist was written.
-	SetSelf(n Node)
+	// SetSelf records this node as its conflist is written (bgp mode starts its speaker then).
+	SetSelf(n Node) error
 	// Apply brings one peer's state in line with n; Remove takes the peer called name out.
 	Apply(n Node) error
 	Remove(name string) error
@@ -24,11 +24,16 @@ type datapath interface {
 	// Peers counts the peers in use and those left out; Ops the kernel changes made so far.
 	Peers() (routed, refused int)
 	Ops() int64
+	// Close is called when the agent stops; the datapath stays in the kernel.
+	Close()
 }
 
 func newDatapath(cfg *Config, log *slog.Logger) datapath {
-	if cfg.Mode == ModeRouted {
+	switch cfg.Mode {
+	case ModeRouted:
 		return NewRouter(cfg, log)
+	case ModeBGP:
+		return newBGPPath(cfg, log)
 	}
 	return &overlayPath{cfg: cfg, log: log, kind: overlayKind(cfg), peers: map[string]Node{}, refused: map[string]string{}}
 }
@@ -48,7 +53,8 @@ type overlayPath struct {
 	ops     atomic.Int64
 }
 
-func (o *overlayPath) SetSelf(n Node) { o.self = n }
+func (o *overlayPath) SetSelf(n Node) error { o.self = n; return nil }
+func (o *overlayPath) Close()               {}
 
 func (o *overlayPath) Apply(n Node) error {
 	o.peers[n.Name] = n

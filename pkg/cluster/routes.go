@@ -65,7 +65,10 @@ func NewRouter(cfg *Config, log *slog.Logger) *Router {
 }
 
 // SetSelf records this node's pod CIDRs.
-func (r *Router) SetSelf(n Node) { r.self = n.PodCIDRs }
+func (r *Router) SetSelf(n Node) error { r.self = n.PodCIDRs; return nil }
+
+// Close does nothing: the routes stay.
+func (r *Router) Close() {}
 
 // Ops is the number of kernel route changes made so far.
 func (r *Router) Ops() int64 { return r.ops.Load() }

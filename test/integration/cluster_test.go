@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/netloom/netloom/test/harness"
 )
@@ -85,17 +87,22 @@ func (n *clusterNode) metric(t testing.TB, name string) float64 {
 	return v
 }
 
-// startAgents starts a netloomd cluster agent per node in mode with the deployment's RBAC.
-func startAgents(t *testing.T, s *harness.KubeAPIServer, nodes []*clusterNode, network, mode string) {
+// startAgents starts a netloomd cluster agent per node in mode with the deployment's RBAC; extra keys
+// of the configuration, if given, are added to each node's.
+func startAgents(t *testing.T, s *harness.KubeAPIServer, nodes []*clusterNode, network, mode string, extra ...map[string]any) {
 	t.Helper()
 	token := s.ServiceAccountToken(t, "kube-system", "netloom", agentRules)
 	for _, n := range nodes {
 		n.confDir = t.TempDir()
 		n.api = s.ForwardInto(t, n.NetNS)
-		n.agent = harness.StartClusterAgent(t, n.NetNS, n.name, s.Kubeconfig(t, n.api.URL, token), map[string]any{
+		cfg := map[string]any{
 			"mode": mode, "clusterCIDR": "10.244.0.0/16,fd44::/48", "cniConfDir": n.confDir,
 			"resyncInterval": "2s", "networkName": network, "ipamDataDir": t.TempDir(), "stateDir": t.TempDir(), "logLevel": "debug",
-		})
+		}
+		for _, e := range extra {
+			maps.Copy(cfg, e)
+		}
+		n.agent = harness.StartClusterAgent(t, n.NetNS, n.name, s.Kubeconfig(t, n.api.URL, token), cfg)
 	}
 }
 
@@ -414,4 +421,141 @@ func testClusterOverlay(t *testing.T, mode string) {
 	}
 	t.Logf("%s: Node deleted: its tunnel entries are gone from the others after %s", mode, time.Since(t0).Round(time.Millisecond))
 	pingAcross(t, nodes[:2], "after node-2 left")
+}
+
+// TestClusterBGP: bgp mode on three nodes of segment A and one of segment B, with BIRD on the router
+// between them (AS 65000) as each segment's top-of-rack router, selected by a node label. The agents'
+// speakers mesh the nodes of segment A over iBGP (AS 64512), refuse to mesh across the router, and
+// peer with their segment's router, which carries the routes between the segments. Pods on every node
+// reach each other; a node joining and leaving changes one session on each other node (measured); an
+// agent stopped keeps its node's routes on its peers (graceful restart) and in its own kernel.
+func TestClusterBGP(t *testing.T) {
+	harness.RequireRoot(t)
+	s := harness.StartKubeAPIServer(t)
+	c := harness.NewCluster(t, harness.ClusterSpec{Local: 3, Remote: 1})
+	var nodes []*clusterNode
+	for i, hn := range c.Nodes {
+		n := &clusterNode{Node: hn, name: fmt.Sprintf("node-%d", i), podCIDRs: []string{fmt.Sprintf("10.244.%d.0/24", i)}}
+		nodes = append(nodes, n)
+	}
+	segment := func(n *clusterNode) string {
+		if n.Gateway == c.Nodes[0].Gateway {
+			return "a"
+		}
+		return "b"
+	}
+	addNode := func(n *clusterNode) {
+		createNode(t, s, n.name, n.podCIDRs, n.Addr.Addr())
+		patch := fmt.Sprintf(`{"metadata":{"labels":{"netloom.test/segment":%q}}}`, segment(n))
+		if _, err := s.Client.CoreV1().Nodes().Patch(context.Background(), n.name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// The router: BIRD, eBGP with every node, routes learned into its kernel.
+	spec := harness.BGPSpec{RouterID: c.Nodes[0].Gateway, ASN: 65000, ExportToKernel: true}
+	for _, n := range nodes {
+		spec.Neighbors = append(spec.Neighbors, harness.BGPNeighbor{Address: n.Addr.Addr(), ASN: 64512, HoldTime: 9 * time.Second})
+	}
+	birdConf, err := harness.BIRDConfig(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bird := harness.StartBIRD(t, c.Router, birdConf)
+
+	network := harness.Unique("nlk")
+	bgpConf := map[string]any{"bgp": map[string]any{"holdTime": 9, "neighbors": []map[string]any{
+		{"address": c.Nodes[0].Gateway.String(), "asn": 65000, "allowOwnAS": 1, "holdTime": 9, "nodeSelector": "netloom.test/segment=a"},
+		{"address": c.Nodes[3].Gateway.String(), "asn": 65000, "allowOwnAS": 1, "holdTime": 9, "nodeSelector": "netloom.test/segment=b"},
+	}}}
+	// node-2 joins later.
+	first := []*clusterNode{nodes[0], nodes[1], nodes[3]}
+	for _, n := range first {
+		addNode(n)
+	}
+	start := time.Now()
+	startAgents(t, s, first, network, "bgp", bgpConf)
+	waitAgents(t, first)
+	for _, n := range first {
+		bird.WaitSessionUp(t, n.Addr.Addr(), 30*time.Second)
+	}
+	t.Logf("three agents ready and their router sessions up %s after start", time.Since(start).Round(time.Millisecond))
+	bgpRoutes := func(n *clusterNode) string { return n.Run(t, "ip", "route", "show", "proto", "79") }
+	waitRoute := func(n *clusterNode, dst, via string) {
+		t.Helper()
+		harness.WaitUntil(t, 30*time.Second, fmt.Sprintf("%s: route to %s via %s", n.name, dst, via), func() (bool, string) {
+			r := bgpRoutes(n)
+			return strings.Contains(r, dst+" via "+via), r
+		})
+	}
+	// Segment A's nodes reach each other directly (the mesh), segment B through the router.
+	waitRoute(nodes[0], "10.244.1.0/24", nodes[1].Addr.Addr().String())
+	waitRoute(nodes[1], "10.244.0.0/24", nodes[0].Addr.Addr().String())
+	waitRoute(nodes[0], "10.244.3.0/24", nodes[0].Gateway.String())
+	waitRoute(nodes[3], "10.244.0.0/24", nodes[3].Gateway.String())
+	if got := nodes[3].metric(t, `netloomd_cluster_peers{state="refused"}`); got != 2 {
+		t.Errorf("node-3 (behind the router) refused to mesh with %v peers, want 2", got)
+	}
+	for _, n := range first {
+		raw, _ := os.ReadFile(n.conflist())
+		if !strings.Contains(string(raw), `"type": "bgp-route"`) {
+			t.Errorf("%s conflist:\n%s", n.name, raw)
+		}
+	}
+	addClusterPods(t, first)
+	pingAcross(t, first, "bgp")
+
+	// node-2 joins: its Node, then its agent. Each other node of segment A adds one session.
+	before := nodes[0].metric(t, "netloomd_cluster_route_changes_total")
+	t0 := time.Now()
+	addNode(nodes[2])
+	startAgents(t, s, nodes[2:3], network, "bgp", bgpConf)
+	for _, n := range []*clusterNode{nodes[0], nodes[1]} {
+		waitRoute(n, "10.244.2.0/24", nodes[2].Addr.Addr().String())
+	}
+	waitRoute(nodes[3], "10.244.2.0/24", nodes[3].Gateway.String())
+	t.Logf("node-2 joined: its pod CIDR routed on every node %s after its Node was created (agent start and BGP included)", time.Since(t0).Round(time.Millisecond))
+	if got := nodes[0].metric(t, "netloomd_cluster_route_changes_total") - before; got != 1 {
+		t.Errorf("node-0 made %v changes for node-2 joining, want 1 (one session)", got)
+	}
+	addClusterPods(t, nodes[2:3])
+	pingAcross(t, nodes, "after node-2 joined")
+
+	// node-1's agent stops (an upgrade): its peers keep its routes through graceful restart, its own
+	// kernel keeps the routes it learned, and the pods keep talking. Started again, it takes over.
+	waitRoute(nodes[1], "10.244.0.0/24", nodes[0].Addr.Addr().String())
+	waitRoute(nodes[1], "10.244.3.0/24", nodes[1].Gateway.String())
+	nodes[1].agent.Stop(t)
+	time.Sleep(3 * time.Second)
+	if r := bgpRoutes(nodes[0]); !strings.Contains(r, "10.244.1.0/24 via "+nodes[1].Addr.Addr().String()) {
+		t.Errorf("node-0 dropped node-1's route while node-1's agent restarts:\n%s", r)
+	}
+	if r := bgpRoutes(nodes[1]); !strings.Contains(r, "10.244.0.0/24") || !strings.Contains(r, "10.244.3.0/24") {
+		t.Errorf("node-1 lost its learned routes when its agent stopped:\n%s", r)
+	}
+	pingAcross(t, nodes, "node-1's agent stopped")
+	nodes[1].agent.Restart(t)
+	// The new speaker adopts the routes it finds while its sessions come back.
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if r := bgpRoutes(nodes[1]); !strings.Contains(r, "10.244.0.0/24") || !strings.Contains(r, "10.244.3.0/24") {
+			t.Fatalf("node-1's routes went while its new agent started:\n%s", r)
+		}
+	}
+	waitAgents(t, nodes[1:2])
+	bird.WaitSessionUp(t, nodes[1].Addr.Addr(), 30*time.Second)
+	pingAcross(t, nodes, "node-1's agent back")
+
+	// node-2 leaves: agent gone, Node deleted. Its routes leave the others.
+	nodes[2].agent.Stop(t)
+	t0 = time.Now()
+	if err := s.Client.CoreV1().Nodes().Delete(context.Background(), nodes[2].name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []*clusterNode{nodes[0], nodes[1], nodes[3]} {
+		harness.WaitUntil(t, 30*time.Second, n.name+": node-2's route withdrawn", func() (bool, string) {
+			r := bgpRoutes(n)
+			return !strings.Contains(r, "10.244.2.0/24"), r
+		})
+	}
+	t.Logf("node-2 left: its route gone from every node %s after its Node was deleted", time.Since(t0).Round(time.Millisecond))
 }

@@ -11,7 +11,9 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/netloom/netloom/pkg/bgp"
 )
@@ -25,6 +27,10 @@ type Config struct {
 	// InstallRoutes puts the best paths learned from peers into the kernel's main table (default true).
 	InstallRoutes *bool  `json:"installRoutes,omitempty"`
 	LogLevel      string `json:"logLevel,omitempty"` // debug, info (default), warn, error
+	// AdoptFor is the least time after start during which kernel routes a previous process left are
+	// kept without a path (see reconcile); the neighbours' longest hold time when that is longer. Set
+	// by a program embedding the speaker whose neighbours come later (the cluster agent).
+	AdoptFor time.Duration `json:"-"`
 
 	originate []netip.Prefix
 }
@@ -49,7 +55,21 @@ type Neighbor struct {
 	Passive      bool   `json:"passive,omitempty"`
 	// RouteReflectorClient makes this (iBGP) neighbour a client of this speaker acting as a reflector.
 	RouteReflectorClient bool `json:"routeReflectorClient,omitempty"`
+	// GracefulRestart is the restart time in seconds advertised and honoured (RFC 4724): a session
+	// that drops without a Cease keeps its routes, marked stale, that long. 0: off.
+	GracefulRestart uint32 `json:"gracefulRestart,omitempty"`
+	// AllowOwnAS accepts paths whose AS path holds this node's AS up to that many times (nodes of one
+	// AS peering only with routers, which send the other nodes' paths back).
+	AllowOwnAS uint32 `json:"allowOwnAS,omitempty"`
+	// AddressFamilies the session carries: "ipv4", "ipv6" (default both).
+	AddressFamilies []string `json:"addressFamilies,omitempty"`
 }
+
+// Address families a session can carry.
+const (
+	FamilyIPv4 = "ipv4"
+	FamilyIPv6 = "ipv6"
+)
 
 // APIConfig is where the GoBGP API is served.
 type APIConfig struct {
@@ -174,7 +194,41 @@ func (n *Neighbor) validate(f string, localASN uint32) error {
 	if len(n.Password) > 80 {
 		return fmt.Errorf("%s.password: longer than the kernel's 80-byte TCP MD5 key limit", f)
 	}
+	if n.GracefulRestart > 4095 {
+		return fmt.Errorf("%s.gracefulRestart: %d seconds is more than the 4095 the capability carries", f, n.GracefulRestart)
+	}
+	if n.AllowOwnAS > 10 {
+		return fmt.Errorf("%s.allowOwnAS: %d; want 0-10 occurrences of this node's AS", f, n.AllowOwnAS)
+	}
+	for i, fam := range n.AddressFamilies {
+		if fam != FamilyIPv4 && fam != FamilyIPv6 {
+			return fmt.Errorf("%s.addressFamilies[%d]: %q is not %q or %q", f, i, fam, FamilyIPv4, FamilyIPv6)
+		}
+	}
 	return nil
+}
+
+// ValidateNeighbors checks neighbours as netloomd's own configuration does, for a speaker of AS
+// localASN; field is the key that holds them ("bgp.neighbors"), used in the errors. Defaults are
+// filled in.
+func ValidateNeighbors(field string, localASN uint32, ns []Neighbor) error {
+	b := BGPConfig{ASN: localASN, Neighbors: ns}
+	if err := b.validateNeighbors(); err != nil {
+		return errors.New(strings.Replace(err.Error(), "bgp.neighbors", field, 1))
+	}
+	return nil
+}
+
+// carries tells whether the session carries the family of prefix p.
+func (n *Neighbor) carries(p netip.Prefix) bool {
+	if len(n.AddressFamilies) == 0 {
+		return true
+	}
+	want := FamilyIPv6
+	if p.Addr().Is4() {
+		want = FamilyIPv4
+	}
+	return slices.Contains(n.AddressFamilies, want)
 }
 
 // validateOriginate parses the pod CIDRs this node announces.

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/netloom/netloom/pkg/bgp"
+	"github.com/netloom/netloom/pkg/route"
 )
 
 // resyncEvery bounds how long a kernel route can stay wrong (removed by hand, say) without an event.
@@ -34,20 +35,25 @@ type Daemon struct {
 	srv *server.BgpServer
 
 	cancel context.CancelFunc
-	// adoptUntil ends the start-up period in which reconcile adds and replaces kernel routes but
-	// removes none (see reconcile).
+	// adoptUntil ends the start-up period in which reconcile keeps the kernel routes it found at start
+	// (found) that no path asks for yet; it adds and replaces routes as always.
+	found      map[netip.Prefix]bool
 	adoptUntil time.Time
 	kick       chan struct{}
 	installed  atomic.Int64 // routes in the kernel after the last reconcile
 	healthy    atomic.Bool
 	wg         sync.WaitGroup
 	http       *http.Server
+
+	mu         sync.Mutex          // guards the two below, changed at run time by dynamic.go
+	neighbors  map[string]Neighbor // by neighborKey
+	originated map[netip.Prefix]bool
 }
 
 // Start brings the speaker up: the API socket (0600), BGP, the neighbours, the originated prefixes, the
 // pods' recorded paths, the kernel route reconcile and the metrics endpoint. Stop undoes it.
 func Start(ctx context.Context, cfg *Config, log *slog.Logger) (*Daemon, error) {
-	d := &Daemon{cfg: cfg, log: log, kick: make(chan struct{}, 1)}
+	d := &Daemon{cfg: cfg, log: log, kick: make(chan struct{}, 1), neighbors: map[string]Neighbor{}, originated: map[netip.Prefix]bool{}}
 	ctx, d.cancel = context.WithCancel(ctx)
 	if err := prepareSocket(cfg.API.Socket); err != nil {
 		return nil, err
@@ -74,14 +80,12 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger) (*Daemon, error) 
 		return nil, err
 	}
 	for _, n := range b.Neighbors {
-		if err := d.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: peer(n)}); err != nil {
-			return nil, fmt.Errorf("neighbour %s: %w", n.Address, err)
+		if _, err := d.SetNeighbor(ctx, n); err != nil {
+			return nil, err
 		}
 	}
-	for _, p := range cfg.originate {
-		if err := d.announce(ctx, bgp.Announcement{Prefix: p}); err != nil {
-			return nil, fmt.Errorf("originate %s: %w", p, err)
-		}
+	if _, err := d.Originate(ctx, cfg.originate); err != nil {
+		return nil, err
 	}
 	d.restore(ctx)
 	if err := waitSocket(cfg.API.Socket, 5*time.Second); err != nil {
@@ -92,7 +96,13 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger) (*Daemon, error) 
 			return nil, err
 		}
 	}
-	d.adoptUntil = time.Now().Add(adoptPeriod(b.Neighbors))
+	d.adoptUntil = time.Now().Add(max(adoptPeriod(b.Neighbors), cfg.AdoptFor))
+	d.found = map[netip.Prefix]bool{}
+	if left, err := route.ListByProtocol(route.ProtoBGP); err == nil {
+		for _, r := range left {
+			d.found[r.Dst] = true
+		}
+	}
 	d.wg.Add(2)
 	go d.reconcileLoop(ctx)
 	go d.watchMD5(ctx)
@@ -131,15 +141,25 @@ func (d *Daemon) Stop() error {
 
 func peer(n Neighbor) *api.Peer {
 	p := &api.Peer{
-		Conf: &api.PeerConf{NeighborAddress: n.Address, PeerAsn: n.ASN, AuthPassword: n.Password},
+		Conf: &api.PeerConf{NeighborAddress: n.Address, PeerAsn: n.ASN, AuthPassword: n.Password, AllowOwnAsn: n.AllowOwnAS},
 		Timers: &api.Timers{Config: &api.TimersConfig{
 			HoldTime: n.HoldTime, KeepaliveInterval: max(1, n.HoldTime/3), ConnectRetry: 1,
 		}},
 		Transport: &api.Transport{PassiveMode: n.Passive},
-		AfiSafis: []*api.AfiSafi{
-			{Config: &api.AfiSafiConfig{Family: bgp.Family(netip.MustParsePrefix("0.0.0.0/0")), Enabled: true}},
-			{Config: &api.AfiSafiConfig{Family: bgp.Family(netip.MustParsePrefix("::/0")), Enabled: true}},
-		},
+	}
+	gr := n.GracefulRestart > 0
+	if gr {
+		p.GracefulRestart = &api.GracefulRestart{Enabled: true, RestartTime: n.GracefulRestart}
+	}
+	for _, any := range []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")} {
+		if !n.carries(any) {
+			continue
+		}
+		afi := &api.AfiSafi{Config: &api.AfiSafiConfig{Family: bgp.Family(any), Enabled: true}}
+		if gr {
+			afi.MpGracefulRestart = &api.MpGracefulRestart{Config: &api.MpGracefulRestartConfig{Enabled: true}}
+		}
+		p.AfiSafis = append(p.AfiSafis, afi)
 	}
 	if n.EBGPMultihop > 0 {
 		p.EbgpMultihop = &api.EbgpMultihop{Enabled: true, MultihopTtl: n.EBGPMultihop}
@@ -222,7 +242,7 @@ func (d *Daemon) reconcileLoop(ctx context.Context) {
 		case <-adopted.C: // the start-up period is over: remove what no peer sent again
 		case <-t.C:
 		}
-		if !d.cfg.installRoutes() {
+		if ctx.Err() != nil || !d.cfg.installRoutes() {
 			continue
 		}
 		if err := d.reconcile(ctx); err != nil && ctx.Err() == nil {

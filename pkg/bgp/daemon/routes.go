@@ -46,12 +46,18 @@ func (d *Daemon) bestRoutes(ctx context.Context) (map[netip.Prefix]netip.Addr, e
 
 // reconcile makes the kernel's routes of protocol 79 exactly the best learned paths: missing ones
 // added, changed next hops replaced, the rest removed. A next hop the kernel cannot reach is logged
-// and skipped, not fatal: the other routes still go in. Until adoptUntil (one hold time after start)
-// nothing is removed: routes a crashed netloomd left keep the pods' traffic flowing while the sessions
-// come back, and only those no peer announces again go.
+// and skipped, not fatal: the other routes still go in. Until adoptUntil (one hold time after start,
+// or Config.AdoptFor) the routes found at start are not removed: those a crashed or restarted netloomd
+// left keep the pods' traffic flowing while the sessions come back, and only those no peer announces
+// again go. Routes this process installed go as soon as their path does.
 func (d *Daemon) reconcile(ctx context.Context) error {
 	want, err := d.bestRoutes(ctx)
 	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		// Stopping: a listing cut short by the cancelled context is not "no paths" (the routes would
+		// all go, as a netloomd stopped while its peers send nothing new found out).
 		return err
 	}
 	have, err := route.ListByProtocol(route.ProtoBGP)
@@ -59,7 +65,11 @@ func (d *Daemon) reconcile(ctx context.Context) error {
 		return err
 	}
 	var errs []error
+	adopting := time.Now().Before(d.adoptUntil)
 	for _, h := range have {
+		if _, ok := want[h.Dst]; ok {
+			delete(d.found, h.Dst) // a path asks for it: from now on it is this process's
+		}
 		if gw, ok := want[h.Dst]; ok && gw == h.GW {
 			delete(want, h.Dst)
 			continue
@@ -67,7 +77,7 @@ func (d *Daemon) reconcile(ctx context.Context) error {
 		if _, keep := want[h.Dst]; keep {
 			continue // replaced below
 		}
-		if time.Now().Before(d.adoptUntil) {
+		if adopting && d.found[h.Dst] {
 			continue // a route a previous netloomd left: kept until the peers had time to send theirs
 		}
 		if err := route.DelInstalled(h); err != nil {
