@@ -50,7 +50,8 @@ func isDigits(s string) bool {
 // pod CIDR (dual-stack: one range set per family), portmap chained for hostPorts.
 //
 // In vxlan mode the main plugin is vxlan-overlay over the node's IPv4 pod CIDR and InternalIP, with the
-// peers file the agent writes, masquerading what leaves the cluster CIDR when one is set.
+// peers file the agent writes, masquerading what leaves the cluster CIDR when one is set (unless the
+// "masquerade" key is false).
 func RenderConflist(c *Config, self Node) ([]byte, error) {
 	if len(self.PodCIDRs) == 0 {
 		return nil, fmt.Errorf("node %s has no spec.podCIDRs yet", self.Name)
@@ -101,7 +102,7 @@ func vxlanPlugin(c *Config, self Node) (map[string]any, error) {
 	}
 	if cc, ok := c.clusterCIDR4(); ok {
 		p["clusterCIDR"] = cc.String()
-		p["ipMasq"] = true
+		p["ipMasq"] = c.Masquerades()
 	}
 	if c.MTU != 0 {
 		p["mtu"] = c.MTU
