@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -61,6 +62,7 @@ type clusterNode struct {
 	api      *harness.APIForward
 	pod      *harness.NetNS
 	podAddrs []netip.Addr
+	config   map[string]any // keys of this node's agent configuration over startAgents' defaults
 }
 
 func (n *clusterNode) conflist() string { return filepath.Join(n.confDir, "10-netloom.conflist") }
@@ -92,10 +94,12 @@ func startAgents(t *testing.T, s *harness.KubeAPIServer, nodes []*clusterNode, n
 	for _, n := range nodes {
 		n.confDir = t.TempDir()
 		n.api = s.ForwardInto(t, n.NetNS)
-		n.agent = harness.StartClusterAgent(t, n.NetNS, n.name, s.Kubeconfig(t, n.api.URL, token), map[string]any{
+		config := map[string]any{
 			"mode": mode, "clusterCIDR": "10.244.0.0/16,fd44::/48", "cniConfDir": n.confDir,
 			"resyncInterval": "2s", "networkName": network, "ipamDataDir": t.TempDir(), "stateDir": t.TempDir(), "logLevel": "debug",
-		})
+		}
+		maps.Copy(config, n.config)
+		n.agent = harness.StartClusterAgent(t, n.NetNS, n.name, s.Kubeconfig(t, n.api.URL, token), config)
 	}
 }
 
