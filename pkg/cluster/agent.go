@@ -9,6 +9,7 @@ import (
 	"maps"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,9 +46,10 @@ type Agent struct {
 	queue  workqueue.TypedRateLimitingInterface[string]
 	lister corelisters.NodeLister
 
-	self  Node            // this node as last written to the conflist
-	peers map[string]Node // as last applied
-	stats stats
+	self      Node            // this node as last written to the conflist
+	peers     map[string]Node // as last applied
+	masqNotes string          // why pod CIDRs are not masqueraded, as last logged
+	stats     stats
 }
 
 // New returns the agent for the node called nodeName. It needs only the core API group's client (the
@@ -249,6 +251,9 @@ func (a *Agent) syncSelf(ctx context.Context, n Node) error {
 		a.stats.conflistWrites.Add(1)
 		a.log.Info("wrote the conflist", "path", a.cfg.ConflistPath(), "podCIDRs", fmt.Sprint(n.PodCIDRs))
 	}
+	if err := a.syncMasquerade(n); err != nil {
+		return err
+	}
 	if err := a.annotateSelf(ctx, n); err != nil {
 		return err
 	}
@@ -258,6 +263,30 @@ func (a *Agent) syncSelf(ctx context.Context, n Node) error {
 	}
 	if a.stats.synced.Load() {
 		a.stats.setReady()
+	}
+	return nil
+}
+
+// syncMasquerade makes the masquerade table what this node's pod CIDRs need: in routed mode with
+// masquerade on, one rule per family (bgp mode too: its pods sit on the same bridge); otherwise no
+// table (the vxlan and ipip modes masquerade in the overlay plugin). Called on every look at this node, resyncs included, it repairs a table edited or deleted by
+// hand and writes nothing when the kernel already matches.
+func (a *Agent) syncMasquerade(n Node) error {
+	on := (a.cfg.Mode == ModeRouted || a.cfg.Mode == ModeBGP) && a.cfg.Masquerades()
+	ch, err := ensureMasquerade(on, n.PodCIDRs, a.cfg.clusterCIDRs)
+	if notes := strings.Join(ch.Notes, "; "); notes != a.masqNotes {
+		a.masqNotes = notes
+		if notes != "" {
+			a.log.Warn("not masqueraded", "reasons", ch.Notes)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("masquerade: %w", err)
+	}
+	a.stats.masqRules.Store(int64(ch.Rules))
+	if ch.Reason != "" {
+		a.stats.masqWrites.Add(1)
+		a.log.Info("wrote the masquerade table", "table", "inet "+MasqTable, "rules", ch.Rules, "reason", ch.Reason)
 	}
 	return nil
 }

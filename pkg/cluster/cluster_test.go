@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -55,6 +56,14 @@ func TestParseConfig(t *testing.T) {
 				t.Errorf("vxlan defaults: %+v", c)
 			}
 		}},
+		{name: "masquerade by default with a cluster CIDR", in: `{"mode":"routed","clusterCIDR":"10.244.0.0/16"}`, check: masquerades(true)},
+		{name: "no masquerade without a cluster CIDR", in: `{"mode":"routed"}`, check: masquerades(false)},
+		{name: "masquerade off", in: `{"mode":"routed","clusterCIDR":"10.244.0.0/16","masquerade":false}`, check: masquerades(false)},
+		{name: "masquerade off without a cluster CIDR", in: `{"mode":"routed","masquerade":false}`, check: masquerades(false)},
+		{name: "masquerade on, IPv6 only", in: `{"mode":"routed","clusterCIDR":"fd44::/48","masquerade":true}`, check: masquerades(true)},
+		{name: "masquerade on without a cluster CIDR", in: `{"mode":"routed","masquerade":true}`, err: "masquerade: true needs clusterCIDR"},
+		{name: "vxlan masquerade on, IPv6 cluster CIDR only", in: `{"mode":"vxlan","clusterCIDR":"fd44::/48","masquerade":true}`, err: "needs an IPv4 clusterCIDR"},
+		{name: "masquerade not a bool", in: `{"mode":"routed","masquerade":"yes"}`, err: "masquerade"},
 		{name: "vni", in: `{"mode":"vxlan","vni":16777216}`, err: "vni"},
 		{name: "state dir", in: `{"mode":"vxlan","stateDir":"run"}`, err: "stateDir"},
 		{name: "ipip", in: `{"mode":"ipip"}`, check: func(t *testing.T, c *Config) {
@@ -110,6 +119,14 @@ func TestParseConfig(t *testing.T) {
 			}
 			tc.check(t, c)
 		})
+	}
+}
+
+func masquerades(want bool) func(t *testing.T, c *Config) {
+	return func(t *testing.T, c *Config) {
+		if got := c.Masquerades(); got != want {
+			t.Errorf("Masquerades() = %v, want %v", got, want)
+		}
 	}
 }
 
@@ -209,6 +226,10 @@ func TestRenderConflist(t *testing.T) {
 		chain.Plugins[1]["type"] != "bgp-route" || chain.Plugins[1]["announce"] != "node" || chain.Plugins[1]["speaker"] != "unix:///run/nl/netloomd.sock" || chain.Plugins[2]["type"] != "portmap" {
 		t.Errorf("bgp conflist (%v):\n%s", err, out)
 	}
+	noMasq, _ := ParseConfig([]byte(`{"mode":"vxlan","clusterCIDR":"10.244.0.0/16","masquerade":false}`))
+	if out, err = RenderConflist(noMasq, self); err != nil || !strings.Contains(string(out), `"ipMasq": false`) || !strings.Contains(string(out), `"clusterCIDR": "10.244.0.0/16"`) {
+		t.Errorf("vxlan with masquerade false: %v\n%s", err, out)
+	}
 	v6only, _ := NodeFrom(node("b", []string{"fd44::/64"}, "fd00::1"))
 	if _, err := RenderConflist(vx, v6only); err == nil || !strings.Contains(err.Error(), "IPv4") {
 		t.Errorf("vxlan mode on an IPv6-only node: %v", err)
@@ -307,5 +328,23 @@ func TestRouterPlan(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Every key of the configuration file has its row in netloomd's README.
+func TestConfigKeysDocumented(t *testing.T) {
+	readme, err := os.ReadFile("../../cmd/netloomd/README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	typ := reflect.TypeFor[Config]()
+	for i := range typ.NumField() {
+		key, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")
+		if key == "" {
+			continue // unexported state
+		}
+		if !strings.Contains(string(readme), "| `"+key+"` |") {
+			t.Errorf("cmd/netloomd/README.md has no row for the key %q", key)
+		}
 	}
 }

@@ -88,6 +88,9 @@ type Config struct {
 	CNIVersion string `json:"cniVersion,omitempty"`
 	// BGP is bgp mode's speaker.
 	BGP *BGPConfig `json:"bgp,omitempty"`
+	// Masquerade: pods' traffic leaving clusterCIDR leaves with the node's address (routed mode: the
+	// agent's nftables table; vxlan mode: the overlay's ipMasq). Unset: on when clusterCIDR is set.
+	Masquerade *bool `json:"masquerade,omitempty"`
 
 	clusterCIDRs []netip.Prefix
 	resync       time.Duration
@@ -147,6 +150,9 @@ func (c *Config) validate() error {
 			return fmt.Errorf("clusterCIDR: %q is not a network in CIDR form (e.g. 10.244.0.0/16)", s)
 		}
 		c.clusterCIDRs = append(c.clusterCIDRs, p)
+	}
+	if err := c.validateMasquerade(); err != nil {
+		return err
 	}
 	if c.CNIConfDir == "" {
 		c.CNIConfDir = DefaultCNIConfDir
@@ -306,8 +312,29 @@ func (b *BGPConfig) validate(stateDir string) error {
 	return nil
 }
 
+// validateMasquerade refuses a masquerade asked for that cannot be done: without a cluster CIDR nothing
+// tells pod-to-pod traffic (which keeps its source) from traffic leaving the cluster.
+func (c *Config) validateMasquerade() error {
+	if c.Masquerade == nil || !*c.Masquerade {
+		return nil
+	}
+	if len(c.clusterCIDRs) == 0 {
+		return errors.New("masquerade: true needs clusterCIDR, the pod network whose traffic keeps its source; set clusterCIDR (e.g. \"10.244.0.0/16\"), or leave masquerade out")
+	}
+	if _, ok := c.clusterCIDR4(); !ok && (c.Mode == ModeVXLAN || c.Mode == ModeIPIP) {
+		return fmt.Errorf("masquerade: true in mode %q needs an IPv4 clusterCIDR (the overlay carries IPv4 pods only), and clusterCIDR is %q", c.Mode, c.ClusterCIDR)
+	}
+	return nil
+}
+
 // BGPSocket is where bgp mode's speaker serves the GoBGP API.
 func (c *Config) BGPSocket() string { return c.BGP.APISocket }
+
+// Masquerades tells whether pods' traffic leaving the cluster CIDR is masqueraded: the "masquerade" key,
+// on by default when there is a cluster CIDR.
+func (c *Config) Masquerades() bool {
+	return len(c.clusterCIDRs) > 0 && (c.Masquerade == nil || *c.Masquerade)
+}
 
 // ConflistPath is where the node's conflist is written.
 func (c *Config) ConflistPath() string { return filepath.Join(c.CNIConfDir, c.ConflistName) }

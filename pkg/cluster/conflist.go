@@ -60,7 +60,7 @@ func isDigits(s string) bool {
 //
 // In vxlan and ipip modes the main plugin is vxlan-overlay or ipip-overlay over the node's IPv4 pod CIDR
 // and InternalIP, with the peers file the agent writes, masquerading what leaves the cluster CIDR when
-// one is set.
+// one is set (unless the "masquerade" key is false).
 func RenderConflist(c *Config, self Node) ([]byte, error) {
 	if len(self.PodCIDRs) == 0 {
 		return nil, fmt.Errorf("node %s has no spec.podCIDRs yet", self.Name)
@@ -119,7 +119,7 @@ func tunnelPlugin(c *Config, self Node) (map[string]any, error) {
 	}
 	if cc, ok := c.clusterCIDR4(); ok {
 		p["clusterCIDR"] = cc.String()
-		p["ipMasq"] = true
+		p["ipMasq"] = c.Masquerades()
 	}
 	if c.MTU != 0 {
 		p["mtu"] = c.MTU

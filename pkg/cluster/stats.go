@@ -21,6 +21,7 @@ type stats struct {
 	reconciles, reconcileErrors atomic.Int64
 	reconcileNanos              atomic.Int64
 	conflistWrites, watchErrors atomic.Int64
+	masqWrites, masqRules       atomic.Int64
 }
 
 // setNotReady records why the agent is not ready; it reports whether the reason changed.
@@ -101,6 +102,8 @@ func (s *stats) metrics(r datapath) string {
 	metric("netloomd_cluster_reconcile_seconds_total", "counter", "Time spent handling work items.", float64(s.reconcileNanos.Load())/1e9)
 	metric("netloomd_cluster_route_changes_total", "counter", "Kernel route replacements and deletions made.", r.Ops())
 	metric("netloomd_cluster_conflist_writes_total", "counter", "Times the conflist was (re)written.", s.conflistWrites.Load())
+	metric("netloomd_cluster_masquerade_rules", "gauge", "Rules of the masquerade table (one per pod CIDR masqueraded; 0: no table).", s.masqRules.Load())
+	metric("netloomd_cluster_masquerade_writes_total", "counter", "Times the masquerade table was written or deleted because it differed from what it should be.", s.masqWrites.Load())
 	metric("netloomd_cluster_watch_errors_total", "counter", "Failed list/watch calls of Nodes (each followed by a retry).", s.watchErrors.Load())
 	return b.String()
 }

@@ -3,6 +3,7 @@ package nftnl
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -333,5 +334,92 @@ func TestRulesReadBackAsNFTWroteThem(t *testing.T) {
 	}
 	if got, want := read(ours), read(theirs); got != want || want == "" {
 		t.Errorf("ours:\n%snft's:\n%s", got, want)
+	}
+}
+
+// The address matches are the expressions nft compiles for the same text.
+func TestMatchReadsBackAsNFTWroteIt(t *testing.T) {
+	ours, theirs := newNS(t), newNS(t)
+	v4, v6 := netip.MustParsePrefix("10.244.1.0/24"), netip.MustParsePrefix("fd44:0:0:1::/64")
+	rules := []struct {
+		exprs []expr.Any
+		text  string
+	}{
+		{slices.Concat(MatchFamily(true), MatchSaddr(v4, expr.CmpOpEq), MatchDaddr(netip.MustParsePrefix("10.240.0.0/12"), expr.CmpOpNeq),
+			MatchDaddr(netip.MustParsePrefix("192.168.0.0/16"), expr.CmpOpNeq)),
+			"ip saddr 10.244.1.0/24 ip daddr != 10.240.0.0/12 ip daddr != 192.168.0.0/16"},
+		{slices.Concat(MatchFamily(false), MatchSaddr(v6, expr.CmpOpEq), MatchDaddr(netip.MustParsePrefix("fd44::/47"), expr.CmpOpNeq)),
+			"ip6 saddr fd44:0:0:1::/64 ip6 daddr != fd44::/47"},
+		{slices.Concat(MatchFamily(true), MatchDaddr(netip.MustParsePrefix("10.1.2.5/32"), expr.CmpOpEq)), "ip daddr 10.1.2.5"},
+	}
+	var msgs []Msg
+	msgs = append(msgs, must(t)(testTable.Add("")), must(t)(testTable.AddChain(Chain{Name: "c"})))
+	theirs.Run(t, "nft", "add", "table", "inet", testTable.Name)
+	theirs.Run(t, "nft", "add", "chain", "inet", testTable.Name, "c")
+	for _, r := range rules {
+		msgs = append(msgs, must(t)(testTable.AddRule(Rule{Chain: "c", Exprs: append(r.exprs, &expr.Verdict{Kind: expr.VerdictReturn})})))
+		theirs.Run(t, "sh", "-c", fmt.Sprintf("nft add rule inet %s c %s return", testTable.Name, r.text))
+	}
+	withConn(t, ours, func(c *Conn) error { return c.Transact(msgs) })
+	read := func(n harness.NetNS) (out string) {
+		withConn(t, n, func(c *Conn) error {
+			rules, err := c.Rules(testTable, "c")
+			for _, r := range rules {
+				out += describe(t, r) + "\n"
+			}
+			return err
+		})
+		return out
+	}
+	if got, want := read(ours), read(theirs); got != want || want == "" {
+		t.Errorf("ours:\n%snft's:\n%s", got, want)
+	}
+	listing := ours.Run(t, "nft", "list", "chain", "inet", testTable.Name, "c")
+	for _, r := range rules {
+		if !strings.Contains(listing, r.text+" return") {
+			t.Errorf("nft lists our rules as\n%s\nwithout %q", listing, r.text)
+		}
+	}
+}
+
+// Add, Del and Add again in one transaction replace a table whole, whether it was there or not; Del
+// alone fails on a missing table.
+func TestDelReplacesTheTable(t *testing.T) {
+	n := newNS(t)
+	replace := func(comment string) []Msg {
+		return []Msg{
+			must(t)(testTable.Add("")),
+			must(t)(testTable.Del()),
+			must(t)(testTable.Add("")),
+			must(t)(testTable.AddChain(Chain{Name: "c"})),
+			must(t)(testTable.AddRule(Rule{Chain: "c", Comment: comment, Exprs: sampleExprs()[3]})),
+		}
+	}
+	withConn(t, n, func(c *Conn) error {
+		if err := c.Transact([]Msg{must(t)(testTable.Del())}); !errors.Is(err, unix.ENOENT) || !strings.Contains(err.Error(), "delete table "+testTable.Name) {
+			t.Errorf("deleting a missing table: %v, want ENOENT naming it", err)
+		}
+		if err := c.Transact(replace("first")); err != nil {
+			return fmt.Errorf("into an empty ruleset: %w", err)
+		}
+		if err := c.Transact(append(skeleton(t)[1:], replace("second")...)); err != nil {
+			return fmt.Errorf("over a table with chains, rules and a set: %w", err)
+		}
+		chains, err := c.Chains(testTable)
+		if err != nil || len(chains) != 1 || chains[0].Name != "c" {
+			t.Errorf("chains after the replace: %+v, %v", chains, err)
+		}
+		rules, err := c.Rules(testTable, "")
+		if err != nil || len(rules) != 1 || rules[0].Comment != "second" {
+			t.Errorf("rules after the replace: %+v, %v", rules, err)
+		}
+		sets, err := c.Sets(testTable)
+		if err != nil || len(sets) != 0 {
+			t.Errorf("sets after the replace: %v, %v", sets, err)
+		}
+		return c.Transact([]Msg{must(t)(testTable.Add("")), must(t)(testTable.Del())})
+	})
+	if got := n.Run(t, "nft", "list", "ruleset"); strings.TrimSpace(got) != "" {
+		t.Errorf("add and delete left:\n%s", got)
 	}
 }

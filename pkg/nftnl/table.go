@@ -100,6 +100,15 @@ func (t Table) Add(comment string) (Msg, error) {
 	return t.msg(unix.NFT_MSG_NEWTABLE, unix.NLM_F_CREATE, "add table "+t.Name, attrs)
 }
 
+// Del deletes the table and everything in it; it fails (ENOENT) when the table is missing. Preceded by
+// Add in the same transaction it cannot fail so: that is how a transaction replaces a table whole
+// (add, delete, add again with the new content) on kernels without NFT_MSG_DESTROYTABLE (before 6.3).
+func (t Table) Del() (Msg, error) {
+	return t.msg(unix.NFT_MSG_DELTABLE, 0, "delete table "+t.Name, []netlink.Attribute{
+		{Type: unix.NFTA_TABLE_NAME, Data: cstr(t.Name)},
+	})
+}
+
 // AddChain adds ch, a base chain with policy accept when it has a hook; adding one that exists with
 // the same hook changes nothing.
 func (t Table) AddChain(ch Chain) (Msg, error) {

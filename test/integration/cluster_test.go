@@ -63,6 +63,7 @@ type clusterNode struct {
 	api      *harness.APIForward
 	pod      *harness.NetNS
 	podAddrs []netip.Addr
+	config   map[string]any // keys of this node's agent configuration over startAgents' defaults
 }
 
 func (n *clusterNode) conflist() string { return filepath.Join(n.confDir, "10-netloom.conflist") }
@@ -102,6 +103,7 @@ func startAgents(t *testing.T, s *harness.KubeAPIServer, nodes []*clusterNode, n
 		for _, e := range extra {
 			maps.Copy(cfg, e)
 		}
+		maps.Copy(cfg, n.config)
 		n.agent = harness.StartClusterAgent(t, n.NetNS, n.name, s.Kubeconfig(t, n.api.URL, token), cfg)
 	}
 }

@@ -54,12 +54,6 @@ const (
 	ctRelated     = 1 << 2
 )
 
-// Byte offsets of the addresses in the IPv4 and IPv6 headers.
-const (
-	ipv4Src, ipv4Dst = 12, 16
-	ipv6Src, ipv6Dst = 8, 24
-)
-
 func nftTable() nftnl.Table { return nftnl.Table{Family: unix.NFPROTO_INET, Name: NFTTable} }
 
 // nftChains are the table's chains, the base chain last: it jumps to the others.
@@ -80,22 +74,6 @@ func nftPrefix() []nftnl.Rule {
 
 const reg = 1
 
-func nfproto(is4 bool) []expr.Any {
-	p := byte(unix.NFPROTO_IPV6)
-	if is4 {
-		p = unix.NFPROTO_IPV4
-	}
-	return []expr.Any{&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: reg}, &expr.Cmp{Op: expr.CmpOpEq, Register: reg, Data: []byte{p}}}
-}
-
-func matchAddr(offset uint32, a netip.Addr) []expr.Any {
-	b := a.AsSlice()
-	return []expr.Any{
-		&expr.Payload{DestRegister: reg, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: uint32(len(b))},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: reg, Data: b},
-	}
-}
-
 func ifName(name string) []byte {
 	b := make([]byte, ifNameSize)
 	copy(b, name)
@@ -109,18 +87,15 @@ func matchIf(key expr.MetaKey, op expr.CmpOp, name string) []expr.Any {
 // nftPodRules are the rules that let a's traffic through: replies to it, and all from it.
 func nftPodRules(a netip.Addr) []nftnl.Rule {
 	a = a.Unmap()
-	src, dst := uint32(ipv6Src), uint32(ipv6Dst)
-	if a.Is4() {
-		src, dst = ipv4Src, ipv4Dst
-	}
+	host := netip.PrefixFrom(a, a.BitLen())
 	mask := binary.NativeEndian.AppendUint32(nil, ctEstablished|ctRelated)
-	in := append(nfproto(a.Is4()), matchAddr(dst, a)...)
+	in := append(nftnl.MatchFamily(a.Is4()), nftnl.MatchDaddr(host, expr.CmpOpEq)...)
 	in = append(in,
 		&expr.Ct{Key: expr.CtKeySTATE, Register: reg},
 		&expr.Bitwise{SourceRegister: reg, DestRegister: reg, Len: 4, Mask: mask, Xor: make([]byte, 4)},
 		&expr.Cmp{Op: expr.CmpOpNeq, Register: reg, Data: make([]byte, 4)},
 		&expr.Verdict{Kind: expr.VerdictAccept})
-	out := append(nfproto(a.Is4()), matchAddr(src, a)...)
+	out := append(nftnl.MatchFamily(a.Is4()), nftnl.MatchSaddr(host, expr.CmpOpEq)...)
 	out = append(out, &expr.Verdict{Kind: expr.VerdictAccept})
 	c := HostPrefix(a)
 	return []nftnl.Rule{{Chain: nftForward, Comment: c, Exprs: in}, {Chain: nftForward, Comment: c, Exprs: out}}

@@ -368,12 +368,8 @@ const (
 	portLen       = 2
 )
 
-func matchNFProto(f fam) []expr.Any {
-	return []expr.Any{
-		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: reg1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: []byte{f.nfproto()}},
-	}
-}
+// matchNFProto is `meta nfproto ipvN`.
+func matchNFProto(f fam) []expr.Any { return nftnl.MatchFamily(f == ipv4) }
 
 // hookExprs is `meta nfproto ipvN fib daddr type local jump hostports`.
 func hookExprs(f fam) []expr.Any {
