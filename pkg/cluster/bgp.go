@@ -24,7 +24,8 @@ type bgpPath struct {
 	cfg     *Config
 	log     *slog.Logger
 	lookup  nextHop
-	speaker *daemon.Daemon // started by the first SetSelf: the router ID is this node's InternalIP
+	speaker *daemon.Daemon                // started by the first SetSelf: the router ID is this node's InternalIP
+	live    atomic.Pointer[daemon.Daemon] // the same, for the metrics' goroutine
 	self    Node
 	mesh    map[string][]string // peer name -> the neighbour addresses of its mesh sessions
 	routers map[string]bool     // addresses of the routers in use
@@ -90,6 +91,7 @@ func (b *bgpPath) start(n Node) error {
 	if b.speaker, err = daemon.Start(context.Background(), dc, b.log.With("component", "bgp")); err != nil {
 		return fmt.Errorf("bgp speaker: %w", err)
 	}
+	b.live.Store(b.speaker)
 	return nil
 }
 
@@ -275,7 +277,24 @@ func (b *bgpPath) deleteNeighbor(ctx context.Context, addr string) error {
 }
 
 func (b *bgpPath) Peers() (int, int) { return len(b.mesh), len(b.refused) }
-func (b *bgpPath) Ops() int64        { return b.ops.Load() }
+
+// sessionCounter is a datapath with BGP sessions.
+type sessionCounter interface {
+	Sessions() (configured, established int)
+}
+
+// Sessions counts the speaker's sessions; safe to call from any goroutine.
+func (b *bgpPath) Sessions() (configured, established int) {
+	sp := b.live.Load()
+	if sp == nil {
+		return 0, 0
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	up, _ := sp.Established(ctx)
+	return len(sp.Neighbors()), up
+}
+func (b *bgpPath) Ops() int64 { return b.ops.Load() }
 
 // Close abandons the speaker: BGP sessions and kernel routes stay until the process exits (see
 // daemon.Abandon), so pods keep their network through an agent restart.

@@ -105,5 +105,10 @@ func (s *stats) metrics(r datapath) string {
 	metric("netloomd_cluster_masquerade_rules", "gauge", "Rules of the masquerade table (one per pod CIDR masqueraded; 0: no table).", s.masqRules.Load())
 	metric("netloomd_cluster_masquerade_writes_total", "counter", "Times the masquerade table was written or deleted because it differed from what it should be.", s.masqWrites.Load())
 	metric("netloomd_cluster_watch_errors_total", "counter", "Failed list/watch calls of Nodes (each followed by a retry).", s.watchErrors.Load())
+	if sc, ok := r.(sessionCounter); ok {
+		configured, established := sc.Sessions()
+		metric("netloomd_cluster_bgp_sessions", "gauge", "BGP sessions of bgp mode's speaker (the node mesh and the routers), configured and established.", configured, `state="configured"`)
+		metric("netloomd_cluster_bgp_sessions", "gauge", "", established, `state="established"`)
+	}
 	return b.String()
 }

@@ -483,6 +483,14 @@ func TestClusterBGP(t *testing.T) {
 	}
 	t.Logf("three agents ready and their router sessions up %s after start", time.Since(start).Round(time.Millisecond))
 	bgpRoutes := func(n *clusterNode) string { return n.Run(t, "ip", "route", "show", "proto", "79") }
+	// waitSessions waits until n's speaker has want sessions established (the mesh's and the router's).
+	waitSessions := func(n *clusterNode, want int) {
+		t.Helper()
+		harness.WaitUntil(t, 30*time.Second, fmt.Sprintf("%s: %d BGP sessions established", n.name, want), func() (bool, string) {
+			got := n.metric(t, `netloomd_cluster_bgp_sessions{state="established"}`)
+			return got == float64(want), fmt.Sprint(got)
+		})
+	}
 	waitRoute := func(n *clusterNode, dst, via string) {
 		t.Helper()
 		harness.WaitUntil(t, 30*time.Second, fmt.Sprintf("%s: route to %s via %s", n.name, dst, via), func() (bool, string) {
@@ -490,6 +498,10 @@ func TestClusterBGP(t *testing.T) {
 			return strings.Contains(r, dst+" via "+via), r
 		})
 	}
+	// Sessions: node-0 and node-1 with each other and the router, node-3 with the router only.
+	waitSessions(nodes[0], 2)
+	waitSessions(nodes[1], 2)
+	waitSessions(nodes[3], 1)
 	// Segment A's nodes reach each other directly (the mesh), segment B through the router.
 	waitRoute(nodes[0], "10.244.1.0/24", nodes[1].Addr.Addr().String())
 	waitRoute(nodes[1], "10.244.0.0/24", nodes[0].Addr.Addr().String())
@@ -516,6 +528,9 @@ func TestClusterBGP(t *testing.T) {
 		waitRoute(n, "10.244.2.0/24", nodes[2].Addr.Addr().String())
 	}
 	waitRoute(nodes[3], "10.244.2.0/24", nodes[3].Gateway.String())
+	waitSessions(nodes[0], 3)
+	waitSessions(nodes[1], 3)
+	waitSessions(nodes[2], 3)
 	t.Logf("node-2 joined: its pod CIDR routed on every node %s after its Node was created (agent start and BGP included)", time.Since(t0).Round(time.Millisecond))
 	if got := nodes[0].metric(t, "netloomd_cluster_route_changes_total") - before; got != 1 {
 		t.Errorf("node-0 made %v changes for node-2 joining, want 1 (one session)", got)
