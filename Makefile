@@ -222,6 +222,7 @@ image: build
 # End to end on real kubelets (test/e2e/kubelet.sh on test/kube/kubelet-local: control plane, containerd
 # and kubelet 1.37 per node namespace): kubectl apply -f deploy/, nodes Ready, pods across nodes, hostPort,
 # nothing left. The first run builds Kubernetes (about 30 minutes and 6 GiB of Go caches); then ~2 minutes.
+# E2E_MODE=bgp runs the agents in bgp mode (routes over BGP between the nodes) instead of routed.
 .PHONY: e2e
 e2e: image
 	test/kube/kubelet-local/kubelet-local build

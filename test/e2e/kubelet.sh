@@ -7,6 +7,10 @@
 # Proves: the nodes become Ready because netloomd wrote the conflist; pods of a Deployment spread over the
 # nodes get addresses from their node's pod CIDR and reach each other across nodes and a hostPort; deleting
 # the pods leaves no veth or lease on the nodes; deleting the DaemonSet leaves the pods running and talking.
+# E2E_MODE=bgp (or vxlan, ipip where the kernel has it) sets the ConfigMap's mode instead of the default
+# routed; in bgp mode the speaker's socket goes under /var/lib/cni, because kubelet-local's nodes share the
+# host's /run (on real nodes /run/netloom is each node's own), and each node must route the other's pod
+# CIDR with a BGP-learned route.
 # Usage: test/e2e/kubelet.sh [DIR] (default: a new folder under /tmp). Needs root. Prints PASS/FAIL lines and
 # the figures; exits non-zero on any failure. Everything it starts is stopped by `kubelet-local down`.
 set -euo pipefail
@@ -15,6 +19,7 @@ KL=$PWD/test/kube/kubelet-local/kubelet-local
 DIR=${1:-$(mktemp -u /tmp/nle2e.XXXXXX)}
 IMAGE_TAR=${IMAGE_TAR:-$PWD/bin/netloom-image.tar}
 MANIFEST=$PWD/deploy/netloom.yaml
+MODE=${E2E_MODE:-routed}
 NODES=(klnode1 klnode2)
 fails=0
 say() { echo "== $*" >&2; }
@@ -33,8 +38,12 @@ trap 'rc=$?; "$KL" down "$DIR" || rc=1; exit $rc' EXIT
 say "cluster up in $(since "$t0")s"
 "$KL" import-image "$DIR" "$IMAGE_TAR"
 
-# --- install, as the README says (clusterCIDR set to this cluster's)
-sed 's#"clusterCIDR": *"[^"]*"#"clusterCIDR": "10.211.0.0/16"#' "$MANIFEST" >"$DIR/netloom.yaml"
+# --- install, as the README says (clusterCIDR set to this cluster's; the mode when E2E_MODE says)
+extra=
+[[ $MODE == bgp ]] && extra='"bgp": {"apiSocket": "/var/lib/cni/netloom/netloomd.sock"},'
+sed -e 's#"clusterCIDR": *"[^"]*"#"clusterCIDR": "10.211.0.0/16"#' \
+  -e "s#\"mode\": *\"[^\"]*\",#\"mode\": \"$MODE\", $extra#" "$MANIFEST" >"$DIR/netloom.yaml"
+say "mode $MODE"
 t1=$(now)
 k apply -f "$DIR/netloom.yaml" >&2
 if k wait --for=condition=Ready node --all --timeout=180s >&2; then
@@ -89,6 +98,16 @@ for line in "${pods[@]}"; do
   cidr=$("$KL" pod-cidr "$DIR" "$node")
   in_cidr "$ip" "$cidr" && ok "$name on $node has $ip from $cidr" || bad "$name on $node: $ip not in $cidr"
 done
+if [[ $MODE == bgp ]]; then # each node routes the other's pod CIDR with a route learned over BGP
+  for n in "${NODES[@]}"; do
+    for o in "${NODES[@]}"; do
+      [[ $n == "$o" ]] && continue
+      cidr=$("$KL" pod-cidr "$DIR" "$o")
+      r=$("$KL" node-exec "$DIR" "$n" ip route show proto 79 2>&1)
+      [[ $r == *"$cidr via "* ]] && ok "$n routes $o's $cidr over BGP" || bad "$n: no BGP route to $o's $cidr: $r"
+    done
+  done
+fi
 # every pod reaches every other pod (TCP echo), across nodes included
 for a in "${pods[@]}"; do
   read -r an anode aip <<<"$a"
