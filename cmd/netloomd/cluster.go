@@ -9,7 +9,6 @@ import (
 	"os/signal"
 	"syscall"
 
-	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -53,7 +52,7 @@ func runCluster(args []string) int {
 		return 2
 	}
 	rc.UserAgent = "netloomd/" + *nodeName
-	client, err := corev1client.NewForConfig(rc)
+	client, err := cluster.NewNodeClient(rc)
 	if err != nil {
 		log.Error("Kubernetes client", "error", err)
 		return 2

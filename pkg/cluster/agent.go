@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,12 +16,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
 	watchpkg "k8s.io/apimachinery/pkg/watch"
-	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
@@ -39,7 +35,7 @@ const resyncKey = "\x00resync"
 type Agent struct {
 	cfg      *Config
 	log      *slog.Logger
-	client   corev1client.CoreV1Interface
+	client   *NodeClient
 	nodeName string
 	dp       datapath
 
@@ -52,9 +48,9 @@ type Agent struct {
 	stats     stats
 }
 
-// New returns the agent for the node called nodeName. It needs only the core API group's client (the
-// whole clientset would triple netloomd's size for nothing).
-func New(cfg *Config, client corev1client.CoreV1Interface, nodeName string, log *slog.Logger) *Agent {
+// New returns the agent for the node called nodeName, which reads and annotates Nodes through client
+// (NewNodeClient) and nothing else.
+func New(cfg *Config, client *NodeClient, nodeName string, log *slog.Logger) *Agent {
 	a := &Agent{
 		cfg:      cfg,
 		log:      log,
@@ -129,7 +125,7 @@ func (a *Agent) Run(ctx context.Context) error {
 // with backoff; a watch refused while the API server is away never reaches its error handler) and
 // logging the first failure after a success and the recovery.
 func (a *Agent) countedListWatch() *cache.ListWatch {
-	lw := cache.NewListWatchFromClient(a.client.RESTClient(), "nodes", metav1.NamespaceAll, fields.Everything())
+	lw := a.client.listWatch()
 	var failing atomic.Bool
 	note := func(what string, err error) {
 		if err != nil {
@@ -306,13 +302,9 @@ func (a *Agent) annotateSelf(ctx context.Context, n Node) error {
 	if maps.Equal(filter(n.Annotations, want), want) {
 		return nil
 	}
-	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": want}})
-	if err != nil {
-		return err
-	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if _, err := a.client.Nodes().Patch(ctx, n.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+	if err := a.client.patchAnnotations(ctx, n.Name, want); err != nil {
 		return fmt.Errorf("annotate Node %s: %w", n.Name, err)
 	}
 	return nil
