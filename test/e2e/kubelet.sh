@@ -7,10 +7,10 @@
 # Proves: the nodes become Ready because netloomd wrote the conflist; pods of a Deployment spread over the
 # nodes get addresses from their node's pod CIDR and reach each other across nodes and a hostPort; deleting
 # the pods leaves no veth or lease on the nodes; deleting the DaemonSet leaves the pods running and talking.
-# E2E_MODE=bgp (or vxlan, ipip where the kernel has it) sets the ConfigMap's mode instead of the default
-# routed; in bgp mode the speaker's socket goes under /var/lib/cni, because kubelet-local's nodes share the
-# host's /run (on real nodes /run/netloom is each node's own), and each node must route the other's pod
-# CIDR with a BGP-learned route.
+# E2E_MODE=bgp, vxlan (or ipip where the kernel has it) sets the ConfigMap's mode instead of the default
+# routed, with "stateDir" (the peers file, the speaker's socket) under /var/lib/cni, because kubelet-local's
+# nodes share the host's /run (on real nodes /run/netloom is each node's own); in bgp mode each node must
+# route the other's pod CIDR with a BGP-learned route.
 # Usage: test/e2e/kubelet.sh [DIR] (default: a new folder under /tmp). Needs root. Prints PASS/FAIL lines and
 # the figures; exits non-zero on any failure. Everything it starts is stopped by `kubelet-local down`.
 set -euo pipefail
@@ -40,7 +40,7 @@ say "cluster up in $(since "$t0")s"
 
 # --- install, as the README says (clusterCIDR set to this cluster's; the mode when E2E_MODE says)
 extra=
-[[ $MODE == bgp ]] && extra='"bgp": {"apiSocket": "/var/lib/cni/netloom/netloomd.sock"},'
+[[ $MODE != routed ]] && extra='"stateDir": "/var/lib/cni/netloom-state",'
 sed -e 's#"clusterCIDR": *"[^"]*"#"clusterCIDR": "10.211.0.0/16"#' \
   -e "s#\"mode\": *\"[^\"]*\",#\"mode\": \"$MODE\", $extra#" "$MANIFEST" >"$DIR/netloom.yaml"
 say "mode $MODE"
