@@ -172,6 +172,9 @@ func (a *Agent) processNext(ctx context.Context) bool {
 	start := time.Now()
 	err := a.handle(ctx, key)
 	a.stats.observe(time.Since(start), err)
+	routed, refused := a.dp.Peers()
+	a.stats.peersRouted.Store(int64(routed))
+	a.stats.peersRefused.Store(int64(refused))
 	if err != nil {
 		what := key
 		if key == resyncKey {

@@ -12,7 +12,7 @@ import (
 )
 
 // datapath is what a mode does in the kernel for its peers. Every method runs on the agent's one
-// worker.
+// worker, but Ops, which the metrics handler calls too (an atomic counter).
 type datapath interface {
 	// SetSelf records this node as its conflist is written (bgp mode starts its speaker then).
 	SetSelf(n Node) error

@@ -22,6 +22,9 @@ type stats struct {
 	reconcileNanos              atomic.Int64
 	conflistWrites, watchErrors atomic.Int64
 	masqWrites, masqRules       atomic.Int64
+	// peersRouted and peersRefused are the datapath's counts after the last work item: the worker
+	// writes them, the metrics handler reads them (the datapath's own maps are the worker's alone).
+	peersRouted, peersRefused atomic.Int64
 }
 
 // setNotReady records why the agent is not ready; it reports whether the reason changed.
@@ -92,7 +95,7 @@ func (s *stats) metrics(r datapath) string {
 		}
 		return 0
 	}
-	routed, refused := r.Peers()
+	routed, refused := s.peersRouted.Load(), s.peersRefused.Load()
 	metric("netloomd_cluster_ready", "gauge", "1 once the conflist is written and the first resync is done.", b2i(s.readiness() == ""))
 	metric("netloomd_cluster_pod_cidrs_assigned", "gauge", "1 when this node's Node has spec.podCIDRs.", b2i(s.podCIDRs.Load()))
 	metric("netloomd_cluster_peers", "gauge", "Other nodes, by whether their pod CIDRs are routed or refused.", routed, `state="routed"`)
