@@ -348,3 +348,68 @@ func TestConfigKeysDocumented(t *testing.T) {
 		}
 	}
 }
+
+// TestConflistTemplate: a user's template gets the node's values and the mode's chain as JSON, and its
+// output must be a conflist; a bad template, an unknown field or output that is not one are errors
+// naming the key.
+func TestConflistTemplate(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := write("good.tmpl", `{"cniVersion": "{{.CNIVersion}}", "name": "{{.NetworkName}}-{{.NodeName}}",
+  "plugins": [{{.MainPlugin}}, {"type": "bandwidth", "capabilities": {"bandwidth": true}}, {"type": "portmap", "capabilities": {"portMappings": true}}],
+  "x-pod-cidrs": {{json .PodCIDRs}}}`)
+	self, _ := NodeFrom(node("n1", []string{"10.244.1.0/24"}, "10.0.0.1"))
+	c, err := ParseConfig([]byte(`{"mode":"routed","conflistTemplate":"` + good + `"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := RenderConflist(c, self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list struct {
+		Name    string
+		Plugins []map[string]any
+		Pods    []string `json:"x-pod-cidrs"`
+	}
+	if err := json.Unmarshal(out, &list); err != nil || list.Name != "netloom-n1" || len(list.Plugins) != 3 ||
+		list.Plugins[0]["type"] != "bridge" || list.Plugins[1]["type"] != "bandwidth" || len(list.Pods) != 1 || list.Pods[0] != "10.244.1.0/24" {
+		t.Errorf("rendered (%v):\n%s", err, out)
+	}
+	whole := write("whole.tmpl", `{"cniVersion": "{{.CNIVersion}}", "name": "n", "plugins": {{.Plugins}}}`)
+	c2, _ := ParseConfig([]byte(`{"mode":"routed","conflistTemplate":"` + whole + `"}`))
+	if out, err := RenderConflist(c2, self); err != nil || !strings.Contains(string(out), `"type":"portmap"`) {
+		t.Errorf("the mode's whole chain (%v):\n%s", err, out)
+	}
+
+	for _, tc := range []struct{ name, text, err string }{
+		{"not a template", `{{.Nope`, "not a Go template"},
+		{"unknown field", `{"cniVersion":"1.0.0","name":"n","plugins":[{"type":"{{.Bridge}}"}]}`, "conflistTemplate"},
+		{"not JSON", `cniVersion: 1.0.0`, "did not make JSON"},
+		{"no plugins", `{"cniVersion":"1.0.0","name":"n","plugins":[]}`, "without cniVersion, name or plugins"},
+		{"plugin without type", `{"cniVersion":"1.0.0","name":"n","plugins":[{"bridge":"x"}]}`, "plugins[0] without a type"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := write(strings.ReplaceAll(tc.name, " ", "-")+".tmpl", tc.text)
+			c, err := ParseConfig([]byte(`{"mode":"routed","conflistTemplate":"` + p + `"}`))
+			if err == nil {
+				_, err = RenderConflist(c, self)
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.err) || !strings.Contains(err.Error(), "conflistTemplate") {
+				t.Errorf("err %v, want it to name conflistTemplate and say %q", err, tc.err)
+			}
+		})
+	}
+	if _, err := ParseConfig([]byte(`{"mode":"routed","conflistTemplate":"conflist.tmpl"}`)); err == nil || !strings.Contains(err.Error(), "absolute") {
+		t.Errorf("relative template path: %v", err)
+	}
+	if _, err := ParseConfig([]byte(`{"mode":"routed","conflistTemplate":"/nonexistent/conflist.tmpl"}`)); err == nil || !strings.Contains(err.Error(), "conflistTemplate") {
+		t.Errorf("missing template file: %v", err)
+	}
+}

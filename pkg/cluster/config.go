@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"text/template"
 	"time"
 
 	"k8s.io/apimachinery/pkg/labels"
@@ -86,6 +87,9 @@ type Config struct {
 	IPIPMode string `json:"ipipMode,omitempty"`
 	// CNIVersion is the conflist's cniVersion; "" picks by the node's runtime (CNIVersionFor).
 	CNIVersion string `json:"cniVersion,omitempty"`
+	// ConflistTemplate is the path of a Go template (text/template, TemplateData) the conflist is
+	// written from instead of the mode's own; the DaemonSet mounts it from the ConfigMap.
+	ConflistTemplate string `json:"conflistTemplate,omitempty"`
 	// BGP is bgp mode's speaker.
 	BGP *BGPConfig `json:"bgp,omitempty"`
 	// Masquerade: pods' traffic leaving clusterCIDR leaves with the node's address (routed mode: the
@@ -94,6 +98,7 @@ type Config struct {
 
 	clusterCIDRs []netip.Prefix
 	resync       time.Duration
+	tmpl         *template.Template
 }
 
 // LoadConfig reads and validates the file at path.
@@ -214,6 +219,13 @@ func (c *Config) validate() error {
 		}
 	case c.BGP != nil:
 		return fmt.Errorf("bgp: set, but mode is %q; it applies to mode %q only", c.Mode, ModeBGP)
+	}
+	if c.ConflistTemplate != "" {
+		t, err := loadTemplate(c.ConflistTemplate)
+		if err != nil {
+			return err
+		}
+		c.tmpl = t
 	}
 	switch c.CNIVersion {
 	case "", "0.4.0", "1.0.0", "1.1.0":

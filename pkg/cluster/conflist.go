@@ -76,6 +76,9 @@ func RenderConflist(c *Config, self Node) ([]byte, error) {
 		plugins = append(plugins, map[string]any{"type": "bgp-route", "announce": "node", "speaker": "unix://" + c.BGPSocket()})
 	}
 	plugins = append(plugins, map[string]any{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}})
+	if c.tmpl != nil {
+		return renderTemplate(c, self, plugins)
+	}
 	list := map[string]any{
 		"cniVersion": CNIVersionFor(c, self.RuntimeVersion),
 		"name":       c.NetworkName,

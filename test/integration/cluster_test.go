@@ -576,3 +576,37 @@ func TestClusterBGP(t *testing.T) {
 	}
 	t.Logf("node-2 left: its route gone from every node %s after its Node was deleted", time.Since(t0).Round(time.Millisecond))
 }
+
+// TestClusterConflistTemplate: with conflistTemplate the agent writes the user's conflist (here the
+// mode's bridge, then tuning setting a sysctl, then portmap), and a pod added through it gets what
+// each plugin does.
+func TestClusterConflistTemplate(t *testing.T) {
+	harness.RequireRoot(t)
+	s := harness.StartKubeAPIServer(t)
+	c := harness.NewCluster(t, harness.ClusterSpec{Local: 1})
+	n := &clusterNode{Node: c.Nodes[0], name: "node-0", podCIDRs: []string{"10.244.7.0/24"}}
+	createNode(t, s, n.name, n.podCIDRs, n.Addr.Addr())
+	tmpl := filepath.Join(t.TempDir(), "conflist.tmpl")
+	if err := os.WriteFile(tmpl, []byte(`{"cniVersion": "{{.CNIVersion}}", "name": "{{.NetworkName}}", "plugins": [
+  {{.MainPlugin}},
+  {"type": "tuning", "sysctl": {"net.ipv4.conf.eth0.accept_redirects": "0"}},
+  {"type": "portmap", "capabilities": {"portMappings": true}}]}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	startAgents(t, s, []*clusterNode{n}, harness.Unique("nlk"), "routed", map[string]any{"conflistTemplate": tmpl})
+	waitAgents(t, []*clusterNode{n})
+	raw, _ := os.ReadFile(n.conflist())
+	for _, want := range []string{`"type":"bridge"`, `"subnet":"10.244.7.0/24"`, `"type": "tuning"`} {
+		if !strings.Contains(string(raw), want) {
+			t.Errorf("conflist lacks %s:\n%s", want, raw)
+		}
+	}
+	addClusterPods(t, []*clusterNode{n})
+	if got := strings.TrimSpace(n.pod.Run(t, "sysctl", "-n", "net.ipv4.conf.eth0.accept_redirects")); got != "0" {
+		t.Errorf("the template's tuning did not run: accept_redirects %q", got)
+	}
+	if len(n.podAddrs) != 1 || !netip.MustParsePrefix("10.244.7.0/24").Contains(n.podAddrs[0]) {
+		t.Errorf("pod addresses %v, want one from 10.244.7.0/24", n.podAddrs)
+	}
+}
