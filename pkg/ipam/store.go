@@ -70,6 +70,13 @@ func (l Lease) String() string {
 type Store struct {
 	dir  string
 	lock *os.File
+
+	// The lease index (index.go): sentinel is its S while it describes the directory (0: it does not
+	// or was not checked), idx its content once loaded, noIndex set when the leases cannot be indexed.
+	sentinel int64
+	idx      *leaseIndex
+	noIndex  bool
+	scans    int // full reads of the lease files, for the tests
 }
 
 // OpenStore creates <dataDir>/<network> when missing (mode 0700; an existing directory keeps its
@@ -124,21 +131,26 @@ func lockDir(dir string) (*Store, error) {
 		f.Close()
 		return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
 	}
-	return &Store{dir: dir, lock: f}, nil
+	s := &Store{dir: dir, lock: f}
+	s.checkSentinel()
+	return s, nil
 }
 
 // Dir is the network's lease directory.
 func (s *Store) Dir() string { return s.dir }
 
-// Close releases the lock.
+// Close makes the index describe the directory again (its mtime back to the index's S, when every
+// lease change of this process is in the index) and releases the lock.
 func (s *Store) Close() error {
+	err := s.restoreSentinel()
 	// Closing the only descriptor of the open file releases its flock.
-	return s.lock.Close()
+	return errors.Join(err, s.lock.Close())
 }
 
 // Leases lists every lease file of the network. Files whose name is not an address (the lock, the
 // last-reserved files) are not leases.
 func (s *Store) Leases() ([]Lease, error) {
+	s.scans++
 	ents, err := os.ReadDir(s.dir)
 	if err != nil {
 		return nil, fmt.Errorf("list leases: %w", err)
@@ -201,7 +213,7 @@ func (s *Store) Reserve(addr netip.Addr, a conf.Attachment, setIdx int) (bool, e
 		_ = os.Remove(path)
 		return false, fmt.Errorf("lease %s: %w", name, err)
 	}
-	return true, nil
+	return true, s.record('+', Lease{Addr: addr.Unmap(), ContainerID: strings.TrimSpace(a.ContainerID), IfName: a.IfName})
 }
 
 func (s *Store) writeLastReserved(setIdx int, addr string) error {
@@ -243,14 +255,14 @@ func (s *Store) Release(l Lease) error {
 	if err := os.Remove(filepath.Join(s.dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("release %s: %w", l, err)
 	}
-	return nil
+	return s.record('-', Lease{Addr: l.Addr.Unmap(), ContainerID: strings.TrimSpace(l.ContainerID), IfName: l.IfName})
 }
 
 // ReleaseAttachment releases every lease a holds, whatever range it is in (the configuration may have
 // changed since the ADD). Like the reference, when a holds none it releases the legacy leases of a's
 // container instead. It returns what it released.
 func (s *Store) ReleaseAttachment(a conf.Attachment) ([]Lease, error) {
-	leases, err := s.Leases()
+	leases, err := s.OwnedLeases(a)
 	if err != nil {
 		return nil, err
 	}

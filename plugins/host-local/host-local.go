@@ -55,24 +55,22 @@ func cmdAdd(c *Config, args *skel.CmdArgs) error {
 // allocate takes one address per range set for att, registering with add how to release each it
 // leased anew.
 func allocate(add *plugin.Add, s *ipam.Store, c *Config, att conf.Attachment) ([]*current.IPConfig, error) {
-	leases, err := s.Leases()
+	// Only the attachment's own leases are read (through the store's index); whether another address is
+	// free is asked of the directory, one name at a time.
+	owned, err := s.OwnedLeases(att)
 	if err != nil {
 		return nil, conf.IOFailure("network %q: %v", c.Name, err)
 	}
-	taken := make(map[netip.Addr]ipam.Lease, len(leases))
-	for _, l := range leases {
-		taken[l.Addr] = l
-	}
 	var out []*current.IPConfig
 	for i, set := range c.Sets {
-		a, isNew, err := allocateFromSet(s, c, i, att, leases, taken)
+		a, isNew, err := allocateFromSet(s, c, i, att, owned)
 		if err != nil {
 			return nil, err
 		}
 		if isNew {
 			l := ipam.Lease{Addr: a, ContainerID: att.ContainerID, IfName: att.IfName}
 			add.OnFailure("release "+a.String(), func() error { return s.Release(l) })
-			taken[a] = l
+			owned = append(owned, l)
 		}
 		ri, found := set.RangeFor(a)
 		if !found {
@@ -89,9 +87,9 @@ func allocate(add *plugin.Add, s *ipam.Store, c *Config, att conf.Attachment) ([
 
 // allocateFromSet returns the attachment's address in set i: the one it already holds, the requested
 // one, or the next free one in round-robin order. isNew says whether this call leased it.
-func allocateFromSet(s *ipam.Store, c *Config, i int, att conf.Attachment, leases []ipam.Lease, taken map[netip.Addr]ipam.Lease) (netip.Addr, bool, error) {
+func allocateFromSet(s *ipam.Store, c *Config, i int, att conf.Attachment, owned []ipam.Lease) (netip.Addr, bool, error) {
 	set, req := c.Sets[i], c.Requested[i]
-	for _, l := range leases {
+	for _, l := range owned {
 		if !l.HeldBy(att) || !set.Contains(l.Addr) {
 			continue
 		}
@@ -102,19 +100,19 @@ func allocateFromSet(s *ipam.Store, c *Config, i int, att conf.Attachment, lease
 		return l.Addr, false, nil
 	}
 	if req.Addr.IsValid() {
-		if l, busy := taken[req.Addr]; busy {
-			return netip.Addr{}, false, conf.Invalid(req.Field, "requested address %s is already leased: %s", req.Addr, l)
-		}
 		reserved, err := s.Reserve(req.Addr, att, i)
 		if err != nil {
 			return netip.Addr{}, false, conf.IOFailure("network %q: %v", c.Name, err)
 		}
 		if !reserved {
+			if l, _ := s.LeaseOf(req.Addr); l != nil {
+				return netip.Addr{}, false, conf.Invalid(req.Field, "requested address %s is already leased: %s", req.Addr, l)
+			}
 			return netip.Addr{}, false, conf.Invalid(req.Field, "requested address %s is already leased", req.Addr)
 		}
 		return req.Addr, true, nil
 	}
-	a, err := s.AllocateNext(set, i, att, func(a netip.Addr) bool { _, t := taken[a]; return t })
+	a, err := s.AllocateNext(set, i, att, s.Taken)
 	var full *ipam.ExhaustedError
 	switch {
 	case errors.As(err, &full):
@@ -169,15 +167,13 @@ func cmdCheck(c *Config, args *skel.CmdArgs) error {
 		return fmt.Errorf("network %q: attachment %s holds no lease (no lease directory in %s)", c.Name, att, c.DataDir)
 	}
 	defer s.Close()
-	leases, err := s.Leases()
+	leases, err := s.OwnedLeases(att)
 	if err != nil {
 		return conf.IOFailure("network %q: %v", c.Name, err)
 	}
 	owned := map[netip.Addr]bool{}
 	for _, l := range leases {
-		if l.OwnedBy(att) {
-			owned[l.Addr] = true
-		}
+		owned[l.Addr] = true
 	}
 	if len(owned) == 0 {
 		return fmt.Errorf("network %q: attachment %s holds no lease", c.Name, att)

@@ -14,6 +14,7 @@ import (
 	current "github.com/containernetworking/cni/pkg/types/100"
 
 	"github.com/netloom/netloom/pkg/conf"
+	"github.com/netloom/netloom/pkg/ipam"
 )
 
 // testNet renders a host-local config with the given range sets (JSON) in dataDir.
@@ -76,7 +77,7 @@ func leaseFiles(t *testing.T, dir string) []string {
 	}
 	var out []string
 	for _, e := range ents {
-		if e.Name() != "lock" && !strings.HasPrefix(e.Name(), "last_reserved_ip.") {
+		if e.Name() != "lock" && e.Name() != ipam.IndexFile && !strings.HasPrefix(e.Name(), "last_reserved_ip.") {
 			out = append(out, e.Name())
 		}
 	}

@@ -142,7 +142,7 @@ sleep 2
 for n in "${NODES[@]}"; do
   veths=$("$KL" node-exec "$DIR" "$n" ip -o link show type veth | grep -v ' eth0' || true)
   [[ -z $veths ]] && ok "$n: no pod veth left" || bad "$n: veths left: $veths"
-  leases=$(find "$DIR/nodes/$n/var-lib-cni/networks" -type f ! -name lock ! -name 'last_reserved_ip*' 2>/dev/null || true)
+  leases=$(find "$DIR/nodes/$n/var-lib-cni/networks" -type f ! -name lock ! -name 'last_reserved_ip*' ! -name .netloom-index 2>/dev/null || true)
   [[ -z $leases ]] && ok "$n: no lease left" || bad "$n: leases left: $leases"
   dnat=$("$KL" node-exec "$DIR" "$n" nft list ruleset 2>/dev/null | grep -c 18080 || true)
   [[ $dnat == 0 ]] && ok "$n: no hostPort rule left" || bad "$n: $dnat hostPort rules left"

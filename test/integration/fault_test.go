@@ -17,6 +17,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/netloom/netloom/pkg/conf"
+	"github.com/netloom/netloom/pkg/ipam"
 	"github.com/netloom/netloom/test/harness"
 )
 
@@ -108,7 +109,7 @@ func firewallLines(s string) string {
 	return strings.Join(out, "\n")
 }
 
-// strayFiles lists the files under dataDir other than host-local's lock and last_reserved_ip.* files
+// strayFiles lists the files under dataDir other than host-local's lock, index and last_reserved_ip.* files
 // and those named in allowed.
 func strayFiles(t *testing.T, dataDir string, allowed ...string) []string {
 	t.Helper()
@@ -118,7 +119,7 @@ func strayFiles(t *testing.T, dataDir string, allowed ...string) []string {
 			return err
 		}
 		name := d.Name()
-		if d.IsDir() || name == "lock" || strings.HasPrefix(name, "last_reserved_ip.") {
+		if d.IsDir() || name == "lock" || name == ipam.IndexFile || strings.HasPrefix(name, "last_reserved_ip.") {
 			return nil
 		}
 		for _, a := range allowed {
