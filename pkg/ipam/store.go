@@ -74,6 +74,7 @@ type Store struct {
 	// The lease index (index.go): sentinel is its S while it describes the directory (0: it does not
 	// or was not checked), idx its content once loaded, noIndex set when the leases cannot be indexed.
 	sentinel int64
+	ownMtime int64 // the directory's mtime after this process's last change
 	idx      *leaseIndex
 	noIndex  bool
 	scans    int // full reads of the lease files, for the tests
@@ -143,6 +144,7 @@ func (s *Store) Dir() string { return s.dir }
 // lease change of this process is in the index) and releases the lock.
 func (s *Store) Close() error {
 	err := s.restoreSentinel()
+	s.idx.close()
 	// Closing the only descriptor of the open file releases its flock.
 	return errors.Join(err, s.lock.Close())
 }
@@ -213,7 +215,9 @@ func (s *Store) Reserve(addr netip.Addr, a conf.Attachment, setIdx int) (bool, e
 		_ = os.Remove(path)
 		return false, fmt.Errorf("lease %s: %w", name, err)
 	}
-	return true, s.record('+', Lease{Addr: addr.Unmap(), ContainerID: strings.TrimSpace(a.ContainerID), IfName: a.IfName})
+	err = s.record('+', Lease{Addr: addr.Unmap(), ContainerID: strings.TrimSpace(a.ContainerID), IfName: a.IfName})
+	s.changed()
+	return true, err
 }
 
 func (s *Store) writeLastReserved(setIdx int, addr string) error {
@@ -255,7 +259,9 @@ func (s *Store) Release(l Lease) error {
 	if err := os.Remove(filepath.Join(s.dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("release %s: %w", l, err)
 	}
-	return s.record('-', Lease{Addr: l.Addr.Unmap(), ContainerID: strings.TrimSpace(l.ContainerID), IfName: l.IfName})
+	err := s.record('-', Lease{Addr: l.Addr.Unmap(), ContainerID: strings.TrimSpace(l.ContainerID), IfName: l.IfName})
+	s.changed()
+	return err
 }
 
 // ReleaseAttachment releases every lease a holds, whatever range it is in (the configuration may have
@@ -298,6 +304,7 @@ func (s *Store) CheckWritable() error {
 	}
 	name := f.Name()
 	f.Close()
+	defer s.changed()
 	if err := os.Remove(name); err != nil {
 		return fmt.Errorf("lease directory %s: remove probe file: %w", s.dir, err)
 	}
