@@ -1,5 +1,9 @@
 // Package ipamexec runs a network's IPAM plugin (the "ipam" section's "type") as a CNI delegate, with
 // the same stdin the attachment plugin received, and returns its result in the current CNI version.
+//
+// It executes the delegate itself (delegate.go) rather than through libcni's invoke package, whose
+// tracing dependencies (net/http, TLS) cost every plugin process about a megabyte of memory for code it
+// never runs.
 package ipamexec
 
 import (
@@ -7,16 +11,20 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/containernetworking/cni/pkg/invoke"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/cni/pkg/types/create"
 )
 
 // Add allocates. The result has at least one IP, or an error says the IPAM plugin returned none.
 func Add(ctx context.Context, plugin string, stdin []byte) (*current.Result, error) {
-	r, err := invoke.DelegateAdd(ctx, plugin, stdin, nil)
+	out, err := delegate(ctx, plugin, "ADD", stdin)
 	if err != nil {
 		return nil, wrap("ADD", plugin, err)
+	}
+	r, err := create.CreateFromBytes(out)
+	if err != nil {
+		return nil, fmt.Errorf("ipam %q: its result: %w", plugin, err)
 	}
 	res, err := current.NewResultFromResult(r)
 	if err != nil {
@@ -30,22 +38,22 @@ func Add(ctx context.Context, plugin string, stdin []byte) (*current.Result, err
 
 // Del releases; IPAM plugins make it idempotent.
 func Del(ctx context.Context, plugin string, stdin []byte) error {
-	return wrap("DEL", plugin, invoke.DelegateDel(ctx, plugin, stdin, nil))
+	return wrap("DEL", plugin, run(ctx, plugin, "DEL", stdin))
 }
 
 // Check verifies the attachment's lease.
 func Check(ctx context.Context, plugin string, stdin []byte) error {
-	return wrap("CHECK", plugin, invoke.DelegateCheck(ctx, plugin, stdin, nil))
+	return wrap("CHECK", plugin, run(ctx, plugin, "CHECK", stdin))
 }
 
 // GC releases what the attachments in stdin's cni.dev/valid-attachments do not own.
 func GC(ctx context.Context, plugin string, stdin []byte) error {
-	return wrap("GC", plugin, invoke.DelegateGC(ctx, plugin, stdin, nil))
+	return wrap("GC", plugin, run(ctx, plugin, "GC", stdin))
 }
 
 // Status asks whether the IPAM plugin can serve ADDs.
 func Status(ctx context.Context, plugin string, stdin []byte) error {
-	return wrap("STATUS", plugin, invoke.DelegateStatus(ctx, plugin, stdin, nil))
+	return wrap("STATUS", plugin, run(ctx, plugin, "STATUS", stdin))
 }
 
 // wrap keeps the delegate's CNI error code (a full range must reach the runtime as the IPAM plugin said)
