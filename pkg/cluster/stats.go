@@ -21,6 +21,7 @@ type stats struct {
 	reconciles, reconcileErrors atomic.Int64
 	reconcileNanos              atomic.Int64
 	conflistWrites, watchErrors atomic.Int64
+	api                         atomic.Int32 // apiUnknown, apiAnswers or apiFailing
 }
 
 // setNotReady records why the agent is not ready; it reports whether the reason changed.
@@ -101,6 +102,7 @@ func (s *stats) metrics(r datapath) string {
 	metric("netloomd_cluster_reconcile_seconds_total", "counter", "Time spent handling work items.", float64(s.reconcileNanos.Load())/1e9)
 	metric("netloomd_cluster_route_changes_total", "counter", "Kernel route replacements and deletions made.", r.Ops())
 	metric("netloomd_cluster_conflist_writes_total", "counter", "Times the conflist was (re)written.", s.conflistWrites.Load())
-	metric("netloomd_cluster_watch_errors_total", "counter", "Failed list/watch calls of Nodes (each followed by a retry).", s.watchErrors.Load())
+	metric("netloomd_cluster_watch_errors_total", "counter", "Failed requests to list or watch Nodes (each retried; client-go retries some itself).", s.watchErrors.Load())
+	metric("netloomd_cluster_apiserver_answers", "gauge", "1 when the last request to list or watch Nodes got an answer, 0 while they fail.", b2i(s.api.Load() == apiAnswers))
 	return b.String()
 }

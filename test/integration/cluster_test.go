@@ -361,7 +361,7 @@ const (
 	apiGrace  = 2 * time.Second
 	apiOutage = 10 * time.Second
 	// apiCatchUp bounds the time from the API server's readiness to a Node created then being routed
-	// everywhere.
+	// everywhere: the agents retry at most every 4.5 s (pkg/cluster apiRetryMax with its jitter).
 	apiCatchUp = 10 * time.Second
 )
 
@@ -437,6 +437,9 @@ func apiServerRestart(t *testing.T, loadBalancer bool) {
 		if got := n.metric(t, "netloomd_cluster_watch_errors_total"); got <= watchErrors[n.name] {
 			t.Errorf("%s: watch errors %v %s after the kill, %v before: the failures are not counted", n.name, got, time.Since(t0).Round(time.Millisecond), watchErrors[n.name])
 		}
+		if got := n.metric(t, "netloomd_cluster_apiserver_answers"); got != 0 {
+			t.Errorf("%s: netloomd_cluster_apiserver_answers %v without an API server", n.name, got)
+		}
 	}
 	t1 := time.Now()
 	s.StartAPIServer(t)
@@ -469,6 +472,9 @@ func apiServerRestart(t *testing.T, loadBalancer bool) {
 	t.Logf("then deleted: its route is gone by %s", fmtTimes(nodes, deleted))
 	for _, n := range nodes {
 		t.Logf("%s: %v watch errors counted", n.name, n.metric(t, "netloomd_cluster_watch_errors_total")-watchErrors[n.name])
+		if got := n.metric(t, "netloomd_cluster_apiserver_answers"); got != 1 {
+			t.Errorf("%s: netloomd_cluster_apiserver_answers %v once it caught up", n.name, got)
+		}
 	}
 
 	for _, p := range pings {
