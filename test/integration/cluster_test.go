@@ -414,9 +414,8 @@ func apiServerRestart(t *testing.T, loadBalancer bool) {
 	time.Sleep(time.Second) // traffic flowing before the API server goes
 
 	// SIGTERM, then SIGKILL: the API server stops listening at once, the agents' watches end with the kill.
-	t0 := time.Now()
 	s.StopAPIServer(t, apiGrace)
-	t0 = time.Now()
+	t0 := time.Now() // the kill
 	checks := 0
 	for time.Since(t0) < apiOutage {
 		for _, n := range nodes {
