@@ -52,14 +52,14 @@ func runCluster(args []string) int {
 		return 2
 	}
 	rc.UserAgent = "netloomd/" + *nodeName
-	client, err := cluster.NewNodeClient(rc)
+	agent, err := cluster.New(cfg, rc, *nodeName, log)
 	if err != nil {
-		log.Error("Kubernetes client", "error", err)
+		log.Error("cluster agent", "error", err)
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	if err := cluster.New(cfg, client, *nodeName, log).Run(ctx); err != nil && ctx.Err() == nil {
+	if err := agent.Run(ctx); err != nil && ctx.Err() == nil {
 		log.Error("cluster agent", "error", err)
 		return 1
 	}

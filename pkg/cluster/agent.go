@@ -10,16 +10,13 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime"
-	watchpkg "k8s.io/apimachinery/pkg/watch"
 	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 
@@ -48,19 +45,25 @@ type Agent struct {
 	stats     stats
 }
 
-// New returns the agent for the node called nodeName, which reads and annotates Nodes through client
-// (NewNodeClient) and nothing else.
-func New(cfg *Config, client *NodeClient, nodeName string, log *slog.Logger) *Agent {
+// New returns the agent for the node called nodeName, talking to the API server rc describes through
+// a Nodes-only client (NewNodeClient) whose transport counts failed lists and watches (apiWatcher).
+func New(cfg *Config, rc *rest.Config, nodeName string, log *slog.Logger) (*Agent, error) {
 	a := &Agent{
 		cfg:      cfg,
 		log:      log,
-		client:   client,
 		nodeName: nodeName,
 		dp:       newDatapath(cfg, log),
 		peers:    map[string]Node{},
 	}
+	rc = rest.CopyConfig(rc)
+	rc.Wrap(func(rt http.RoundTripper) http.RoundTripper { return &apiWatcher{next: rt, log: log, stats: &a.stats} })
+	client, err := NewNodeClient(rc)
+	if err != nil {
+		return nil, err
+	}
+	a.client = client
 	a.stats.setNotReady("waiting for the list of Nodes from the API server")
-	return a
+	return a, nil
 }
 
 // Run watches the Nodes and reconciles until ctx ends. It never removes the datapath or the conflist:
@@ -72,7 +75,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		workqueue.TypedRateLimitingQueueConfig[string]{Name: "nodes"})
 	defer a.queue.ShutDown()
 
-	inf := cache.NewSharedIndexInformer(a.countedListWatch(), &corev1.Node{}, 0, cache.Indexers{})
+	inf := cache.NewSharedIndexInformer(nodesListWatch(a.client.listWatch()), &corev1.Node{}, 0, cache.Indexers{})
 	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    a.enqueue,
 		UpdateFunc: func(_, n any) { a.enqueue(n) },
@@ -119,39 +122,6 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.log.Info("stopped; routes and conflist left in place")
 	return nil
-}
-
-// countedListWatch lists and watches Nodes, counting the calls that fail (the informer retries them
-// with backoff; a watch refused while the API server is away never reaches its error handler) and
-// logging the first failure after a success and the recovery.
-func (a *Agent) countedListWatch() *cache.ListWatch {
-	lw := a.client.listWatch()
-	var failing atomic.Bool
-	note := func(what string, err error) {
-		if err != nil {
-			a.stats.watchErrors.Add(1)
-			if !failing.Swap(true) {
-				a.log.Warn("cannot "+what+" Nodes; keeping the current routes and retrying", "error", err)
-			}
-			return
-		}
-		if failing.Swap(false) {
-			a.log.Info("the API server answers again; catching up")
-		}
-	}
-	list, watch := lw.ListWithContextFunc, lw.WatchFuncWithContext
-	return &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			obj, err := list(ctx, o)
-			note("list", err)
-			return obj, err
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watchpkg.Interface, error) {
-			w, err := watch(ctx, o)
-			note("watch", err)
-			return w, err
-		},
-	}
 }
 
 func (a *Agent) enqueue(obj any) {

@@ -25,6 +25,7 @@ type stats struct {
 	// peersRouted and peersRefused are the datapath's counts after the last work item: the worker
 	// writes them, the metrics handler reads them (the datapath's own maps are the worker's alone).
 	peersRouted, peersRefused atomic.Int64
+	api                         atomic.Int32 // apiUnknown, apiAnswers or apiFailing
 }
 
 // setNotReady records why the agent is not ready; it reports whether the reason changed.
@@ -107,7 +108,8 @@ func (s *stats) metrics(r datapath) string {
 	metric("netloomd_cluster_conflist_writes_total", "counter", "Times the conflist was (re)written.", s.conflistWrites.Load())
 	metric("netloomd_cluster_masquerade_rules", "gauge", "Rules of the masquerade table (one per pod CIDR masqueraded; 0: no table).", s.masqRules.Load())
 	metric("netloomd_cluster_masquerade_writes_total", "counter", "Times the masquerade table was written or deleted because it differed from what it should be.", s.masqWrites.Load())
-	metric("netloomd_cluster_watch_errors_total", "counter", "Failed list/watch calls of Nodes (each followed by a retry).", s.watchErrors.Load())
+	metric("netloomd_cluster_watch_errors_total", "counter", "Failed requests to list or watch Nodes (each retried; client-go retries some itself).", s.watchErrors.Load())
+	metric("netloomd_cluster_apiserver_answers", "gauge", "1 when the last request to list or watch Nodes got an answer, 0 while they fail.", b2i(s.api.Load() == apiAnswers))
 	if sc, ok := r.(sessionCounter); ok {
 		configured, established := sc.Sessions()
 		metric("netloomd_cluster_bgp_sessions", "gauge", "BGP sessions of bgp mode's speaker (the node mesh and the routers), configured and established.", configured, `state="configured"`)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -15,6 +16,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -93,6 +95,27 @@ func StartKubeAPIServer(t testing.TB) *KubeAPIServer {
 	return s
 }
 
+// StopAPIServer stops only the kube-apiserver process (by the PID the tool recorded): SIGTERM, then
+// SIGKILL after grace (0: SIGKILL at once, a crash), as kubelet stops a static pod. On SIGTERM it
+// refuses new connections at once but serves the watches already open until it exits (up to 60 s
+// later), so for a watching client the outage starts with the kill. etcd and its data stay:
+// StartAPIServer brings back the same objects on the same URL.
+func (s *KubeAPIServer) StopAPIServer(t testing.TB, grace time.Duration) {
+	t.Helper()
+	if out, err := exec.Command(kubeTool(), "stop-apiserver", s.Dir, "--grace", fmt.Sprint(grace.Seconds())).CombinedOutput(); err != nil {
+		t.Fatalf("kube-apiserver-local stop-apiserver %s: %v\n%s", s.Dir, err, out)
+	}
+}
+
+// StartAPIServer starts the kube-apiserver StopAPIServer stopped, with the same flags and port, and
+// returns once its /readyz is ok.
+func (s *KubeAPIServer) StartAPIServer(t testing.TB) {
+	t.Helper()
+	if out, err := exec.Command(kubeTool(), "start-apiserver", s.Dir).CombinedOutput(); err != nil {
+		t.Fatalf("kube-apiserver-local start-apiserver %s: %v\n%s", s.Dir, err, out)
+	}
+}
+
 // Kubeconfig writes a kubeconfig for server url authenticating with token, and returns its path.
 func (s *KubeAPIServer) Kubeconfig(t testing.TB, url, token string) string {
 	t.Helper()
@@ -155,7 +178,14 @@ func (s *KubeAPIServer) ServiceAccountToken(t testing.TB, namespace, name string
 // test process listens on 127.0.0.1 in the node (the socket stays in the namespace it was made in) and
 // connects each accepted connection to the server on the host's loopback. Cut stops it (the API server
 // is unreachable from that node: every connection drops, new ones are refused) and Restore brings it
-// back, as an outage of the API server looks from the node.
+// back, as a network outage between the node and the API server looks from the node.
+//
+// When the API server itself is stopped (KubeAPIServer.StopAPIServer), the forward by default passes
+// that on as the node would see it connecting to the server directly or through kube-proxy's DNAT:
+// open connections end when the server's do, new ones are refused until it listens again. With
+// LoadBalancer set it instead accepts and at once closes each connection meanwhile, as a TCP load
+// balancer (HAProxy, a cloud one) whose every backend is down does: clients then read EOF, which
+// client-go treats differently (its REST layer retries those itself, once a second).
 type APIForward struct {
 	URL string // https://127.0.0.1:<port>, valid inside the node
 
@@ -165,8 +195,14 @@ type APIForward struct {
 	ln     net.Listener
 	port   int
 	conns  map[net.Conn]bool
+	lb     bool
+	cut    bool // by Cut: only Restore listens again
+	down   bool // the server refused: listening again once it answers
 	closed bool
 }
+
+// apiProbePeriod is how often a forward whose server refused connections tries it again.
+const apiProbePeriod = 100 * time.Millisecond
 
 // ForwardInto starts a forward into node, stopped when t ends.
 func (s *KubeAPIServer) ForwardInto(t testing.TB, node NetNS) *APIForward {
@@ -178,6 +214,14 @@ func (s *KubeAPIServer) ForwardInto(t testing.TB, node NetNS) *APIForward {
 	f.URL = fmt.Sprintf("https://127.0.0.1:%d", f.port)
 	t.Cleanup(func() { f.Cut(); f.mu.Lock(); f.closed = true; f.mu.Unlock() })
 	return f
+}
+
+// LoadBalancer makes the forward accept and close connections while the API server is stopped,
+// instead of refusing them.
+func (f *APIForward) LoadBalancer() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lb = true
 }
 
 func (f *APIForward) listen(port int) error {
@@ -204,6 +248,7 @@ func (f *APIForward) serve(ln net.Listener) {
 		}
 		up, err := net.DialTimeout("tcp", f.target, 5*time.Second) // from the host's namespace
 		if err != nil {
+			f.serverGone(err) // the first connection after the server went: closed, not refused
 			c.Close()
 			continue
 		}
@@ -211,14 +256,59 @@ func (f *APIForward) serve(ln net.Listener) {
 		f.conns[c], f.conns[up] = true, true
 		f.mu.Unlock()
 		go func() { _, _ = io.Copy(up, c); up.Close() }()
-		go func() { _, _ = io.Copy(c, up); c.Close() }()
+		go func() {
+			_, _ = io.Copy(c, up)
+			if probe, err := net.DialTimeout("tcp", f.target, time.Second); err != nil {
+				f.serverGone(err) // before c closes: its client's next connection is already refused
+			} else {
+				probe.Close()
+			}
+			c.Close()
+		}()
 	}
+}
+
+// serverGone stops listening when the server refused a connection (unless the forward stands for a
+// load balancer) and listens again, on the same port, once the server accepts connections.
+func (f *APIForward) serverGone(err error) {
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.lb || f.down || f.ln == nil {
+		return
+	}
+	f.down = true
+	f.ln.Close()
+	f.ln = nil
+	go func() {
+		for {
+			time.Sleep(apiProbePeriod)
+			f.mu.Lock()
+			stop := f.cut || f.closed || f.ln != nil // cut, or restored meanwhile
+			f.mu.Unlock()
+			if stop {
+				break
+			}
+			if probe, err := net.DialTimeout("tcp", f.target, time.Second); err == nil {
+				probe.Close()
+				if f.listen(f.port) == nil {
+					break
+				}
+			}
+		}
+		f.mu.Lock()
+		f.down = false
+		f.mu.Unlock()
+	}()
 }
 
 // Cut makes the API server unreachable from the node.
 func (f *APIForward) Cut() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.cut = true
 	if f.ln != nil {
 		f.ln.Close()
 		f.ln = nil
@@ -234,6 +324,7 @@ func (f *APIForward) Restore(t testing.TB) {
 	t.Helper()
 	f.mu.Lock()
 	closed := f.closed
+	f.cut = false
 	f.mu.Unlock()
 	if closed {
 		return

@@ -2,10 +2,18 @@ package harness
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/netip"
+	"os"
 	"os/exec"
+	"regexp"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -158,4 +166,214 @@ func Dial(n *NetNS, proto string, addr netip.Addr, port, srcPort uint16) (string
 		}
 	}
 	return strings.TrimSpace(string(out)), nil
+}
+
+// pingInterval is StartPing's gap between echo requests: five a second, so a gap of a fifth of a second
+// in the datapath already loses one.
+const pingInterval = "0.2"
+
+// PingRun is a ping running in the background (StartPing).
+type PingRun struct {
+	What string // "from -> addr", for messages
+
+	cmd  *exec.Cmd
+	out  bytes.Buffer
+	done chan struct{}
+}
+
+// StartPing starts `ping -i 0.2` from inside from to addr, until Stop or the end of the test: a steady
+// flow through whatever happens meanwhile.
+func StartPing(t testing.TB, from NetNS, addr netip.Addr) *PingRun {
+	t.Helper()
+	args := []string{"ping", "-n", "-i", pingInterval}
+	if addr.Unmap().Is6() {
+		args = append(args, "-6")
+	}
+	p := &PingRun{What: from.Name + " -> " + addr.String(), done: make(chan struct{})}
+	p.cmd = command(&from, append(args, addr.Unmap().String())...) // ip netns exec execs ping: the PID is ping's
+	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("ping %s: %v", p.What, err)
+	}
+	go func() { _ = p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() { _ = p.cmd.Process.Kill(); <-p.done })
+	return p
+}
+
+var (
+	pingReply   = regexp.MustCompile(`(?m)bytes from .* icmp_seq=(\d+) `)
+	pingSummary = regexp.MustCompile(`(\d+) packets transmitted`)
+)
+
+// Stop interrupts the ping and returns how many echo requests it sent and which of them got no reply.
+// The last request is left out of both: its reply may still have been on its way.
+func (p *PingRun) Stop(t testing.TB) (sent int, lost []int) {
+	t.Helper()
+	_ = p.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-p.done:
+	case <-time.After(5 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		t.Fatalf("ping %s ignored SIGINT:\n%s", p.What, p.out.String())
+	}
+	out := p.out.String()
+	m := pingSummary.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("ping %s printed no summary:\n%s", p.What, out)
+	}
+	sent, _ = strconv.Atoi(m[1])
+	sent-- // the one possibly in flight
+	replied := map[int]bool{}
+	for _, r := range pingReply.FindAllStringSubmatch(out, -1) {
+		seq, _ := strconv.Atoi(r[1])
+		replied[seq] = true
+	}
+	for seq := 1; seq <= sent; seq++ {
+		if !replied[seq] {
+			lost = append(lost, seq)
+		}
+	}
+	return sent, lost
+}
+
+// streamChunk and streamPeriod make TCPStream's flow: 20 KiB a second.
+const (
+	streamChunk  = 1024
+	streamPeriod = 50 * time.Millisecond
+)
+
+// TCPStream is one TCP connection between two namespaces carrying a steady flow (StartTCPStream).
+type TCPStream struct {
+	What string
+
+	conn, peer net.Conn
+	stop       chan struct{}
+	wrote      chan struct{} // closed when the writer returns
+	wg         sync.WaitGroup
+	written    atomic.Int64
+	read       atomic.Int64
+	maxGap     atomic.Int64 // longest time the reader waited for data, in nanoseconds
+	mu         sync.Mutex
+	err        error
+}
+
+// StartTCPStream listens on addr:port inside to, connects from inside from and writes a chunk every
+// 50 ms that the other end reads, until Stop or the end of the test. A datapath that stops carrying it
+// shows as a long gap between reads (TCP retransmits with backoff) or as an error.
+func StartTCPStream(t testing.TB, from, to NetNS, addr netip.Addr, port uint16) *TCPStream {
+	t.Helper()
+	ap := netip.AddrPortFrom(addr.Unmap(), port).String()
+	s := &TCPStream{What: from.Name + " -> " + ap, stop: make(chan struct{}), wrote: make(chan struct{})}
+	var ln net.Listener
+	if err := to.Do(func() (err error) { ln, err = net.Listen("tcp", ap); return err }); err != nil {
+		t.Fatalf("stream %s: listen: %v", s.What, err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			c = nil
+		}
+		accepted <- c
+	}()
+	if err := from.Do(func() (err error) { s.conn, err = net.DialTimeout("tcp", ap, 5*time.Second); return err }); err != nil {
+		t.Fatalf("stream %s: connect: %v", s.What, err)
+	}
+	select {
+	case s.peer = <-accepted:
+	case <-time.After(5 * time.Second):
+	}
+	if s.peer == nil {
+		s.conn.Close()
+		t.Fatalf("stream %s: not accepted", s.What)
+	}
+	s.wg.Add(2)
+	go s.write()
+	go s.readAll()
+	t.Cleanup(s.close)
+	return s
+}
+
+func (s *TCPStream) fail(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err == nil {
+		s.err = err
+	}
+}
+
+func (s *TCPStream) write() {
+	defer s.wg.Done()
+	defer close(s.wrote)
+	buf := bytes.Repeat([]byte{'x'}, streamChunk)
+	tick := time.NewTicker(streamPeriod)
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-tick.C:
+		}
+		_ = s.conn.SetWriteDeadline(time.Now().Add(5 * time.Second)) // a full send buffer: the flow is stuck
+		n, err := s.conn.Write(buf)
+		s.written.Add(int64(n))
+		if err != nil {
+			s.fail(fmt.Errorf("write: %w", err))
+			return
+		}
+	}
+}
+
+func (s *TCPStream) readAll() {
+	defer s.wg.Done()
+	buf := make([]byte, 64*1024)
+	last := time.Now()
+	for {
+		n, err := s.peer.Read(buf)
+		if n > 0 {
+			if gap := time.Since(last); int64(gap) > s.maxGap.Load() {
+				s.maxGap.Store(int64(gap))
+			}
+			last = time.Now()
+			s.read.Add(int64(n))
+		}
+		if err != nil {
+			if !errors.Is(err, net.ErrClosed) && !errors.Is(err, io.EOF) {
+				s.fail(fmt.Errorf("read: %w", err))
+			}
+			return
+		}
+	}
+}
+
+func (s *TCPStream) close() {
+	select {
+	case <-s.stop:
+	default:
+		close(s.stop)
+	}
+	s.conn.Close()
+	s.peer.Close()
+	s.wg.Wait()
+}
+
+// Stop stops writing, waits up to five seconds for the reader to get every byte written, closes the
+// connection and reports the bytes written and read, the longest wait between two reads and the first
+// error met.
+func (s *TCPStream) Stop() (written, read int64, maxGap time.Duration, err error) {
+	select {
+	case <-s.stop:
+	default:
+		close(s.stop)
+	}
+	<-s.wrote
+	for deadline := time.Now().Add(5 * time.Second); s.read.Load() < s.written.Load() && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	s.close()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.written.Load(), s.read.Load(), time.Duration(s.maxGap.Load()), s.err
 }

@@ -148,6 +148,60 @@ func addClusterPods(t *testing.T, nodes []*clusterNode) {
 	}
 }
 
+// dualStackNodes creates a Node object for each of hns, called node-<i>, with the pod CIDRs
+// 10.244.<i>.0/24 and fd44:0:0:<i>::/64 and the node's underlay addresses as InternalIPs.
+func dualStackNodes(t *testing.T, s *harness.KubeAPIServer, hns []*harness.Node) []*clusterNode {
+	t.Helper()
+	var nodes []*clusterNode
+	for i, hn := range hns {
+		n := &clusterNode{Node: hn, name: fmt.Sprintf("node-%d", i),
+			podCIDRs: []string{fmt.Sprintf("10.244.%d.0/24", i), netip.MustParsePrefix(fmt.Sprintf("fd44:0:0:%d::/64", i)).String()}}
+		createNode(t, s, n.name, n.podCIDRs, hn.Addr.Addr(), hn.Addr6.Addr())
+		nodes = append(nodes, n)
+	}
+	return nodes
+}
+
+// spareAddr is an address on the nodes' segment that no node has (.99): the InternalIP of a Node
+// that exists only in the API.
+func spareAddr(nodes []*clusterNode) netip.Addr {
+	a := nodes[0].Addr.Masked().Addr().Next()
+	for range 98 {
+		a = a.Next()
+	}
+	return a
+}
+
+// untilEach polls every node until check holds for it (each node's time counted from start, which
+// may be earlier than the call), fails the test after timeout, and returns when each got there.
+func untilEach(t *testing.T, nodes []*clusterNode, start time.Time, timeout time.Duration, what string, check func(*clusterNode) (bool, string)) map[string]time.Duration {
+	t.Helper()
+	took := map[string]time.Duration{}
+	last := map[string]string{}
+	for len(took) < len(nodes) {
+		for _, n := range nodes {
+			if _, done := took[n.name]; done {
+				continue
+			}
+			if ok, state := check(n); ok {
+				took[n.name] = time.Since(start)
+			} else {
+				last[n.name] = state
+			}
+		}
+		if len(took) < len(nodes) && time.Since(start) > timeout {
+			for _, n := range nodes {
+				if _, done := took[n.name]; !done {
+					t.Errorf("%s: %s: not after %s; last seen:\n%s", n.name, what, timeout, last[n.name])
+				}
+			}
+			t.FailNow()
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return took
+}
+
 // pingAcross pings every other node's pod from each node's pod.
 func pingAcross(t *testing.T, nodes []*clusterNode, when string) {
 	t.Helper()
@@ -176,13 +230,7 @@ func TestClusterRouted(t *testing.T) {
 	s := harness.StartKubeAPIServer(t)
 	c := harness.NewCluster(t, harness.ClusterSpec{Local: 3, Remote: 1})
 	network := harness.Unique("nlk")
-	var nodes []*clusterNode
-	for i, hn := range c.Nodes[:3] {
-		n := &clusterNode{Node: hn, name: fmt.Sprintf("node-%d", i),
-			podCIDRs: []string{fmt.Sprintf("10.244.%d.0/24", i), netip.MustParsePrefix(fmt.Sprintf("fd44:0:0:%d::/64", i)).String()}}
-		createNode(t, s, n.name, n.podCIDRs, hn.Addr.Addr(), hn.Addr6.Addr())
-		nodes = append(nodes, n)
-	}
+	nodes := dualStackNodes(t, s, c.Nodes[:3])
 	remote := c.Nodes[3]
 	createNode(t, s, "node-remote", []string{"10.244.9.0/24"}, remote.Addr.Addr())
 
@@ -237,10 +285,7 @@ func TestClusterRouted(t *testing.T) {
 	}
 
 	// A Node joins, then leaves: one route change on each node, each time.
-	extra := netip.MustParsePrefix(nodes[0].Addr.String()).Masked().Addr().Next()
-	for range 98 {
-		extra = extra.Next()
-	}
+	extra := spareAddr(nodes)
 	before := map[string]float64{}
 	for _, n := range nodes {
 		before[n.name] = n.metric(t, "netloomd_cluster_route_changes_total")
@@ -317,6 +362,153 @@ func TestClusterRouted(t *testing.T) {
 		t.Errorf("node-2's routes gone after its agent stopped:\n%s", r)
 	}
 	pingAll("node-2's agent stopped")
+}
+
+// TestClusterAPIServerRestart stops the kube-apiserver with SIGTERM, kills it apiGrace later and
+// keeps it stopped for apiOutage.
+const (
+	apiGrace  = 2 * time.Second
+	apiOutage = 10 * time.Second
+	// apiCatchUp bounds the time from the API server's readiness to a Node created then being routed
+	// everywhere: the agents retry at most every 4.5 s (pkg/cluster apiRetryMax with its jitter).
+	apiCatchUp = 10 * time.Second
+)
+
+// TestClusterAPIServerRestart: the kube-apiserver process stopped for apiOutage and started again, etcd
+// and its data kept, as a control-plane upgrade or crash does, while the pods of three nodes ping the
+// next node's pod five times a second (IPv4 and IPv6) and one keeps a TCP connection busy. No echo
+// request is lost and the TCP flow never stalls; the agents keep every kernel route as it was, stay
+// healthy and ready (readiness says the pod network works, which it does: see cmd/netloomd/README.md)
+// and count the failed watches; once the API server is back, a Node created then is routed on every
+// node and, deleted, unrouted (both timed, the figures the README quotes).
+//
+// Twice: the agents reaching the API server as directly or through kube-proxy (refused while it is
+// stopped), then through a TCP load balancer (accepted and closed meanwhile).
+func TestClusterAPIServerRestart(t *testing.T) {
+	harness.RequireRoot(t)
+	t.Run("direct", func(t *testing.T) { apiServerRestart(t, false) })
+	t.Run("load-balancer", func(t *testing.T) { apiServerRestart(t, true) })
+}
+
+func apiServerRestart(t *testing.T, loadBalancer bool) {
+	s := harness.StartKubeAPIServer(t)
+	c := harness.NewCluster(t, harness.ClusterSpec{Local: 3})
+	nodes := dualStackNodes(t, s, c.Nodes)
+	startAgents(t, s, nodes, harness.Unique("nlk"), "routed")
+	waitAgents(t, nodes)
+	if loadBalancer {
+		for _, n := range nodes {
+			n.api.LoadBalancer()
+		}
+	}
+	addClusterPods(t, nodes)
+	pingAcross(t, nodes, "before the restart")
+
+	routes := map[string]string{}
+	watchErrors := map[string]float64{}
+	for _, n := range nodes {
+		routes[n.name] = n.routes(t)
+		if strings.Count(routes[n.name], "\n") != 2*(len(nodes)-1) {
+			t.Fatalf("%s: want one route per peer pod CIDR:\n%s", n.name, routes[n.name])
+		}
+		watchErrors[n.name] = n.metric(t, "netloomd_cluster_watch_errors_total")
+	}
+	var pings []*harness.PingRun
+	for i, from := range nodes {
+		for _, a := range nodes[(i+1)%len(nodes)].podAddrs {
+			pings = append(pings, harness.StartPing(t, *from.pod, a))
+		}
+	}
+	stream := harness.StartTCPStream(t, *nodes[0].pod, *nodes[1].pod, nodes[1].podAddrs[0], 5001)
+	time.Sleep(time.Second) // traffic flowing before the API server goes
+
+	// SIGTERM, then SIGKILL: the API server stops listening at once, the agents' watches end with the kill.
+	s.StopAPIServer(t, apiGrace)
+	t0 := time.Now() // the kill
+	checks := 0
+	for time.Since(t0) < apiOutage {
+		for _, n := range nodes {
+			if r := n.routes(t); r != routes[n.name] {
+				t.Errorf("%s: routes changed %s into the outage:\n%s\nwere:\n%s", n.name, time.Since(t0).Round(time.Millisecond), r, routes[n.name])
+			}
+			if code, body, err := n.agent.AgentGet("/healthz"); err != nil || code != 200 {
+				t.Errorf("%s: /healthz %d %q %v during the outage", n.name, code, body, err)
+			}
+			if code, body, err := n.agent.AgentGet("/readyz"); err != nil || code != 200 {
+				t.Errorf("%s: /readyz %d %q %v during the outage: the pod network works, it should stay ready", n.name, code, body, err)
+			}
+		}
+		checks++
+		time.Sleep(500 * time.Millisecond)
+	}
+	for _, n := range nodes {
+		if got := n.metric(t, "netloomd_cluster_watch_errors_total"); got <= watchErrors[n.name] {
+			t.Errorf("%s: watch errors %v %s after the kill, %v before: the failures are not counted", n.name, got, time.Since(t0).Round(time.Millisecond), watchErrors[n.name])
+		}
+		if got := n.metric(t, "netloomd_cluster_apiserver_answers"); got != 0 {
+			t.Errorf("%s: netloomd_cluster_apiserver_answers %v without an API server", n.name, got)
+		}
+	}
+	t1 := time.Now()
+	s.StartAPIServer(t)
+	back := time.Now()
+	t.Logf("kube-apiserver SIGTERM, SIGKILL %s later, down %s from the kill to its readiness (%s of it starting); routes, /healthz and /readyz checked %d times meanwhile",
+		apiGrace, back.Sub(t0).Round(time.Millisecond), back.Sub(t1).Round(time.Millisecond), checks)
+
+	// Catching up: a Node created as soon as the API server is back reaches every node's kernel when
+	// that node's agent watches again; deleted once they all have it, it is gone at the speed of a watch.
+	extra := spareAddr(nodes)
+	createNode(t, s, "node-new", []string{"10.244.7.0/24"}, extra)
+	added := untilEach(t, nodes, back, 90*time.Second, "route to node-new", func(n *clusterNode) (bool, string) {
+		r := n.routes(t)
+		return strings.Contains(r, "10.244.7.0/24 via "+extra.String()), r
+	})
+	t.Logf("after the restart, a Node created at once is routed, counted from the API server's readiness, by %s", fmtTimes(nodes, added))
+	for _, n := range nodes {
+		if added[n.name] > apiCatchUp {
+			t.Errorf("%s caught up %s after the API server was back, more than %s", n.name, added[n.name].Round(time.Millisecond), apiCatchUp)
+		}
+	}
+	t2 := time.Now()
+	if err := s.Client.CoreV1().Nodes().Delete(context.Background(), "node-new", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deleted := untilEach(t, nodes, t2, 30*time.Second, "route to node-new removed", func(n *clusterNode) (bool, string) {
+		r := n.routes(t)
+		return !strings.Contains(r, "10.244.7.0/24"), r
+	})
+	t.Logf("then deleted: its route is gone by %s", fmtTimes(nodes, deleted))
+	for _, n := range nodes {
+		t.Logf("%s: %v watch errors counted", n.name, n.metric(t, "netloomd_cluster_watch_errors_total")-watchErrors[n.name])
+		if got := n.metric(t, "netloomd_cluster_apiserver_answers"); got != 1 {
+			t.Errorf("%s: netloomd_cluster_apiserver_answers %v once it caught up", n.name, got)
+		}
+	}
+
+	for _, p := range pings {
+		sent, lost := p.Stop(t)
+		if len(lost) > 0 || sent < int(apiOutage/(200*time.Millisecond)) {
+			t.Errorf("ping %s: %d of %d echo requests lost (icmp_seq %v)", p.What, len(lost), sent, lost)
+		} else {
+			t.Logf("ping %s: %d echo requests, none lost", p.What, sent)
+		}
+	}
+	written, read, gap, err := stream.Stop()
+	if err != nil || read != written || gap > time.Second {
+		t.Errorf("TCP %s: %d bytes written, %d read, longest wait %s, error %v", stream.What, written, read, gap, err)
+	} else {
+		t.Logf("TCP %s: %d bytes, longest wait between reads %s", stream.What, read, gap.Round(time.Millisecond))
+	}
+	pingAcross(t, nodes, "after the restart")
+}
+
+// fmtTimes is "node-0 1.2s, node-1 3.4s, ...".
+func fmtTimes(nodes []*clusterNode, took map[string]time.Duration) string {
+	var parts []string
+	for _, n := range nodes {
+		parts = append(parts, n.name+" "+took[n.name].Round(time.Millisecond).String())
+	}
+	return strings.Join(parts, ", ")
 }
 
 // TestClusterWaitsForPodCIDR: an agent whose Node has no pod CIDR yet writes no conflist and is not
