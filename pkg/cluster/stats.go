@@ -25,7 +25,7 @@ type stats struct {
 	// peersRouted and peersRefused are the datapath's counts after the last work item: the worker
 	// writes them, the metrics handler reads them (the datapath's own maps are the worker's alone).
 	peersRouted, peersRefused atomic.Int64
-	api                         atomic.Int32 // apiUnknown, apiAnswers or apiFailing
+	api                       atomic.Int32 // apiUnknown, apiAnswers or apiFailing
 }
 
 // setNotReady records why the agent is not ready; it reports whether the reason changed.
