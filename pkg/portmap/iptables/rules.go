@@ -1,14 +1,14 @@
 package iptables
 
 import (
+	"crypto/sha512"
+	"encoding/hex"
 	"fmt"
 	"net/netip"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
-
-	"github.com/containernetworking/plugins/pkg/utils"
 
 	"github.com/netloom/netloom/pkg/firewall"
 	"github.com/netloom/netloom/pkg/portmap"
@@ -47,12 +47,17 @@ var (
 // DNATChain is the nat chain holding the DNAT rules of one container on one network: the reference's
 // CNI-DN-<hash>. The hash leaves out the interface, so the interfaces of one container on one network
 // share the chain; each rule's comment says which interface it belongs to.
-func DNATChain(network, containerID string) string {
-	return utils.MustFormatChainNameWithPrefix(network, containerID, "DN-")
-}
+func DNATChain(network, containerID string) string { return chainName("DN-", network, containerID) }
 
-func oldSNATChain(network, containerID string) string {
-	return utils.MustFormatChainNameWithPrefix(network, containerID, "SN-")
+func oldSNATChain(network, containerID string) string { return chainName("SN-", network, containerID) }
+
+// chainName is the reference's name for a container's chain: "CNI-", the kind, then the hex SHA-512 of
+// network and container ID, cut at iptables' 28 characters. (The reference's helper lives in a package
+// that also initialises an nftables library at start, which cost every portmap process memory.)
+func chainName(kind, network, containerID string) string {
+	const maxLen = 28
+	sum := sha512.Sum512([]byte(network + containerID))
+	return ("CNI-" + kind + hex.EncodeToString(sum[:]))[:maxLen]
 }
 
 // Comment is the comment on each of k's rules: the reference's `dnat name: "<net>" id: "<id>"`, then the

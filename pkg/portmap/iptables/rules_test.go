@@ -18,6 +18,11 @@ func TestNamesMatchReference(t *testing.T) {
 	if got, want := oldSNATChain("mynet", "c1"), utils.MustFormatChainNameWithPrefix("mynet", "c1", "SN-"); got != want {
 		t.Errorf("oldSNATChain = %q, want %q", got, want)
 	}
+	for _, k := range [][2]string{{"", ""}, {"k8s-pod-network", strings.Repeat("0123456789abcdef", 4)}, {"net", "ünïcode"}} {
+		if got, want := DNATChain(k[0], k[1]), utils.MustFormatChainNameWithPrefix(k[0], k[1], "DN-"); got != want {
+			t.Errorf("DNATChain%q = %q, the reference's %q", k, got, want)
+		}
+	}
 	for _, c := range []string{DNATChain("mynet", "c1"), DNATChain(strings.Repeat("n", 200), "x")} {
 		if len(c) > 28 {
 			t.Errorf("chain %q is longer than iptables allows", c)
