@@ -422,7 +422,7 @@ func (s *Store) OwnedLeases(a conf.Attachment) ([]Lease, error) {
 			if !l.OwnedBy(a) {
 				continue
 			}
-			onDisk, err := s.readLease(l.Addr)
+			onDisk, err := s.LeaseOf(l.Addr)
 			if err != nil {
 				return nil, err
 			}
@@ -454,8 +454,8 @@ func (s *Store) ownedByScan(a conf.Attachment) ([]Lease, error) {
 	return out, nil
 }
 
-// readLease reads the lease of addr from its file; nil when there is none.
-func (s *Store) readLease(addr netip.Addr) (*Lease, error) {
+// LeaseOf reads the lease of addr from its file; nil when addr is free.
+func (s *Store) LeaseOf(addr netip.Addr) (*Lease, error) {
 	name := addr.Unmap().String()
 	data, err := readSmall(filepath.Join(s.dir, name))
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ELOOP) {
@@ -468,9 +468,6 @@ func (s *Store) readLease(addr netip.Addr) (*Lease, error) {
 	l.Addr, l.file = addr.Unmap(), name
 	return &l, nil
 }
-
-// LeaseOf returns the lease on addr, read from its file, or nil when addr is free.
-func (s *Store) LeaseOf(addr netip.Addr) (*Lease, error) { return s.readLease(addr) }
 
 // Taken reports whether addr has a lease file (or anything else under its name).
 func (s *Store) Taken(addr netip.Addr) bool {
