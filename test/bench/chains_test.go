@@ -88,3 +88,22 @@ func TestReportTargetAndNotBuilt(t *testing.T) {
 		t.Errorf("not-built line %d times in:\n%s", n, out.String())
 	}
 }
+
+// A goal is met on the side its target says, is replaced when recorded again, and is printed with its
+// verdict.
+func TestReportGoals(t *testing.T) {
+	r := newBenchReport()
+	r.goal(goalEntry{Goal: "1 flat", Metric: "full/empty", Value: 1.3, Target: 1.1, AtMost: true})
+	r.goal(goalEntry{Goal: "1 flat", Metric: "full/empty", Value: 1.05, Target: 1.1, AtMost: true})
+	r.goal(goalEntry{Goal: "3 concurrency", Metric: "c32 pods/s netloom/reference", Value: 3.5, Target: 4})
+	if len(r.goals) != 2 || !r.goals[0].met() || r.goals[1].met() {
+		t.Fatalf("goals %+v: want the replaced 1.05 met and 3.5 of >= 4 missed", r.goals)
+	}
+	var out strings.Builder
+	r.print(&out)
+	for _, want := range []string{"1.05", "<= 1.10", "met", ">= 4.00", "MISSED"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+}

@@ -94,10 +94,31 @@ type leftoverEntry struct {
 	Items    []string `json:"items"`
 }
 
+// goalEntry is one figure of issue 15's goals beside its target: a value that is not simply
+// netloom/reference (netloom full against netloom empty, netloom against the floor, a pods/s ratio with
+// its own bar), with the run's other figures it was computed from named in Basis.
+type goalEntry struct {
+	Goal   string  `json:"goal"`   // "1 flat as the node fills", ...
+	Metric string  `json:"metric"` // what Value is, e.g. "ADD+DEL p50 1,000 pods / empty"
+	Value  float64 `json:"value"`
+	Target float64 `json:"target"`
+	AtMost bool    `json:"atMost"` // met when Value <= Target; else when Value >= Target
+	Basis  string  `json:"basis,omitempty"`
+}
+
+// met says whether the goal's value reaches its target.
+func (g goalEntry) met() bool {
+	if g.AtMost {
+		return g.Value <= g.Target
+	}
+	return g.Value >= g.Target
+}
+
 type benchReport struct {
 	mu        sync.Mutex
 	rows      []*reportRow
 	index     map[[2]string]*reportRow
+	goals     []goalEntry
 	leftovers []leftoverEntry
 	notBuilts []notBuiltEntry
 	params    map[string]string
@@ -110,7 +131,20 @@ func newBenchReport() *benchReport {
 func (r *benchReport) empty() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return len(r.rows) == 0 && len(r.leftovers) == 0 && len(r.notBuilts) == 0
+	return len(r.rows) == 0 && len(r.goals) == 0 && len(r.leftovers) == 0 && len(r.notBuilts) == 0
+}
+
+// goal records one goal figure beside its target; a benchmark the framework runs again replaces it.
+func (r *benchReport) goal(g goalEntry) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := range r.goals {
+		if r.goals[i].Goal == g.Goal && r.goals[i].Metric == g.Metric {
+			r.goals[i] = g
+			return
+		}
+	}
+	r.goals = append(r.goals, g)
 }
 
 // record sets suite's value of scenario's metric; a benchmark the framework runs again overwrites it.
@@ -214,6 +248,22 @@ func (r *benchReport) print(w io.Writer) {
 			formatValue(row.Netloom), formatValue(row.Reference), ratio, row.targetVerdict())
 	}
 	_ = tw.Flush()
+	if len(r.goals) > 0 {
+		fmt.Fprintln(w, "\ngoals (issue 15): each figure beside its target")
+		tw = tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
+		fmt.Fprintln(tw, "goal\tmetric\tvalue\ttarget\tverdict\tbasis")
+		for _, g := range r.goals {
+			op, verdict := ">=", "met"
+			if g.AtMost {
+				op = "<="
+			}
+			if !g.met() {
+				verdict = "MISSED"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%.2f\t%s %.2f\t%s\t%s\n", g.Goal, g.Metric, g.Value, op, g.Target, verdict, g.Basis)
+		}
+		_ = tw.Flush()
+	}
 	for _, e := range r.notBuilts {
 		fmt.Fprintf(w, "%s: not built (netloom %s missing): not run\n", e.Scenario, strings.Join(e.Missing, ", "))
 	}
@@ -259,6 +309,7 @@ func (r *benchReport) writeJSON(path string) error {
 		"parameters": r.params,
 		"ratio":      "netloom/reference for costs, reference/netloom for rates (higherIsBetter): < 1 means netloom is better",
 		"rows":       r.rows,
+		"goals":      r.goals,
 		"leftovers":  r.leftovers,
 		"notBuilt":   r.notBuilts,
 	}, "", "  ")
