@@ -455,3 +455,35 @@ func (f *kernelFloor) del(a attachment) error {
 func (f *kernelFloor) done() error {
 	return pmnft.New().Remove(f.warm, nil)
 }
+
+// Issue 15's goal 3: 32 concurrent ADDs of the bridge+host-local+portmap chain at 4x the reference's
+// pods/s or better, with no failure and no duplicate address in either suite.
+const (
+	concGoalScenario = "bridge+host-local+portmap"
+	concGoalWorkers  = 32
+	concGoalTarget   = 4
+)
+
+// concurrencyGoal records goal 3 from BenchmarkChurn's stats of scenario, when it is the goal's.
+func concurrencyGoal(scenario string, stats map[string]*churnStats) {
+	if scenario != concGoalScenario {
+		return
+	}
+	nl, ref := stats[suiteNetloom].conc[concGoalWorkers], stats[suiteReference].conc[concGoalWorkers]
+	if nl == nil || ref == nil || nl.pods == 0 || ref.pods == 0 {
+		return
+	}
+	rate := func(c *concStats) float64 { return float64(c.pods) / c.addWall.Seconds() }
+	value := rate(nl) / rate(ref)
+	if nl.addFail+nl.dupIPs > 0 {
+		value = 0 // a failure or a duplicate misses the goal whatever the rate
+	}
+	results.goal(goalEntry{
+		Goal:   "3 concurrency",
+		Metric: fmt.Sprintf("%s c%d ADD pods/s netloom/reference", scenario, concGoalWorkers),
+		Value:  value,
+		Target: concGoalTarget,
+		Basis: fmt.Sprintf("netloom %.1f pods/s (%d failures, %d duplicate IPs), reference %.1f pods/s (%d failures, %d duplicates); %d pods per suite",
+			rate(nl), nl.addFail, nl.dupIPs, rate(ref), ref.addFail, ref.dupIPs, nl.pods),
+	})
+}
