@@ -2,9 +2,9 @@
 // chain (through libcni, as BenchmarkChurn runs it) against the floor, the same kernel work done by this
 // one Go process with direct netlink and nf_tables calls, no exec and nothing read back, and against the
 // reference in the same run; also netloom's chain with the bridge's "ipMasqBackend": "nftables" (the
-// masquerade without the iptables-save and iptables-restore processes). Each round runs the four one
-// after the other (the order rotating), each in a node namespace of its own with the same pods churned as BenchmarkChurn's sequential phase: N
-// pods added, then deleted, one at a time.
+// masquerade without the iptables-save and iptables-restore processes). Each suite has a node namespace
+// of its own and churns pods as BenchmarkChurn's sequential phase does, N pods added, then deleted, one
+// at a time; the four take turns pod by pod.
 //
 // What the floor does per pod, matching what the chain leaves in the kernel:
 //
@@ -114,9 +114,25 @@ func BenchmarkFloor(b *testing.B) {
 		samples[s] = &churnSamples{}
 	}
 	for round := range cfg.rounds {
-		for i := range order {
-			suite := order[(i+round)%len(order)]
-			floorChurn(b, sc, suite, runtimes[suite], cfg.pods, round, samples[suite])
+		sides := make([]*floorSide, len(order))
+		for i, suite := range order {
+			sides[i] = newFloorSide(b, sc, suite, runtimes[suite], cfg.pods, round)
+		}
+		// Pod i of every suite, one after the other in an order that turns with i, so that the
+		// machine's load, which moves a lot on shared cores, falls on all of them alike.
+		inTurn := func(i int, f func(s *floorSide)) {
+			for j := range sides {
+				f(sides[(i+j)%len(sides)])
+			}
+		}
+		for i := range cfg.pods {
+			inTurn(i+round, func(s *floorSide) { s.add(b, i) })
+		}
+		for i := range cfg.pods {
+			inTurn(i+round, func(s *floorSide) { s.del(b, i, samples[s.suite]) })
+		}
+		for _, s := range sides {
+			s.finish(b)
 		}
 	}
 
@@ -156,89 +172,116 @@ func BenchmarkFloor(b *testing.B) {
 	})
 }
 
-// floorChurn adds pods one by one, then deletes them, in a fresh node namespace through suite (netloom
-// or the reference through rt, or the floor), appends each pod's times to st, and fails the benchmark
-// when the suite leaves anything of its pods behind.
-func floorChurn(b *testing.B, sc churnScenario, suite string, rt *harness.Runtime, pods, round int, st *churnSamples) {
-	b.Helper()
-	label := fmt.Sprintf("floor run %s/%s round %d", sc.name, suite, round)
-	node := harness.NewNetNS(b, "flr")
-	node.Run(b, "ip", "link", "set", "lo", "up")
-	bridge := harness.Unique("nlfb")
-	infra := map[string]bool{"lo": true, bridge: true}
-	dataDir := b.TempDir()
-	pns := make([]harness.NetNS, pods)
-	for i := range pns {
-		pns[i] = harness.NewNetNS(b, "flp")
-	}
-	defer func() {
-		for _, p := range pns {
-			p.Delete(b)
-		}
-		node.Delete(b)
-	}()
+// floorSide is one suite's node namespace in a round of BenchmarkFloor: netloom or the reference
+// through libcni, or the floor, with its pods.
+type floorSide struct {
+	suite, label string
+	round        int
+	node         harness.NetNS
+	pods         []harness.NetNS
+	infra        map[string]bool
+	dataDir      string
+	ops          podOps
+	atts         []attachment
+	adds         []time.Duration
+	added        []bool
+	podIPs       map[string]bool
+}
 
-	var ops podOps
+// newFloorSide makes suite's node namespace (lo up, nothing else: the chain or the floor makes the rest)
+// and pods pod namespaces.
+func newFloorSide(b *testing.B, sc churnScenario, suite string, rt *harness.Runtime, pods, round int) *floorSide {
+	b.Helper()
+	s := &floorSide{
+		suite:   suite,
+		round:   round,
+		label:   fmt.Sprintf("floor run %s/%s round %d", sc.name, suite, round),
+		node:    harness.NewNetNS(b, "flr"),
+		dataDir: b.TempDir(),
+		adds:    make([]time.Duration, pods),
+		added:   make([]bool, pods),
+		podIPs:  map[string]bool{},
+	}
+	s.node.Run(b, "ip", "link", "set", "lo", "up")
+	bridge := harness.Unique("nlfb")
+	s.infra = map[string]bool{"lo": true, bridge: true}
+	for i := range pods {
+		s.pods = append(s.pods, harness.NewNetNS(b, "flp"))
+		s.atts = append(s.atts, attachment{fmt.Sprintf("%s%d-f%d", churnIDPrefix, round, i), s.pods[i].Path,
+			map[string]any{"portMappings": []map[string]any{
+				{"hostPort": churnFirstHostPort + 1 + i, "containerPort": churnPodPort, "protocol": "tcp"}}}})
+	}
 	if suite == suiteFloor {
 		var err error
-		if err = node.Do(func() error { ops, err = newKernelFloor(bridge, dataDir); return err }); err != nil {
-			b.Fatalf("%s: set up the node: %v", label, err)
+		if err = s.node.Do(func() error { s.ops, err = newKernelFloor(bridge, s.dataDir); return err }); err != nil {
+			b.Fatalf("%s: set up the node: %v", s.label, err)
 		}
-	} else {
-		list := churnConflist(sc, bridge, "", dataDir)
-		if suite == suiteNetloomNFTMasq {
-			list = withMasqBackend(b, list, "nftables")
-		}
-		ops = libcniOps(b, rt, list)
+		return s
 	}
+	list := churnConflist(sc, bridge, "", s.dataDir)
+	if suite == suiteNetloomNFTMasq {
+		list = withMasqBackend(b, list, "nftables")
+	}
+	s.ops = libcniOps(b, rt, list)
+	return s
+}
 
-	atts := make([]attachment, pods)
-	for i := range atts {
-		atts[i] = attachment{fmt.Sprintf("%s%d-f%d", churnIDPrefix, round, i), pns[i].Path,
-			map[string]any{"portMappings": []map[string]any{
-				{"hostPort": churnFirstHostPort + 1 + i, "containerPort": churnPodPort, "protocol": "tcp"}}}}
-	}
-	podIPs := map[string]bool{}
-	adds := make([]time.Duration, pods)
-	added := make([]bool, pods)
-	err := node.Do(func() error {
-		for i, a := range atts {
-			t0 := time.Now()
-			ips, err := ops.add(a)
-			adds[i] = time.Since(t0)
-			if err != nil {
-				b.Errorf("%s: ADD %s: %v", label, a.id, err)
-				continue
-			}
-			added[i] = true
-			for _, ip := range ips {
-				podIPs[ip] = true
-			}
+// add adds pod i, timing it.
+func (s *floorSide) add(b *testing.B, i int) {
+	a := s.atts[i]
+	err := s.node.Do(func() error {
+		t0 := time.Now()
+		ips, err := s.ops.add(a)
+		s.adds[i] = time.Since(t0)
+		for _, ip := range ips {
+			s.podIPs[ip] = true
 		}
-		for i, a := range atts {
-			t0 := time.Now()
-			err := ops.del(a)
-			d := time.Since(t0)
-			if err != nil {
-				b.Errorf("%s: DEL %s: %v", label, a.id, err)
-				continue
-			}
-			if added[i] {
-				st.add = append(st.add, adds[i])
-				st.del = append(st.del, d)
-				st.both = append(st.both, adds[i]+d)
-			}
-		}
-		return ops.done()
+		return err
 	})
 	if err != nil {
-		b.Errorf("%s: %v", label, err)
+		b.Errorf("%s: ADD %s: %v", s.label, a.id, err)
+		return
 	}
-	items := churnLeftovers(b, node, pns, infra, dataDir, podIPs)
-	results.leftover("floor run: "+sc.name, suite, round, items)
+	s.added[i] = true
+}
+
+// del deletes pod i, timing it, and appends its ADD, DEL and ADD+DEL times to st.
+func (s *floorSide) del(b *testing.B, i int, st *churnSamples) {
+	a := s.atts[i]
+	var d time.Duration
+	err := s.node.Do(func() error {
+		t0 := time.Now()
+		err := s.ops.del(a)
+		d = time.Since(t0)
+		return err
+	})
+	if err != nil {
+		b.Errorf("%s: DEL %s: %v", s.label, a.id, err)
+		return
+	}
+	if s.added[i] {
+		st.add = append(st.add, s.adds[i])
+		st.del = append(st.del, d)
+		st.both = append(st.both, s.adds[i]+d)
+	}
+}
+
+// finish removes what the suite keeps for the node, fails the benchmark when it left anything of its
+// pods behind, and deletes the namespaces.
+func (s *floorSide) finish(b *testing.B) {
+	b.Helper()
+	if err := s.node.Do(s.ops.done); err != nil {
+		b.Errorf("%s: %v", s.label, err)
+	}
+	items := churnLeftovers(b, s.node, s.pods, s.infra, s.dataDir, s.podIPs)
+	results.leftover("floor run: "+churnScenarios()[0].name, s.suite, s.round, items)
 	if len(items) > 0 {
-		b.Errorf("%s left behind:\n  %s", label, strings.Join(items, "\n  "))
+		b.Errorf("%s left behind:\n  %s", s.label, strings.Join(items, "\n  "))
 	}
+	for _, p := range s.pods {
+		p.Delete(b)
+	}
+	s.node.Delete(b)
 }
 
 // kernelFloor is the floor's node: what it set up once, and what its ADDs made that the DELs need
