@@ -188,7 +188,7 @@ PORTMAP_BENCHTIME ?= 20x
 bench: deps build
 	mkdir -p $(BENCH_OUT)
 	NETLOOM_BIN=$(BIN) NETLOOM_BENCH_JSON=$(BENCH_OUT)/report.json \
-		$(GO) test ./test/bench -run '^$$' -bench 'Churn|HostLocalLeases|PluginCost' -benchtime 1x -timeout 60m
+		$(GO) test ./test/bench -run '^$$' -bench 'Churn|HostLocalLeases|PluginCost|Floor' -benchtime 1x -timeout 60m
 	NETLOOM_BIN=$(BIN) NETLOOM_BENCH_JSON=$(BENCH_OUT)/portmap.json \
 		$(GO) test ./test/bench -run '^$$' -bench Portmap -benchtime $(PORTMAP_BENCHTIME) -timeout 60m
 

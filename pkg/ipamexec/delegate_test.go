@@ -63,3 +63,11 @@ esac`)
 		t.Error("a path as a plugin name was run")
 	}
 }
+
+func TestNodeLocal(t *testing.T) {
+	for plugin, want := range map[string]bool{"host-local": true, "static": true, "dhcp": false, "whereabouts": false, "": false} {
+		if got := NodeLocal(plugin); got != want {
+			t.Errorf("NodeLocal(%q) = %v, want %v", plugin, got, want)
+		}
+	}
+}

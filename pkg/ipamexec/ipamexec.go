@@ -68,3 +68,10 @@ func wrap(cmd, plugin string, err error) error {
 	}
 	return fmt.Errorf("ipam %q %s: %w", plugin, cmd, err)
 }
+
+// NodeLocal tells whether an IPAM plugin of type plugin works on the node's files only (host-local,
+// static), so it never talks on the pod's link: an attachment plugin's DEL need not keep the link until
+// it has released. Any other type (dhcp sends its release through the link) is assumed to need it.
+func NodeLocal(plugin string) bool {
+	return plugin == "host-local" || plugin == "static"
+}

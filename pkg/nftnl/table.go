@@ -133,6 +133,15 @@ func (t Table) AddChain(ch Chain) (Msg, error) {
 	return t.msg(unix.NFT_MSG_NEWCHAIN, unix.NLM_F_CREATE, "add chain "+ch.Name, attrs)
 }
 
+// DelChain deletes chain, which must hold no rules and no jumps to it; it fails (ENOENT) when the
+// chain is gone.
+func (t Table) DelChain(chain string) (Msg, error) {
+	return t.msg(unix.NFT_MSG_DELCHAIN, 0, "delete chain "+chain, []netlink.Attribute{
+		{Type: unix.NFTA_CHAIN_TABLE, Data: cstr(t.Name)},
+		{Type: unix.NFTA_CHAIN_NAME, Data: cstr(chain)},
+	})
+}
+
 // FlushChain deletes every rule of chain.
 func (t Table) FlushChain(chain string) (Msg, error) {
 	return t.msg(unix.NFT_MSG_DELRULE, 0, "flush chain "+chain, []netlink.Attribute{

@@ -303,9 +303,10 @@ func gatewayLink(br *netlink.Bridge, n *NetConf, result *current.Result) (netlin
 	return l, nil
 }
 
-// cmdDel releases the lease, removes the masquerade rules and the spoof check, then the pod's veth:
-// the lease goes first, as in the reference, so that an IPAM plugin that talks on the link (dhcp) can
-// send its release through it. Every failure is reported, and the veth is removed even after one.
+// cmdDel releases the lease, removes the masquerade rules and the spoof check, and the pod's veth: the
+// lease goes first, as in the reference, when the IPAM plugin may talk on the link (dhcp), so it can
+// send its release through it; with host-local or static all go at once. Every failure is reported,
+// and the veth is removed even after one.
 func cmdDel(n *NetConf, args *skel.CmdArgs) error {
 	ctx := context.Background()
 
@@ -328,8 +329,14 @@ func cmdDel(n *NetConf, args *skel.CmdArgs) error {
 		})
 	}
 	// The container side of the veth: deleting it deletes the host end too. A namespace that is
-	// already gone took the veth with it.
-	return errors.Join(runAll(steps), hostlink.RemoveAt(args.Netns, args.IfName))
+	// already gone took the veth with it. The deletion waits out the kernel's RCU grace periods (tens
+	// of ms on a busy node), so it runs alongside the other steps unless the IPAM plugin may still talk
+	// on the link (dhcp's release goes through it).
+	removeVeth := func() error { return hostlink.RemoveAt(args.Netns, args.IfName) }
+	if !n.hasL3 || ipamexec.NodeLocal(n.IPAM.Type) {
+		return runAll(append(steps, removeVeth))
+	}
+	return errors.Join(runAll(steps), removeVeth())
 }
 
 // runAll runs steps concurrently and returns every error they had, joined: the runtime reads all of them,

@@ -249,6 +249,7 @@ func BenchmarkChurn(b *testing.B) {
 			for _, s := range suites {
 				stats[s.name].record(b, sc.name, s.name, sc.workersOr(cfg.workers))
 			}
+			concurrencyGoal(sc.name, stats)
 		})
 	}
 }
