@@ -343,10 +343,7 @@ func costDHCP(b *testing.B, f *costFixture) {
 	f.pod.Run(b, "ip", "link", "set", "eth0", "up")
 	f.dhcpSock = map[string]string{}
 	for _, s := range costSuites {
-		bin := filepath.Join(harness.PluginDir(b), "dhcp")
-		if s == suiteReference {
-			bin = filepath.Join(harness.ReferencePlugin(b, "dhcp"), "dhcp")
-		}
+		bin := filepath.Join(costPluginDir(b, s, "dhcp"), "dhcp")
 		f.dhcpSock[s] = harness.StartDHCPDaemon(b, f.node, bin).DHCPSocket()
 	}
 }
@@ -502,15 +499,11 @@ func BenchmarkPluginCost(b *testing.B) {
 		runs = costVMRuns
 	}
 	results.param("costRuns", strconv.Itoa(runs))
-	dirs := map[string]func(plugin string) string{
-		suiteNetloom:   func(string) string { return harness.PluginDir(b) },
-		suiteReference: func(p string) string { return harness.ReferencePlugin(b, p) },
-	}
 	for _, subj := range costSubjects() {
 		b.Run(subj.plugin, func(b *testing.B) {
 			scenario := subj.scenario(inVM)
 			for _, s := range costSuites {
-				fi, err := os.Stat(filepath.Join(dirs[s](subj.plugin), subj.plugin))
+				fi, err := os.Stat(filepath.Join(costPluginDir(b, s, subj.plugin), subj.plugin))
 				if err != nil {
 					b.Fatalf("%s %s: %v", s, subj.plugin, err)
 				}
@@ -523,9 +516,17 @@ func BenchmarkPluginCost(b *testing.B) {
 				costFoldVM(b, subj)
 				return
 			}
-			costMeasure(b, subj, scenario, runs, timeBin, dirs)
+			costMeasure(b, subj, scenario, runs, timeBin)
 		})
 	}
+}
+
+// costPluginDir is the directory holding suite's build of plugin.
+func costPluginDir(b *testing.B, suite, plugin string) string {
+	if suite == suiteReference {
+		return harness.ReferencePlugin(b, plugin)
+	}
+	return harness.PluginDir(b)
 }
 
 // costFoldVM records the VM lane's figures of subj, or says in the report why there are none.
@@ -559,7 +560,7 @@ func costFoldVM(b *testing.B, subj costSubject) {
 }
 
 // costMeasure runs subj's ADD and DEL runs times per suite, alternating, and records the figures.
-func costMeasure(b *testing.B, subj costSubject, scenario string, runs int, timeBin string, dirs map[string]func(string) string) {
+func costMeasure(b *testing.B, subj costSubject, scenario string, runs int, timeBin string) {
 	f := &costFixture{node: harness.NewNetNS(b, "cst"), pod: harness.NewNetNS(b, "csp"), dataDir: map[string]string{}}
 	f.node.Run(b, "ip", "link", "set", "lo", "up")
 	f.pod.Run(b, "ip", "link", "set", "lo", "up")
@@ -569,6 +570,12 @@ func costMeasure(b *testing.B, subj costSubject, scenario string, runs int, time
 	if subj.setup != nil {
 		subj.setup(b, f)
 	}
+	prepare := func() error {
+		if subj.prepare == nil {
+			return nil
+		}
+		return subj.prepare(f)
+	}
 	type runCost struct {
 		cpu          time.Duration
 		addRSS, dRSS int64
@@ -576,17 +583,15 @@ func costMeasure(b *testing.B, subj costSubject, scenario string, runs int, time
 	costs := map[string][]runCost{}
 	for run := range runs {
 		for _, s := range costSuites {
-			bin := filepath.Join(dirs[s](subj.plugin), subj.plugin)
+			bin := filepath.Join(costPluginDir(b, s, subj.plugin), subj.plugin)
 			stdin := costStdin(subj, f, s)
 			env := map[string]string{"CNI_COMMAND": "ADD", "CNI_CONTAINERID": fmt.Sprintf("cost-%d", run),
-				"CNI_NETNS": f.pod.Path, "CNI_IFNAME": "eth0", "CNI_PATH": dirs[s]("host-local")}
+				"CNI_NETNS": f.pod.Path, "CNI_IFNAME": "eth0", "CNI_PATH": costPluginDir(b, s, "host-local")}
 			err := f.node.Do(func() error {
 				var c runCost
 				// First pass: CPU from the rusage of a plain exec (a real fork under time adds its own).
-				if subj.prepare != nil {
-					if err := subj.prepare(f); err != nil {
-						return err
-					}
+				if err := prepare(); err != nil {
+					return err
 				}
 				out, cpu, err := execWithRusage(bin, env, stdin)
 				if err != nil {
@@ -597,10 +602,8 @@ func costMeasure(b *testing.B, subj costSubject, scenario string, runs int, time
 					return err
 				}
 				// Second pass: peak RSS of ADD and of DEL under GNU time.
-				if subj.prepare != nil {
-					if err := subj.prepare(f); err != nil {
-						return err
-					}
+				if err := prepare(); err != nil {
+					return err
 				}
 				if out, c.addRSS, err = peakRSS(timeBin, bin, env, stdin); err != nil {
 					return fmt.Errorf("%w: %s", err, out)
