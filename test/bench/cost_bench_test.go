@@ -123,12 +123,6 @@ func writeLeases(dataDir, network string, n int) error {
 	return nil
 }
 
-// processCost is what one plugin process (and the children it waited for) used.
-type processCost struct {
-	cpu    time.Duration // user + system
-	maxRSS int64         // KiB, the largest of the process and its waited-for children
-}
-
 // execWithRusage runs a plugin binary with only the CNI variables in env (plus PATH) and stdin, and
 // returns its stdout and the CPU time it (and the children it waited for) used. Its Maxrss is not the
 // plugin's: Go starts a process with vfork, and the kernel carries the parent's peak RSS over into
