@@ -2,19 +2,31 @@ package conf
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 	"unicode"
 )
 
-// specName is the CNI specification's rule for container IDs and network names: a letter or digit,
-// then letters, digits, '_', '.' and '-'. Values that pass it are safe in file names, rule comments and
-// nft object names.
-var specName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$`)
+// isSpecName is the CNI specification's rule for container IDs and network names: a letter or digit,
+// then letters, digits, '_', '.' and '-' (the specification's ^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$, checked
+// without a regexp compiled at start-up in every plugin process). Values that pass it are safe in file
+// names, rule comments and nft object names.
+func isSpecName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		alnum := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+		if !alnum && (i == 0 || c != '_' && c != '.' && c != '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // ValidateContainerID checks CNI_CONTAINERID against the specification's character rules (code 4).
 func ValidateContainerID(id string) error {
-	if !specName.MatchString(id) || len(id) > 255 {
+	if !isSpecName(id) || len(id) > 255 {
 		return InvalidEnv("CNI_CONTAINERID", "%q is not a container ID: the CNI specification allows letters, digits, '_', '.' and '-', starting with a letter or digit", id)
 	}
 	return nil
@@ -22,7 +34,7 @@ func ValidateContainerID(id string) error {
 
 // ValidateNetworkName checks a network's "name" against the specification's character rules (code 7).
 func ValidateNetworkName(name string) error {
-	if !specName.MatchString(name) || len(name) > 255 {
+	if !isSpecName(name) || len(name) > 255 {
 		return Invalid("name", "%q is not a network name: the CNI specification allows letters, digits, '_', '.' and '-', starting with a letter or digit", name)
 	}
 	return nil

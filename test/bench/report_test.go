@@ -86,6 +86,13 @@ type notBuiltEntry struct {
 	Missing  []string `json:"missing"`
 }
 
+// notRunEntry is a scenario this run could not measure, and why (a kernel feature missing here and no
+// VM-lane figures to fold in).
+type notRunEntry struct {
+	Scenario string `json:"scenario"`
+	Reason   string `json:"reason"`
+}
+
 // leftoverEntry is what one suite left behind after one scenario run (nothing, when Items is empty).
 type leftoverEntry struct {
 	Scenario string   `json:"scenario"`
@@ -121,6 +128,7 @@ type benchReport struct {
 	goals     []goalEntry
 	leftovers []leftoverEntry
 	notBuilts []notBuiltEntry
+	notRuns   []notRunEntry
 	params    map[string]string
 }
 
@@ -131,7 +139,7 @@ func newBenchReport() *benchReport {
 func (r *benchReport) empty() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return len(r.rows) == 0 && len(r.goals) == 0 && len(r.leftovers) == 0 && len(r.notBuilts) == 0
+	return len(r.rows) == 0 && len(r.goals) == 0 && len(r.leftovers) == 0 && len(r.notBuilts) == 0 && len(r.notRuns) == 0
 }
 
 // goal records one goal figure beside its target; a benchmark the framework runs again replaces it.
@@ -198,6 +206,18 @@ func (r *benchReport) notBuilt(scenario string, missing []string) {
 		}
 	}
 	r.notBuilts = append(r.notBuilts, notBuiltEntry{Scenario: scenario, Missing: missing})
+}
+
+// notRun records a scenario this run did not measure, with the reason the report prints.
+func (r *benchReport) notRun(scenario, reason string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, e := range r.notRuns {
+		if e.Scenario == scenario {
+			return
+		}
+	}
+	r.notRuns = append(r.notRuns, notRunEntry{Scenario: scenario, Reason: reason})
 }
 
 // leftover records what one suite's run of one scenario left behind.
@@ -267,6 +287,9 @@ func (r *benchReport) print(w io.Writer) {
 	for _, e := range r.notBuilts {
 		fmt.Fprintf(w, "%s: not built (netloom %s missing): not run\n", e.Scenario, strings.Join(e.Missing, ", "))
 	}
+	for _, e := range r.notRuns {
+		fmt.Fprintf(w, "%s: NOT RUN: %s\n", e.Scenario, e.Reason)
+	}
 	clean := true
 	for _, l := range r.leftovers {
 		if len(l.Items) == 0 {
@@ -312,6 +335,7 @@ func (r *benchReport) writeJSON(path string) error {
 		"goals":      r.goals,
 		"leftovers":  r.leftovers,
 		"notBuilt":   r.notBuilts,
+		"notRun":     r.notRuns,
 	}, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode: %w", err)

@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"regexp"
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/netloom/netloom/pkg/xtables"
 )
@@ -46,11 +48,33 @@ func Comment(network, containerID string) string {
 }
 
 // parseComment inverts Comment; ok is false for a comment Comment cannot have made.
+// (Not fmt.Sscanf: its scanner is about 20 KiB of code that every plugin masquerading would carry.)
 func parseComment(c string) (network, containerID string, ok bool) {
-	if _, err := fmt.Sscanf(c, "name: %q id: %q", &network, &containerID); err != nil {
+	rest, ok := strings.CutPrefix(c, "name: ")
+	if !ok {
+		return "", "", false
+	}
+	network, rest, ok = cutQuoted(rest)
+	if !ok {
+		return "", "", false
+	}
+	if rest, ok = strings.CutPrefix(rest, " id: "); !ok {
+		return "", "", false
+	}
+	if containerID, rest, ok = cutQuoted(rest); !ok || rest != "" {
 		return "", "", false
 	}
 	return network, containerID, Comment(network, containerID) == c
+}
+
+// cutQuoted unquotes the Go string literal s starts with and returns the rest of s after it.
+func cutQuoted(s string) (unquoted, rest string, ok bool) {
+	q, err := strconv.QuotedPrefix(s)
+	if err != nil {
+		return "", "", false
+	}
+	unquoted, err = strconv.Unquote(q)
+	return unquoted, s[len(q):], err == nil
 }
 
 // layout is what one attachment needs in one IP family: its chain's rules in order, and one POSTROUTING
