@@ -92,7 +92,7 @@ func overlayConflist(s overlayScenario, network string, c *harness.Cluster, node
 // overlayFlow attaches one pod on each node of c with s's plugin, as each node's runtime would, and
 // returns the flow from node 0's pod to node 1's, after checking that node 0 routes it through
 // s.device: a misconfigured scenario would otherwise measure some other path without a word.
-func overlayFlow(b *testing.B, s overlayScenario, c *harness.Cluster) flow {
+func overlayFlow(b testing.TB, s overlayScenario, c *harness.Cluster) flow {
 	b.Helper()
 	rt := harness.NewRuntime(b)
 	network := harness.Unique("bovl")
