@@ -63,7 +63,7 @@ help:
 	@echo "make image            bin/netloom-image.tar, the DaemonSet's image, built without a daemon"
 	@echo "make e2e              kubectl apply -f deploy/ on a real kubelet cluster (test/e2e/kubelet.sh)"
 	@echo "make bench-cluster    the cluster agent among 1,000 Nodes in a real kube-apiserver"
-	@echo "make bench-overlay    pod-to-pod iperf3 over the overlays vs the bare underlay (ipip in the VM)"
+	@echo "make bench-overlay    pod-to-pod iperf3: overlays vs the underlay (same MTU too), bridge vs a bare veth (ipip in the VM)"
 	@echo "make demo             two pods on a bridge, then two nodes over VXLAN: ping, teardown (test/demo/)"
 	@echo "make lint             gofmt, go vet, staticcheck"
 	@echo "make kube-apiserver   build the real kube-apiserver + etcd the cluster agent's tests start"
@@ -182,22 +182,33 @@ soak: deps build
 # netloom against the reference plugins v1.9.1 (built with go install by the benchmarks) in the same run,
 # as root: pod churn through libcni (latency percentiles, 8 and 32 concurrent workers, leftovers), host-local
 # with 0 and 10,000 leases, CPU and peak RSS per plugin process, binary sizes; then portmap ADD/DEL with
-# 0, 100 and 1,000 existing mappings. Tables on stdout, JSON in $(BENCH_OUT)/.
+# 0, 100 and 1,000 existing mappings; then pod-to-pod TCP throughput across a bridge and vxlan-overlay
+# against their floors (DATAPLANE_BENCHTIME rounds). Tables on stdout, JSON in $(BENCH_OUT)/.
 BENCH_OUT ?= $(CURDIR)/bench-results
 PORTMAP_BENCHTIME ?= 20x
+DATAPLANE_BENCHTIME ?= 5x
 bench: deps build
 	mkdir -p $(BENCH_OUT)
 	NETLOOM_BIN=$(BIN) NETLOOM_BENCH_JSON=$(BENCH_OUT)/report.json \
 		$(GO) test ./test/bench -run '^$$' -bench 'Churn|HostLocalLeases|PluginCost' -benchtime 1x -timeout 60m
 	NETLOOM_BIN=$(BIN) NETLOOM_BENCH_JSON=$(BENCH_OUT)/portmap.json \
 		$(GO) test ./test/bench -run '^$$' -bench Portmap -benchtime $(PORTMAP_BENCHTIME) -timeout 60m
+	NETLOOM_BIN=$(BIN) NETLOOM_BENCH_JSON=$(BENCH_OUT)/dataplane.json \
+		$(GO) test ./test/bench -run '^$$' -bench Dataplane -benchtime $(DATAPLANE_BENCHTIME) -timeout 30m
 
 # Pod-to-pod TCP throughput (iperf3) over vxlan-overlay, vxlan with directRouting and the bare underlay on
-# this kernel, then ipip-overlay against the underlay in the VM (its figures compare only with each other).
+# this kernel; then the dataplane goal with more rounds than `make bench` gives it (a bridge against a bare
+# veth pair, vxlan-overlay against the underlay at the same MTU, min/median/max each, JSON in
+# $(BENCH_OUT)/dataplane.json); then ipip-overlay against the underlay in the VM (its figures compare
+# only with each other).
 OVERLAY_BENCHTIME ?= 3x
+OVERLAY_DATAPLANE_BENCHTIME ?= 15x
 .PHONY: bench-overlay
 bench-overlay: deps build
 	NETLOOM_BIN=$(BIN) $(GO) test ./test/bench -run '^$$' -bench OverlayThroughput -benchtime $(OVERLAY_BENCHTIME) -timeout 30m
+	mkdir -p $(BENCH_OUT)
+	NETLOOM_BIN=$(BIN) NETLOOM_BENCH_JSON=$(BENCH_OUT)/dataplane.json \
+		$(GO) test ./test/bench -run '^$$' -bench Dataplane -benchtime $(OVERLAY_DATAPLANE_BENCHTIME) -timeout 60m
 	$(GO) test -c -o $(CURDIR)/test/vm/bench.test ./test/bench
 	test/vm/run --timeout $(VM_TIMEOUT) --mem $(VM_MEM) -- env NETLOOM_BIN=$(BIN) $(CURDIR)/test/vm/bench.test \
 		-test.run '^$$' -test.bench 'OverlayThroughput/(underlay|ipip)' -test.benchtime $(OVERLAY_BENCHTIME)

@@ -244,3 +244,30 @@ func BenchmarkDataplane(b *testing.B) {
 	})
 	b.Logf("Gbit/s samples in order of rounds:\n%s", strings.Join(log, "\n"))
 }
+
+func TestSpreadOf(t *testing.T) {
+	for _, tc := range []struct {
+		in   []float64
+		want spread
+	}{
+		{nil, spread{}},
+		{[]float64{3}, spread{3, 3, 3}},
+		{[]float64{5, 1, 3}, spread{1, 3, 5}},
+		{[]float64{4, 1, 2, 8}, spread{1, 3, 8}},
+	} {
+		if got := spreadOf(tc.in); got != tc.want {
+			t.Errorf("spreadOf(%v) = %+v, want %+v", tc.in, got, tc.want)
+		}
+	}
+	if got := (spread{1, 2.5, 4}).String(); got != "1.00/2.50/4.00" {
+		t.Errorf("String = %q", got)
+	}
+}
+
+func TestPairedRatios(t *testing.T) {
+	num := &measuredFlow{gbps: []float64{2, 3, 9}}
+	den := &measuredFlow{gbps: []float64{4, 0}}
+	if got := pairedRatios(num, den); !slices.Equal(got, []float64{0.5}) {
+		t.Errorf("pairedRatios = %v, want [0.5]: round by round, a zero measurement and an unpaired one left out", got)
+	}
+}
