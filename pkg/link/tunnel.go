@@ -52,6 +52,16 @@ func (s TunnelSpec) link() netlink.Link {
 		Port:         s.Port,
 		// Peers are programmed, never learned: no source-MAC learning, no flooding.
 		Learning: false,
+		// Outer UDP checksums on, over both families, set here rather than left to the kernel's default.
+		// With local checksum offload the outer checksum costs the sender next to nothing (it is derived
+		// from the inner one's pseudo-header, not from the payload), and it is what lets a receiving NIC
+		// that does not parse VXLAN still hand the inner packet up with its checksum checked
+		// (CHECKSUM_COMPLETE converted through the outer one) and aggregate it in GRO, instead of the
+		// kernel checksumming every inner byte. Zero checksums over IPv6 would also need every peer to
+		// accept them (udp6zerocsumrx), which a node cannot know of its peers.
+		UDPCSum:        true,
+		UDP6ZeroCSumTx: false,
+		UDP6ZeroCSumRx: false,
 	}
 }
 
@@ -78,6 +88,13 @@ func TunnelMismatch(l netlink.Link, s TunnelSpec) string {
 			return "it is a flow-based (external) device"
 		case t.Group != nil && !t.Group.IsUnspecified():
 			return fmt.Sprintf("it floods to %v", t.Group)
+		// The checksum flags cannot be changed on a live device.
+		case !t.UDPCSum:
+			return "it sends no outer UDP checksums (noudpcsum)"
+		case t.UDP6ZeroCSumTx:
+			return "it sends zero UDP checksums over IPv6 (udp6zerocsumtx)"
+		case t.UDP6ZeroCSumRx:
+			return "it accepts zero UDP checksums over IPv6 (udp6zerocsumrx)"
 		}
 	case *netlink.Iptun:
 		switch {

@@ -18,7 +18,7 @@ func TestTunnelMismatch(t *testing.T) {
 	vx := func(f func(*netlink.Vxlan)) netlink.Link {
 		a := netlink.NewLinkAttrs()
 		a.Name, a.MTU, a.HardwareAddr = "nlvx.1", 1450, vxSpec.MAC
-		l := &netlink.Vxlan{LinkAttrs: a, VxlanId: 1, VtepDevIndex: 7, SrcAddr: net.ParseIP("10.77.1.11"), Port: 4789}
+		l := &netlink.Vxlan{LinkAttrs: a, VxlanId: 1, VtepDevIndex: 7, SrcAddr: net.ParseIP("10.77.1.11"), Port: 4789, UDPCSum: true}
 		if f != nil {
 			f(l)
 		}
@@ -54,6 +54,9 @@ func TestTunnelMismatch(t *testing.T) {
 		{"vxlan learning", vx(func(l *netlink.Vxlan) { l.Learning = true }), vxSpec, "it learns source MACs"},
 		{"vxlan flow-based", vx(func(l *netlink.Vxlan) { l.FlowBased = true }), vxSpec, "it is a flow-based (external) device"},
 		{"vxlan group", vx(func(l *netlink.Vxlan) { l.Group = net.ParseIP("239.1.1.1") }), vxSpec, "it floods to 239.1.1.1"},
+		{"vxlan noudpcsum", vx(func(l *netlink.Vxlan) { l.UDPCSum = false }), vxSpec, "it sends no outer UDP checksums (noudpcsum)"},
+		{"vxlan udp6zerocsumtx", vx(func(l *netlink.Vxlan) { l.UDP6ZeroCSumTx = true }), vxSpec, "udp6zerocsumtx"},
+		{"vxlan udp6zerocsumrx", vx(func(l *netlink.Vxlan) { l.UDP6ZeroCSumRx = true }), vxSpec, "udp6zerocsumrx"},
 		{"ipip matches", ipt(nil), ipSpec, ""},
 		{"ipip 16-byte local matches", ipt(func(l *netlink.Iptun) { l.Local = net.ParseIP("10.77.1.11") }), ipSpec, ""},
 		{"ipip unspecified remote matches", ipt(func(l *netlink.Iptun) { l.Remote = net.IPv4zero }), ipSpec, ""},
@@ -93,6 +96,10 @@ func TestTunnelSpecLink(t *testing.T) {
 		}
 		if v, ok := l.(*netlink.Vxlan); ok && (v.Learning || v.HardwareAddr.String() != s.MAC.String()) {
 			t.Errorf("vxlan link: learning %v MAC %s", v.Learning, v.HardwareAddr)
+		}
+		if v, ok := l.(*netlink.Vxlan); ok && (!v.UDPCSum || v.UDP6ZeroCSumTx || v.UDP6ZeroCSumRx) {
+			t.Errorf("vxlan link %s: udpcsum %v udp6zerocsumtx %v udp6zerocsumrx %v, want outer checksums on both families",
+				s.Local, v.UDPCSum, v.UDP6ZeroCSumTx, v.UDP6ZeroCSumRx)
 		}
 	}
 }

@@ -38,7 +38,7 @@ func testTarget(kind string, d Desired) target {
 func vxlanDevice() *netlink.Vxlan {
 	return &netlink.Vxlan{
 		LinkAttrs: netlink.LinkAttrs{Name: "nlvx0", Index: testTunnel, MTU: 1450, HardwareAddr: testVTEPMAC, OperState: netlink.OperUnknown},
-		VxlanId:   1, Port: 4789, SrcAddr: net.ParseIP("192.168.1.10"), VtepDevIndex: testUnderlay,
+		VxlanId:   1, Port: 4789, SrcAddr: net.ParseIP("192.168.1.10"), VtepDevIndex: testUnderlay, UDPCSum: true,
 	}
 }
 

@@ -36,10 +36,15 @@ func TestOverlayVXLAN(t *testing.T) {
 	t.Run("kernel state", func(t *testing.T) {
 		n0 := c.Nodes[0]
 		dev := n0.Run(t, "ip", "-d", "link", "show", vxlanDevice)
-		for _, want := range []string{"vxlan id 42", "dstport 4789", "nolearning", "mtu 1450", "local " + o.nodeIP(0).String()} {
+		for _, want := range []string{"vxlan id 42", "dstport 4789", "nolearning", "mtu 1450", "local " + o.nodeIP(0).String(),
+			" udpcsum", "noudp6zerocsumtx", "noudp6zerocsumrx"} {
 			if !strings.Contains(dev, want) {
 				t.Errorf("device lacks %q:\n%s", want, dev)
 			}
+		}
+		// Pod traffic stays in super-packets through the tunnel and is aggregated on receive.
+		if off := harness.MissingOffloads(t, n0.NetNS, vxlanDevice, "rx-gro", "tx-generic-segmentation", "tx-tcp-segmentation", "tx-checksum-ip-generic"); len(off) > 0 {
+			t.Errorf("%s: offloads not on: %s", vxlanDevice, strings.Join(off, ", "))
 		}
 		routes, neigh, fdb := nodeState(t, n0, vxlanDevice)
 		for i := 1; i < 4; i++ {
