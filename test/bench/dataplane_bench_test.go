@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	types100 "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/vishvananda/netlink"
 
 	"github.com/netloom/netloom/pkg/overlay"
@@ -114,24 +113,8 @@ func bridgePodFlow(b testing.TB, rt *harness.Runtime) flow {
 	var pods []harness.NetNS
 	var ips []netip.Addr
 	for range 2 {
-		pod := harness.NewNetNS(b, "bpod")
-		var res *types100.Result
-		err := node.Do(func() error {
-			r, err := rt.Add(b, list, harness.Unique("bctr"), pod.Path, "eth0", nil)
-			if err != nil {
-				return err
-			}
-			res, err = types100.NewResultFromResult(r)
-			return err
-		})
-		if err != nil {
-			b.Fatalf("bridge ADD: %v", err)
-		}
-		if len(res.IPs) == 0 {
-			b.Fatalf("bridge ADD: no IP in the result %+v", res)
-		}
-		ip, _ := netip.AddrFromSlice(res.IPs[0].Address.IP)
-		pods, ips = append(pods, pod), append(ips, ip.Unmap())
+		pod, ip := addBenchPod(b, node, rt, list, "bridge ADD")
+		pods, ips = append(pods, pod), append(ips, ip)
 	}
 	route := pods[0].Run(b, "ip", "-o", "route", "get", ips[1].String())
 	if !strings.Contains(route, " dev eth0 ") || strings.Contains(route, " via ") {

@@ -101,30 +101,39 @@ func overlayFlow(b testing.TB, s overlayScenario, c *harness.Cluster) flow {
 	var ips []netip.Addr
 	for i, n := range c.Nodes {
 		list := overlayConflist(s, network, c, i, filepath.Join(dir, fmt.Sprintf("ipam-node%d", i)))
-		pod := harness.NewNetNS(b, "bpod")
-		var res *types100.Result
-		err := n.Do(func() error {
-			r, err := rt.Add(b, list, harness.Unique("bctr"), pod.Path, "eth0", nil)
-			if err != nil {
-				return err
-			}
-			res, err = types100.NewResultFromResult(r)
-			return err
-		})
-		if err != nil {
-			b.Fatalf("%s: ADD on node %d: %v", s.name, i, err)
-		}
-		if len(res.IPs) == 0 {
-			b.Fatalf("%s: ADD on node %d: no IP in the result %+v", s.name, i, res)
-		}
-		ip, _ := netip.AddrFromSlice(res.IPs[0].Address.IP)
-		pods, ips = append(pods, pod), append(ips, ip.Unmap())
+		pod, ip := addBenchPod(b, n, rt, list, fmt.Sprintf("%s: ADD on node %d", s.name, i))
+		pods, ips = append(pods, pod), append(ips, ip)
 	}
 	route := c.Nodes[0].Run(b, "ip", "-o", "route", "get", ips[1].String())
 	if !strings.Contains(route, " dev "+s.device+" ") {
 		b.Fatalf("%s: node 0 routes the other pod %s not through %s: %s", s.name, ips[1], s.device, route)
 	}
 	return flow{server: pods[1], client: pods[0], addr: ips[1].String()}
+}
+
+// addBenchPod ADDs a new pod (its own namespace, container ID and eth0) through rt with list, the
+// plugins executed from a thread in node, and returns the pod and its first address; what names the
+// ADD in a failure.
+func addBenchPod(b testing.TB, node interface{ Do(func() error) error }, rt *harness.Runtime, list []byte, what string) (harness.NetNS, netip.Addr) {
+	b.Helper()
+	pod := harness.NewNetNS(b, "bpod")
+	var res *types100.Result
+	err := node.Do(func() error {
+		r, err := rt.Add(b, list, harness.Unique("bctr"), pod.Path, "eth0", nil)
+		if err != nil {
+			return err
+		}
+		res, err = types100.NewResultFromResult(r)
+		return err
+	})
+	if err != nil {
+		b.Fatalf("%s: %v", what, err)
+	}
+	if len(res.IPs) == 0 {
+		b.Fatalf("%s: no IP in the result %+v", what, res)
+	}
+	ip, _ := netip.AddrFromSlice(res.IPs[0].Address.IP)
+	return pod, ip.Unmap()
 }
 
 // BenchmarkOverlayThroughput measures TCP throughput (iperf3, 3 s per measurement, one measurement per
