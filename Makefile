@@ -191,6 +191,8 @@ bench: deps build
 		$(GO) test ./test/bench -run '^$$' -bench 'Churn|HostLocalLeases|PluginCost' -benchtime 1x -timeout 60m
 	NETLOOM_BIN=$(BIN) NETLOOM_BENCH_JSON=$(BENCH_OUT)/portmap.json \
 		$(GO) test ./test/bench -run '^$$' -bench Portmap -benchtime $(PORTMAP_BENCHTIME) -timeout 60m
+	NETLOOM_BIN=$(BIN) NETLOOM_BENCH_JSON=$(BENCH_OUT)/filled.json \
+		$(GO) test ./test/bench -run '^$$' -bench FilledNode -benchtime 1x -timeout 150m
 
 # Pod-to-pod TCP throughput (iperf3) over vxlan-overlay, vxlan with directRouting and the bare underlay on
 # this kernel, then ipip-overlay against the underlay in the VM (its figures compare only with each other).

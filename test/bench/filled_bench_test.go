@@ -9,7 +9,7 @@
 // p50 on each node and their ratio, full/empty, against the 1.1 target (a goal row per backend for
 // netloom; the reference's ratio is what users get today). Run as root:
 //
-//	NETLOOM_BIN=$PWD/bin go test ./test/bench -run '^$' -bench FilledNode -benchtime 1x -timeout 60m
+//	NETLOOM_BIN=$PWD/bin go test ./test/bench -run '^$' -bench FilledNode -benchtime 1x -timeout 150m
 //
 // Environment (and BenchmarkChurn's NETLOOM_BENCH_JSON):
 //
@@ -23,8 +23,10 @@
 //	                             suites, through a PATH directory of links to iptables-legacy* or
 //	                             iptables-nft*) instead of the system's; empty: the system's
 //
-// With the defaults on 2 shared cores the benchmark took about N minutes, most of it the reference
-// filling its nodes. The nodes' namespaces go at the end of each suite's run (the pods' links, rules
+// With the defaults on 2 cores shared with other work, netloom took about 4 minutes per backend (2.5 of
+// them filling its node); the reference took 26.5 minutes to fill its node with the iptables backend
+// alone (its ADD reads the whole nat table, several times), so the whole benchmark takes over an hour:
+// NETLOOM_BENCH_FILL_SUITES=netloom for a quick look at netloom. The nodes' namespaces go at the end of each suite's run (the pods' links, rules
 // and nft tables with them) and the pods' namespaces with them, also when the benchmark fails.
 package bench
 
@@ -129,15 +131,15 @@ func (n *fillNode) delete(b *testing.B) {
 // newFillNode makes a node namespace with fill pods added through rt, each with its hostPort.
 func newFillNode(b *testing.B, rt *harness.Runtime, backend, label string, fill int, cfg fillConfig) *fillNode {
 	b.Helper()
-	n := &fillNode{label: label, node: harness.NewNetNS(b, "fln")}
+	n := &fillNode{label: label, node: harness.NewNetNS(b, "fillnode")}
 	b.Cleanup(func() { n.delete(b) })
 	n.node.Run(b, "ip", "link", "set", "lo", "up")
-	n.list = fillConflist(b, backend, harness.Unique("nlfb"), b.TempDir())
+	n.list = fillConflist(b, backend, harness.Unique("nlfill"), b.TempDir())
 	for range cfg.pods {
-		n.pods = append(n.pods, harness.NewNetNS(b, "flt"))
+		n.pods = append(n.pods, harness.NewNetNS(b, "filltimed"))
 	}
 	for range fill {
-		n.fill = append(n.fill, harness.NewNetNS(b, "flp"))
+		n.fill = append(n.fill, harness.NewNetNS(b, "fillpod"))
 	}
 	t0 := time.Now()
 	_, errs := inParallel(n.node, cfg.workers, fill, func(i int) error {
