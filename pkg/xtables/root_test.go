@@ -78,6 +78,14 @@ func TestRootExec(t *testing.T) {
 				if _, err := xtables.NewExec(xtables.Config{Variant: "nosuch"}).Probe(xtables.IPv4, "nat"); err == nil {
 					return fmt.Errorf("a missing build probes fine")
 				}
+				if err := xtables.NewExec(xtables.Config{Variant: "nosuch"}).ProbeChain(xtables.IPv4, "nat", "POSTROUTING"); err == nil {
+					return fmt.Errorf("a missing build probes fine listing a chain")
+				}
+				for _, chain := range []string{"POSTROUTING", "CNI-NOSUCH"} {
+					if err := x.ProbeChain(xtables.IPv6, "nat", chain); err != nil {
+						return fmt.Errorf("probe listing %s: %w", chain, err)
+					}
+				}
 				return nil
 			})
 			if err != nil {

@@ -132,6 +132,20 @@ func (x Exec) Probe(f Family, table string) (string, error) {
 	return x.Save(f, table)
 }
 
+// ProbeChain is Probe for an operation that does not need the table: `iptables -t table -S chain`
+// instead of the save, which is much less to read on a node with many pods' chains. A chain that does
+// not exist is no failure.
+func (x Exec) ProbeChain(f Family, table, chain string) error {
+	_, restore := x.cfg.Binaries(f)
+	if _, err := exec.LookPath(restore); err != nil {
+		return err
+	}
+	if _, err := x.List(f, table, chain); err != nil && !errors.Is(err, ErrNoChain) {
+		return err
+	}
+	return nil
+}
+
 func (x Exec) Save(f Family, table string) (string, error) {
 	bin, _ := x.cfg.Binaries(f)
 	var stdout, stderr bytes.Buffer

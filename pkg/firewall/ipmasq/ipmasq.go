@@ -30,7 +30,7 @@ func New(backend string) (firewall.Masquerader, error) {
 	case firewall.BackendNFTables:
 		b.primary = nftables.New()
 	case "":
-		// Chosen on first Ensure or Check: the probe runs iptables twice, which DEL and GC do not need.
+		// Chosen on first Ensure or Check: the probe runs iptables, which DEL and GC do not need.
 	default:
 		return nil, fmt.Errorf("unknown masquerade backend %q; want %q or %q", backend,
 			firewall.BackendIPTables, firewall.BackendNFTables)

@@ -41,8 +41,6 @@ const FaultIPv6 = "masq-iptables-ipv6"
 // Masq is the iptables Masquerader. Its methods use the network namespace of the calling thread.
 type Masq struct {
 	run xtables.Runner
-	// probed is the IPv4 nat table that Probe read; the next IPv4 read takes it instead of reading again.
-	probed *xtables.Table
 }
 
 var _ firewall.Masquerader = (*Masq)(nil)
@@ -60,48 +58,20 @@ func newWithTools(t xtables.Tools) *Masq {
 }
 
 // Probe returns a Masquerader when iptables can be used here: the tools exist and can read the nat
-// table, which is the reference's test for choosing the default masquerade backend. The returned Masq
-// keeps the IPv4 table the probe read, for the Ensure that follows.
+// table, the reference's test for choosing the default masquerade backend (netloom lists POSTROUTING
+// rather than saving the whole table, which grows with the node's pods).
 func Probe() (*Masq, bool) {
 	x := xtables.NewExec(xtables.Config{})
-	text, err := x.Probe(xtables.IPv4, natTable)
-	if err != nil {
+	if err := x.ProbeChain(xtables.IPv4, natTable, postrouting); err != nil {
 		return nil, false
 	}
-	t, err := xtables.Parse(text, natTable, xtables.CNIChains)
-	if err != nil {
-		return nil, false
-	}
-	m := newWithTools(x)
-	m.probed = &t
-	return m, true
-}
-
-// takeProbed returns the table Probe read, once, when f is its family.
-func (m *Masq) takeProbed(f xtables.Family) (xtables.Table, bool) {
-	if f != xtables.IPv4 || m.probed == nil {
-		return xtables.Table{}, false
-	}
-	t := *m.probed
-	m.probed = nil
-	return t, true
-}
-
-// read returns f's whole nat table.
-func (m *Masq) read(f xtables.Family) (xtables.Table, error) {
-	if t, ok := m.takeProbed(f); ok {
-		return t, nil
-	}
-	return m.run.Read(f)
+	return newWithTools(x), true
 }
 
 // readChain returns what f's nat table holds of chain: the chain and POSTROUTING's rules, or, when the
 // chain does not exist (and so nothing jumps to it), a table without it. On a full node this is much
 // less to read than the table (see pkg/xtables).
 func (m *Masq) readChain(f xtables.Family, chain string) (xtables.Table, error) {
-	if t, ok := m.takeProbed(f); ok {
-		return t, nil
-	}
 	t, err := m.run.ReadChains(f, chain)
 	if err != nil || !t.Chains[chain] {
 		return t, err
@@ -158,13 +128,7 @@ func (m *Masq) Ensure(k firewall.Key, addrs []netip.Prefix) error {
 		}
 		want := desired(k.Network, k.ContainerID, split[f])
 		plan := func(t xtables.Table) (xtables.Batch, error) { return planEnsure(t, want), nil }
-		var err error
-		if t, ok := m.takeProbed(f); ok {
-			err = m.run.Apply(f, t, plan)
-		} else {
-			err = m.run.ApplyGuess(f, freshTable(), plan)
-		}
-		if err != nil {
+		if err := m.run.ApplyGuess(f, freshTable(), plan); err != nil {
 			return fmt.Errorf("ipmasq %v: %v: %w", k, f, err)
 		}
 	}
@@ -272,7 +236,7 @@ func (m *Masq) GC(network string, valid map[conf.Attachment]bool) error {
 	for a := range valid {
 		liveIDs[a.ContainerID] = true
 	}
-	return m.applyBoth(fmt.Sprintf("ipmasq gc %q", network), m.read, func(t xtables.Table) xtables.Batch {
+	return m.applyBoth(fmt.Sprintf("ipmasq gc %q", network), m.run.Read, func(t xtables.Table) xtables.Batch {
 		var b xtables.Batch
 		owner := owners(t, network)
 		for _, chain := range slices.Sorted(maps.Keys(owner)) {
