@@ -5,7 +5,7 @@
 // and "nftables"), for netloom and the reference v1.9.1. Per suite and backend it makes two node
 // namespaces: an empty one, and a full one that real ADDs of the same chain fill with the pods (each in
 // its own network namespace, with its hostPort; the fill is not timed). Then it alternates, empty, full,
-// empty, full..., timing pods added and deleted one after the other on top, and reports the ADD+DEL
+// empty, full..., pod by pod, timing each pod's ADD and DEL on top, and reports the ADD+DEL
 // p50 on each node and their ratio, full/empty, against the 1.1 target (a goal row per backend for
 // netloom; the reference's ratio is what users get today). Run as root:
 //
@@ -15,7 +15,7 @@
 //
 //	NETLOOM_BENCH_FILL           pods already on the full node (default 1000; 200 for a quick run)
 //	NETLOOM_BENCH_FILL_PODS      pods timed per node per round (default 20)
-//	NETLOOM_BENCH_FILL_ROUNDS    empty/full alternations (default 3)
+//	NETLOOM_BENCH_FILL_ROUNDS    rounds of NETLOOM_BENCH_FILL_PODS pods (default 3)
 //	NETLOOM_BENCH_FILL_WORKERS   concurrent ADDs filling a node (default 4)
 //	NETLOOM_BENCH_FILL_SUITES    "netloom" or "reference" to run only that suite (the goal rows need
 //	                             both); default both
@@ -54,7 +54,7 @@ const (
 type fillConfig struct {
 	fill     int    // pods on the full node
 	pods     int    // timed pods per node per round
-	rounds   int    // empty/full alternations
+	rounds   int    // rounds of pods timed
 	workers  int    // concurrent ADDs while filling
 	iptables string // "", "legacy" or "nft"
 	only     string // "": both suites; else the one to run
@@ -164,28 +164,27 @@ func portMapping(hostPort int) map[string]any {
 		{"hostPort": hostPort, "containerPort": churnPodPort, "protocol": "tcp"}}}
 }
 
-// timeRound adds and deletes each timed pod in turn, timing ADD+DEL of each.
-func (n *fillNode) timeRound(b *testing.B, rt *harness.Runtime) {
+// timePod adds and deletes the next timed pod in the node's timed pod namespace i, timing ADD+DEL.
+func (n *fillNode) timePod(b *testing.B, rt *harness.Runtime, i int) {
 	b.Helper()
+	pod := n.pods[i]
+	id := fmt.Sprintf("%stimed-%d", fillIDPrefix, n.next)
+	capArgs := portMapping(fillTimedHostPort + n.next)
+	n.next++
 	err := n.node.Do(func() error {
-		for _, pod := range n.pods {
-			id := fmt.Sprintf("%stimed-%d", fillIDPrefix, n.next)
-			capArgs := portMapping(fillTimedHostPort + n.next)
-			n.next++
-			t0 := time.Now()
-			if _, err := rt.Add(b, n.list, id, pod.Path, churnIfName, capArgs); err != nil {
-				n.fails++
-				b.Errorf("%s: ADD %s: %v", n.label, id, err)
-				_ = rt.Del(b, n.list, id, pod.Path, churnIfName, capArgs)
-				continue
-			}
-			if err := rt.Del(b, n.list, id, pod.Path, churnIfName, capArgs); err != nil {
-				n.fails++
-				b.Errorf("%s: DEL %s: %v", n.label, id, err)
-				continue
-			}
-			n.both = append(n.both, time.Since(t0))
+		t0 := time.Now()
+		if _, err := rt.Add(b, n.list, id, pod.Path, churnIfName, capArgs); err != nil {
+			n.fails++
+			b.Errorf("%s: ADD %s: %v", n.label, id, err)
+			_ = rt.Del(b, n.list, id, pod.Path, churnIfName, capArgs)
+			return nil
 		}
+		if err := rt.Del(b, n.list, id, pod.Path, churnIfName, capArgs); err != nil {
+			n.fails++
+			b.Errorf("%s: DEL %s: %v", n.label, id, err)
+			return nil
+		}
+		n.both = append(n.both, time.Since(t0))
 		return nil
 	})
 	if err != nil {
@@ -237,9 +236,13 @@ func BenchmarkFilledNode(b *testing.B) {
 				}
 				empty := newFillNode(b, rt, backend, fmt.Sprintf("%s/%s empty", chain, s.name), 0, cfg)
 				full := newFillNode(b, rt, backend, fmt.Sprintf("%s/%s full", chain, s.name), cfg.fill, cfg)
+				// Pod by pod, empty then full: the machine's load drifts over seconds, and both nodes
+				// see the same drift.
 				for range cfg.rounds {
-					empty.timeRound(b, rt)
-					full.timeRound(b, rt)
+					for i := range cfg.pods {
+						empty.timePod(b, rt, i)
+						full.timePod(b, rt, i)
+					}
 				}
 				// Gone before the next suite fills its node: 1,000 pods' links and rules would weigh on
 				// its numbers.
