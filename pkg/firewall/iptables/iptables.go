@@ -7,9 +7,9 @@
 // and reads no more of the nat table than it needs, so that its cost does not grow with the pods on the
 // node (each has a chain and a POSTROUTING jump there): a fresh Ensure writes its chain and jumps without
 // reading (one run; the restore refuses them whole when the chain exists, and then the Ensure reads the
-// table and applies the difference), a Remove lists its chain (`iptables -S`), and only when the chain
-// is there POSTROUTING too, then restores (one run per family without the chain, three with it); Check
-// lists the two chains. GC reads the whole table (`iptables-save -t nat`), as it must. With
+// table and applies the difference), a Remove lists POSTROUTING (`iptables -S`), and its chain too when
+// no jump to it is there, then restores what it found (two runs per family; NewForCleanup's lists the
+// chain first: one run for a family without the chain, three with it); Check lists the two chains. GC reads the whole table (`iptables-save -t nat`), as it must. With
 // iptables-nft every run that deletes costs some 18 ms of kernel commit, so a Remove that deleted with
 // -D, -F and -X one run each took about 55 ms per family; batched it commits once. A restore waits for
 // the xtables lock at most xtables.Config.Wait (60 s by default), then fails with CNI code 11 (try again
@@ -41,6 +41,9 @@ const FaultIPv6 = "masq-iptables-ipv6"
 // Masq is the iptables Masquerader. Its methods use the network namespace of the calling thread.
 type Masq struct {
 	run xtables.Runner
+	// cleanup says the attachments Remove deletes were most likely made by the other backend: it lists
+	// the chain first, which does not exist then, rather than POSTROUTING, which is the longer read.
+	cleanup bool
 }
 
 var _ firewall.Masquerader = (*Masq)(nil)
@@ -48,6 +51,15 @@ var _ firewall.Masquerader = (*Masq)(nil)
 // New returns a Masquerader that runs the system's iptables tools, waiting for the xtables lock at most
 // xtables.DefaultWait.
 func New() *Masq { return NewWithConfig(xtables.Config{}) }
+
+// NewForCleanup is New for removing what the attachments of another masquerade backend may have left
+// here (ipmasq's DEL sweeps both backends): its Remove costs one `iptables -S` per family when there is
+// nothing, and one more than New's when there is.
+func NewForCleanup() *Masq {
+	m := New()
+	m.cleanup = true
+	return m
+}
 
 // NewWithConfig returns a Masquerader running the iptables tools that c picks.
 func NewWithConfig(c xtables.Config) *Masq { return newWithTools(xtables.NewExec(c)) }
@@ -82,6 +94,31 @@ func (m *Masq) readChain(f xtables.Family, chain string) (xtables.Table, error) 
 	}
 	t.Chains[postrouting] = post.Chains[postrouting]
 	t.Rules[postrouting] = post.Rules[postrouting]
+	return t, nil
+}
+
+// readForRemove returns what Remove needs of f's nat table: POSTROUTING's rules, and chain when it
+// exists (not its rules: Remove flushes it). When POSTROUTING jumps to chain, chain exists (iptables
+// refuses a jump to a missing chain), so only without a jump is chain listed: one run per family for a
+// pod's own family, two for a family it has no address in. Unless m is for cleanup, which lists the
+// chain first (see NewForCleanup).
+func (m *Masq) readForRemove(f xtables.Family, chain string) (xtables.Table, error) {
+	if m.cleanup {
+		return m.readChain(f, chain)
+	}
+	t, err := m.run.ReadChains(f, postrouting)
+	if err != nil {
+		return xtables.Table{}, err
+	}
+	if len(t.JumpsTo(postrouting, chain)) > 0 {
+		t.Chains[chain] = true
+		return t, nil
+	}
+	c, err := m.run.ReadChains(f, chain)
+	if err != nil {
+		return xtables.Table{}, err
+	}
+	t.Chains[chain] = c.Chains[chain]
 	return t, nil
 }
 
@@ -169,7 +206,7 @@ func (m *Masq) Remove(k firewall.Key) error {
 		return err
 	}
 	chain := ChainName(k.Network, k.ContainerID)
-	read := func(f xtables.Family) (xtables.Table, error) { return m.readChain(f, chain) }
+	read := func(f xtables.Family) (xtables.Table, error) { return m.readForRemove(f, chain) }
 	return m.applyBoth(fmt.Sprintf("ipmasq %v: remove", k), read, func(t xtables.Table) xtables.Batch {
 		var b xtables.Batch
 		b.RemoveChain(t, postrouting, chain)

@@ -247,10 +247,10 @@ func TestDualStackRemove(t *testing.T) {
 			t.Errorf("%v lost another attachment's rules:\n%s", fam, d)
 		}
 	}
-	// Per family two listings (the chain, POSTROUTING) and one restore (-D jump, -F, -X); no read of
-	// the whole table.
-	if n := runs(f) - before; n != 6 || f.Saves != [2]int{} {
-		t.Errorf("Remove ran iptables %d times (%v whole-table reads), want 6 and none", n, f.Saves)
+	// Per family a listing of POSTROUTING (whose jump says the chain exists) and one restore (-D jump,
+	// -F, -X); no read of the whole table.
+	if n := runs(f) - before; n != 4 || f.Saves != [2]int{} {
+		t.Errorf("Remove ran iptables %d times (%v whole-table reads), want 4 and none", n, f.Saves)
 	}
 	err := m.Check(keyA, []netip.Prefix{v4A, v6A})
 	if err == nil || !strings.Contains(err.Error(), "nat chain "+chA+" is missing") ||
@@ -262,8 +262,25 @@ func TestDualStackRemove(t *testing.T) {
 	if err := m.Remove(keyA); err != nil {
 		t.Fatalf("second Remove: %v", err)
 	}
+	if n := runs(f) - before; n != 4 {
+		t.Errorf("Remove of nothing ran iptables %d times, want 4 (POSTROUTING and the chain listed per family)", n)
+	}
+	// The cleanup of another backend's attachment asks for the chain first.
+	c := newWithTools(f)
+	c.cleanup = true
+	before = runs(f)
+	if err := c.Remove(keyA); err != nil {
+		t.Fatalf("cleanup Remove of nothing: %v", err)
+	}
 	if n := runs(f) - before; n != 2 {
-		t.Errorf("Remove of nothing ran iptables %d times, want 2 (a listing of the chain per family)", n)
+		t.Errorf("cleanup Remove of nothing ran iptables %d times, want 2 (the chain listed per family)", n)
+	}
+	before = runs(f)
+	if err := c.Remove(keyB); err != nil {
+		t.Fatalf("cleanup Remove: %v", err)
+	}
+	if n := runs(f) - before; n != 6 || strings.Contains(f.Dump(ipv4)+f.Dump(ipv6), ChainName(keyB.Network, keyB.ContainerID)) {
+		t.Errorf("cleanup Remove ran iptables %d times, want 6, and left:\n%s%s", n, f.Dump(ipv4), f.Dump(ipv6))
 	}
 }
 
