@@ -168,7 +168,12 @@ func portMapping(hostPort int) map[string]any {
 func (n *fillNode) timePod(b *testing.B, rt *harness.Runtime, i int) {
 	b.Helper()
 	pod := n.pods[i]
-	id := fmt.Sprintf("%stimed-%d", fillIDPrefix, n.next)
+	kind := "empty"
+	if len(n.fill) > 0 {
+		kind = "full"
+	}
+	// Unique across both nodes: the runtime's result cache is shared.
+	id := fmt.Sprintf("%stimed-%s-%d", fillIDPrefix, kind, n.next)
 	capArgs := portMapping(fillTimedHostPort + n.next)
 	n.next++
 	err := n.node.Do(func() error {
