@@ -66,9 +66,25 @@ func TestRootExec(t *testing.T) {
 					if got := tb.Rules["CNI-T"]; !slices.EqualFunc(got, want, func(a, b xtables.Rule) bool { return slices.Equal(a, b) }) {
 						return fmt.Errorf("%v: read back\n%q\nwant\n%q", f, got, want)
 					}
+					// `iptables -S` of the chain reads the same; a chain that does not exist is left out.
+					if tb, err = r.ReadChains(f, "CNI-T", "CNI-NOSUCH", "POSTROUTING"); err != nil {
+						return fmt.Errorf("%v: list: %w", f, err)
+					}
+					if got := tb.Rules["CNI-T"]; !tb.Chains["POSTROUTING"] || tb.Chains["CNI-NOSUCH"] ||
+						!slices.EqualFunc(got, want, func(a, b xtables.Rule) bool { return slices.Equal(a, b) }) {
+						return fmt.Errorf("%v: listed chains %v, CNI-T\n%q\nwant\n%q", f, tb.Chains, got, want)
+					}
 				}
 				if _, err := xtables.NewExec(xtables.Config{Variant: "nosuch"}).Probe(xtables.IPv4, "nat"); err == nil {
 					return fmt.Errorf("a missing build probes fine")
+				}
+				if err := xtables.NewExec(xtables.Config{Variant: "nosuch"}).ProbeChain(xtables.IPv4, "nat", "POSTROUTING"); err == nil {
+					return fmt.Errorf("a missing build probes fine listing a chain")
+				}
+				for _, chain := range []string{"POSTROUTING", "CNI-NOSUCH"} {
+					if err := x.ProbeChain(xtables.IPv6, "nat", chain); err != nil {
+						return fmt.Errorf("probe listing %s: %w", chain, err)
+					}
 				}
 				return nil
 			})

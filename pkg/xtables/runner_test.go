@@ -145,3 +145,90 @@ func TestBinaries(t *testing.T) {
 		t.Errorf("default wait %v", x.cfg.Wait)
 	}
 }
+
+func TestRunnerReadChains(t *testing.T) {
+	f := NewFake()
+	if err := f.Load(IPv4, `*nat
+:POSTROUTING ACCEPT [0:0]
+:CNI-A - [0:0]
+:CNI-B - [0:0]
+-A POSTROUTING -s 10.0.0.1/32 -j CNI-A
+-A POSTROUTING -s 10.0.0.2/32 -j CNI-B
+-A CNI-A -j MASQUERADE
+-A CNI-B -j MASQUERADE
+COMMIT
+`); err != nil {
+		t.Fatal(err)
+	}
+	r := Runner{Tools: f, Table: "nat"}
+	tb, err := r.ReadChains(IPv4, "CNI-A", "CNI-NONE", "POSTROUTING")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !tb.Chains["CNI-A"] || !tb.Chains["POSTROUTING"] || tb.Chains["CNI-NONE"] || tb.Chains["CNI-B"] {
+		t.Errorf("chains %v, want CNI-A and POSTROUTING", tb.Chains)
+	}
+	if len(tb.Rules["CNI-A"]) != 1 || len(tb.JumpsTo("POSTROUTING", "CNI-B")) != 1 || tb.Rules["CNI-B"] != nil {
+		t.Errorf("rules %v", tb.Rules)
+	}
+	if f.Saves[IPv4] != 0 || f.Lists[IPv4] != 3 {
+		t.Errorf("%d saves, %d lists, want 0 and 3", f.Saves[IPv4], f.Lists[IPv4])
+	}
+	f.Locked[IPv4] = true
+	if _, err := r.ReadChains(IPv4, "CNI-A"); !IsLockTimeout(err) {
+		t.Errorf("listing under the lock: %v", err)
+	}
+}
+
+func TestRunnerApplyGuess(t *testing.T) {
+	plan := func(tb Table) (Batch, error) {
+		var b Batch
+		b.SetChain(tb, "CNI-X", []Rule{{"-j", "ACCEPT"}})
+		return b, nil
+	}
+	r := Runner{Table: "nat"}
+	guess := NewTable()
+	// Right guess: one restore, no read.
+	f := NewFake()
+	r.Tools = f
+	if err := r.ApplyGuess(IPv4, guess, plan); err != nil {
+		t.Fatal(err)
+	}
+	if f.Saves[IPv4] != 0 || len(f.Restores[IPv4]) != 1 || !f.Tables[IPv4].Chains["CNI-X"] {
+		t.Errorf("%d reads, %d restores, want none and one", f.Saves[IPv4], len(f.Restores[IPv4]))
+	}
+	// Wrong guess (the chain exists, with other rules): the restore is refused, the table read, the chain
+	// written again.
+	if err := f.Restore(IPv4, "*nat\n-F CNI-X\n-A CNI-X -j RETURN\nCOMMIT\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.ApplyGuess(IPv4, guess, plan); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.Tables[IPv4].Rules["CNI-X"]; len(got) != 1 || got[0].String() != "-j ACCEPT" || f.Saves[IPv4] != 1 {
+		t.Errorf("after a wrong guess: %v, %d reads", got, f.Saves[IPv4])
+	}
+	// A lock timeout is not tried again.
+	f = NewFake()
+	f.Locked[IPv4] = true
+	r.Tools = f
+	if err := r.ApplyGuess(IPv4, guess, plan); !IsLockTimeout(err) || len(f.Restores[IPv4]) != 1 || f.Saves[IPv4] != 0 {
+		t.Errorf("guess under the lock: %v, %d restores, %d reads", err, len(f.Restores[IPv4]), f.Saves[IPv4])
+	}
+}
+
+func TestNoChain(t *testing.T) {
+	for _, tc := range []struct {
+		msg  string
+		want bool
+	}{
+		{"iptables: No chain/target/match by that name.", true},
+		{"ip6tables v1.8.9 (nf_tables): chain `CNI-x' in table `nat' is incompatible, use 'nft' tool.", true},
+		{"ip6tables v1.8.9 (nf_tables): chain `CNI-y' in table `nat' is incompatible, use 'nft' tool.", false},
+		{"iptables v1.8.9 (nf_tables): Couldn't initialize kernel socket", false},
+	} {
+		if got := noChain(tc.msg, "CNI-x"); got != tc.want {
+			t.Errorf("noChain(%q) = %v", tc.msg, got)
+		}
+	}
+}

@@ -20,8 +20,14 @@ import (
 // teardown does, because the attachment may have been made under another configuration or by another
 // plugin version; a backend that does not work on this node is skipped there.
 func New(backend string) (firewall.Masquerader, error) {
+	// With the nftables backend, iptables most likely holds nothing of the attachment: its cleanup asks
+	// for the attachment's chain before it reads more.
+	ipt := iptables.New()
+	if backend == firewall.BackendNFTables {
+		ipt = iptables.NewForCleanup()
+	}
 	b := &both{cleaners: []cleaner{
-		{iptables.New(), func() bool { _, ok := iptables.Probe(); return ok }},
+		{ipt, func() bool { _, ok := iptables.Probe(); return ok }},
 		{nftables.New(), nftables.Available},
 	}}
 	switch backend {
@@ -30,7 +36,7 @@ func New(backend string) (firewall.Masquerader, error) {
 	case firewall.BackendNFTables:
 		b.primary = nftables.New()
 	case "":
-		// Chosen on first Ensure or Check: the probe runs iptables twice, which DEL and GC do not need.
+		// Chosen on first Ensure or Check: the probe runs iptables, which DEL and GC do not need.
 	default:
 		return nil, fmt.Errorf("unknown masquerade backend %q; want %q or %q", backend,
 			firewall.BackendIPTables, firewall.BackendNFTables)

@@ -3,9 +3,13 @@
 // masquerades the rest but multicast, entered from POSTROUTING by one rule per pod address. Every rule
 // carries the comment `name: "<network>" id: "<container ID>"`.
 //
-// Per IP family an operation reads the nat table once (`iptables-save -t nat`) and applies what differs
-// in one `iptables-restore --noflush` run (pkg/xtables): an Ensure that finds everything in place runs
-// iptables once, a fresh one twice, a Remove twice (once when there is nothing to remove). With
+// Per IP family an operation applies what differs in one `iptables-restore --noflush` run (pkg/xtables)
+// and reads no more of the nat table than it needs, so that its cost does not grow with the pods on the
+// node (each has a chain and a POSTROUTING jump there): a fresh Ensure writes its chain and jumps without
+// reading (one run; the restore refuses them whole when the chain exists, and then the Ensure reads the
+// table and applies the difference), a Remove lists POSTROUTING (`iptables -S`), and its chain too when
+// no jump to it is there, then restores what it found (two runs per family; NewForCleanup's lists the
+// chain first: one run for a family without the chain, three with it); Check lists the two chains. GC reads the whole table (`iptables-save -t nat`), as it must. With
 // iptables-nft every run that deletes costs some 18 ms of kernel commit, so a Remove that deleted with
 // -D, -F and -X one run each took about 55 ms per family; batched it commits once. A restore waits for
 // the xtables lock at most xtables.Config.Wait (60 s by default), then fails with CNI code 11 (try again
@@ -37,8 +41,9 @@ const FaultIPv6 = "masq-iptables-ipv6"
 // Masq is the iptables Masquerader. Its methods use the network namespace of the calling thread.
 type Masq struct {
 	run xtables.Runner
-	// probed is the IPv4 nat table that Probe read; the next IPv4 read takes it instead of reading again.
-	probed *xtables.Table
+	// cleanup says the attachments Remove deletes were most likely made by the other backend: it lists
+	// the chain first, which does not exist then, rather than POSTROUTING, which is the longer read.
+	cleanup bool
 }
 
 var _ firewall.Masquerader = (*Masq)(nil)
@@ -46,6 +51,15 @@ var _ firewall.Masquerader = (*Masq)(nil)
 // New returns a Masquerader that runs the system's iptables tools, waiting for the xtables lock at most
 // xtables.DefaultWait.
 func New() *Masq { return NewWithConfig(xtables.Config{}) }
+
+// NewForCleanup is New for removing what the attachments of another masquerade backend may have left
+// here (ipmasq's DEL sweeps both backends): its Remove costs one `iptables -S` per family when there is
+// nothing, and one more than New's when there is.
+func NewForCleanup() *Masq {
+	m := New()
+	m.cleanup = true
+	return m
+}
 
 // NewWithConfig returns a Masquerader running the iptables tools that c picks.
 func NewWithConfig(c xtables.Config) *Masq { return newWithTools(xtables.NewExec(c)) }
@@ -56,47 +70,67 @@ func newWithTools(t xtables.Tools) *Masq {
 }
 
 // Probe returns a Masquerader when iptables can be used here: the tools exist and can read the nat
-// table, which is the reference's test for choosing the default masquerade backend. The returned Masq
-// keeps the IPv4 table the probe read, for the Ensure that follows.
+// table, the reference's test for choosing the default masquerade backend (netloom lists POSTROUTING
+// rather than saving the whole table, which grows with the node's pods).
 func Probe() (*Masq, bool) {
 	x := xtables.NewExec(xtables.Config{})
-	text, err := x.Probe(xtables.IPv4, natTable)
-	if err != nil {
+	if err := x.ProbeChain(xtables.IPv4, natTable, postrouting); err != nil {
 		return nil, false
 	}
-	t, err := xtables.Parse(text, natTable, xtables.CNIChains)
-	if err != nil {
-		return nil, false
-	}
-	m := newWithTools(x)
-	m.probed = &t
-	return m, true
+	return newWithTools(x), true
 }
 
-// read returns f's nat table.
-func (m *Masq) read(f xtables.Family) (xtables.Table, error) {
-	if f == xtables.IPv4 && m.probed != nil {
-		t := *m.probed
-		m.probed = nil
+// readChain returns what f's nat table holds of chain: the chain and POSTROUTING's rules, or, when the
+// chain does not exist (and so nothing jumps to it), a table without it. On a full node this is much
+// less to read than the table (see pkg/xtables).
+func (m *Masq) readChain(f xtables.Family, chain string) (xtables.Table, error) {
+	t, err := m.run.ReadChains(f, chain)
+	if err != nil || !t.Chains[chain] {
+		return t, err
+	}
+	post, err := m.run.ReadChains(f, postrouting)
+	if err != nil {
+		return xtables.Table{}, err
+	}
+	t.Chains[postrouting] = post.Chains[postrouting]
+	t.Rules[postrouting] = post.Rules[postrouting]
+	return t, nil
+}
+
+// readForRemove returns what Remove needs of f's nat table: POSTROUTING's rules, and chain when it
+// exists (not its rules: Remove flushes it). When POSTROUTING jumps to chain, chain exists (iptables
+// refuses a jump to a missing chain), so only without a jump is chain listed: one run per family for a
+// pod's own family, two for a family it has no address in. Unless m is for cleanup, which lists the
+// chain first (see NewForCleanup).
+func (m *Masq) readForRemove(f xtables.Family, chain string) (xtables.Table, error) {
+	if m.cleanup {
+		return m.readChain(f, chain)
+	}
+	t, err := m.run.ReadChains(f, postrouting)
+	if err != nil {
+		return xtables.Table{}, err
+	}
+	if len(t.JumpsTo(postrouting, chain)) > 0 {
+		t.Chains[chain] = true
 		return t, nil
 	}
-	return m.run.Read(f)
-}
-
-// apply reads f's nat table and commits the changes plan makes to it.
-func (m *Masq) apply(f xtables.Family, plan func(xtables.Table) xtables.Batch) error {
-	t, err := m.read(f)
+	c, err := m.run.ReadChains(f, chain)
 	if err != nil {
-		return err
+		return xtables.Table{}, err
 	}
-	return m.run.Apply(f, t, func(t xtables.Table) (xtables.Batch, error) { return plan(t), nil })
+	t.Chains[chain] = c.Chains[chain]
+	return t, nil
 }
 
-// applyBoth runs apply in both families. A family whose tools are not installed has nothing to change.
-func (m *Masq) applyBoth(context string, plan func(xtables.Table) xtables.Batch) error {
+// applyBoth reads in both families what read returns and commits the changes plan makes to it. A family
+// whose tools are not installed has nothing to change.
+func (m *Masq) applyBoth(context string, read func(xtables.Family) (xtables.Table, error), plan func(xtables.Table) xtables.Batch) error {
 	var errs []error
 	for _, f := range xtables.Families() {
-		err := m.apply(f, plan)
+		t, err := read(f)
+		if err == nil {
+			err = m.run.Apply(f, t, func(t xtables.Table) (xtables.Batch, error) { return plan(t), nil })
+		}
 		if err != nil && !errors.Is(err, exec.ErrNotFound) {
 			errs = append(errs, fmt.Errorf("%v: %w", f, err))
 		}
@@ -130,11 +164,19 @@ func (m *Masq) Ensure(k firewall.Key, addrs []netip.Prefix) error {
 			continue
 		}
 		want := desired(k.Network, k.ContainerID, split[f])
-		if err := m.apply(f, func(t xtables.Table) xtables.Batch { return planEnsure(t, want) }); err != nil {
+		plan := func(t xtables.Table) (xtables.Batch, error) { return planEnsure(t, want), nil }
+		if err := m.run.ApplyGuess(f, freshTable(), plan); err != nil {
 			return fmt.Errorf("ipmasq %v: %v: %w", k, f, err)
 		}
 	}
 	return nil
+}
+
+// freshTable is the nat table an Ensure expects: without the attachment's chain, so without jumps to it.
+func freshTable() xtables.Table {
+	t := xtables.NewTable()
+	t.Chains[postrouting] = true
+	return t
 }
 
 // planEnsure is the batch that gives t the layout want. New jumps go in before stale ones go out, so a
@@ -164,7 +206,8 @@ func (m *Masq) Remove(k firewall.Key) error {
 		return err
 	}
 	chain := ChainName(k.Network, k.ContainerID)
-	return m.applyBoth(fmt.Sprintf("ipmasq %v: remove", k), func(t xtables.Table) xtables.Batch {
+	read := func(f xtables.Family) (xtables.Table, error) { return m.readForRemove(f, chain) }
+	return m.applyBoth(fmt.Sprintf("ipmasq %v: remove", k), read, func(t xtables.Table) xtables.Batch {
 		var b xtables.Batch
 		b.RemoveChain(t, postrouting, chain)
 		return b
@@ -182,11 +225,12 @@ func (m *Masq) Check(k firewall.Key, addrs []netip.Prefix) error {
 		if len(split[f]) == 0 {
 			continue
 		}
-		t, err := m.read(f)
+		want := desired(k.Network, k.ContainerID, split[f])
+		t, err := m.readChain(f, want.chain)
 		if err != nil {
 			return fmt.Errorf("ipmasq %v: %v: %w", k, f, err)
 		}
-		for _, p := range diff(desired(k.Network, k.ContainerID, split[f]), t) {
+		for _, p := range diff(want, t) {
 			problems = append(problems, fmt.Sprintf("%v: %s", f, p))
 		}
 	}
@@ -229,7 +273,7 @@ func (m *Masq) GC(network string, valid map[conf.Attachment]bool) error {
 	for a := range valid {
 		liveIDs[a.ContainerID] = true
 	}
-	return m.applyBoth(fmt.Sprintf("ipmasq gc %q", network), func(t xtables.Table) xtables.Batch {
+	return m.applyBoth(fmt.Sprintf("ipmasq gc %q", network), m.run.Read, func(t xtables.Table) xtables.Batch {
 		var b xtables.Batch
 		owner := owners(t, network)
 		for _, chain := range slices.Sorted(maps.Keys(owner)) {
