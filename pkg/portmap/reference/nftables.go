@@ -188,13 +188,26 @@ func protoName(n byte) string {
 }
 
 // RemoveNFTables deletes every rule of the reference's nftables backend that keep says not to keep,
-// in one transaction per table. It succeeds when there are none, or no such tables.
+// in one transaction per table. It succeeds when there are none, or no such tables. Another process
+// removing some of those rules at the same time (a GC or DEL of another network, or of the same
+// attachment) makes the transaction fail as a whole on the rule already gone; the rules are then read
+// again and the deletion retried.
 func RemoveNFTables(keep func(Rule) bool) ([]Rule, error) {
 	c, err := nftnl.Dial()
 	if err != nil {
 		return nil, err
 	}
 	defer c.Close()
+	const attempts = 5
+	for attempt := 1; ; attempt++ {
+		removed, err := removeNFTables(c, keep)
+		if err == nil || !errors.Is(err, unix.ENOENT) || attempt == attempts {
+			return removed, err
+		}
+	}
+}
+
+func removeNFTables(c *nftnl.Conn, keep func(Rule) bool) ([]Rule, error) {
 	rules, err := List(c)
 	if err != nil {
 		return nil, err
