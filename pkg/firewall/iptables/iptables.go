@@ -10,10 +10,11 @@
 // table and applies the difference), a Remove lists POSTROUTING (`iptables -S`), and its chain too when
 // no jump to it is there, then restores what it found (two runs per family; NewForCleanup's lists the
 // chain first: one run for a family without the chain, three with it); Check lists the two chains. GC
-// reads the whole table (`iptables-save -t nat`), as it must. With iptables-nft every run that deletes costs some 18 ms of kernel commit, so a Remove that deleted with
-// -D, -F and -X one run each took about 55 ms per family; batched it commits once. A restore waits for
-// the xtables lock at most xtables.Config.Wait (60 s by default), then fails with CNI code 11 (try again
-// later), as the portmap iptables backend does.
+// reads the whole table (`iptables-save -t nat`), as it must. With iptables-nft every run that deletes
+// costs some 18 ms of kernel commit, so a Remove that deleted with -D, -F and -X one run each took about
+// 55 ms per family; batched it commits once. A restore waits for the xtables lock at most
+// xtables.Config.Wait (60 s by default), then fails with CNI code 11 (try again later), as the portmap
+// iptables backend does.
 //
 // Fault point (a test hook, see pkg/fault): "masq-iptables-ipv6" is passed just before an operation
 // (Ensure, Remove, GC) commits its IPv6 change, after its IPv4 one; an operation with nothing to change in
