@@ -93,10 +93,7 @@ func (c Config) Command(f Family) string {
 
 // Binaries names f's save and restore tools of c's build.
 func (c Config) Binaries(f Family) (save, restore string) {
-	base := f.String()
-	if c.Variant != VariantSystem {
-		base += "-" + string(c.Variant)
-	}
+	base := c.Command(f)
 	return base + "-save", base + "-restore"
 }
 

@@ -19,11 +19,6 @@ func ElementMsgs(k firewall.Key, ms []portmap.Mapping, o portmap.Options) (add, 
 	if add, err = addMsgs(p.elems); err != nil {
 		return nil, nil, err
 	}
-	var b nftnl.Batch
-	order, groups := bySet(p.elems)
-	for _, set := range order {
-		b.Add(table().DelElems(set, nlElems(groups[set])))
-	}
-	del, err = b.Msgs()
+	del, err = perMap(p.elems, nftnl.Table.DelElems)
 	return add, del, err
 }

@@ -75,24 +75,23 @@ func readState(c *nftnl.Conn) (state, error) {
 }
 
 // addMsgs adds es, one message per map.
-func addMsgs(es []elem) ([]nftnl.Msg, error) {
-	var b nftnl.Batch
-	order, groups := bySet(es)
-	for _, set := range order {
-		b.Add(table().AddElems(set, nlElems(groups[set])))
-	}
-	return b.Msgs()
-}
+func addMsgs(es []elem) ([]nftnl.Msg, error) { return perMap(es, nftnl.Table.AddElems) }
 
 // removeMsgs deletes es, each only if it still holds the data it was read with: re-adding an element
 // as it is changes nothing, re-adding one whose data changed fails the transaction, and one that is
 // gone is re-added and deleted again.
 func removeMsgs(es []elem) ([]nftnl.Msg, error) {
+	return perMap(es, nftnl.Table.AddElems, nftnl.Table.DelElems)
+}
+
+// perMap is the messages that apply ops, in order, to es's elements of each map in turn.
+func perMap(es []elem, ops ...func(nftnl.Table, string, []nftnl.Elem) (nftnl.Msg, error)) ([]nftnl.Msg, error) {
 	var b nftnl.Batch
 	order, groups := bySet(es)
 	for _, set := range order {
-		b.Add(table().AddElems(set, nlElems(groups[set])))
-		b.Add(table().DelElems(set, nlElems(groups[set])))
+		for _, op := range ops {
+			b.Add(op(table(), set, nlElems(groups[set])))
+		}
 	}
 	return b.Msgs()
 }
