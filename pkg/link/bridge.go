@@ -1,6 +1,7 @@
 package link
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -8,6 +9,8 @@ import (
 
 	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
+	"golang.org/x/sys/unix"
 
 	"github.com/netloom/netloom/pkg/sysctl"
 )
@@ -246,4 +249,54 @@ func EnsureVlanGateway(br *netlink.Bridge, vlan int, preserveDefaultVlan bool) (
 	}
 	ok = true
 	return gw, nil
+}
+
+// PortHairpin tells whether hairpin mode is on for the bridge port with this index. It asks for that one
+// link and reads its bridge-port attributes (IFLA_INFO_SLAVE_DATA), which the netlink library does not
+// decode; its LinkGetProtinfo instead dumps every port of every bridge, which grows with the node's pods.
+// A link that is no bridge port reports false.
+func PortHairpin(index int) (bool, error) {
+	req := nl.NewNetlinkRequest(unix.RTM_GETLINK, unix.NLM_F_ACK)
+	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
+	msg.Index = int32(index)
+	req.AddData(msg)
+	msgs, err := req.Execute(unix.NETLINK_ROUTE, unix.RTM_NEWLINK)
+	if err != nil {
+		return false, fmt.Errorf("read link %d: %w", index, err)
+	}
+	if len(msgs) != 1 {
+		return false, fmt.Errorf("read link %d: %d answers, want 1", index, len(msgs))
+	}
+	info := nl.DeserializeIfInfomsg(msgs[0])
+	attrs, err := nl.ParseRouteAttr(msgs[0][info.Len():])
+	if err != nil {
+		return false, fmt.Errorf("read link %d: %w", index, err)
+	}
+	linkInfo := attrValue(attrs, unix.IFLA_LINKINFO)
+	if linkInfo == nil {
+		return false, nil
+	}
+	infos, err := nl.ParseRouteAttr(linkInfo)
+	if err != nil {
+		return false, fmt.Errorf("read link %d: link info: %w", index, err)
+	}
+	if kind := attrValue(infos, nl.IFLA_INFO_SLAVE_KIND); string(bytes.TrimRight(kind, "\x00")) != "bridge" {
+		return false, nil
+	}
+	port, err := nl.ParseRouteAttr(attrValue(infos, nl.IFLA_INFO_SLAVE_DATA))
+	if err != nil {
+		return false, fmt.Errorf("read link %d: bridge port attributes: %w", index, err)
+	}
+	mode := attrValue(port, nl.IFLA_BRPORT_MODE)
+	return len(mode) == 1 && mode[0] == 1, nil
+}
+
+// attrValue is the value of the first attribute of type typ (nested or not), or nil.
+func attrValue(attrs []syscall.NetlinkRouteAttr, typ uint16) []byte {
+	for _, a := range attrs {
+		if a.Attr.Type&^(unix.NLA_F_NESTED|unix.NLA_F_NET_BYTEORDER) == typ {
+			return a.Value
+		}
+	}
+	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 
+	"github.com/netloom/netloom/pkg/link"
 	"github.com/netloom/netloom/pkg/netns"
 	"github.com/netloom/netloom/pkg/sysctl"
 )
@@ -21,8 +22,9 @@ import (
 // Hairpin reflects the pod's multicast too, its IPv6 neighbour solicitations included: a duplicate
 // address detection probe would come back and the kernel would mark the pod's address as a duplicate
 // (dadfailed) and never use it. So it is only done when DAD cannot run on podIf: IPv6 is off there or
-// accept_dad is 0, which the bridge plugin sets unless "enabledad" is true. done is false when it was not
-// done: hostIf is no bridge port (why is empty: there is nothing to do), or DAD may run (why says so).
+// accept_dad is 0, which the bridge plugin sets unless "enabledad" is true. done is true when hairpin is
+// on, set here or before (by the bridge plugin's hairpinMode). It is false when it was not done: hostIf
+// is no bridge port (why is empty: there is nothing to do), or DAD may run (why says so).
 func EnableHairpin(hostIf, podNetNS, podIf string) (done bool, why string, err error) {
 	l, err := netlink.LinkByName(hostIf)
 	if err != nil {
@@ -37,6 +39,12 @@ func EnableHairpin(hostIf, podNetNS, podIf string) (done bool, why string, err e
 	}
 	if _, ok := master.(*netlink.Bridge); !ok {
 		return false, "", nil
+	}
+	// The bridge plugin's hairpinMode has set it already: nothing to do, and nothing to warn about.
+	if on, err := link.PortHairpin(l.Attrs().Index); err != nil {
+		return false, "", fmt.Errorf("hairpin: %w", err)
+	} else if on {
+		return true, "", nil
 	}
 	var dad bool
 	err = netns.With(podNetNS, func(pod ns.NetNS) error {

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/netloom/netloom/pkg/plugin"
 	"github.com/netloom/netloom/test/harness"
 )
 
@@ -57,4 +58,27 @@ func TestPortmapHairpinWithoutHairpinMode(t *testing.T) {
 			t.Errorf("pod address failed DAD:\n%s", out)
 		}
 	})
+}
+
+// On an IPv4-only network (the bridge leaves IPv6 and its DAD alone there) whose bridge plugin set
+// hairpinMode, portmap finds hairpin already on and says nothing: it used to warn on every ADD that it
+// could not turn on what was already on.
+func TestPortmapHairpinModeIPv4NoWarning(t *testing.T) {
+	harness.RequireRoot(t)
+	t.Parallel()
+	p := newPortmapNet(t, "nftables", false)
+	logFile := t.TempDir() + "/plugins.log"
+	rt := harness.NewRuntime(t).WithEnv(plugin.LogFileEnv + "=" + logFile)
+	hp := hostPorts(1)
+	pod, _ := p.addPod(t, rt, harness.Unique("ctr-hpv4"), "self", capArgs(portMapping{hp, 80, "tcp", ""}))
+	ports := p.ports(t)
+	if len(ports) != 1 || hairpinOf(t, ports[0]) != "1" {
+		t.Fatalf("bridge ports %v: want one with hairpin on (hairpinMode)", ports)
+	}
+	expectReply(t, "the pod to its own host port on the node's address", &pod, "tcp", p.nodeIP, hp, "self")
+	if b, err := os.ReadFile(logFile); err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	} else if strings.Contains(string(b), "hairpin") {
+		t.Errorf("the plugins logged about hairpin although hairpinMode had set it:\n%s", b)
+	}
 }
