@@ -2,6 +2,7 @@
 //
 //	netloom overlay sync --conflist FILE [--dry-run]
 //	netloom portmap to-reference --cni-path DIR [--cache-dir DIR] [--network NAME] [--dry-run]
+//	netloom doctor [--conflist FILE | --conf-dir DIR] [--cni-bin-dir DIR] [--cache-dir DIR] [--json] [--fix]
 //
 // applies the peer reconcile of every vxlan-overlay and ipip-overlay plugin in FILE, exactly as their
 // ADD does, without a pod: run it when a node joins or leaves (e.g. after rewriting peersFile), or from a
@@ -9,6 +10,9 @@
 //
 // portmap to-reference hands the host ports of running pods back to the reference portmap plugin when a
 // node goes back to the reference suite (see portmap.go and plugins/portmap/README.md).
+//
+// doctor checks what the node's pod networks need and prints what is wrong with the fix (doctor.go,
+// pkg/doctor, README.md).
 package main
 
 import (
@@ -22,17 +26,24 @@ func main() {
 
 const usage = `usage: netloom overlay sync --conflist FILE [--dry-run]
        netloom portmap to-reference --cni-path DIR [--cache-dir DIR] [--network NAME] [--dry-run]
+       netloom doctor [--conflist FILE | --conf-dir DIR] [--cni-bin-dir DIR] [--cache-dir DIR] [--json] [--fix]
 
   Makes the tunnel device, routes, neighbour and FDB entries of every vxlan-overlay and
   ipip-overlay plugin in FILE match its peers and peersFile. --dry-run prints the differences
   and exits 1 when there are any, changing nothing.
 
   portmap to-reference: see netloom portmap -h.
+
+  doctor: checks the node's pod networks and prints each finding with its fix; exit 0 when
+  nothing breaks pods, 1 when something does, 2 when a check could not look. See netloom doctor -h.
 `
 
 func run(args []string, stdout, stderr *os.File) int {
 	if len(args) >= 1 && args[0] == "portmap" {
 		return portmapCommand(args[1:], stdout, stderr)
+	}
+	if len(args) >= 1 && args[0] == "doctor" {
+		return doctorCommand(args[1:], stdout, stderr)
 	}
 	if len(args) < 2 || args[0] != "overlay" || args[1] != "sync" {
 		fmt.Fprint(stderr, usage)

@@ -10,6 +10,7 @@ package doctor
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -160,4 +161,37 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// cacheDir is the result cache to read: CacheDir, else libcni's default.
+func (n *Node) cacheDir() string {
+	if n.CacheDir == "" {
+		return DefaultCacheDir
+	}
+	return n.CacheDir
+}
+
+// Repair calls Fix of every check that has one and reported a Fail or Warn in r (netloom doctor --fix),
+// in check order, and returns what they did. It goes on past a check whose Fix fails and returns every
+// error.
+func Repair(n *Node, checks []Check, r Report) ([]string, error) {
+	broken := map[string]bool{}
+	for _, f := range r.Findings {
+		if f.Status == Fail || f.Status == Warn {
+			broken[f.Check] = true
+		}
+	}
+	var done []string
+	var errs []error
+	for _, c := range checks {
+		if c.Fix == nil || !broken[c.Name] {
+			continue
+		}
+		lines, err := c.Fix(n)
+		done = append(done, lines...)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", c.Name, err))
+		}
+	}
+	return done, errors.Join(errs...)
 }
