@@ -81,7 +81,7 @@ func brNetfilterFinding(in netInfo, p netip.Prefix, key string, gates []gate, ge
 		f.Status = Fail
 		f.Found = fmt.Sprintf("%s=1: packets between pods of %s pass %s, whose policy drops them and no rule accepts %s: pods on this bridge cannot talk to each other",
 			dotted, br, g.Name, p)
-		f.Fix = fmt.Sprintf("sysctl -w %s=0 if nothing on the node needs it, else: %s", dotted, g.fix(p))
+		f.Fix = fmt.Sprintf("sysctl -w %s=0 (if nothing on the node needs it; else accept the pods: %s)", dotted, g.fix(p))
 		return f
 	}
 	f.Found = fmt.Sprintf("%s=1: packets between pods of %s pass the host's FORWARD chain, which lets them through", dotted, br)

@@ -41,7 +41,7 @@ func podCIDRFindings(nets []netInfo, routes []hostRoute) []Finding {
 				}
 				f.Status = Fail
 				f.Found = fmt.Sprintf("route %s dev %s overlaps the pod subnet: the node sends those pods' packets to %s", r.Dst, r.Dev, r.Dev)
-				f.Fix = fmt.Sprintf("ip route del %s dev %s, or give %s a pod subnet that does not overlap it", r.Dst, r.Dev, in.File)
+				f.Fix = fmt.Sprintf("ip route del %s dev %s (or give %s a pod subnet that does not overlap it)", r.Dst, r.Dev, in.File)
 				break
 			}
 			if f.Status == OK {

@@ -1,0 +1,272 @@
+package integration
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	current "github.com/containernetworking/cni/pkg/types/100"
+
+	"github.com/netloom/netloom/test/harness"
+)
+
+// doctorNode is a node network namespace with one bridge network (bridge, host-local, portmap) whose
+// conflist sits in a private conf dir and whose plugins are linked into a private bin dir, and two pods:
+// one with a hostPort, one without. netloom doctor runs inside the namespace as an operator would.
+type doctorNode struct {
+	node    harness.NetNS
+	net     *bridgeNet
+	confDir string
+	binDir  string
+	rt      *harness.Runtime
+	hostIf  string // the host end of the hostPort pod's veth
+}
+
+// doctorReport is `netloom doctor --json`.
+type doctorReport struct {
+	Findings []struct {
+		Check, Subject, Status, Found, Fix string
+	}
+}
+
+func newDoctorNode(t *testing.T) *doctorNode {
+	t.Helper()
+	d := &doctorNode{node: harness.NewNetNS(t, "dnode"), net: newBridgeNet(t, false), confDir: t.TempDir(), binDir: t.TempDir()}
+	d.node.Run(t, "ip", "link", "set", "lo", "up")
+	for _, p := range []string{"bridge", "host-local", "portmap"} {
+		if err := os.Symlink(filepath.Join(harness.PluginDir(t), p), filepath.Join(d.binDir, p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.writeConflist(t, nil)
+	d.rt = harness.NewRuntime(t)
+	list := d.conflist(nil)
+	for i, caps := range []map[string]any{capArgs(portMapping{hostPorts(1), 80, "tcp", ""}), nil} {
+		pod := harness.NewNetNS(t, "dpod")
+		id := harness.Unique("ctr-doctor")
+		var res *current.Result
+		err := d.node.Do(func() error {
+			r, err := d.rt.Add(t, list, id, pod.Path, "eth0", caps)
+			if err != nil {
+				return err
+			}
+			res, err = current.NewResultFromResult(r)
+			return err
+		})
+		if err != nil {
+			t.Fatalf("ADD pod %d: %v", i, err)
+		}
+		t.Cleanup(func() {
+			_ = d.node.Do(func() error { return d.rt.Del(t, list, id, pod.Path, "eth0", caps) })
+		})
+		if i == 0 {
+			for _, ifc := range res.Interfaces {
+				if ifc.Sandbox == "" && ifc.Name != d.net.Bridge {
+					d.hostIf = ifc.Name
+				}
+			}
+		}
+	}
+	if d.hostIf == "" {
+		t.Fatal("the hostPort pod's result names no host veth")
+	}
+	return d
+}
+
+// conflist is the network's conflist with change applied to the bridge plugin's config.
+func (d *doctorNode) conflist(change func(map[string]any)) []byte {
+	br := d.net.plugin()
+	br["hairpinMode"] = true // as the example conflists: hostPort pods reach themselves
+	if change != nil {
+		change(br)
+	}
+	out, _ := json.Marshal(map[string]any{"cniVersion": "1.1.0", "name": d.net.Name, "plugins": []any{
+		br, map[string]any{"type": "portmap", "backend": "nftables", "capabilities": map[string]bool{"portMappings": true}},
+	}})
+	return out
+}
+
+func (d *doctorNode) conflistFile() string { return filepath.Join(d.confDir, "10-doctor.conflist") }
+
+func (d *doctorNode) writeConflist(t *testing.T, change func(map[string]any)) {
+	t.Helper()
+	if err := os.WriteFile(d.conflistFile(), d.conflist(change), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// doctor runs `netloom doctor --json` in the node's namespace and returns its report and exit status.
+func (d *doctorNode) doctor(t *testing.T) (doctorReport, int) {
+	t.Helper()
+	cmd := exec.Command("ip", "netns", "exec", d.node.Name, filepath.Join(harness.PluginDir(t), "netloom"), "doctor",
+		"--conf-dir", d.confDir, "--cni-bin-dir", d.binDir, "--cache-dir", d.rt.CacheDir, "--json")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	code := 0
+	if err := cmd.Run(); err != nil {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			t.Fatalf("netloom doctor: %v: %s", err, stderr.String())
+		}
+		code = ee.ExitCode()
+	}
+	var r doctorReport
+	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
+		t.Fatalf("netloom doctor --json: %v\n%s\n%s", err, stdout.String(), stderr.String())
+	}
+	return r, code
+}
+
+// requireHealthy runs the doctor and wants exit 0 and no finding worse than a warning.
+func (d *doctorNode) requireHealthy(t *testing.T, why string) {
+	t.Helper()
+	r, code := d.doctor(t)
+	var bad []string
+	for _, f := range r.Findings {
+		if f.Status == "fail" || f.Status == "unknown" {
+			bad = append(bad, f.Check+" "+f.Subject+": "+f.Found)
+		}
+	}
+	if code != 0 || len(bad) != 0 {
+		t.Fatalf("%s: netloom doctor exits %d, want 0; findings:\n%s", why, code, strings.Join(bad, "\n"))
+	}
+}
+
+// requireFail runs the doctor and wants exit 1 and a failed finding of check whose found and fix
+// contain the given texts; it returns that finding's fix.
+func (d *doctorNode) requireFail(t *testing.T, check, found, fix string) string {
+	t.Helper()
+	r, code := d.doctor(t)
+	if code != 1 {
+		t.Errorf("netloom doctor exits %d, want 1", code)
+	}
+	var seen []string
+	for _, f := range r.Findings {
+		if f.Check != check {
+			continue
+		}
+		seen = append(seen, f.Status+": "+f.Found+" | fix: "+f.Fix)
+		if f.Status == "fail" && strings.Contains(f.Found, found) && strings.Contains(f.Fix, fix) {
+			return f.Fix
+		}
+	}
+	t.Fatalf("no failed %s finding with %q and fix %q; the check found:\n%s", check, found, fix, strings.Join(seen, "\n"))
+	return ""
+}
+
+// runFix runs a finding's fix command in the node, up to its parenthesised alternative.
+func (d *doctorNode) runFix(t *testing.T, fix string) {
+	t.Helper()
+	cmd, _, _ := strings.Cut(fix, " (")
+	d.node.Run(t, "sh", "-c", cmd)
+}
+
+// Each check of netloom doctor on a node: healthy first, then each thing broken on purpose, seen failing
+// with its fix and exit status 1, then fixed (by the doctor's own fix command when it gives one) and seen
+// passing.
+func TestDoctor(t *testing.T) {
+	harness.RequireRoot(t)
+	d := newDoctorNode(t)
+	d.requireHealthy(t, "a freshly set up node")
+	subnet := d.net.Subnets[0]
+
+	t.Run("plugin-binaries", func(t *testing.T) {
+		bin := filepath.Join(d.binDir, "portmap")
+		target, err := os.Readlink(bin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Remove(bin); err != nil {
+			t.Fatal(err)
+		}
+		d.requireFail(t, "plugin-binaries", "every ADD and DEL of this network fails", "install the portmap plugin binary as "+bin)
+
+		// A portmap that cannot run, then one too old for the conflist's cniVersion.
+		if err := os.WriteFile(bin, []byte("#!/bin/sh\necho '{\"cniVersion\":\"1.0.0\",\"supportedVersions\":[\"0.4.0\",\"1.0.0\"]}'\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		d.requireFail(t, "plugin-binaries", "is not executable", "chmod 0755 "+bin)
+		if err := os.Chmod(bin, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		d.requireFail(t, "plugin-binaries", "answers VERSION with 0.4.0, 1.0.0, not the conflist's cniVersion 1.1.0", "install a portmap that supports 1.1.0")
+
+		if err := os.Remove(bin); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(target, bin); err != nil {
+			t.Fatal(err)
+		}
+		d.requireHealthy(t, "portmap reinstalled")
+	})
+
+	t.Run("conflist", func(t *testing.T) {
+		d.writeConflist(t, func(br map[string]any) { br["vlan"] = 5000 })
+		d.requireFail(t, "conflist", "vlan", "correct the key the message names in "+d.conflistFile())
+		d.writeConflist(t, nil)
+		d.requireHealthy(t, "conflist restored")
+	})
+
+	t.Run("forwarding", func(t *testing.T) {
+		d.node.Run(t, "sysctl", "-qw", "net.ipv4.ip_forward=0")
+		d.runFix(t, d.requireFail(t, "forwarding", "does not forward", "sysctl -w net.ipv4.ip_forward=1"))
+		d.requireHealthy(t, "ip_forward back on")
+	})
+
+	t.Run("forward-policy iptables", func(t *testing.T) {
+		d.node.Run(t, "iptables-nft", "-P", "FORWARD", "DROP")
+		t.Cleanup(func() { _, _ = d.node.Exec("iptables-nft", "-P", "FORWARD", "ACCEPT") })
+		fix := d.requireFail(t, "forward-policy", "iptables-nft FORWARD drops", "iptables-nft -I FORWARD -s "+subnet+" -j ACCEPT")
+		// The policy also drops what one pod sends another on the bridge: br_netfilter hands it to FORWARD.
+		d.requireFail(t, "br-netfilter", "cannot talk to each other", "sysctl -w net.bridge.bridge-nf-call-iptables=0")
+		d.node.Run(t, "sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=0")
+		r, _ := d.doctor(t)
+		for _, f := range r.Findings {
+			if f.Check == "br-netfilter" && f.Status != "ok" {
+				t.Errorf("br-netfilter with bridge-nf-call-iptables=0: %s %s", f.Status, f.Found)
+			}
+		}
+		d.node.Run(t, "sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=1")
+		d.runFix(t, fix)
+		d.requireHealthy(t, "policy DROP with the pod subnet accepted")
+		d.node.Run(t, "iptables-nft", "-P", "FORWARD", "ACCEPT")
+	})
+
+	t.Run("forward-policy nftables", func(t *testing.T) {
+		table := harness.Unique("dfw")
+		d.node.Run(t, "nft", "add table inet "+table+"; add chain inet "+table+" fw { type filter hook forward priority 0; policy drop; }")
+		t.Cleanup(func() { _, _ = d.node.Exec("nft", "delete", "table", "inet", table) })
+		fix := d.requireFail(t, "forward-policy", "nft inet "+table+" fw drops", "nft insert rule inet "+table+" fw ip saddr "+subnet+" accept")
+		d.runFix(t, fix)
+		d.requireHealthy(t, "nftables forward chain accepting the pod subnet")
+		d.node.Run(t, "nft", "delete", "table", "inet", table)
+	})
+
+	t.Run("pod-cidrs", func(t *testing.T) {
+		other := harness.Unique("dxbr")
+		d.node.Run(t, "ip", "link", "add", other, "type", "bridge")
+		d.node.Run(t, "ip", "link", "set", other, "up")
+		t.Cleanup(func() { _, _ = d.node.Exec("ip", "link", "del", other) })
+		inside := strings.Replace(subnet, ".0/24", ".64/26", 1)
+		d.node.Run(t, "ip", "route", "add", inside, "dev", other)
+		d.runFix(t, d.requireFail(t, "pod-cidrs", "overlaps the pod subnet", "ip route del "+inside+" dev "+other))
+		d.requireHealthy(t, "the overlapping route removed")
+	})
+
+	t.Run("hairpin", func(t *testing.T) {
+		d.node.Run(t, "bridge", "link", "set", "dev", d.hostIf, "hairpin", "off")
+		d.runFix(t, d.requireFail(t, "hairpin", "hairpin off", "bridge link set dev "+d.hostIf+" hairpin on"))
+		d.requireHealthy(t, "hairpin back on")
+	})
+
+	t.Run("mtu", func(t *testing.T) {
+		d.node.Run(t, "ip", "link", "set", d.net.Bridge, "mtu", "1400")
+		d.runFix(t, d.requireFail(t, "mtu", "has mtu 1500, its bridge 1400", "ip link set "+d.net.Bridge+" mtu 1500"))
+		d.requireHealthy(t, "bridge mtu restored")
+	})
+}
