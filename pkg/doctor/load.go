@@ -1,6 +1,7 @@
 package doctor
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -57,8 +58,18 @@ func LoadFile(path string) Network {
 		n.Err = fmt.Errorf("%s: no \"type\": neither a plugin config nor a conflist", filepath.Base(path))
 		return n
 	}
-	n.List, n.Err = libcni.ConfListFromConf(c)
+	n.List, n.Err = listOf(c, b)
 	return n
+}
+
+// listOf wraps a single plugin's config into a one-plugin conflist, as containerd and CRI-O still do
+// with a .conf file (libcni deprecates the format but runtimes load it).
+func listOf(c *libcni.PluginConfig, raw []byte) (*libcni.NetworkConfigList, error) {
+	b, err := json.Marshal(map[string]any{"cniVersion": c.Network.CNIVersion, "name": c.Network.Name, "plugins": []json.RawMessage{raw}})
+	if err != nil {
+		return nil, err
+	}
+	return libcni.NetworkConfFromBytes(b)
 }
 
 // isList tells a conflist written in a .json file from a single plugin's config.
