@@ -97,7 +97,7 @@ func forwardingFinding(key string, nets []string, get sysctlGet, live map[string
 		f.Status = Fail
 		f.Found = fmt.Sprintf("is 0: the node does not forward the packets of the pods of %s", strings.Join(running, ", "))
 	default:
-		f.Found = fmt.Sprintf("is %s, as %s need", v, strings.Join(nets, ", "))
+		f.Found = fmt.Sprintf("is %s, as %s needs", v, strings.Join(nets, ", "))
 	}
 	return f
 }

@@ -41,7 +41,12 @@ func checkConflists(n *Node) []Finding {
 			seen[in.Name] = nw.File
 		}
 		for i, p := range nw.List.Plugins {
-			out = append(out, validatePlugin(in, i, p.Network.Type, p.Bytes, bins.get(p.Network.Type), n.BinDirs))
+			bin := bins.get(p.Network.Type)
+			if t := p.Network.IPAM.Type; t != "" && bin.Problem == "" && bins.get(t).Problem != "" {
+				// Its STATUS would only say that the IPAM plugin is missing.
+				bin.Problem = "its ipam plugin " + t + " is unusable"
+			}
+			out = append(out, validatePlugin(in, i, p.Network.Type, p.Bytes, bin, n.BinDirs))
 		}
 	}
 	if len(n.Networks) == 0 {
@@ -56,7 +61,7 @@ func validatePlugin(in netInfo, i int, typ string, raw []byte, bin binary, dirs 
 	f := Finding{Subject: fmt.Sprintf("%s: plugins[%d] %s", in.label(), i, typ), Status: OK}
 	switch {
 	case bin.Problem != "":
-		f.Found = "not validated: the binary is unusable (see plugin-binaries)"
+		f.Found = "not validated: " + bin.Problem + " (see plugin-binaries)"
 		return f
 	case !bin.supports(statusVersion):
 		f.Found = fmt.Sprintf("not validated: %s has no STATUS (VERSION lists up to %s)", bin.Path, latest(bin.Versions))
@@ -93,10 +98,14 @@ func statusFinding(f Finding, in netInfo, typ string, err error) Finding {
 	case conf.CodeLimitedConnectivity:
 		f.Status, f.Found = Warn, "limited connectivity: "+msg
 		f.Fix = "see " + typ + "'s README, STATUS"
-	default:
+	case conf.CodeIncompatibleVersion, conf.CodeUnsupportedField, conf.CodeDecodingFailure, conf.CodeInvalidConfig:
 		f.Status = Fail
 		f.Found = fmt.Sprintf("rejects its config (code %d): %s", code, msg)
 		f.Fix = fmt.Sprintf("correct the key the message names in %s", in.File)
+	default:
+		f.Status = Fail
+		f.Found = fmt.Sprintf("STATUS fails (code %d): %s", code, msg)
+		f.Fix = "see the message: ADD fails the same way (" + typ + "'s README, STATUS)"
 	}
 	return f
 }
