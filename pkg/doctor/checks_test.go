@@ -361,7 +361,7 @@ func TestMTUFindings(t *testing.T) {
 		name  string
 		nets  []netInfo
 		links []hostLink
-		atts  []attachment
+		pods  []podIface
 		want  string
 		fix   string
 	}{
@@ -372,13 +372,18 @@ func TestMTUFindings(t *testing.T) {
 		{"tunnel fits underlay", []netInfo{vx},
 			[]hostLink{{Name: "nlvx.1", Kind: "vxlan", MTU: 1450, Underlay: "eth0", UnderlayMTU: 1500}}, nil, "ok", ""},
 		{"tunnel too large (v6 underlay)", []netInfo{vx},
-			[]hostLink{{Name: "nlvx.1", Kind: "vxlan", MTU: 1450, Underlay: "eth0", UnderlayMTU: 1500, Local: netip.MustParseAddr("fd00::1")}}, nil, "FAIL", `"mtu": 1430`},
+			[]hostLink{{Name: "nlvx.1", Kind: "vxlan", MTU: 1450, Underlay: "eth0", UnderlayMTU: 1500, Local: netip.MustParseAddr("fd00::1")}}, nil, "FAIL", "ip link set nlvx.1 mtu 1430"},
 		{"pod larger than tunnel", []netInfo{vx},
-			[]hostLink{{Name: "nlvx.1", Kind: "vxlan", MTU: 1450, Underlay: "eth0", UnderlayMTU: 1500}, {Name: "veth9", Kind: "veth", MTU: 1500}},
-			[]attachment{att("vx", "c9", 0, "veth9")}, "ok FAIL", `"mtu": 1450`},
+			[]hostLink{{Name: "nlvx.1", Kind: "vxlan", MTU: 1450, Underlay: "eth0", UnderlayMTU: 1500}},
+			[]podIface{{Network: "vx", ContainerID: "c9", IfName: "eth0", NetNS: "/run/netns/p9", MTU: 1500}, {Network: "other", MTU: 9000}},
+			"ok FAIL", "nsenter --net=/run/netns/p9 ip link set eth0 mtu 1450"},
+		{"pod larger than bridge", []netInfo{bridgeNet("10.1.0.0/24")},
+			[]hostLink{{Name: "br0", MTU: 1500}, {Name: "veth1", Kind: "veth", MTU: 1500, Master: "br0"}},
+			[]podIface{{Network: "pods", ContainerID: "c1", IfName: "eth0", NetNS: "/run/netns/p1", MTU: 9000}, {Network: "pods", MTU: 1500}},
+			"ok FAIL", "nsenter --net=/run/netns/p1 ip link set eth0 mtu 1500"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			fs := mtuFindings(tc.nets, tc.links, tc.atts)
+			fs := mtuFindings(tc.nets, tc.links, tc.pods)
 			var got []string
 			fix := ""
 			for _, f := range fs {

@@ -5,8 +5,10 @@ import (
 	"net/netip"
 
 	"github.com/containernetworking/plugins/pkg/netlinksafe"
+	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 
+	"github.com/netloom/netloom/pkg/netns"
 	"github.com/netloom/netloom/pkg/overlay"
 )
 
@@ -31,14 +33,50 @@ func checkMTU(n *Node) []Finding {
 	if err != nil {
 		return []Finding{{Status: Unknown, Found: "cannot read the result cache: " + err.Error()}}
 	}
-	return mtuFindings(infos(n), links, atts)
+	return mtuFindings(infos(n), links, podIfaces(atts))
 }
 
-// mtuFindings follows a pod's packet out of the node: pod veth -> bridge -> tunnel -> underlay. A
-// bridge port whose MTU exceeds its bridge's (possible when the bridge's MTU was set by hand), a tunnel
-// whose MTU exceeds the underlay's minus the encapsulation, or a pod veth larger than its network's
-// tunnel make large packets vanish (or fragment) while pings pass.
-func mtuFindings(nets []netInfo, links []hostLink, atts []attachment) []Finding {
+// podIface is a pod's interface of one attachment, read inside the pod's namespace.
+type podIface struct {
+	Network, ContainerID, IfName, NetNS string
+	MTU                                 int
+}
+
+func (p podIface) subject() string {
+	return fmt.Sprintf("%s/%s/%s", p.Network, shortID(p.ContainerID), p.IfName)
+}
+
+// podIfaces reads the MTU of each cached attachment's pod interface. An attachment whose namespace or
+// interface is gone is skipped: a leftover is netloom ls's business.
+func podIfaces(atts []attachment) []podIface {
+	var out []podIface
+	for _, a := range atts {
+		if a.NetNS == "" || a.IfName == "" {
+			continue
+		}
+		p := podIface{Network: a.NetworkName, ContainerID: a.ContainerID, IfName: a.IfName, NetNS: a.NetNS}
+		err := netns.With(a.NetNS, func(pod ns.NetNS) error {
+			return pod.Do(func(ns.NetNS) error {
+				l, err := netlinksafe.LinkByName(a.IfName)
+				if err != nil {
+					return err
+				}
+				p.MTU = l.Attrs().MTU
+				return nil
+			})
+		})
+		if err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// mtuFindings follows a pod's packet out of the node: pod interface -> bridge -> tunnel -> underlay. A
+// pod interface or a bridge port whose MTU exceeds its bridge's (possible when an MTU was set by hand),
+// a tunnel whose MTU exceeds the underlay's minus the encapsulation, or a pod interface larger than its
+// network's tunnel make large packets vanish (or fragment) while pings pass.
+func mtuFindings(nets []netInfo, links []hostLink, pods []podIface) []Finding {
 	byName := map[string]hostLink{}
 	for _, l := range links {
 		byName[l.Name] = l
@@ -46,29 +84,15 @@ func mtuFindings(nets []netInfo, links []hostLink, atts []attachment) []Finding 
 	var out []Finding
 	for _, in := range nets {
 		for _, br := range in.Bridges {
-			b, ok := byName[br]
-			if !ok {
-				continue
+			if b, ok := byName[br]; ok {
+				out = append(out, bridgeMTUFinding(in, b, links))
+				out = append(out, podsOver(in, b, pods)...)
 			}
-			f := Finding{Subject: fmt.Sprintf("%s: bridge %s", in.Name, br), Status: OK, Found: fmt.Sprintf("mtu %d, no port larger", b.MTU)}
-			for _, l := range links {
-				if l.Master == br && l.MTU > b.MTU {
-					f.Status = Fail
-					f.Found = fmt.Sprintf("port %s has mtu %d, its bridge %d: the bridge drops the pod's larger frames", l.Name, l.MTU, b.MTU)
-					f.Fix = fmt.Sprintf("ip link set %s mtu %d (or lower the pods' \"mtu\" in %s)", br, l.MTU, in.File)
-					break
-				}
-			}
-			out = append(out, f)
 		}
 		for _, tun := range in.Tunnels {
-			t, ok := byName[tun]
-			if !ok {
-				continue
-			}
-			out = append(out, tunnelMTUFinding(in, t))
-			if f, ok := podsOverTunnel(in, t, byName, atts); ok {
-				out = append(out, f)
+			if t, ok := byName[tun]; ok {
+				out = append(out, tunnelMTUFinding(in, t))
+				out = append(out, podsOver(in, t, pods)...)
 			}
 		}
 	}
@@ -76,6 +100,19 @@ func mtuFindings(nets []netInfo, links []hostLink, atts []attachment) []Finding 
 		out = append(out, Finding{Status: OK, Found: "no bridge or tunnel of a network exists yet"})
 	}
 	return out
+}
+
+func bridgeMTUFinding(in netInfo, b hostLink, links []hostLink) Finding {
+	f := Finding{Subject: fmt.Sprintf("%s: bridge %s", in.Name, b.Name), Status: OK, Found: fmt.Sprintf("mtu %d, no port larger", b.MTU)}
+	for _, l := range links {
+		if l.Master == b.Name && l.MTU > b.MTU {
+			f.Status = Fail
+			f.Found = fmt.Sprintf("port %s has mtu %d, its bridge %d: the bridge drops the pod's larger frames", l.Name, l.MTU, b.MTU)
+			f.Fix = fmt.Sprintf("ip link set %s mtu %d (or lower the pods' \"mtu\" in %s)", b.Name, l.MTU, in.File)
+			break
+		}
+	}
+	return f
 }
 
 func tunnelMTUFinding(in netInfo, t hostLink) Finding {
@@ -93,30 +130,26 @@ func tunnelMTUFinding(in netInfo, t hostLink) Finding {
 		f.Status = Fail
 		f.Found = fmt.Sprintf("mtu %d, but %s (mtu %d) carries %d after the %d bytes of encapsulation: larger packets are dropped",
 			t.MTU, t.Underlay, t.UnderlayMTU, room, t.UnderlayMTU-room)
-		f.Fix = fmt.Sprintf("set \"mtu\": %d in %s (or ip link set %s mtu %d)", room, in.File, t.Name, room)
+		f.Fix = fmt.Sprintf("ip link set %s mtu %d (and \"mtu\": %d in %s)", t.Name, room, room, in.File)
 		return f
 	}
 	f.Found = fmt.Sprintf("mtu %d fits %s (mtu %d) after encapsulation", t.MTU, t.Underlay, t.UnderlayMTU)
 	return f
 }
 
-// podsOverTunnel checks the host ends of the network's pods against its tunnel.
-func podsOverTunnel(in netInfo, t hostLink, byName map[string]hostLink, atts []attachment) (Finding, bool) {
-	for _, a := range atts {
-		if a.NetworkName != in.Name {
+// podsOver checks the network's pod interfaces against the device their packets leave by (bridge or
+// tunnel); it reports the pods that exceed it, none when all fit.
+func podsOver(in netInfo, dev hostLink, pods []podIface) []Finding {
+	var out []Finding
+	for _, p := range pods {
+		if p.Network != in.Name || p.MTU <= dev.MTU {
 			continue
 		}
-		for _, name := range a.hostInterfaces() {
-			l, ok := byName[name]
-			if !ok || l.Kind != "veth" || l.MTU <= t.MTU {
-				continue
-			}
-			return Finding{Subject: fmt.Sprintf("%s/%s/%s: %s", a.NetworkName, shortID(a.ContainerID), a.IfName, name), Status: Fail,
-				Found: fmt.Sprintf("pod veth mtu %d exceeds tunnel %s's %d: the pod's larger packets are dropped", l.MTU, t.Name, t.MTU),
-				Fix:   fmt.Sprintf("set \"mtu\": %d in %s and recreate the pod", t.MTU, in.File)}, true
-		}
+		out = append(out, Finding{Subject: p.subject(), Status: Fail,
+			Found: fmt.Sprintf("pod interface mtu %d exceeds %s %s's %d: the pod's larger packets are dropped", p.MTU, dev.Kind, dev.Name, dev.MTU),
+			Fix:   fmt.Sprintf("nsenter --net=%s ip link set %s mtu %d (and \"mtu\": %d in %s for new pods)", p.NetNS, p.IfName, dev.MTU, dev.MTU, in.File)})
 	}
-	return Finding{}, false
+	return out
 }
 
 // hostLinks reads every link of the calling thread's namespace with what the MTU check needs.
@@ -142,7 +175,7 @@ func hostLinks() ([]hostLink, error) {
 			under = t.VtepDevIndex
 			h.Local, _ = netip.AddrFromSlice(t.SrcAddr)
 		case *netlink.Iptun:
-			under = int(t.Link)
+			under = a.ParentIndex // the kernel's IFLA_LINK (see link.TunnelMismatch)
 			h.Local, _ = netip.AddrFromSlice(t.Local)
 		}
 		if u, ok := byIndex[under]; ok && under != 0 {

@@ -25,6 +25,7 @@ type doctorNode struct {
 	binDir  string
 	rt      *harness.Runtime
 	hostIf  string // the host end of the hostPort pod's veth
+	pod     harness.NetNS
 }
 
 // doctorReport is `netloom doctor --json`.
@@ -65,6 +66,7 @@ func newDoctorNode(t *testing.T) *doctorNode {
 			_ = d.node.Do(func() error { return d.rt.Del(t, list, id, pod.Path, "eth0", caps) })
 		})
 		if i == 0 {
+			d.pod = pod
 			for _, ifc := range res.Interfaces {
 				if ifc.Sandbox == "" && ifc.Name != d.net.Bridge {
 					d.hostIf = ifc.Name
@@ -98,6 +100,15 @@ func (d *doctorNode) writeConflist(t *testing.T, change func(map[string]any)) {
 	if err := os.WriteFile(d.conflistFile(), d.conflist(change), 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// table runs `netloom doctor` as a person would and returns what it prints (for the log: the README
+// shows it).
+func (d *doctorNode) table(t *testing.T) string {
+	t.Helper()
+	out, _ := d.node.Exec(filepath.Join(harness.PluginDir(t), "netloom"), "doctor",
+		"--conf-dir", d.confDir, "--cni-bin-dir", d.binDir, "--cache-dir", d.rt.CacheDir)
+	return out
 }
 
 // doctor runs `netloom doctor --json` in the node's namespace and returns its report and exit status.
@@ -173,6 +184,7 @@ func TestDoctor(t *testing.T) {
 	harness.RequireRoot(t)
 	d := newDoctorNode(t)
 	d.requireHealthy(t, "a freshly set up node")
+	t.Logf("netloom doctor on the healthy node:\n%s", d.table(t))
 	subnet := d.net.Subnets[0]
 
 	t.Run("plugin-binaries", func(t *testing.T) {
@@ -224,6 +236,7 @@ func TestDoctor(t *testing.T) {
 		fix := d.requireFail(t, "forward-policy", "iptables-nft FORWARD drops", "iptables-nft -I FORWARD -s "+subnet+" -j ACCEPT")
 		// The policy also drops what one pod sends another on the bridge: br_netfilter hands it to FORWARD.
 		d.requireFail(t, "br-netfilter", "cannot talk to each other", "sysctl -w net.bridge.bridge-nf-call-iptables=0")
+		t.Logf("netloom doctor with FORWARD's policy DROP:\n%s", d.table(t))
 		d.node.Run(t, "sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=0")
 		r, _ := d.doctor(t)
 		for _, f := range r.Findings {
@@ -268,5 +281,10 @@ func TestDoctor(t *testing.T) {
 		d.node.Run(t, "ip", "link", "set", d.net.Bridge, "mtu", "1400")
 		d.runFix(t, d.requireFail(t, "mtu", "has mtu 1500, its bridge 1400", "ip link set "+d.net.Bridge+" mtu 1500"))
 		d.requireHealthy(t, "bridge mtu restored")
+
+		d.pod.Run(t, "ip", "link", "set", "eth0", "mtu", "9000")
+		d.runFix(t, d.requireFail(t, "mtu", "pod interface mtu 9000 exceeds bridge "+d.net.Bridge+"'s 1500",
+			"nsenter --net="+d.pod.Path+" ip link set eth0 mtu 1500"))
+		d.requireHealthy(t, "pod mtu restored")
 	})
 }
