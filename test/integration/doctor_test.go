@@ -288,3 +288,38 @@ func TestDoctor(t *testing.T) {
 		d.requireHealthy(t, "pod mtu restored")
 	})
 }
+
+// netloom doctor on a node of a vxlan-overlay cluster: the tunnel's MTU against its underlay's minus the
+// encapsulation, and the pod's against the tunnel's, each broken and then fixed with the doctor's fix.
+func TestDoctorOverlay(t *testing.T) {
+	harness.RequireRoot(t)
+	c := harness.NewCluster(t, harness.ClusterSpec{Local: 2})
+	o := newOverlayNet(t, c, "vxlan-overlay", nil)
+	o.writePeers(0, 1)
+	pod := o.addPod(t, 0)
+	t.Cleanup(func() {
+		_ = c.Nodes[0].Do(func() error { return o.rt.Del(t, o.conflist(0), pod.id, pod.Path, "eth0", nil) })
+	})
+	d := &doctorNode{node: c.Nodes[0].NetNS, confDir: t.TempDir(), binDir: t.TempDir(), rt: o.rt}
+	for _, p := range []string{"vxlan-overlay", "host-local"} {
+		if err := os.Symlink(filepath.Join(harness.PluginDir(t), p), filepath.Join(d.binDir, p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(d.confDir, "10-overlay.conflist"), o.conflist(0), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d.requireHealthy(t, "a node of the overlay")
+	t.Logf("netloom doctor on an overlay node:\n%s", d.table(t))
+	const tunnel = "nlvx.1"
+
+	// The kernel refuses a VXLAN MTU above its underlay's room, but not an underlay lowered under it.
+	d.node.Run(t, "ip", "link", "set", "eth0", "mtu", "1400")
+	d.runFix(t, d.requireFail(t, "mtu", "mtu 1450, but eth0 (mtu 1400) carries 1350", "ip link set "+tunnel+" mtu 1350"))
+
+	// The tunnel fits again; the pod, still at 1450, does not.
+	d.runFix(t, d.requireFail(t, "mtu", "pod interface mtu 1450 exceeds vxlan "+tunnel+"'s 1350", "nsenter --net="+pod.Path+" ip link set eth0 mtu 1350"))
+	d.requireHealthy(t, "tunnel and pod lowered to the underlay")
+	d.node.Run(t, "ip", "link", "set", "eth0", "mtu", "1500")
+	d.requireHealthy(t, "underlay restored")
+}
