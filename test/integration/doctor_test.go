@@ -37,7 +37,7 @@ type doctorReport struct {
 
 func newDoctorNode(t *testing.T) *doctorNode {
 	t.Helper()
-	d := &doctorNode{node: harness.NewNetNS(t, "dnode"), net: newBridgeNet(t, false), confDir: t.TempDir(), binDir: t.TempDir()}
+	d := &doctorNode{node: harness.NewNetNS(t, "dnode"), net: newBridgeNet(t, true), confDir: t.TempDir(), binDir: t.TempDir()}
 	d.node.Run(t, "ip", "link", "set", "lo", "up")
 	for _, p := range []string{"bridge", "host-local", "portmap"} {
 		if err := os.Symlink(filepath.Join(harness.PluginDir(t), p), filepath.Join(d.binDir, p)); err != nil {
@@ -185,7 +185,7 @@ func TestDoctor(t *testing.T) {
 	d := newDoctorNode(t)
 	d.requireHealthy(t, "a freshly set up node")
 	t.Logf("netloom doctor on the healthy node:\n%s", d.table(t))
-	subnet := d.net.Subnets[0]
+	subnet, subnet6 := d.net.Subnets[0], d.net.Subnets[1]
 
 	t.Run("plugin-binaries", func(t *testing.T) {
 		bin := filepath.Join(d.binDir, "portmap")
@@ -228,6 +228,9 @@ func TestDoctor(t *testing.T) {
 		d.node.Run(t, "sysctl", "-qw", "net.ipv4.ip_forward=0")
 		d.runFix(t, d.requireFail(t, "forwarding", "does not forward", "sysctl -w net.ipv4.ip_forward=1"))
 		d.requireHealthy(t, "ip_forward back on")
+		d.node.Run(t, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=0")
+		d.runFix(t, d.requireFail(t, "forwarding", "does not forward", "sysctl -w net.ipv6.conf.all.forwarding=1"))
+		d.requireHealthy(t, "IPv6 forwarding back on")
 	})
 
 	t.Run("forward-policy iptables", func(t *testing.T) {
@@ -248,15 +251,31 @@ func TestDoctor(t *testing.T) {
 		d.runFix(t, fix)
 		d.requireHealthy(t, "policy DROP with the pod subnet accepted")
 		d.node.Run(t, "iptables-nft", "-P", "FORWARD", "ACCEPT")
+
+		d.node.Run(t, "ip6tables-nft", "-P", "FORWARD", "DROP")
+		t.Cleanup(func() { _, _ = d.node.Exec("ip6tables-nft", "-P", "FORWARD", "ACCEPT") })
+		d.runFix(t, d.requireFail(t, "forward-policy", "ip6tables-nft FORWARD drops", "ip6tables-nft -I FORWARD -s "+subnet6+" -j ACCEPT"))
+		d.requireHealthy(t, "IPv6 policy DROP with the pod subnet accepted")
+		d.node.Run(t, "ip6tables-nft", "-P", "FORWARD", "ACCEPT")
+
+		// The legacy build's tables are the kernel's own, apart from nf_tables: the doctor reads both.
+		d.node.Run(t, "iptables-legacy", "-P", "FORWARD", "DROP")
+		t.Cleanup(func() { _, _ = d.node.Exec("iptables-legacy", "-P", "FORWARD", "ACCEPT") })
+		d.runFix(t, d.requireFail(t, "forward-policy", "iptables-legacy FORWARD drops", "iptables-legacy -I FORWARD -s "+subnet+" -j ACCEPT"))
+		d.requireHealthy(t, "legacy policy DROP with the pod subnet accepted")
+		d.node.Run(t, "iptables-legacy", "-P", "FORWARD", "ACCEPT")
 	})
 
 	t.Run("forward-policy nftables", func(t *testing.T) {
 		table := harness.Unique("dfw")
 		d.node.Run(t, "nft", "add table inet "+table+"; add chain inet "+table+" fw { type filter hook forward priority 0; policy drop; }")
 		t.Cleanup(func() { _, _ = d.node.Exec("nft", "delete", "table", "inet", table) })
-		fix := d.requireFail(t, "forward-policy", "nft inet "+table+" fw drops", "nft insert rule inet "+table+" fw ip saddr "+subnet+" accept")
-		d.runFix(t, fix)
-		d.requireHealthy(t, "nftables forward chain accepting the pod subnet")
+		// An inet chain judges both families: one finding, and one fix, per pod subnet.
+		d.runFix(t, d.requireFail(t, "forward-policy", "nft inet "+table+" fw drops forwarded packets by policy and accepts nothing from or to "+subnet,
+			"nft insert rule inet "+table+" fw ip saddr "+subnet+" accept"))
+		d.runFix(t, d.requireFail(t, "forward-policy", "nft inet "+table+" fw drops forwarded packets by policy and accepts nothing from or to "+subnet6,
+			"nft insert rule inet "+table+" fw ip6 saddr "+subnet6+" accept"))
+		d.requireHealthy(t, "nftables forward chain accepting the pod subnets")
 		d.node.Run(t, "nft", "delete", "table", "inet", table)
 	})
 
