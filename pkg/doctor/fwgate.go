@@ -237,12 +237,35 @@ func nftAccepts(rules map[[3]string][]nftRule, chain [3]string, path []cond, dep
 		conds = append(append([]cond(nil), path...), conds...)
 		switch {
 		case verdict == "accept":
-			out = append(out, acceptRule{Text: fmt.Sprintf("%s rule %d", strings.Join(chain[1:], " "), i+1), Conds: conds, Other: other})
+			out = append(out, acceptRule{Text: fmt.Sprintf("chain %s rule %d: %s", chain[2], i+1, nftText(conds, other)), Conds: conds, Other: other})
 		case (verdict == "jump" || verdict == "goto") && !other:
 			out = append(out, nftAccepts(rules, [3]string{chain[0], chain[1], target}, conds, depth+1)...)
 		}
 	}
 	return out
+}
+
+// nftText renders an accepting rule's conditions as nft writes them.
+func nftText(conds []cond, other bool) string {
+	var words []string
+	for _, c := range conds {
+		switch c.Kind {
+		case "src", "dst":
+			kw := "ip"
+			if strings.Contains(c.Value, ":") {
+				kw = "ip6"
+			}
+			words = append(words, kw, map[string]string{"src": "saddr", "dst": "daddr"}[c.Kind], c.Value)
+		case "in":
+			words = append(words, "iifname", c.Value)
+		case "out":
+			words = append(words, "oifname", c.Value)
+		}
+	}
+	if other {
+		words = append(words, "...")
+	}
+	return strings.Join(append(words, "accept"), " ")
 }
 
 // nftConds reads a rule's JSON expressions.

@@ -26,6 +26,7 @@ type doctorNode struct {
 	rt      *harness.Runtime
 	hostIf  string // the host end of the hostPort pod's veth
 	pod     harness.NetNS
+	extra   []map[string]any
 }
 
 // doctorReport is `netloom doctor --json`.
@@ -35,11 +36,12 @@ type doctorReport struct {
 	}
 }
 
-func newDoctorNode(t *testing.T) *doctorNode {
+// newDoctorNode sets up the node; extra plugins (e.g. firewall) go between bridge and portmap.
+func newDoctorNode(t *testing.T, extra ...map[string]any) *doctorNode {
 	t.Helper()
-	d := &doctorNode{node: harness.NewNetNS(t, "dnode"), net: newBridgeNet(t, true), confDir: t.TempDir(), binDir: t.TempDir()}
+	d := &doctorNode{node: harness.NewNetNS(t, "dnode"), net: newBridgeNet(t, true), confDir: t.TempDir(), binDir: t.TempDir(), extra: extra}
 	d.node.Run(t, "ip", "link", "set", "lo", "up")
-	for _, p := range []string{"bridge", "host-local", "portmap"} {
+	for _, p := range []string{"bridge", "host-local", "portmap", "firewall"} {
 		if err := os.Symlink(filepath.Join(harness.PluginDir(t), p), filepath.Join(d.binDir, p)); err != nil {
 			t.Fatal(err)
 		}
@@ -87,9 +89,12 @@ func (d *doctorNode) conflist(change func(map[string]any)) []byte {
 	if change != nil {
 		change(br)
 	}
-	out, _ := json.Marshal(map[string]any{"cniVersion": "1.1.0", "name": d.net.Name, "plugins": []any{
-		br, map[string]any{"type": "portmap", "backend": "nftables", "capabilities": map[string]bool{"portMappings": true}},
-	}})
+	plugins := []any{br}
+	for _, p := range d.extra {
+		plugins = append(plugins, p)
+	}
+	plugins = append(plugins, map[string]any{"type": "portmap", "backend": "nftables", "capabilities": map[string]bool{"portMappings": true}})
+	out, _ := json.Marshal(map[string]any{"cniVersion": "1.1.0", "name": d.net.Name, "plugins": plugins})
 	return out
 }
 
@@ -306,6 +311,32 @@ func TestDoctor(t *testing.T) {
 			"nsenter --net="+d.pod.Path+" ip link set eth0 mtu 1500"))
 		d.requireHealthy(t, "pod mtu restored")
 	})
+}
+
+// With the firewall plugin in the chain, a FORWARD policy of DROP is what it is for: the doctor finds the
+// plugin's per-pod accepts (iptables: CNI-FORWARD, jumped to from FORWARD; nftables: its own forward
+// chain) and reports the node healthy.
+func TestDoctorFirewallPlugin(t *testing.T) {
+	harness.RequireRoot(t)
+	for _, backend := range []string{"iptables", "nftables"} {
+		t.Run(backend, func(t *testing.T) {
+			d := newDoctorNode(t, map[string]any{"type": "firewall", "backend": backend})
+			if backend == "iptables" {
+				d.node.Run(t, "iptables", "-P", "FORWARD", "DROP")
+				d.node.Run(t, "ip6tables", "-P", "FORWARD", "DROP")
+			} else {
+				d.node.Run(t, "nft", "add chain inet cni_firewall forward { policy drop; }")
+			}
+			d.requireHealthy(t, "FORWARD dropping by policy, the firewall plugin accepting the pods")
+			r, _ := d.doctor(t)
+			for _, f := range r.Findings {
+				if f.Check == "forward-policy" && !strings.Contains(f.Found, "accepts it") {
+					t.Errorf("forward-policy %s: %s, want the accepting rule named", f.Subject, f.Found)
+				}
+			}
+			t.Logf("netloom doctor, %s:\n%s", backend, d.table(t))
+		})
+	}
 }
 
 // netloom doctor on a node of a vxlan-overlay cluster: the tunnel's MTU against its underlay's minus the
