@@ -89,7 +89,7 @@ func lookBinary(dirs []string, typ string) binary {
 func (b binary) supports(v string) bool { return slices.Contains(b.Versions, v) }
 
 func checkBinaries(n *Node) []Finding {
-	bins := newBinaries(n.BinDirs)
+	bins := n.binaries()
 	var out []Finding
 	for _, nw := range n.Networks {
 		if nw.List == nil {

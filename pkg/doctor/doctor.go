@@ -76,6 +76,9 @@ type Node struct {
 	BinDirs []string
 	// CacheDir is libcni's result cache (default /var/lib/cni), where runtimes record attachments.
 	CacheDir string
+
+	// bins remembers what each plugin binary answered, so one run asks each VERSION once.
+	bins *binaries
 }
 
 // Check is one named check.
@@ -161,6 +164,14 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// binaries finds the plugin binaries of BinDirs, each once per Node.
+func (n *Node) binaries() *binaries {
+	if n.bins == nil {
+		n.bins = newBinaries(n.BinDirs)
+	}
+	return n.bins
 }
 
 // cacheDir is the result cache to read: CacheDir, else libcni's default.

@@ -22,7 +22,7 @@ const statusVersion = "1.1.0"
 // checkConflists reports files that do not load, network names defined twice, and each plugin's own
 // verdict on its config (its STATUS).
 func checkConflists(n *Node) []Finding {
-	bins := newBinaries(n.BinDirs)
+	bins := n.binaries()
 	var out []Finding
 	seen := map[string]string{}
 	for _, nw := range n.Networks {
