@@ -187,6 +187,7 @@ func (d *doctorNode) runFix(t *testing.T, fix string) {
 // passing.
 func TestDoctor(t *testing.T) {
 	harness.RequireRoot(t)
+	t.Parallel()
 	d := newDoctorNode(t)
 	d.requireHealthy(t, "a freshly set up node")
 	t.Logf("netloom doctor on the healthy node:\n%s", d.table(t))
@@ -318,6 +319,7 @@ func TestDoctor(t *testing.T) {
 // chain) and reports the node healthy.
 func TestDoctorFirewallPlugin(t *testing.T) {
 	harness.RequireRoot(t)
+	t.Parallel()
 	for _, backend := range []string{"iptables", "nftables"} {
 		t.Run(backend, func(t *testing.T) {
 			d := newDoctorNode(t, map[string]any{"type": "firewall", "backend": backend})
@@ -343,6 +345,7 @@ func TestDoctorFirewallPlugin(t *testing.T) {
 // encapsulation, and the pod's against the tunnel's, each broken and then fixed with the doctor's fix.
 func TestDoctorOverlay(t *testing.T) {
 	harness.RequireRoot(t)
+	t.Parallel()
 	c := harness.NewCluster(t, harness.ClusterSpec{Local: 2})
 	o := newOverlayNet(t, c, "vxlan-overlay", nil)
 	o.writePeers(0, 1)
