@@ -34,7 +34,11 @@ func doctorCommand(args []string, stdout, stderr io.Writer) int {
 	cacheDir := fs.String("cache-dir", doctor.DefaultCacheDir, "the runtime's libcni result cache `directory`")
 	asJSON := fs.Bool("json", false, "print the findings as JSON")
 	fix := fs.Bool("fix", false, "repair what the checks can, then check again")
-	if err := fs.Parse(args); err != nil || fs.NArg() != 0 {
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() != 0 {
+		fs.Usage()
 		return 2
 	}
 	confDirSet := false
