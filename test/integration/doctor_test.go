@@ -117,10 +117,12 @@ func (d *doctorNode) table(t *testing.T) string {
 }
 
 // doctor runs `netloom doctor --json` in the node's namespace and returns its report and exit status.
-func (d *doctorNode) doctor(t *testing.T) (doctorReport, int) {
+// Flags in extra override the node's (the last of a flag wins).
+func (d *doctorNode) doctor(t *testing.T, extra ...string) (doctorReport, int) {
 	t.Helper()
-	cmd := exec.Command("ip", "netns", "exec", d.node.Name, filepath.Join(harness.PluginDir(t), "netloom"), "doctor",
-		"--conf-dir", d.confDir, "--cni-bin-dir", d.binDir, "--cache-dir", d.rt.CacheDir, "--json")
+	args := append([]string{"netns", "exec", d.node.Name, filepath.Join(harness.PluginDir(t), "netloom"), "doctor",
+		"--conf-dir", d.confDir, "--cni-bin-dir", d.binDir, "--cache-dir", d.rt.CacheDir, "--json"}, extra...)
+	cmd := exec.Command("ip", args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	code := 0
@@ -192,6 +194,20 @@ func TestDoctor(t *testing.T) {
 	d.requireHealthy(t, "a freshly set up node")
 	t.Logf("netloom doctor on the healthy node:\n%s", d.table(t))
 	subnet, subnet6 := d.net.Subnets[0], d.net.Subnets[1]
+
+	t.Run("could not check", func(t *testing.T) {
+		// A result cache that cannot be read: the checks that need it say so, and nothing fails.
+		r, code := d.doctor(t, "--cache-dir", d.conflistFile())
+		unknown := 0
+		for _, f := range r.Findings {
+			if f.Status == "unknown" && strings.Contains(f.Found, "cannot read the result cache") {
+				unknown++
+			}
+		}
+		if code != 2 || unknown == 0 {
+			t.Errorf("with an unreadable cache: exit %d, %d unknown findings; want exit 2 and some: %+v", code, unknown, r.Findings)
+		}
+	})
 
 	t.Run("plugin-binaries", func(t *testing.T) {
 		bin := filepath.Join(d.binDir, "portmap")
