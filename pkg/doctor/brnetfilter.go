@@ -72,15 +72,15 @@ func brNetfilterFinding(in netInfo, p netip.Prefix, key string, gates []gate, ge
 		return f
 	}
 	for _, g := range gates {
-		if !g.Drop || (p.Addr().Is4() && !g.Fam4) || (p.Addr().Is6() && !g.Fam6) {
+		if g.DropBy == "" || (p.Addr().Is4() && !g.Fam4) || (p.Addr().Is6() && !g.Fam6) {
 			continue
 		}
 		if _, ok := g.accepts(p, br); ok {
 			continue
 		}
 		f.Status = Fail
-		f.Found = fmt.Sprintf("%s=1: packets between pods of %s pass %s, whose policy drops them and no rule accepts %s: pods on this bridge cannot talk to each other",
-			dotted, br, g.Name, p)
+		f.Found = fmt.Sprintf("%s=1: packets between pods of %s pass %s, which drops them, and no rule accepts %s before: pods on this bridge cannot talk to each other",
+			dotted, br, g.dropping(), p)
 		f.Fix = fmt.Sprintf("sysctl -w %s=0 (if nothing on the node needs it; else accept the pods: %s)", dotted, g.fix(p))
 		return f
 	}

@@ -216,7 +216,7 @@ func TestGates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(nft) != 1 || nft[0].Name != "nft inet t fw" || !nft[0].Drop {
+	if len(nft) != 1 || nft[0].Name != "nft inet t fw" || nft[0].DropBy != "policy" {
 		t.Fatalf("nft gates %+v, want only inet t fw (ip filter FORWARD is iptables-nft's)", nft)
 	}
 	for _, tc := range []struct {
@@ -245,6 +245,40 @@ func TestGates(t *testing.T) {
 	}
 	if fix := nft[0].fix(netip.MustParsePrefix("fd00:1::/64")); !strings.HasPrefix(fix, "nft insert rule inet t fw ip6 saddr fd00:1::/64 accept") {
 		t.Errorf("nft fix %q", fix)
+	}
+}
+
+func TestGateDropsByRule(t *testing.T) {
+	const rhel = `*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A FORWARD -i eth9 -j DROP
+-A FORWARD -s 10.1.0.0/24 -j ACCEPT
+-A FORWARD -j REJECT --reject-with icmp-host-prohibited
+-A FORWARD -s 10.2.0.0/24 -j ACCEPT
+COMMIT
+`
+	g, err := iptablesGate("iptables FORWARD", rhel, "iptables", xtables.IPv4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.DropBy != "rule -A FORWARD -j REJECT --reject-with icmp-host-prohibited" {
+		t.Errorf("DropBy = %q, want the final REJECT (the conditional DROP does not drop everything)", g.DropBy)
+	}
+	for p, want := range map[string]bool{"10.1.0.0/24": true, "10.2.0.0/24": false} {
+		if _, got := g.accepts(netip.MustParsePrefix(p), "br0"); got != want {
+			t.Errorf("accepts %s = %v, want %v (rules after the REJECT never see a packet)", p, got, want)
+		}
+	}
+	nft, err := nftGates([]byte(`{"nftables": [
+{"chain": {"family": "ip", "table": "fw", "name": "fwd", "type": "filter", "hook": "forward", "prio": 0, "policy": "accept"}},
+{"rule": {"family": "ip", "table": "fw", "chain": "fwd", "expr": [{"counter": {"packets": 0, "bytes": 0}}, {"drop": null}]}}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(nft) != 1 || nft[0].DropBy != "chain fwd rule 1: drop" || !nft[0].Fam4 || nft[0].Fam6 {
+		t.Errorf("nft gates %+v, want an IPv4 one dropping by its rule", nft)
 	}
 }
 

@@ -14,8 +14,8 @@ func checkForwardPolicy(n *Node) []Finding {
 	return forwardPolicyFindings(infos(n), gates)
 }
 
-// forwardPolicyFindings checks that every gate that drops by policy accepts the pod prefixes of the
-// routed networks: the pods' packets to other nodes and, routed per pod, to each other pass FORWARD.
+// forwardPolicyFindings checks that every gate that drops (by policy or by a final DROP or REJECT
+// rule) accepts the pod prefixes of the routed networks first: the pods' packets to other nodes and, routed per pod, to each other pass FORWARD.
 func forwardPolicyFindings(nets []netInfo, gates []gate) []Finding {
 	var out []Finding
 	for _, in := range nets {
@@ -36,15 +36,15 @@ func prefixThroughGates(in netInfo, p netip.Prefix, gates []gate) Finding {
 	f := Finding{Subject: fmt.Sprintf("%s: %s", in.Name, p), Status: OK}
 	var dropping, accepted []string
 	for _, g := range gates {
-		if !g.Drop || (p.Addr().Is4() && !g.Fam4) || (p.Addr().Is6() && !g.Fam6) {
+		if g.DropBy == "" || (p.Addr().Is4() && !g.Fam4) || (p.Addr().Is6() && !g.Fam6) {
 			continue
 		}
 		dev := firstOf(in.Bridges, in.Tunnels)
 		if rule, ok := g.accepts(p, dev); ok {
-			accepted = append(accepted, fmt.Sprintf("%s (policy drop) accepts it: %s", g.Name, rule))
+			accepted = append(accepted, fmt.Sprintf("%s accepts it: %s", g.dropping(), rule))
 			continue
 		}
-		dropping = append(dropping, g.Name)
+		dropping = append(dropping, g.dropping())
 		if f.Fix == "" {
 			f.Fix = g.fix(p)
 		}
@@ -52,12 +52,12 @@ func prefixThroughGates(in netInfo, p netip.Prefix, gates []gate) Finding {
 	switch {
 	case len(dropping) > 0:
 		f.Status = Fail
-		f.Found = fmt.Sprintf("%s drops forwarded packets by policy and accepts nothing from or to %s: its pods cannot reach beyond the node",
+		f.Found = fmt.Sprintf("%s drops forwarded packets and accepts nothing from or to %s before: its pods cannot reach beyond the node",
 			strings.Join(dropping, " and "), p)
 	case len(accepted) > 0:
 		f.Found = strings.Join(accepted, "; ")
 	default:
-		f.Found = "no FORWARD chain or forward hook drops by policy"
+		f.Found = "no FORWARD chain or forward hook drops forwarded packets"
 	}
 	return f
 }

@@ -18,7 +18,10 @@ import (
 type gate struct {
 	Name       string // "iptables-legacy FORWARD", "nft inet mytable fw"
 	Fam4, Fam6 bool
-	Drop       bool // the policy drops what no rule accepts
+	// DropBy says what drops the packets no earlier rule accepts: "policy", or an unconditional DROP or
+	// REJECT rule of the chain itself (RHEL's "-A FORWARD -j REJECT" under an ACCEPT policy); "" when
+	// the chain lets them through.
+	DropBy string
 	// Accepts are the rules that accept, jumps followed, each with every condition on its path.
 	Accepts []acceptRule
 	// fixFmt renders the fix for one prefix: %[1]s the prefix, %[2]s the family's nft keyword (ip, ip6).
@@ -90,6 +93,14 @@ func parsePrefixOrAddr(s string) (netip.Prefix, error) {
 	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
+// dropping names the gate and what drops in it: "iptables-nft FORWARD (policy drop)".
+func (g gate) dropping() string {
+	if g.DropBy == "policy" {
+		return g.Name + " (policy drop)"
+	}
+	return fmt.Sprintf("%s (%s)", g.Name, g.DropBy)
+}
+
 func (g gate) fix(p netip.Prefix) string {
 	kw := "ip"
 	if p.Addr().Is6() {
@@ -107,10 +118,41 @@ func iptablesGate(name, save, tool string, fam xtables.Family) (gate, error) {
 	if err != nil {
 		return gate{}, err
 	}
-	g := gate{Name: name, Fam4: fam == xtables.IPv4, Fam6: fam == xtables.IPv6, Drop: iptablesPolicy(save, "FORWARD") == "DROP",
+	g := gate{Name: name, Fam4: fam == xtables.IPv4, Fam6: fam == xtables.IPv6,
 		fixFmt: tool + " -I FORWARD -s %[1]s -j ACCEPT; " + tool + " -I FORWARD -d %[1]s -j ACCEPT (or chain the firewall plugin)"}
+	if iptablesPolicy(save, "FORWARD") == "DROP" {
+		g.DropBy = "policy"
+	}
+	rules := t.Rules["FORWARD"]
+	for i, r := range rules {
+		if target := r.Target(); target == "DROP" || target == "REJECT" {
+			if conds, other := iptablesConds(r); (len(conds) == 0 && !other) || onlyReject(r) {
+				g.DropBy = "rule -A FORWARD " + r.String()
+				t.Rules["FORWARD"] = rules[:i] // what follows never sees a packet
+				break
+			}
+		}
+	}
 	g.Accepts = iptablesAccepts(t, "FORWARD", nil, 0)
 	return g, nil
+}
+
+// onlyReject tells a rule with no match but REJECT's own option ("-j REJECT --reject-with ...").
+func onlyReject(r xtables.Rule) bool {
+	for i := 0; i < len(r); i++ {
+		switch r[i] {
+		case "-j", "--reject-with", "--comment":
+			i++
+		case "-m":
+			if i+1 < len(r) && r[i+1] != "comment" {
+				return false
+			}
+			i++
+		default:
+			return false
+		}
+	}
+	return r.Target() == "REJECT"
 }
 
 // iptablesPolicy reads a built-in chain's policy from its ":CHAIN POLICY [counters]" line.
@@ -218,10 +260,21 @@ func nftGates(js []byte) ([]gate, error) {
 			continue
 		}
 		g := gate{Name: fmt.Sprintf("nft %s %s %s", c.Family, c.Table, c.Name),
-			Fam4: c.Family != "ip6", Fam6: c.Family != "ip", Drop: c.Policy == "drop",
+			Fam4: c.Family != "ip6", Fam6: c.Family != "ip",
 			fixFmt: fmt.Sprintf("nft insert rule %s %s %s %%[2]s saddr %%[1]s accept; nft insert rule %s %s %s %%[2]s daddr %%[1]s accept",
 				c.Family, c.Table, c.Name, c.Family, c.Table, c.Name)}
-		g.Accepts = nftAccepts(rules, [3]string{c.Family, c.Table, c.Name}, nil, 0)
+		key := [3]string{c.Family, c.Table, c.Name}
+		if c.Policy == "drop" {
+			g.DropBy = "policy"
+		}
+		for i, r := range rules[key] {
+			if conds, verdict, _, other := nftConds(r.Expr); len(conds) == 0 && !other && (verdict == "drop" || verdict == "reject") {
+				g.DropBy = fmt.Sprintf("chain %s rule %d: %s", c.Name, i+1, verdict)
+				rules[key] = rules[key][:i]
+				break
+			}
+		}
+		g.Accepts = nftAccepts(rules, key, nil, 0)
 		out = append(out, g)
 	}
 	return out, nil
@@ -274,6 +327,10 @@ func nftConds(exprs []map[string]json.RawMessage) (conds []cond, verdict, target
 		switch {
 		case e["accept"] != nil:
 			verdict = "accept"
+		case e["drop"] != nil:
+			verdict = "drop"
+		case e["reject"] != nil:
+			verdict = "reject"
 		case e["jump"] != nil || e["goto"] != nil:
 			var j struct{ Target string }
 			raw := e["jump"]

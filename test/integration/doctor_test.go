@@ -258,7 +258,7 @@ func TestDoctor(t *testing.T) {
 	t.Run("forward-policy iptables", func(t *testing.T) {
 		d.node.Run(t, "iptables-nft", "-P", "FORWARD", "DROP")
 		t.Cleanup(func() { _, _ = d.node.Exec("iptables-nft", "-P", "FORWARD", "ACCEPT") })
-		fix := d.requireFail(t, "forward-policy", "iptables-nft FORWARD drops", "iptables-nft -I FORWARD -s "+subnet+" -j ACCEPT")
+		fix := d.requireFail(t, "forward-policy", "iptables-nft FORWARD (policy drop) drops", "iptables-nft -I FORWARD -s "+subnet+" -j ACCEPT")
 		// The policy also drops what one pod sends another on the bridge: br_netfilter hands it to FORWARD.
 		d.requireFail(t, "br-netfilter", "cannot talk to each other", "sysctl -w net.bridge.bridge-nf-call-iptables=0")
 		t.Logf("netloom doctor with FORWARD's policy DROP:\n%s", d.table(t))
@@ -276,16 +276,26 @@ func TestDoctor(t *testing.T) {
 
 		d.node.Run(t, "ip6tables-nft", "-P", "FORWARD", "DROP")
 		t.Cleanup(func() { _, _ = d.node.Exec("ip6tables-nft", "-P", "FORWARD", "ACCEPT") })
-		d.runFix(t, d.requireFail(t, "forward-policy", "ip6tables-nft FORWARD drops", "ip6tables-nft -I FORWARD -s "+subnet6+" -j ACCEPT"))
+		d.runFix(t, d.requireFail(t, "forward-policy", "ip6tables-nft FORWARD (policy drop) drops", "ip6tables-nft -I FORWARD -s "+subnet6+" -j ACCEPT"))
 		d.requireHealthy(t, "IPv6 policy DROP with the pod subnet accepted")
 		d.node.Run(t, "ip6tables-nft", "-P", "FORWARD", "ACCEPT")
 
 		// The legacy build's tables are the kernel's own, apart from nf_tables: the doctor reads both.
 		d.node.Run(t, "iptables-legacy", "-P", "FORWARD", "DROP")
 		t.Cleanup(func() { _, _ = d.node.Exec("iptables-legacy", "-P", "FORWARD", "ACCEPT") })
-		d.runFix(t, d.requireFail(t, "forward-policy", "iptables-legacy FORWARD drops", "iptables-legacy -I FORWARD -s "+subnet+" -j ACCEPT"))
+		d.runFix(t, d.requireFail(t, "forward-policy", "iptables-legacy FORWARD (policy drop) drops", "iptables-legacy -I FORWARD -s "+subnet+" -j ACCEPT"))
 		d.requireHealthy(t, "legacy policy DROP with the pod subnet accepted")
 		d.node.Run(t, "iptables-legacy", "-P", "FORWARD", "ACCEPT")
+		d.node.Run(t, "iptables-legacy", "-F", "FORWARD")
+
+		// RHEL's default: an ACCEPT policy, and a final rule that rejects what nothing accepted before.
+		d.node.Run(t, "iptables-nft", "-F", "FORWARD") // the accepts the fixes above inserted
+		d.node.Run(t, "iptables-nft", "-A", "FORWARD", "-j", "REJECT", "--reject-with", "icmp-host-prohibited")
+		t.Cleanup(func() { _, _ = d.node.Exec("iptables-nft", "-F", "FORWARD") })
+		d.runFix(t, d.requireFail(t, "forward-policy", "iptables-nft FORWARD (rule -A FORWARD -j REJECT --reject-with icmp-host-prohibited) drops",
+			"iptables-nft -I FORWARD -s "+subnet+" -j ACCEPT"))
+		d.requireHealthy(t, "the pod subnet accepted before the REJECT")
+		d.node.Run(t, "iptables-nft", "-F", "FORWARD")
 	})
 
 	t.Run("forward-policy nftables", func(t *testing.T) {
@@ -293,9 +303,9 @@ func TestDoctor(t *testing.T) {
 		d.node.Run(t, "nft", "add table inet "+table+"; add chain inet "+table+" fw { type filter hook forward priority 0; policy drop; }")
 		t.Cleanup(func() { _, _ = d.node.Exec("nft", "delete", "table", "inet", table) })
 		// An inet chain judges both families: one finding, and one fix, per pod subnet.
-		d.runFix(t, d.requireFail(t, "forward-policy", "nft inet "+table+" fw drops forwarded packets by policy and accepts nothing from or to "+subnet,
+		d.runFix(t, d.requireFail(t, "forward-policy", "nft inet "+table+" fw (policy drop) drops forwarded packets and accepts nothing from or to "+subnet,
 			"nft insert rule inet "+table+" fw ip saddr "+subnet+" accept"))
-		d.runFix(t, d.requireFail(t, "forward-policy", "nft inet "+table+" fw drops forwarded packets by policy and accepts nothing from or to "+subnet6,
+		d.runFix(t, d.requireFail(t, "forward-policy", "nft inet "+table+" fw (policy drop) drops forwarded packets and accepts nothing from or to "+subnet6,
 			"nft insert rule inet "+table+" fw ip6 saddr "+subnet6+" accept"))
 		d.requireHealthy(t, "nftables forward chain accepting the pod subnets")
 		d.node.Run(t, "nft", "delete", "table", "inet", table)
