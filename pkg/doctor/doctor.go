@@ -6,6 +6,12 @@
 // private CNI bin directory and private state directories. Checks only read; a check that can repair
 // what it found does so only through Fix, which `netloom doctor --fix` calls, and only through the
 // plugins' own verbs (GC, DEL), never by deleting what it guesses is unused.
+//
+// Checks lists the checks in report order, one file each (binaries.go, validate.go, forwarding.go,
+// brnetfilter.go, forwardpolicy.go, cidrs.go, hairpin.go, mtu.go); each decides in a pure function of
+// what it read (unit-tested with tables) and reads the kernel in a separate one. fwgate*.go read the
+// FORWARD chains and forward hooks that two checks judge; netinfo.go reads what the checks need of a
+// conflist; cache.go the runtime's result cache.
 package doctor
 
 import (
