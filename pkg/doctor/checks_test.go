@@ -126,6 +126,7 @@ func TestStatusFindingAndConfig(t *testing.T) {
 		{&types.Error{Code: 7, Msg: `ipam.ranges[0][0].subnet: "10.1.0.0/33" is not a CIDR`}, Fail},
 		{&types.Error{Code: 50, Msg: "no free address"}, Fail},
 		{&types.Error{Code: 51, Msg: "degraded"}, Warn},
+		{&types.Error{Code: 11, Msg: "the xtables lock is held"}, Warn},
 		{errors.New("signal: killed"), Fail},
 	} {
 		if f := statusFinding(Finding{}, in, "bridge", tc.err); f.Status != tc.status || f.Fix == "" {

@@ -95,6 +95,9 @@ func statusFinding(f Finding, in netInfo, typ string, err error) Finding {
 	case conf.CodeNotAvailable:
 		f.Status, f.Found = Fail, "not available, ADD fails: "+msg
 		f.Fix = "make what the message names available (" + typ + "'s README, STATUS)"
+	case conf.CodeTryAgainLater:
+		f.Status, f.Found = Warn, "busy, try again later: "+msg
+		f.Fix = "run netloom doctor again; if it persists, see " + typ + "'s README, STATUS"
 	case conf.CodeLimitedConnectivity:
 		f.Status, f.Found = Warn, "limited connectivity: "+msg
 		f.Fix = "see " + typ + "'s README, STATUS"
