@@ -26,6 +26,7 @@ type doctorNode struct {
 	rt      *harness.Runtime
 	hostIf  string // the host end of the hostPort pod's veth
 	pod     harness.NetNS
+	main    string // the network's first plugin
 	extra   []map[string]any
 }
 
@@ -36,12 +37,19 @@ type doctorReport struct {
 	}
 }
 
-// newDoctorNode sets up the node; extra plugins (e.g. firewall) go between bridge and portmap.
+// newDoctorNode sets up the node with a bridge network; extra plugins (e.g. firewall) go between bridge
+// and portmap.
 func newDoctorNode(t *testing.T, extra ...map[string]any) *doctorNode {
 	t.Helper()
-	d := &doctorNode{node: harness.NewNetNS(t, "dnode"), net: newBridgeNet(t, true), confDir: t.TempDir(), binDir: t.TempDir(), extra: extra}
+	return newDoctorNodeOf(t, "bridge", extra...)
+}
+
+// newDoctorNodeOf sets up the node with a network whose first plugin is main ("bridge" or "ptp").
+func newDoctorNodeOf(t *testing.T, main string, extra ...map[string]any) *doctorNode {
+	t.Helper()
+	d := &doctorNode{node: harness.NewNetNS(t, "dnode"), net: newBridgeNet(t, true), confDir: t.TempDir(), binDir: t.TempDir(), main: main, extra: extra}
 	d.node.Run(t, "ip", "link", "set", "lo", "up")
-	for _, p := range []string{"bridge", "host-local", "portmap", "firewall"} {
+	for _, p := range []string{"bridge", "ptp", "host-local", "portmap", "firewall"} {
 		if err := os.Symlink(filepath.Join(harness.PluginDir(t), p), filepath.Join(d.binDir, p)); err != nil {
 			t.Fatal(err)
 		}
@@ -82,10 +90,13 @@ func newDoctorNode(t *testing.T, extra ...map[string]any) *doctorNode {
 	return d
 }
 
-// conflist is the network's conflist with change applied to the bridge plugin's config.
+// conflist is the network's conflist with change applied to the first plugin's config.
 func (d *doctorNode) conflist(change func(map[string]any)) []byte {
 	br := d.net.plugin()
 	br["hairpinMode"] = true // as the example conflists: hostPort pods reach themselves
+	if d.main == "ptp" {
+		br = map[string]any{"type": "ptp", "ipam": br["ipam"]}
+	}
 	if change != nil {
 		change(br)
 	}
@@ -365,6 +376,26 @@ func TestDoctorFirewallPlugin(t *testing.T) {
 			t.Logf("netloom doctor, %s:\n%s", backend, d.table(t))
 		})
 	}
+}
+
+// A ptp node reports healthy: its per-pod routes on the pods' veths lie inside the pod subnet and are
+// its own, not routes stealing it.
+func TestDoctorPtp(t *testing.T) {
+	harness.RequireRoot(t)
+	t.Parallel()
+	d := newDoctorNodeOf(t, "ptp")
+	d.requireHealthy(t, "a ptp node")
+	r, _ := d.doctor(t)
+	checked := 0
+	for _, f := range r.Findings {
+		if f.Check == "pod-cidrs" && strings.Contains(f.Subject, d.net.Subnets[0]) {
+			checked++
+		}
+	}
+	if checked != 1 {
+		t.Errorf("pod-cidrs did not check %s: %+v", d.net.Subnets[0], r.Findings)
+	}
+	t.Logf("netloom doctor on a ptp node:\n%s", d.table(t))
 }
 
 // netloom doctor on a node of a vxlan-overlay cluster: the tunnel's MTU against its underlay's minus the
