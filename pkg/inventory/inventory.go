@@ -150,7 +150,9 @@ func (b *builder) find(network, containerID, ifName string) []*Attachment {
 	return out
 }
 
-func (b *builder) fail(format string, args ...any) { b.errs = append(b.errs, fmt.Sprintf(format, args...)) }
+func (b *builder) fail(format string, args ...any) {
+	b.errs = append(b.errs, fmt.Sprintf(format, args...))
+}
 
 func (b *builder) inventory() Inventory {
 	inv := Inventory{Errors: b.errs}

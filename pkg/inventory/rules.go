@@ -106,4 +106,3 @@ func nftRuleset() (string, error) {
 	}
 	return stdout.String(), nil
 }
-
