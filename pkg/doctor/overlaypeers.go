@@ -1,0 +1,90 @@
+package doctor
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/netloom/netloom/pkg/overlay"
+)
+
+// OverlayPeersName is the overlay peer check's name.
+const OverlayPeersName = "overlay-peers"
+
+// maxListed bounds how many differences one finding spells out.
+const maxListed = 3
+
+// OverlayPeers returns the check that every vxlan-overlay and ipip-overlay network's tunnel device,
+// routes, neighbour and FDB entries match its peers and peersFile: what `netloom overlay sync
+// --dry-run` compares. A difference is a Fail (pods on the missing peer are unreachable from here).
+// Its Fix is the sync the plugins' ADD runs (`netloom overlay sync`).
+func OverlayPeers() Check {
+	return Check{Name: OverlayPeersName, Run: overlayRun, Fix: overlayFix}
+}
+
+func overlayRun(n *Node) []Finding {
+	var fs []Finding
+	each(n, func(subject, file string, p overlay.ListPlugin) {
+		nw, err := p.Network()
+		if err != nil {
+			fs = append(fs, Finding{Subject: subject, Status: Fail, Found: err.Error(), Fix: "fix the conflist or peersFile, then netloom overlay sync --conflist " + file})
+			return
+		}
+		diffs, err := nw.Diff()
+		switch {
+		case err != nil:
+			fs = append(fs, Finding{Subject: subject, Status: Unknown, Found: "could not read the tunnel's state: " + err.Error()})
+		case len(diffs) == 0:
+			fs = append(fs, Finding{Subject: subject, Status: OK, Found: fmt.Sprintf("device %s and its peers' routes, neighbours and FDB entries match", nw.Conf.Device)})
+		default:
+			shown := diffs
+			if len(shown) > maxListed {
+				shown = append(shown[:maxListed:maxListed], fmt.Sprintf("and %d more", len(diffs)-maxListed))
+			}
+			fs = append(fs, Finding{Subject: subject, Status: Fail,
+				Found: fmt.Sprintf("%d differences from the peers: %s", len(diffs), strings.Join(shown, "; ")),
+				Fix:   "netloom overlay sync --conflist " + file})
+		}
+	})
+	if len(fs) == 0 {
+		fs = append(fs, Finding{Status: OK, Found: "no vxlan-overlay or ipip-overlay network"})
+	}
+	return fs
+}
+
+func overlayFix(n *Node) ([]string, error) {
+	var did []string
+	var errs []string
+	each(n, func(subject, _ string, p overlay.ListPlugin) {
+		nw, err := p.Network()
+		if err == nil {
+			var changes []string
+			changes, err = nw.Sync()
+			for _, c := range changes {
+				did = append(did, subject+": "+c)
+			}
+		}
+		if err != nil {
+			errs = append(errs, subject+": "+err.Error())
+		}
+	})
+	if len(errs) > 0 {
+		return did, fmt.Errorf("overlay sync: %s", strings.Join(errs, "; "))
+	}
+	return did, nil
+}
+
+// each calls f for every overlay plugin of the node's networks.
+func each(n *Node, f func(subject, file string, p overlay.ListPlugin)) {
+	for _, nw := range n.Networks {
+		if nw.List == nil {
+			continue
+		}
+		ps, err := overlay.PluginsOf(nw.List)
+		if err != nil {
+			continue // the conflist check reports what does not parse
+		}
+		for _, p := range ps {
+			f(nw.List.Name+": "+p.Kind.Plugin, nw.File, p)
+		}
+	}
+}
