@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -69,15 +71,30 @@ func (l leftovers) run(n *Node) []Finding {
 	for _, e := range inv.Errors {
 		fs = append(fs, Finding{Status: Unknown, Found: "could not read " + e, Fix: "run netloom doctor as root"})
 	}
-	alive := 0
+	alive, blind := 0, 0
+	cacheDir := l.cacheDir(n)
+	hasCache := cacheExists(cacheDir)
 	for _, a := range inv.Attachments {
-		if a.State == inventory.Alive {
-			alive++
+		if a.State == inventory.Uncached && !hasCache {
+			blind++
 			continue
 		}
-		fs = append(fs, judgeGone(a, lists[a.Network]))
+		switch a.State {
+		case inventory.Alive:
+			alive++
+		case inventory.Unknown:
+			fs = append(fs, Finding{Subject: a.Key().String(), Status: Unknown, Found: "could not tell whether it is alive: " + a.Why, Fix: "run netloom doctor as root"})
+		default:
+			fs = append(fs, judgeGone(a, lists[a.Network]))
+		}
 	}
-	fs = append(fs, strayLinks(inv, n.Networks)...)
+	if blind > 0 {
+		fs = append(fs, Finding{Subject: cacheDir, Status: Unknown,
+			Found: fmt.Sprintf("%d attachments are known from leases or records, but there is no runtime cache (%s/results) to tell the live from the gone", blind, cacheDir),
+			Fix:   "pass the runtime's cache directory (--cache-dir)"})
+	} else {
+		fs = append(fs, strayLinks(inv, n.Networks)...)
+	}
 	if len(fs) == 0 {
 		fs = append(fs, Finding{Status: OK, Found: fmt.Sprintf("%d attachments, all alive; nothing left by gone ones", alive)})
 	}
@@ -136,7 +153,7 @@ func gcCapable(list *libcni.NetworkConfigList) bool {
 func strayLinks(inv inventory.Inventory, networks []Network) []Finding {
 	hostIfs := map[string]bool{}
 	for _, a := range inv.Attachments {
-		if a.State == inventory.Alive && a.HostIf != "" {
+		if live(a) && a.HostIf != "" {
 			hostIfs[a.HostIf] = true
 		}
 	}
@@ -212,13 +229,13 @@ func (l leftovers) fix(n *Node) ([]string, error) {
 	if len(path) == 0 {
 		path = []string{defaultBinDir}
 	}
-	cacheDir := cmp.Or(n.CacheDir, l.dirs.CacheDir, libcni.CacheDir)
+	cacheDir := l.cacheDir(n)
 	var did []string
 	var errs []error
 	gcNets := map[string]bool{}
 	for _, a := range inv.Attachments {
 		switch {
-		case a.State == inventory.Alive:
+		case live(a):
 		case a.Cached != nil:
 			ctx, cancel := context.WithTimeout(context.Background(), fixTimeout)
 			err := inventory.Del(ctx, a, path, cacheDir)
@@ -231,6 +248,13 @@ func (l leftovers) fix(n *Node) ([]string, error) {
 		default:
 			gcNets[a.Network] = true
 		}
+	}
+	if len(gcNets) > 0 && (!cacheExists(cacheDir) || len(inv.Errors) > 0) {
+		// GC removes everything of a network that valid does not list: with the runtime's cache
+		// missing or unreadable, the live pods would not be listed.
+		errs = append(errs, fmt.Errorf("no GC of %s: the runtime cache %s/results is missing, or a source could not be read (%s)",
+			strings.Join(sortedKeys(gcNets), ", "), cacheDir, strings.Join(inv.Errors, "; ")))
+		gcNets = nil
 	}
 	cni := libcni.NewCNIConfigWithCacheDir(path, cacheDir, nil)
 	for _, name := range sortedKeys(gcNets) {
@@ -245,7 +269,7 @@ func (l leftovers) fix(n *Node) ([]string, error) {
 		}
 		var valid []types.GCAttachment
 		for _, a := range inv.Network(name) {
-			if a.State == inventory.Alive {
+			if live(a) {
 				valid = append(valid, types.GCAttachment{ContainerID: a.ContainerID, IfName: a.IfName})
 			}
 		}
@@ -259,6 +283,22 @@ func (l leftovers) fix(n *Node) ([]string, error) {
 		did = append(did, fmt.Sprintf("GC of network %q keeping its %d live attachments", name, len(valid)))
 	}
 	return did, errors.Join(errs...)
+}
+
+func (l leftovers) cacheDir(n *Node) string {
+	return cmp.Or(n.CacheDir, l.dirs.CacheDir, libcni.CacheDir)
+}
+
+// cacheExists says whether dir is a runtime's result cache: libcni creates results/ at the first ADD
+// and never removes it.
+func cacheExists(dir string) bool {
+	st, err := os.Stat(filepath.Join(dir, "results"))
+	return err == nil && st.IsDir()
+}
+
+// live says whether a must be kept: alive, or not known to be gone.
+func live(a *inventory.Attachment) bool {
+	return a.State == inventory.Alive || a.State == inventory.Unknown
 }
 
 func sortedKeys(m map[string]bool) []string {

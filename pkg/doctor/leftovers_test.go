@@ -7,8 +7,9 @@ import (
 
 	"github.com/containernetworking/cni/libcni"
 
-	"github.com/netloom/netloom/pkg/bgp"
+	"github.com/netloom/netloom/pkg/conf"
 	"github.com/netloom/netloom/pkg/inventory"
+	"github.com/netloom/netloom/pkg/ipam"
 )
 
 func TestJudgeGone(t *testing.T) {
@@ -41,31 +42,29 @@ func TestJudgeGone(t *testing.T) {
 	}
 }
 
-func TestJudgeSessions(t *testing.T) {
-	up := bgp.Peer{Address: "10.0.0.1", ASN: 65000, State: "established", Established: true}
-	down := bgp.Peer{Address: "10.0.0.2", ASN: 65000, State: "active"}
-	if fs := judgeSessions("s", []bgp.Peer{up, down}); len(fs) != 2 || fs[0].Status != OK || fs[1].Status != Warn {
-		t.Errorf("one down: %+v", fs)
+func TestLeftoversWithoutCache(t *testing.T) {
+	root := t.TempDir()
+	dirs := inventory.Dirs{LeaseDir: root + "/leases", FirewallDir: root + "/fw", BGPDir: root + "/bgp", TuningDir: root + "/tuning", SkipRules: true}
+	s, err := ipam.OpenStore(dirs.LeaseDir, "pods")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if fs := judgeSessions("s", []bgp.Peer{down}); len(fs) != 1 || fs[0].Status != Fail {
-		t.Errorf("all down: %+v", fs)
+	if _, err := s.Reserve(netip.MustParseAddr("10.1.0.2"), conf.Attachment{ContainerID: "c1", IfName: "eth0"}, 0); err != nil {
+		t.Fatal(err)
 	}
-	if fs := judgeSessions("s", nil); len(fs) != 1 || fs[0].Status != OK {
-		t.Errorf("none: %+v", fs)
+	s.Close()
+	list, err := libcni.ConfListFromBytes([]byte(`{"cniVersion":"1.1.0","name":"pods","plugins":[{"type":"bridge"}]}`))
+	if err != nil {
+		t.Fatal(err)
 	}
-}
-
-func TestMetric(t *testing.T) {
-	text := "# HELP netloomd_cluster_apiserver_answers x\nnetloomd_cluster_apiserver_answers_total 5\nnetloomd_cluster_apiserver_answers 0\n"
-	if v, ok := metric(strings.NewReader(text), "netloomd_cluster_apiserver_answers"); !ok || v != "0" {
-		t.Errorf("got %q %v", v, ok)
+	n := &Node{Networks: []Network{{File: "pods.conflist", List: list}}, CacheDir: root + "/no-cache", BinDirs: []string{root}}
+	c := Leftovers(dirs)
+	fs := c.Run(n)
+	if len(fs) != 1 || fs[0].Status != Unknown || !strings.Contains(fs[0].Found, "no runtime cache") {
+		t.Errorf("findings: %+v", fs)
 	}
-}
-
-func TestNetloomdNotRunning(t *testing.T) {
-	c := Netloomd(t.TempDir()+"/none.sock", "http://127.0.0.1:1")
-	fs := c.Run(&Node{})
-	if len(fs) != 1 || fs[0].Status != OK || !strings.Contains(fs[0].Found, "not running") {
-		t.Errorf("%+v", fs)
+	did, err := c.Fix(n)
+	if err == nil || len(did) != 0 || !strings.Contains(err.Error(), "no GC of pods") {
+		t.Errorf("Fix did %v, err %v; want a refusal", did, err)
 	}
 }

@@ -35,6 +35,8 @@ const (
 	Dead State = "dead"
 	// Uncached: only leases or records know it; no runtime's cache does, so nothing tells where its pod is.
 	Uncached State = "uncached"
+	// Unknown: its netns could not be looked into (not root?); treat it as alive.
+	Unknown State = "unknown"
 )
 
 // Source names where an attachment was seen.

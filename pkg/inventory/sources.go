@@ -290,7 +290,7 @@ func liveness(a *Attachment) (State, string) {
 	case err != nil && netns.Gone(err):
 		return Dead, fmt.Sprintf("netns %s is gone", a.NetNS)
 	case err != nil:
-		return Dead, fmt.Sprintf("netns %s: %v", a.NetNS, err)
+		return Unknown, fmt.Sprintf("netns %s: %v", a.NetNS, err)
 	}
 	return Alive, ""
 }

@@ -338,3 +338,24 @@ func report(fs []doctor.Finding) string {
 	_ = doctor.Report{Findings: fs}.WriteTable(&b)
 	return b.String()
 }
+
+// TestDoctorNetloomd: netloomd's check reports its BGP session established, then, once the peer
+// stops, that no session is.
+func TestDoctorNetloomd(t *testing.T) {
+	harness.RequireRoot(t)
+	t.Parallel()
+	_, b, pd, d := twoNodes(t, birdPeer)
+	check := doctor.Netloomd(strings.TrimPrefix(d.Speaker(), "unix://"), "http://127.0.0.1:1")
+	peer := b.Addr.Addr().String()
+	fs := check.Run(&doctor.Node{})
+	if len(fs) != 1 || fs[0].Status != doctor.OK || !strings.Contains(fs[0].Subject, peer) || fs[0].Found != "established" {
+		t.Fatalf("session up: %s", report(fs))
+	}
+	t.Logf("up:\n%s", report(fs))
+	pd.Stop(t)
+	harness.WaitUntil(t, 30*time.Second, "the check to see the session down", func() (bool, string) {
+		fs = check.Run(&doctor.Node{})
+		return len(fs) == 1 && fs[0].Status == doctor.Fail && strings.Contains(fs[0].Found, "no session is established"), report(fs)
+	})
+	t.Logf("down:\n%s", report(fs))
+}
