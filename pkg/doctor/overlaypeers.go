@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/netloom/netloom/pkg/inventory"
 	"github.com/netloom/netloom/pkg/overlay"
 )
 
@@ -35,6 +36,10 @@ func overlayRun(n *Node) []Finding {
 			fs = append(fs, Finding{Subject: subject, Status: Unknown, Found: "could not read the tunnel's state: " + err.Error()})
 		case len(diffs) == 0:
 			fs = append(fs, Finding{Subject: subject, Status: OK, Found: fmt.Sprintf("device %s and its peers' routes, neighbours and FDB entries match", nw.Conf.Device)})
+		case len(diffs) == 1 && strings.HasSuffix(diffs[0], " does not exist") && !hasLivePods(n, nw.Conf.Name):
+			// A node that has not run a pod of the network yet: the first ADD makes the device.
+			fs = append(fs, Finding{Subject: subject, Status: Warn, Found: diffs[0] + " and no pod of the network runs here",
+				Fix: "nothing until the first pod (its ADD makes it), or netloom overlay sync --conflist " + file})
 		default:
 			shown := diffs
 			if len(shown) > maxListed {
@@ -71,6 +76,17 @@ func overlayFix(n *Node) ([]string, error) {
 		return did, fmt.Errorf("overlay sync: %s", strings.Join(errs, "; "))
 	}
 	return did, nil
+}
+
+// hasLivePods says whether the runtime's cache holds a live attachment of network.
+func hasLivePods(n *Node, network string) bool {
+	inv := inventory.List(inventory.Dirs{CacheDir: n.CacheDir, SkipRules: true})
+	for _, a := range inv.Network(network) {
+		if a.State != inventory.Dead && a.State != inventory.Uncached {
+			return true
+		}
+	}
+	return false
 }
 
 // each calls f for every overlay plugin of the node's networks.

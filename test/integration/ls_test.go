@@ -2,11 +2,13 @@ package integration
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -118,11 +120,22 @@ func findingAbout(fs []doctor.Finding, s string) (doctor.Finding, bool) {
 // runtime lost track of it while something still runs in it. The process is killed by PID at cleanup.
 func holdNamespace(t *testing.T, pod harness.NetNS) *exec.Cmd {
 	t.Helper()
+	var st syscall.Stat_t
+	if err := syscall.Stat(pod.Path, &st); err != nil {
+		t.Fatal(err)
+	}
 	cmd := exec.Command("ip", "netns", "exec", pod.Name, "sleep", "3600")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { release(cmd) })
+	// `ip netns exec` enters the namespace after it starts: until then, deleting the namespace's
+	// file would free it.
+	want := fmt.Sprintf("net:[%d]", st.Ino)
+	harness.WaitUntil(t, 10*time.Second, "the holder to enter "+pod.Name, func() (bool, string) {
+		got, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", cmd.Process.Pid))
+		return got == want, got
+	})
 	return cmd
 }
 
@@ -178,6 +191,7 @@ func TestLsAndLeftovers(t *testing.T) {
 				}
 			}
 			table := n.ls(t)
+			t.Logf("ls:\n%s", table)
 			for _, s := range []string{idA, idB, idC, idD, "alive", "dead (netns " + podB.Path + " is gone)", "uncached"} {
 				if !strings.Contains(table, s) {
 					t.Errorf("ls table lacks %q:\n%s", s, table)
@@ -290,9 +304,9 @@ func TestLsReferencePod(t *testing.T) {
 func TestDoctorOverlayPeers(t *testing.T) {
 	harness.RequireRoot(t)
 	t.Parallel()
-	c := harness.NewCluster(t, harness.ClusterSpec{Local: 2})
+	c := harness.NewCluster(t, harness.ClusterSpec{Local: 3})
 	o := newOverlayNet(t, c, "vxlan-overlay", map[string]any{"vni": 42})
-	o.writePeers(0, 1)
+	o.writePeers(0, 1, 2)
 	o.addPod(t, 0)
 	o.addPod(t, 1)
 	node := c.Nodes[0]
@@ -300,7 +314,7 @@ func TestDoctorOverlayPeers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dn := &doctor.Node{Networks: []doctor.Network{{File: o.conflistFile(0), List: list}}}
+	dn := &doctor.Node{Networks: []doctor.Network{{File: o.conflistFile(0), List: list}}, CacheDir: o.rt.CacheDir}
 	check := doctor.OverlayPeers()
 	run := func() []doctor.Finding {
 		var fs []doctor.Finding
@@ -311,6 +325,20 @@ func TestDoctorOverlayPeers(t *testing.T) {
 	}
 	if fs := run(); len(fs) != 1 || fs[0].Status != doctor.OK {
 		t.Fatalf("healthy node: %s", report(fs))
+	}
+	// Node 2 runs no pod yet: its tunnel device comes with the first ADD, a warning only.
+	list2, err := libcni.ConfListFromFile(o.conflistFile(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fs2 []doctor.Finding
+	// Each node has its own runtime cache; the test's runtime shares one for all nodes.
+	dn2 := &doctor.Node{Networks: []doctor.Network{{File: o.conflistFile(2), List: list2}}, CacheDir: t.TempDir()}
+	if err := c.Nodes[2].Do(func() error { fs2 = check.Run(dn2); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(fs2) != 1 || fs2[0].Status != doctor.Warn || !strings.Contains(fs2[0].Found, "does not exist") {
+		t.Errorf("node without pods: %s", report(fs2))
 	}
 
 	peerCIDR := o.podCIDR(1)
