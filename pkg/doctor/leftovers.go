@@ -30,6 +30,11 @@ const defaultBinDir = "/opt/cni/bin"
 // fixTimeout bounds one DEL or GC that --fix runs.
 const fixTimeout = 2 * time.Minute
 
+// addGrace is how long an uncached attachment with a fresh lease is taken for an ADD in progress:
+// host-local writes the lease early in the chain's ADD, libcni caches the result only once the whole
+// chain returned. Such an attachment is reported but spared by --fix (listed as valid to GC).
+const addGrace = 2 * time.Minute
+
 // Leftovers returns the check of what attachments that are gone left behind: leases, masquerade rules,
 // portmap entries (iptables and nftables), netloom's records, and veths on a network's bridge. dirs
 // says where the leases and records are (its zero value: the node's defaults); the runtime cache and
@@ -79,10 +84,14 @@ func (l leftovers) run(n *Node) []Finding {
 			blind++
 			continue
 		}
-		switch a.State {
-		case inventory.Alive:
+		switch {
+		case a.State == inventory.Alive:
 			alive++
-		case inventory.Unknown:
+		case inFlight(a):
+			fs = append(fs, Finding{Subject: a.Key().String(), Status: Warn,
+				Found: fmt.Sprintf("leased %s ago, not in the runtime's cache: an ADD may be in progress", time.Since(a.LeasedAt).Round(time.Second)),
+				Fix:   fmt.Sprintf("look again in %s; --fix leaves it alone until then", addGrace)})
+		case a.State == inventory.Unknown:
 			fs = append(fs, Finding{Subject: a.Key().String(), Status: Unknown, Found: "could not tell whether it is alive: " + a.Why, Fix: "run netloom doctor as root"})
 		default:
 			fs = append(fs, judgeGone(a, lists[a.Network]))
@@ -296,9 +305,14 @@ func cacheExists(dir string) bool {
 	return err == nil && st.IsDir()
 }
 
-// live says whether a must be kept: alive, or not known to be gone.
+// live says whether a must be kept: alive, not known to be gone, or maybe being added.
 func live(a *inventory.Attachment) bool {
-	return a.State == inventory.Alive || a.State == inventory.Unknown
+	return a.State == inventory.Alive || a.State == inventory.Unknown || inFlight(a)
+}
+
+// inFlight says whether a is uncached with a lease younger than addGrace.
+func inFlight(a *inventory.Attachment) bool {
+	return a.State == inventory.Uncached && !a.LeasedAt.IsZero() && time.Since(a.LeasedAt) < addGrace
 }
 
 func sortedKeys(m map[string]bool) []string {

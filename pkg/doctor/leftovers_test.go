@@ -2,8 +2,10 @@ package doctor
 
 import (
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/containernetworking/cni/libcni"
 
@@ -53,6 +55,7 @@ func TestLeftoversWithoutCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
+	age(t, dirs.LeaseDir+"/pods/10.1.0.2", 10*time.Minute) // an old leak, not an ADD in progress
 	list, err := libcni.ConfListFromBytes([]byte(`{"cniVersion":"1.1.0","name":"pods","plugins":[{"type":"bridge"}]}`))
 	if err != nil {
 		t.Fatal(err)
@@ -66,5 +69,49 @@ func TestLeftoversWithoutCache(t *testing.T) {
 	did, err := c.Fix(n)
 	if err == nil || len(did) != 0 || !strings.Contains(err.Error(), "no GC of pods") {
 		t.Errorf("Fix did %v, err %v; want a refusal", did, err)
+	}
+}
+
+// age sets path's modification time d in the past.
+func age(t *testing.T, path string, d time.Duration) {
+	t.Helper()
+	then := time.Now().Add(-d)
+	if err := os.Chtimes(path, then, then); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// An uncached attachment leased moments ago may be an ADD whose result the runtime has not cached
+// yet: reported as a warning, and Fix leaves it (and its network) alone.
+func TestLeftoversSparesAddInProgress(t *testing.T) {
+	root := t.TempDir()
+	dirs := inventory.Dirs{LeaseDir: root + "/leases", FirewallDir: root + "/fw", BGPDir: root + "/bgp", TuningDir: root + "/tuning", SkipRules: true}
+	if err := os.MkdirAll(root+"/cache/results", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	s, err := ipam.OpenStore(dirs.LeaseDir, "pods")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Reserve(netip.MustParseAddr("10.1.0.2"), conf.Attachment{ContainerID: "c1", IfName: "eth0"}, 0); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	list, err := libcni.ConfListFromBytes([]byte(`{"cniVersion":"1.1.0","name":"pods","plugins":[{"type":"bridge"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &Node{Networks: []Network{{File: "pods.conflist", List: list}}, CacheDir: root + "/cache", BinDirs: []string{root}}
+	c := Leftovers(dirs)
+	fs := c.Run(n)
+	if len(fs) != 1 || fs[0].Status != Warn || !strings.Contains(fs[0].Found, "an ADD may be in progress") {
+		t.Errorf("findings: %+v", fs)
+	}
+	if did, err := c.Fix(n); err != nil || len(did) != 0 {
+		t.Errorf("Fix did %v, err %v; want nothing", did, err)
+	}
+	age(t, dirs.LeaseDir+"/pods/10.1.0.2", 10*time.Minute)
+	if fs := c.Run(n); len(fs) != 1 || fs[0].Status != Fail {
+		t.Errorf("an old leak: %+v", fs)
 	}
 }

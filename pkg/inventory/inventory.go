@@ -21,6 +21,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/containernetworking/cni/libcni"
 )
@@ -84,6 +85,9 @@ type Attachment struct {
 	Why string `json:"why,omitempty"`
 	// Sources list where it was seen (SourceCache, SourceLease, ...).
 	Sources []string `json:"sources"`
+	// LeasedAt is when its newest lease was written (zero without lease): an uncached attachment leased
+	// moments ago may be an ADD whose runtime has not cached its result yet.
+	LeasedAt time.Time `json:"leasedAt,omitzero"`
 	// Rules describe the masquerade and portmap rules that name it, e.g. "iptables nat chain CNI-DN-...".
 	Rules []string `json:"rules,omitempty"`
 

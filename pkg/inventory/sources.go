@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"net/netip"
 	"os"
+	"time"
 
 	"github.com/containernetworking/cni/libcni"
 	current "github.com/containernetworking/cni/pkg/types/100"
@@ -207,9 +208,16 @@ func (b *builder) readLeases(dataDir, network string) {
 		return
 	}
 	for _, l := range leases {
+		var at time.Time
+		if st, err := os.Stat(s.Path(l)); err == nil {
+			at = st.ModTime()
+		}
 		for _, a := range b.find(network, l.ContainerID, l.IfName) {
 			a.seen(SourceLease)
 			a.addAddr(netip.PrefixFrom(l.Addr, l.Addr.BitLen()))
+			if at.After(a.LeasedAt) {
+				a.LeasedAt = at
+			}
 		}
 	}
 }
