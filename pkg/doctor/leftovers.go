@@ -247,7 +247,7 @@ func (l leftovers) fix(n *Node) ([]string, error) {
 		case live(a):
 		case a.Cached != nil:
 			ctx, cancel := context.WithTimeout(context.Background(), fixTimeout)
-			err := inventory.Del(ctx, a, path, cacheDir)
+			err := del(ctx, a, path, cacheDir)
 			cancel()
 			if err != nil {
 				errs = append(errs, err)
@@ -292,6 +292,25 @@ func (l leftovers) fix(n *Node) ([]string, error) {
 		did = append(did, fmt.Sprintf("GC of network %q keeping its %d live attachments", name, len(valid)))
 	}
 	return did, errors.Join(errs...)
+}
+
+// del runs the DEL of a's chain with the configuration, netns and arguments the runtime cached, as the
+// runtime would: the plugins remove what they made. pluginPath is where the plugins are.
+func del(ctx context.Context, a *inventory.Attachment, pluginPath []string, cacheDir string) error {
+	if a.Cached == nil {
+		return fmt.Errorf("%s: no cached configuration to DEL with", a.Key())
+	}
+	list, err := inventory.ConfList(a.Cached.Config)
+	if err != nil {
+		return fmt.Errorf("%s: cached configuration: %w", a.Key(), err)
+	}
+	cni := libcni.NewCNIConfigWithCacheDir(pluginPath, cmp.Or(cacheDir, libcni.CacheDir), nil)
+	rt := &libcni.RuntimeConf{ContainerID: a.ContainerID, NetNS: a.NetNS, IfName: a.IfName,
+		Args: a.Cached.CniArgs, CapabilityArgs: a.Cached.CapabilityArgs}
+	if err := cni.DelNetworkList(ctx, list, rt); err != nil {
+		return fmt.Errorf("DEL %s: %w", a.Key(), err)
+	}
+	return nil
 }
 
 func (l leftovers) cacheDir(n *Node) string {

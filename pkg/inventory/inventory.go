@@ -73,7 +73,7 @@ type Attachment struct {
 	// IfName is empty when only a record that names no interface knows the attachment (an iptables
 	// rule's comment, a legacy lease).
 	IfName    string         `json:"ifName"`
-	Addresses []netip.Prefix `json:"addresses"`
+	Addresses []netip.Prefix `json:"addresses,omitempty"`
 	HostPorts []HostPort     `json:"hostPorts,omitempty"`
 	// Plugins are the types of the chain that made it, in order (from the cached configuration).
 	Plugins []string `json:"plugins,omitempty"`

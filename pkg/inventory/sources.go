@@ -2,7 +2,6 @@ package inventory
 
 import (
 	"cmp"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -301,25 +300,6 @@ func liveness(a *Attachment) (State, string) {
 		return Unknown, fmt.Sprintf("netns %s: %v", a.NetNS, err)
 	}
 	return Alive, ""
-}
-
-// Del runs the DEL of a's chain with the configuration, netns and arguments the runtime cached, as the
-// runtime would: the plugins remove what they made. pluginPath is where the plugins are.
-func Del(ctx context.Context, a *Attachment, pluginPath []string, cacheDir string) error {
-	if a.Cached == nil {
-		return fmt.Errorf("%s: no cached configuration to DEL with", a.Key())
-	}
-	list, err := ConfList(a.Cached.Config)
-	if err != nil {
-		return fmt.Errorf("%s: cached configuration: %w", a.Key(), err)
-	}
-	cni := libcni.NewCNIConfigWithCacheDir(pluginPath, cmp.Or(cacheDir, libcni.CacheDir), nil)
-	rt := &libcni.RuntimeConf{ContainerID: a.ContainerID, NetNS: a.NetNS, IfName: a.IfName,
-		Args: a.Cached.CniArgs, CapabilityArgs: a.Cached.CapabilityArgs}
-	if err := cni.DelNetworkList(ctx, list, rt); err != nil {
-		return fmt.Errorf("DEL %s: %w", a.Key(), err)
-	}
-	return nil
 }
 
 func (k Key) String() string {
