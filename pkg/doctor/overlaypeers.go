@@ -16,7 +16,8 @@ const maxListed = 3
 
 // OverlayPeers returns the check that every vxlan-overlay and ipip-overlay network's tunnel device,
 // routes, neighbour and FDB entries match its peers and peersFile: what `netloom overlay sync
-// --dry-run` compares. A difference is a Fail (pods on the missing peer are unreachable from here).
+// --dry-run` compares. Something missing or wrong is a Fail (pods behind that peer are unreachable from
+// here); only stale entries of peers that left, or an MTU below the computed one, a Warn.
 // Its Fix is the sync the plugins' ADD runs (`netloom overlay sync`).
 func OverlayPeers() Check {
 	return Check{Name: OverlayPeersName, Run: overlayRun, Fix: overlayFix}
@@ -30,23 +31,23 @@ func overlayRun(n *Node) []Finding {
 			fs = append(fs, Finding{Subject: subject, Status: Fail, Found: err.Error(), Fix: "fix the conflist or peersFile, then netloom overlay sync --conflist " + file})
 			return
 		}
-		diffs, err := nw.Diff()
+		missing, tidy, err := nw.DiffSplit()
 		switch {
 		case err != nil:
 			fs = append(fs, Finding{Subject: subject, Status: Unknown, Found: "could not read the tunnel's state: " + err.Error()})
-		case len(diffs) == 0:
+		case len(missing)+len(tidy) == 0:
 			fs = append(fs, Finding{Subject: subject, Status: OK, Found: fmt.Sprintf("device %s and its peers' routes, neighbours and FDB entries match", nw.Conf.Device)})
-		case len(diffs) == 1 && strings.HasSuffix(diffs[0], " does not exist") && !hasLivePods(n, nw.Conf.Name):
+		case len(missing) == 1 && len(tidy) == 0 && strings.HasSuffix(missing[0], " does not exist") && !hasLivePods(n, nw.Conf.Name):
 			// A node that has not run a pod of the network yet: the first ADD makes the device.
-			fs = append(fs, Finding{Subject: subject, Status: Warn, Found: diffs[0] + " and no pod of the network runs here",
+			fs = append(fs, Finding{Subject: subject, Status: Warn, Found: missing[0] + " and no pod of the network runs here",
 				Fix: "nothing until the first pod (its ADD makes it), or netloom overlay sync --conflist " + file})
-		default:
-			shown := diffs
-			if len(shown) > maxListed {
-				shown = append(shown[:maxListed:maxListed], fmt.Sprintf("and %d more", len(diffs)-maxListed))
-			}
+		case len(missing) > 0:
 			fs = append(fs, Finding{Subject: subject, Status: Fail,
-				Found: fmt.Sprintf("%d differences from the peers: %s", len(diffs), strings.Join(shown, "; ")),
+				Found: fmt.Sprintf("%d differences from the peers that pods need: %s", len(missing), listed(missing)) + tidyNote(tidy),
+				Fix:   "netloom overlay sync --conflist " + file})
+		default:
+			fs = append(fs, Finding{Subject: subject, Status: Warn,
+				Found: fmt.Sprintf("%d stale or undersized entries (pods still connect): %s", len(tidy), listed(tidy)),
 				Fix:   "netloom overlay sync --conflist " + file})
 		}
 	})
@@ -76,6 +77,21 @@ func overlayFix(n *Node) ([]string, error) {
 		return did, fmt.Errorf("overlay sync: %s", strings.Join(errs, "; "))
 	}
 	return did, nil
+}
+
+// listed spells out up to maxListed lines.
+func listed(lines []string) string {
+	if len(lines) > maxListed {
+		lines = append(lines[:maxListed:maxListed], fmt.Sprintf("and %d more", len(lines)-maxListed))
+	}
+	return strings.Join(lines, "; ")
+}
+
+func tidyNote(tidy []string) string {
+	if len(tidy) == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (and %d stale or undersized)", len(tidy))
 }
 
 // hasLivePods says whether the runtime's cache holds a live attachment of network.

@@ -366,6 +366,13 @@ func TestDoctorOverlayPeers(t *testing.T) {
 	if fs := run(); len(fs) != 1 || fs[0].Status != doctor.OK {
 		t.Errorf("after the fix (%v): %s", did, report(fs))
 	}
+	// Node 1 leaves the peers: its entries on node 0 are stale, which costs no pod anything.
+	o.writePeers(0, 2)
+	if fs := run(); len(fs) != 1 || fs[0].Status != doctor.Warn || !strings.Contains(fs[0].Found, "remove route "+peerCIDR) {
+		t.Errorf("a peer that left: %s", report(fs))
+	} else {
+		t.Logf("a peer that left:\n%s", report(fs))
+	}
 }
 
 func report(fs []doctor.Finding) string {
