@@ -43,7 +43,8 @@ const addGrace = 2 * time.Minute
 // An attachment is gone when the runtime's cache has it but its netns or interface is not there any
 // more (dead), or when no runtime's cache has it at all (uncached). A lease or a portmap entry of one is
 // a Fail: leaked leases exhaust the range over time, and a leaked host port is refused to the next pod
-// that asks for it. Anything else is a Warn.
+// that asks for it. Anything else is a Warn, and so is everything of a network that none of the
+// checked conflists names (another runtime's, or one whose conflist is gone).
 //
 // Its Fix removes them only through the plugins: DEL with the cached configuration, netns and
 // arguments of every dead attachment, as its runtime would have; then GC (CNI 1.1) of every network
@@ -142,7 +143,11 @@ func judgeGone(a *inventory.Attachment, list *libcni.NetworkConfigList) Finding 
 	case a.Cached != nil:
 		f.Fix = "netloom doctor --fix (DEL with the runtime's cached config)"
 	case list == nil:
-		f.Fix = fmt.Sprintf("no conflist names network %q: put it back in the conf dir, then netloom doctor --fix (GC)", a.Network)
+		// Not one of the networks checked (--conflist names another, or its runtime's conf dir is
+		// elsewhere, or its conflist is gone): said, but not held against the checked ones.
+		f.Status = Warn
+		f.Found += "; no checked conflist names its network"
+		f.Fix = fmt.Sprintf("if network %q is gone, put its conflist back in the conf dir and run netloom doctor --fix (GC)", a.Network)
 	case !gcCapable(list):
 		f.Fix = fmt.Sprintf("network %q has cniVersion %s (GC needs 1.1.0): the runtime must DEL %s", a.Network, list.CNIVersion, a.ContainerID)
 	default:

@@ -32,7 +32,7 @@ func TestJudgeGone(t *testing.T) {
 			Sources: []string{inventory.SourceRules}, Rules: []string{inventory.RuleNFTablesPortmap}}, list11, Fail, "nftables portmap rules", `GC of network "pods"`},
 		{"uncached masquerade only: warn", inventory.Attachment{State: inventory.Uncached,
 			Sources: []string{inventory.SourceRules}, Rules: []string{inventory.RuleIPTablesMasq}}, list11, Warn, "iptables masquerade rules", "GC"},
-		{"no conflist", inventory.Attachment{Network: "pods", State: inventory.Uncached, Sources: []string{inventory.SourceLease}, Addresses: lease}, nil, Fail, "leases", "no conflist"},
+		{"not a checked network", inventory.Attachment{Network: "pods", State: inventory.Uncached, Sources: []string{inventory.SourceLease}, Addresses: lease}, nil, Warn, "no checked conflist names its network", "put its conflist back"},
 		{"before GC existed", inventory.Attachment{State: inventory.Uncached, Sources: []string{inventory.SourceLease}, Addresses: lease}, list10, Fail, "leases", "GC needs 1.1.0"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
