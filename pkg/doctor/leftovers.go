@@ -259,9 +259,11 @@ func (l leftovers) fix(n *Node) ([]string, error) {
 				continue
 			}
 			did = append(did, fmt.Sprintf("DEL %s with the runtime's cached config", a.Key()))
-		default:
+		case lists[a.Network] != nil:
 			gcNets[a.Network] = true
 		}
+		// An uncached attachment of a network no checked conflist names is not this run's to GC: its
+		// finding says so.
 	}
 	if len(gcNets) > 0 && (!cacheExists(cacheDir) || len(inv.Errors) > 0) {
 		// GC removes everything of a network that valid does not list: with the runtime's cache
@@ -273,10 +275,6 @@ func (l leftovers) fix(n *Node) ([]string, error) {
 	cni := libcni.NewCNIConfigWithCacheDir(path, cacheDir, nil)
 	for _, name := range sortedKeys(gcNets) {
 		list := lists[name]
-		if list == nil {
-			errs = append(errs, fmt.Errorf("network %q: no conflist to GC it with", name))
-			continue
-		}
 		if !gcCapable(list) {
 			errs = append(errs, fmt.Errorf("network %q: cniVersion %s has no GC (1.1.0 and later)", name, list.CNIVersion))
 			continue

@@ -115,3 +115,34 @@ func TestLeftoversSparesAddInProgress(t *testing.T) {
 		t.Errorf("an old leak: %+v", fs)
 	}
 }
+
+// A leak of a network that no checked conflist names is reported as a warning and left to its own
+// conflist's GC: Fix neither touches it nor fails on it.
+func TestLeftoversOtherNetwork(t *testing.T) {
+	root := t.TempDir()
+	dirs := inventory.Dirs{LeaseDir: root + "/leases", FirewallDir: root + "/fw", BGPDir: root + "/bgp", TuningDir: root + "/tuning", SkipRules: true}
+	if err := os.MkdirAll(root+"/cache/results", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	s, err := ipam.OpenStore(dirs.LeaseDir, "other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Reserve(netip.MustParseAddr("10.9.0.2"), conf.Attachment{ContainerID: "c9", IfName: "eth0"}, 0); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	age(t, dirs.LeaseDir+"/other/10.9.0.2", 10*time.Minute)
+	list, err := libcni.ConfListFromBytes([]byte(`{"cniVersion":"1.1.0","name":"pods","plugins":[{"type":"bridge"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &Node{Networks: []Network{{File: "pods.conflist", List: list}}, CacheDir: root + "/cache", BinDirs: []string{root}}
+	c := Leftovers(dirs)
+	if fs := c.Run(n); len(fs) != 1 || fs[0].Status != Warn || !strings.Contains(fs[0].Subject, "other/c9") {
+		t.Errorf("findings: %+v", fs)
+	}
+	if did, err := c.Fix(n); err != nil || len(did) != 0 {
+		t.Errorf("Fix did %v, err %v; want nothing", did, err)
+	}
+}
