@@ -3,6 +3,7 @@
 //	netloom overlay sync --conflist FILE [--dry-run]
 //	netloom portmap to-reference --cni-path DIR [--cache-dir DIR] [--network NAME] [--dry-run]
 //	netloom doctor [--conflist FILE | --conf-dir DIR] [--cni-bin-dir DIR] [--cache-dir DIR] [--json] [--fix]
+//	netloom ls [--json] [--conf-dir DIR] [--cache-dir DIR]
 //
 // applies the peer reconcile of every vxlan-overlay and ipip-overlay plugin in FILE, exactly as their
 // ADD does, without a pod: run it when a node joins or leaves (e.g. after rewriting peersFile), or from a
@@ -13,6 +14,8 @@
 //
 // doctor checks what the node's pod networks need and prints what is wrong with the fix (doctor.go,
 // pkg/doctor, README.md).
+//
+// ls lists the node's attachments (see ls.go and pkg/inventory).
 package main
 
 import (
@@ -27,6 +30,7 @@ func main() {
 const usage = `usage: netloom overlay sync --conflist FILE [--dry-run]
        netloom portmap to-reference --cni-path DIR [--cache-dir DIR] [--network NAME] [--dry-run]
        netloom doctor [--conflist FILE | --conf-dir DIR] [--cni-bin-dir DIR] [--cache-dir DIR] [--json] [--fix]
+       netloom ls [--json] [--conf-dir DIR] [--cache-dir DIR]
 
   Makes the tunnel device, routes, neighbour and FDB entries of every vxlan-overlay and
   ipip-overlay plugin in FILE match its peers and peersFile. --dry-run prints the differences
@@ -36,9 +40,14 @@ const usage = `usage: netloom overlay sync --conflist FILE [--dry-run]
 
   doctor: checks the node's pod networks and prints each finding with its fix; exit 0 when
   nothing breaks pods, 1 when something does, 2 when a check could not look. See netloom doctor -h.
+
+  ls: lists every attachment on the node, alive or not. See netloom ls -h.
 `
 
 func run(args []string, stdout, stderr *os.File) int {
+	if len(args) >= 1 && args[0] == "ls" {
+		return lsCommand(args[1:], stdout, stderr)
+	}
 	if len(args) >= 1 && args[0] == "portmap" {
 		return portmapCommand(args[1:], stdout, stderr)
 	}

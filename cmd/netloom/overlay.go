@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -36,10 +35,10 @@ func overlaySync(args []string, stdout, stderr io.Writer) int {
 	for _, p := range plugins {
 		changes, err := syncOne(p, *dryRun)
 		for _, c := range changes {
-			fmt.Fprintf(stdout, "%s: %s\n", p.kind.Plugin, c)
+			fmt.Fprintf(stdout, "%s: %s\n", p.Kind.Plugin, c)
 		}
 		if err != nil {
-			fmt.Fprintf(stderr, "netloom: %s: %v\n", p.kind.Plugin, err)
+			fmt.Fprintf(stderr, "netloom: %s: %v\n", p.Kind.Plugin, err)
 			status = 1
 		} else if *dryRun && len(changes) > 0 {
 			status = 1
@@ -48,49 +47,21 @@ func overlaySync(args []string, stdout, stderr io.Writer) int {
 	return status
 }
 
-type overlayPlugin struct {
-	kind   overlay.Kind
-	config []byte // as a runtime passes it: with the list's name and cniVersion
-}
-
-// overlayPlugins returns the overlay plugins of the conflist at path, each with the configuration a
-// runtime would give it.
-func overlayPlugins(path string) ([]overlayPlugin, error) {
+// overlayPlugins returns the overlay plugins of the conflist at path.
+func overlayPlugins(path string) ([]overlay.ListPlugin, error) {
 	list, err := libcni.ConfListFromFile(path)
 	if err != nil {
 		return nil, err
 	}
-	var out []overlayPlugin
-	for _, p := range list.Plugins {
-		var kind overlay.Kind
-		switch p.Network.Type {
-		case overlay.VXLAN.Plugin:
-			kind = overlay.VXLAN
-		case overlay.IPIP.Plugin:
-			kind = overlay.IPIP
-		default:
-			continue
-		}
-		var raw map[string]any
-		if err := json.Unmarshal(p.Bytes, &raw); err != nil {
-			return nil, fmt.Errorf("%s: plugin %q: %w", path, p.Network.Type, err)
-		}
-		raw["name"], raw["cniVersion"] = list.Name, list.CNIVersion
-		b, err := json.Marshal(raw)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, overlayPlugin{kind: kind, config: b})
+	ps, err := overlay.PluginsOf(list)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return out, nil
+	return ps, nil
 }
 
-func syncOne(p overlayPlugin, dryRun bool) ([]string, error) {
-	n, err := overlay.Parse(p.kind, p.config)
-	if err != nil {
-		return nil, err
-	}
-	nw, err := n.Resolve()
+func syncOne(p overlay.ListPlugin, dryRun bool) ([]string, error) {
+	nw, err := p.Network()
 	if err != nil {
 		return nil, err
 	}

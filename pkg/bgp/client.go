@@ -116,3 +116,39 @@ func (c *Client) Originated(ctx context.Context, prefix netip.Prefix) (bool, err
 		}
 	}
 }
+
+// Peer is one BGP session of the speaker.
+type Peer struct {
+	Address string
+	ASN     uint32
+	// State is the session's state in GoBGP's words ("established", "active", "connect", ...).
+	State string
+	// Established says whether it is up.
+	Established bool
+}
+
+// Peers lists the speaker's sessions and their state.
+func (c *Client) Peers(ctx context.Context) ([]Peer, error) {
+	stream, err := c.api.ListPeer(ctx, &api.ListPeerRequest{})
+	if err != nil {
+		return nil, unreachable(err)
+	}
+	var out []Peer
+	for {
+		r, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return out, unreachable(err)
+		}
+		p := r.GetPeer()
+		st := p.GetState().GetSessionState()
+		out = append(out, Peer{
+			Address:     p.GetConf().GetNeighborAddress(),
+			ASN:         p.GetConf().GetPeerAsn(),
+			State:       strings.ToLower(st.String()),
+			Established: st == api.PeerState_ESTABLISHED,
+		})
+	}
+}

@@ -177,6 +177,9 @@ func (s *Store) Leases() ([]Lease, error) {
 	return out, nil
 }
 
+// Path is the file that holds l.
+func (s *Store) Path(l Lease) string { return filepath.Join(s.dir, l.file) }
+
 // parseLease reads "containerID\r\nifname", or the older "containerID" alone.
 func parseLease(data []byte) Lease {
 	id, ifname, _ := strings.Cut(strings.TrimSpace(string(data)), "\n")

@@ -45,6 +45,9 @@ type changes struct {
 type deviceChange struct {
 	diffs  []string
 	remake bool
+	// lowMTU is the line of diffs, if any, saying the MTU is below the computed one: packets still
+	// pass, only smaller than they could be.
+	lowMTU string
 }
 
 // entryChange is one change after the device's: a route, or an entry on the tunnel device. apply
@@ -143,6 +146,38 @@ func (c changes) lines() []string {
 	return out
 }
 
+// split sorts c's lines into what pods lack (the device missing, down, unfit or with another MAC; a
+// peer's route, neighbour, FDB entry or address missing or wrong) and what only tidies up (entries of
+// peers that left, an MTU below the computed one).
+func (c changes) split() (missing, tidy []string) {
+	for _, d := range c.device.diffs {
+		if d == c.device.lowMTU {
+			tidy = append(tidy, d)
+		} else {
+			missing = append(missing, d)
+		}
+	}
+	for _, e := range c.inOrder() {
+		removal := false
+		switch e := e.(type) {
+		case routeDel:
+			removal = true
+		case neighChange:
+			removal = e.remove
+		case fdbChange:
+			removal = e.remove
+		case addrChange:
+			removal = e.remove
+		}
+		if removal {
+			tidy = append(tidy, e.String())
+		} else {
+			missing = append(missing, e.String())
+		}
+	}
+	return missing, tidy
+}
+
 // diff decides what turns st into t. It reads no kernel. A device to be made anew is the only change:
 // everything on it will be new, and is compared once it is there.
 func diff(t target, st state) changes {
@@ -170,7 +205,11 @@ func diffDevice(spec link.TunnelSpec, have netlink.Link) deviceChange {
 	var d deviceChange
 	a := have.Attrs()
 	if spec.MTU != 0 && a.MTU != spec.MTU {
-		d.diffs = append(d.diffs, fmt.Sprintf("device %s: MTU %d, want %d", spec.Name, a.MTU, spec.MTU))
+		line := fmt.Sprintf("device %s: MTU %d, want %d", spec.Name, a.MTU, spec.MTU)
+		d.diffs = append(d.diffs, line)
+		if a.MTU < spec.MTU {
+			d.lowMTU = line
+		}
 	}
 	if spec.Kind == link.KindVXLAN && spec.MAC != nil && a.HardwareAddr.String() != spec.MAC.String() {
 		d.diffs = append(d.diffs, fmt.Sprintf("device %s: MAC %s, want %s", spec.Name, a.HardwareAddr, spec.MAC))

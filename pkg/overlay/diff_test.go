@@ -473,3 +473,37 @@ func TestDiff(t *testing.T) {
 		})
 	}
 }
+
+// split tells what costs pods connectivity from what only tidies up: an MTU below the computed one and
+// entries of peers that left are the latter; an MTU above it, and anything missing, the former.
+func TestChangesSplit(t *testing.T) {
+	low, high := vxlanDevice(), vxlanDevice()
+	low.MTU, high.MTU = 1400, 1500
+	if d := diffDevice(testSpec(link.KindVXLAN), low); d.lowMTU != "device nlvx0: MTU 1400, want 1450" {
+		t.Errorf("MTU below: %+v", d)
+	}
+	if d := diffDevice(testSpec(link.KindVXLAN), high); d.lowMTU != "" || len(d.diffs) != 1 {
+		t.Errorf("MTU above: %+v", d)
+	}
+	ip := netip.MustParseAddr
+	peer := route.Route{Dst: netip.MustParsePrefix("10.244.3.0/24"), GW: ip("192.168.2.13"), OnLink: true, Protocol: route.ProtoOverlay}
+	gone := route.Route{Dst: netip.MustParsePrefix("10.244.2.0/24"), GW: ip("192.168.1.12"), OnLink: true, Protocol: route.ProtoOverlay}
+	c := changes{
+		device:      diffDevice(testSpec(link.KindVXLAN), low),
+		staleRoutes: []routeDel{{route: route.Installed{LinkIndex: testTunnel, Route: gone}}},
+		neighs:      []neighChange{{entry: neigh.Entry{IP: ip("192.168.2.13"), MAC: testVTEPMAC}}, {entry: neigh.Entry{IP: ip("192.168.1.12")}, remove: true}},
+		fdb:         []fdbChange{{entry: neigh.FDB{MAC: testVTEPMAC, Dst: ip("192.168.1.12")}, remove: true}},
+		newRoutes:   []routeAdd{{route: PeerRoute{Route: peer}, dev: "nlvx0"}},
+	}
+	missing, tidy := c.split()
+	checkLines(t, "missing", missing, []string{
+		"neighbour 192.168.2.13 lladdr " + testVTEPMAC.String(),
+		"route 10.244.3.0/24 via 192.168.2.13 onlink proto 78 dev nlvx0",
+	})
+	checkLines(t, "tidy", tidy, []string{
+		"device nlvx0: MTU 1400, want 1450",
+		"remove route 10.244.2.0/24 via 192.168.1.12 onlink proto 78 (ifindex 10)",
+		"remove neighbour 192.168.1.12",
+		"remove fdb " + testVTEPMAC.String() + " dst 192.168.1.12",
+	})
+}

@@ -66,6 +66,17 @@ func (nw *Network) Diff() ([]string, error) {
 	return diff(nw.target(), st).lines(), nil
 }
 
+// DiffSplit is Diff sorted by consequence: missing are the differences that cost pods connectivity,
+// tidy those that only leave something stale or smaller than it could be (see changes.split).
+func (nw *Network) DiffSplit() (missing, tidy []string, err error) {
+	st, err := nw.readState()
+	if err != nil {
+		return nil, nil, err
+	}
+	missing, tidy = diff(nw.target(), st).split()
+	return missing, tidy, nil
+}
+
 // ensureDevice makes, fixes or replaces the tunnel device. Of what it does it names only a replacement,
 // as Sync always has: a missing device made, or its MTU, MAC or down state fixed in place, go unnamed.
 func (nw *Network) ensureDevice() ([]string, error) {

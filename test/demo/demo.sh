@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # netloom demo: two "pods" (network namespaces) on a netloom bridge with netloom's host-local IPAM and
 # portmap, attached with cnitool exactly as a runtime attaches a container, pinging each other, and a
-# hostPort of the node reaching a server in one pod, netloom doctor reporting the node healthy; then
-# torn down.
+# hostPort of the node reaching a server in one pod, netloom doctor reporting the node healthy,
+# netloom ls listing both pods; then torn down.
 #
 # Run it through `make demo` (which builds bin/ and installs ip, ping and cnitool first), as root.
 # Everything it creates has a random name and is removed on exit, whether the demo passed or not.
@@ -152,6 +152,11 @@ say "netloom doctor --conf-dir $conf_dir --cni-bin-dir $cni_path"
 # The node's checks for this network: its plugins, each plugin's verdict on its config, forwarding,
 # the firewall, routes, hairpin of the hostPort pod, MTU. Exit 0: nothing breaks the pods.
 "$bin/netloom" doctor --conf-dir "$conf_dir" --cni-bin-dir "$cni_path" || die "netloom doctor reports a problem (exit $?)"
+
+say "netloom ls --conf-dir $conf_dir"
+# Every attachment of the node, from cnitool's result cache (libcni's default), the leases and the
+# rules: both pods alive, the hostPort on one.
+"$bin/netloom" ls --conf-dir "$conf_dir" || die "netloom ls failed (exit $?)"
 
 say "ping from $a ($(addr_of "$a")) to $b ($addr_b)"
 ip netns exec "$a" ping -c 3 -W 2 "$addr_b"
