@@ -1,7 +1,9 @@
 package doctor
 
+import "github.com/netloom/netloom/pkg/inventory"
+
 // Checks are netloom doctor's checks in report order: what the runtime needs to call the plugins first,
-// then the node's kernel settings, then the state of running pods.
+// then the node's kernel settings, then the state of running pods, then what netloom's own agents hold.
 func Checks() []Check {
 	return []Check{
 		{Name: "plugin-binaries", Run: checkBinaries},
@@ -12,5 +14,8 @@ func Checks() []Check {
 		{Name: "pod-cidrs", Run: checkPodCIDRs},
 		{Name: "hairpin", Run: checkHairpin},
 		{Name: "mtu", Run: checkMTU},
+		Leftovers(inventory.Dirs{}),
+		OverlayPeers(),
+		Netloomd("", ""),
 	}
 }
