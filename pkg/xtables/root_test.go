@@ -169,3 +169,39 @@ func TestRootXtablesLock(t *testing.T) {
 		})
 	}
 }
+
+// TestRootMayHold: in a fresh namespace neither build has the chain; once it exists MayHold says so,
+// through nf_tables for the nft build and through the loaded legacy table (any chain) for the legacy one.
+func TestRootMayHold(t *testing.T) {
+	harness.RequireRoot(t)
+	for _, v := range variants {
+		t.Run(string(v), func(t *testing.T) {
+			n := harness.NewNetNS(t, "xtm")
+			x := xtables.NewExec(xtables.Config{Variant: v})
+			err := n.Do(func() error {
+				for _, f := range xtables.Families() {
+					if x.MayHold(f, "nat", "CNI-M") {
+						return fmt.Errorf("%v: a fresh namespace may hold CNI-M", f)
+					}
+					if err := x.Restore(f, "*nat\n-N CNI-M\nCOMMIT\n"); err != nil {
+						return err
+					}
+					if !x.MayHold(f, "nat", "CNI-M") {
+						return fmt.Errorf("%v: CNI-M exists and MayHold says no", f)
+					}
+					other := x.MayHold(f, "nat", "CNI-OTHER")
+					if want := v == xtables.VariantLegacy; other != want {
+						return fmt.Errorf("%v: MayHold(CNI-OTHER) = %v, want %v", f, other, want)
+					}
+					if err := x.Restore(f, "*nat\n-X CNI-M\nCOMMIT\n"); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}

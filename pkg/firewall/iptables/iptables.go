@@ -7,9 +7,11 @@
 // and reads no more of the nat table than it needs, so that its cost does not grow with the pods on the
 // node (each has a chain and a POSTROUTING jump there): a fresh Ensure writes its chain and jumps without
 // reading (one run; the restore refuses them whole when the chain exists, and then the Ensure reads the
-// table and applies the difference), a Remove lists POSTROUTING (`iptables -S`), and its chain too when
-// no jump to it is there, then restores what it found (two runs per family; NewForCleanup's lists the
-// chain first: one run for a family without the chain, three with it); Check lists the two chains. GC
+// table and applies the difference), a Remove first asks the kernel whether the family may have the
+// chain at all (xtables.Runner.MayHold: one netlink lookup and a /proc read, no process), runs nothing
+// for a family that has not, and otherwise lists POSTROUTING (`iptables -S`), and its chain too when no
+// jump to it is there, then restores what it found (two runs for a pod's family; NewForCleanup's lists
+// the chain first, three runs); Check lists the two chains. GC
 // reads the whole table (`iptables-save -t nat`), as it must. With iptables-nft every run that deletes
 // costs some 18 ms of kernel commit, so a Remove that deleted with -D, -F and -X one run each took about
 // 55 ms per family; batched it commits once. A restore waits for the xtables lock at most
@@ -54,8 +56,8 @@ var _ firewall.Masquerader = (*Masq)(nil)
 func New() *Masq { return NewWithConfig(xtables.Config{}) }
 
 // NewForCleanup is New for removing what the attachments of another masquerade backend may have left
-// here (ipmasq's DEL sweeps both backends): its Remove costs one `iptables -S` per family when there is
-// nothing, and one more than New's when there is.
+// here (ipmasq's DEL sweeps both backends): when the kernel cannot tell that there is nothing (the
+// legacy nat table is loaded, or the chain exists), its Remove lists the chain before POSTROUTING.
 func NewForCleanup() *Masq {
 	m := New()
 	m.cleanup = true
@@ -72,7 +74,8 @@ func newWithTools(t xtables.Tools) *Masq {
 
 // Probe returns a Masquerader when iptables can be used here: the tools exist and can read the nat
 // table, the reference's test for choosing the default masquerade backend (netloom lists POSTROUTING
-// rather than saving the whole table, which grows with the node's pods).
+// rather than saving the whole table, which grows with the node's pods). pkg/firewall/ipmasq runs it
+// only after iptables failed.
 func Probe() (*Masq, bool) {
 	x := xtables.NewExec(xtables.Config{})
 	if err := x.ProbeChain(xtables.IPv4, natTable, postrouting); err != nil {
@@ -99,11 +102,16 @@ func (m *Masq) readChain(f xtables.Family, chain string) (xtables.Table, error) 
 }
 
 // readForRemove returns what Remove needs of f's nat table: POSTROUTING's rules, and chain when it
-// exists (not its rules: Remove flushes it). When POSTROUTING jumps to chain, chain exists (iptables
-// refuses a jump to a missing chain), so only without a jump is chain listed: one run per family for a
-// pod's own family, two for a family it has no address in. Unless m is for cleanup, which lists the
+// exists (not its rules: Remove flushes it). A chain that the kernel surely does not have
+// (xtables.Runner.MayHold: a family the pod has no address in, or every family when the attachment
+// was made by the nftables backend) has no jump to it either (iptables refuses a jump to a missing
+// chain), and nothing is run. When POSTROUTING jumps to chain, chain exists, so only without a jump is
+// chain listed: one run per family for a pod's own family. Unless m is for cleanup, which lists the
 // chain first (see NewForCleanup).
 func (m *Masq) readForRemove(f xtables.Family, chain string) (xtables.Table, error) {
+	if !m.run.MayHold(f, chain) {
+		return xtables.NewTable(), nil
+	}
 	if m.cleanup {
 		return m.readChain(f, chain)
 	}

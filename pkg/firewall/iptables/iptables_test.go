@@ -258,12 +258,15 @@ func TestDualStackRemove(t *testing.T) {
 		t.Errorf("Check after Remove: %v", err)
 	}
 
-	before = runs(f)
+	before, peeks := runs(f), f.Peeks
 	if err := m.Remove(keyA); err != nil {
 		t.Fatalf("second Remove: %v", err)
 	}
-	if n := runs(f) - before; n != 4 {
-		t.Errorf("Remove of nothing ran iptables %d times, want 4 (POSTROUTING and the chain listed per family)", n)
+	// Neither family has the chain, which the kernel tells without iptables (one look per family):
+	// nothing runs.
+	if n := runs(f) - before; n != 0 || f.Peeks[ipv4] != peeks[ipv4]+1 || f.Peeks[ipv6] != peeks[ipv6]+1 {
+		t.Errorf("Remove of nothing ran iptables %d times (looked in the kernel %v times before, %v after), want none",
+			n, peeks, f.Peeks)
 	}
 	// The cleanup of another backend's attachment asks for the chain first.
 	c := newWithTools(f)
@@ -272,8 +275,8 @@ func TestDualStackRemove(t *testing.T) {
 	if err := c.Remove(keyA); err != nil {
 		t.Fatalf("cleanup Remove of nothing: %v", err)
 	}
-	if n := runs(f) - before; n != 2 {
-		t.Errorf("cleanup Remove of nothing ran iptables %d times, want 2 (the chain listed per family)", n)
+	if n := runs(f) - before; n != 0 {
+		t.Errorf("cleanup Remove of nothing ran iptables %d times, want none", n)
 	}
 	before = runs(f)
 	if err := c.Remove(keyB); err != nil {
@@ -392,5 +395,23 @@ func TestBadInput(t *testing.T) {
 	}
 	if n := runs(f); n != 0 {
 		t.Errorf("bad input ran iptables %d times", n)
+	}
+}
+
+// An IPv4-only pod's Remove runs nothing for IPv6: the kernel tells that ip6tables has no chain of it.
+func TestRemoveSkipsFamilyWithoutChain(t *testing.T) {
+	m, f := newFakeMasq()
+	if err := m.Ensure(keyA, []netip.Prefix{v4A}); err != nil {
+		t.Fatal(err)
+	}
+	before := f.Lists[ipv6] + f.Saves[ipv6] + len(f.Restores[ipv6])
+	if err := m.Remove(keyA); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.Lists[ipv6] + f.Saves[ipv6] + len(f.Restores[ipv6]) - before; n != 0 {
+		t.Errorf("Remove of an IPv4-only pod ran ip6tables %d times, want none", n)
+	}
+	if d := f.Dump(ipv4); strings.Contains(d, chA) {
+		t.Errorf("iptables still holds %s:\n%s", chA, d)
 	}
 }
