@@ -315,6 +315,12 @@ func (r Runner) ReadChains(f Family, chains ...string) (Table, error) {
 // guess was wrong (a chain that exists already). Then it reads the table and applies plan to what is
 // there, as Apply does.
 func (r Runner) ApplyGuess(f Family, guess Table, plan func(Table) (Batch, error)) error {
+	return r.ApplyGuessOr(f, guess, func() (Table, error) { return r.Read(f) }, plan)
+}
+
+// ApplyGuessOr is ApplyGuess reading what read returns (say, only the chains plan needs) when the
+// guess was wrong.
+func (r Runner) ApplyGuessOr(f Family, guess Table, read func() (Table, error), plan func(Table) (Batch, error)) error {
 	b, err := plan(guess)
 	if err != nil || b.Empty() {
 		return err
@@ -326,7 +332,7 @@ func (r Runner) ApplyGuess(f Family, guess Table, plan func(Table) (Batch, error
 	if err == nil || IsLockTimeout(err) {
 		return err
 	}
-	t, err := r.Read(f)
+	t, err := read()
 	if err != nil {
 		return err
 	}

@@ -110,8 +110,16 @@ func (b *both) Check(k firewall.Key, addrs []netip.Prefix) error {
 	return b.use(func(m firewall.Masquerader) error { return m.Check(k, addrs) })
 }
 
-func (b *both) Remove(k firewall.Key) error {
-	return b.sweep(func(m firewall.Masquerader) error { return m.Remove(k) })
+func (b *both) Remove(k firewall.Key) error { return b.RemoveHinted(k, nil) }
+
+// RemoveHinted is Remove passing the hint on to the backends that take one (firewall.HintedRemover).
+func (b *both) RemoveHinted(k firewall.Key, addrs []netip.Prefix) error {
+	return b.sweep(func(m firewall.Masquerader) error {
+		if h, ok := m.(firewall.HintedRemover); ok {
+			return h.RemoveHinted(k, addrs)
+		}
+		return m.Remove(k)
+	})
 }
 
 func (b *both) GC(network string, valid map[conf.Attachment]bool) error {

@@ -415,3 +415,47 @@ func TestRemoveSkipsFamilyWithoutChain(t *testing.T) {
 		t.Errorf("iptables still holds %s:\n%s", chA, d)
 	}
 }
+
+// A DEL's hint (its prevResult's addresses) removes the attachment in one restore per family, without
+// reading; a wrong hint costs the reads Remove makes, and still removes everything.
+func TestRemoveHinted(t *testing.T) {
+	v4Other := netip.MustParsePrefix("10.1.2.9/24")
+	for _, tc := range []struct {
+		name         string
+		ensured      []netip.Prefix
+		hint         []netip.Prefix
+		restores     int // IPv4 restores of the RemoveHinted
+		lists, saves int
+	}{
+		{"right hint", []netip.Prefix{v4A}, []netip.Prefix{v4A}, 1, 0, 0},
+		// The guessed -D fails; then POSTROUTING is listed (its jump says the chain exists).
+		{"another address", []netip.Prefix{v4A}, []netip.Prefix{v4Other}, 2, 1, 0},
+		// The -D succeeds, the -X fails: another jump refers to the chain. The restore is refused whole.
+		{"one of two addresses", []netip.Prefix{v4A, v4Other}, []netip.Prefix{v4A}, 2, 1, 0},
+		{"no hint", []netip.Prefix{v4A}, nil, 1, 1, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, f := newFakeMasq()
+			if err := m.Ensure(keyA, tc.ensured); err != nil {
+				t.Fatal(err)
+			}
+			if err := m.Ensure(keyB, []netip.Prefix{v4B}); err != nil {
+				t.Fatal(err)
+			}
+			restores, lists, saves := len(f.Restores[ipv4]), f.Lists[ipv4], f.Saves[ipv4]
+			if err := m.RemoveHinted(keyA, tc.hint); err != nil {
+				t.Fatal(err)
+			}
+			d := f.Dump(ipv4)
+			if strings.Contains(d, chA) || !strings.Contains(d, ChainName(keyB.Network, keyB.ContainerID)) {
+				t.Errorf("after RemoveHinted:\n%s", d)
+			}
+			if got := [3]int{len(f.Restores[ipv4]) - restores, f.Lists[ipv4] - lists, f.Saves[ipv4] - saves}; got != [3]int{tc.restores, tc.lists, tc.saves} {
+				t.Errorf("restores, lists, saves = %v, want %v", got, [3]int{tc.restores, tc.lists, tc.saves})
+			}
+			if n := len(f.Restores[ipv6]) + f.Lists[ipv6] + f.Saves[ipv6]; n != 0 {
+				t.Errorf("ip6tables ran %d times for an IPv4-only pod", n)
+			}
+		})
+	}
+}
