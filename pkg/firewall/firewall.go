@@ -68,6 +68,13 @@ type Masquerader interface {
 	GC(network string, valid map[conf.Attachment]bool) error
 }
 
+// HintedRemover is a Masquerader whose Remove costs less when told the addresses k's rules were most
+// likely made for (a DEL's prevResult). It removes every rule of k all the same, whatever addresses they
+// match, and a wrong or empty hint only costs what Remove costs.
+type HintedRemover interface {
+	RemoveHinted(k Key, addrs []netip.Prefix) error
+}
+
 // SplitFamilies returns addrs split into IPv4 and IPv6, each without duplicates, in their original order.
 // A 4-in-6 address counts as IPv6, as the kernel sees it. It fails on an invalid prefix.
 func SplitFamilies(addrs []netip.Prefix) (v4, v6 []netip.Prefix, err error) {

@@ -2,6 +2,7 @@ package nftnl
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 
 	"github.com/google/nftables/expr"
@@ -273,4 +274,39 @@ func parseGeneration(b []byte) (uint32, error) {
 		return 0, err
 	}
 	return 0, fmt.Errorf("nf_tables generation reply without NFTA_GEN_ID")
+}
+
+// HasChain tells whether t has a chain named chain: one lookup (not a dump), whatever the size of the
+// table. A missing table has none.
+func (c *Conn) HasChain(t Table, chain string) (bool, error) {
+	req, err := netlink.MarshalAttributes([]netlink.Attribute{
+		{Type: unix.NFTA_CHAIN_TABLE, Data: cstr(t.Name)},
+		{Type: unix.NFTA_CHAIN_NAME, Data: cstr(chain)},
+	})
+	if err != nil {
+		return false, err
+	}
+	seq := c.reserve(1)
+	if err := c.send(appendMsg(nil, nftType(unix.NFT_MSG_GETCHAIN), unix.NLM_F_REQUEST, seq, t.Family, 0, req)); err != nil {
+		return false, fmt.Errorf("look up chain %s %s: %w", t.Name, chain, err)
+	}
+	for {
+		replies, err := c.receive()
+		if err != nil {
+			return false, fmt.Errorf("look up chain %s %s: %w", t.Name, chain, err)
+		}
+		for _, r := range replies {
+			switch {
+			case r.Header.Seq != seq:
+			case r.Header.Type == nftType(unix.NFT_MSG_NEWCHAIN):
+				return true, nil
+			case r.Header.Type == unix.NLMSG_ERROR:
+				err := errnoOf(r)
+				if err == nil || errors.Is(err, unix.ENOENT) {
+					return false, nil
+				}
+				return false, fmt.Errorf("look up chain %s %s: %w", t.Name, chain, err)
+			}
+		}
+	}
 }

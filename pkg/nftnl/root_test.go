@@ -423,3 +423,24 @@ func TestDelReplacesTheTable(t *testing.T) {
 		t.Errorf("add and delete left:\n%s", got)
 	}
 }
+
+// HasChain finds a chain, empty or not, and answers no for a missing chain and a missing table.
+func TestHasChain(t *testing.T) {
+	n := newNS(t)
+	withConn(t, n, func(c *Conn) error {
+		for _, name := range []string{"work", "post", "nosuchchain"} {
+			if ok, err := c.HasChain(testTable, name); ok || err != nil {
+				t.Errorf("before the table: HasChain(%s) = %v, %v", name, ok, err)
+			}
+		}
+		if err := c.Transact(append(skeleton(t), must(t)(testTable.AddChain(Chain{Name: "empty"})))); err != nil {
+			return err
+		}
+		for name, want := range map[string]bool{"work": true, "post": true, "empty": true, "nosuchchain": false} {
+			if ok, err := c.HasChain(testTable, name); ok != want || err != nil {
+				t.Errorf("HasChain(%s) = %v, %v; want %v", name, ok, err, want)
+			}
+		}
+		return nil
+	})
+}

@@ -190,7 +190,7 @@ func (c commands) del(args *skel.CmdArgs) error {
 		errs = append(errs, ipamexec.Del(context.Background(), n.IPAM.Type, ipamConf))
 	}
 	if n.IPMasq {
-		errs = append(errs, ipmasq.RemoveFor(n.masqBE, firewall.KeyFor(n.Name, args)))
+		errs = append(errs, ipmasq.RemoveFor(n.masqBE, firewall.KeyFor(n.Name, args), ipmasq.DelHint(&n.NetConf)))
 	}
 	return errors.Join(errs...)
 }

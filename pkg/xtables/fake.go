@@ -17,6 +17,7 @@ type Fake struct {
 	Tables   [2]Table    // by Family
 	Saves    [2]int      // how many Saves ran
 	Lists    [2]int      // how many Lists ran
+	Peeks    [2]int      // how many MayHolds ran
 	Restores [2][]string // every Restore's input, in order, failed ones too
 	Missing  [2]bool     // the family's tools are not installed
 	Locked   [2]bool     // another program holds the xtables lock: restores time out
@@ -90,6 +91,15 @@ func (f *Fake) List(fam Family, table, chain string) (string, error) {
 		fmt.Fprintf(&b, "-A %s %s\n", chain, r)
 	}
 	return b.String(), nil
+}
+
+// MayHold tells whether fam's table has chain (the tools need not be installed for that: Exec looks in
+// the kernel).
+func (f *Fake) MayHold(fam Family, _, chain string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.Peeks[fam]++
+	return f.Tables[fam].Chains[chain]
 }
 
 func (f *Fake) Restore(fam Family, input string) error {

@@ -169,3 +169,77 @@ func TestRootXtablesLock(t *testing.T) {
 		})
 	}
 }
+
+// TestRootMayHold: in a fresh namespace neither build has the chain; once it exists MayHold says so,
+// through nf_tables for the nft build and through the loaded legacy table (any chain) for the legacy one.
+func TestRootMayHold(t *testing.T) {
+	harness.RequireRoot(t)
+	for _, v := range variants {
+		t.Run(string(v), func(t *testing.T) {
+			n := harness.NewNetNS(t, "xtm")
+			x := xtables.NewExec(xtables.Config{Variant: v})
+			err := n.Do(func() error {
+				for _, f := range xtables.Families() {
+					if x.MayHold(f, "nat", "CNI-M") {
+						return fmt.Errorf("%v: a fresh namespace may hold CNI-M", f)
+					}
+					if err := x.Restore(f, "*nat\n-N CNI-M\nCOMMIT\n"); err != nil {
+						return err
+					}
+					if !x.MayHold(f, "nat", "CNI-M") {
+						return fmt.Errorf("%v: CNI-M exists and MayHold says no", f)
+					}
+					other := x.MayHold(f, "nat", "CNI-OTHER")
+					if want := v == xtables.VariantLegacy; other != want {
+						return fmt.Errorf("%v: MayHold(CNI-OTHER) = %v, want %v", f, other, want)
+					}
+					if err := x.Restore(f, "*nat\n-X CNI-M\nCOMMIT\n"); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// TestRootRemoveHinted: the masquerade's guessed removal (a DEL's prevResult) against both builds: a
+// restore that deletes one of a pod's two jumps and then its chain is refused whole (-X of a chain
+// still referenced), and the fallback removes both jumps and the chain; a right hint leaves nothing.
+func TestRootRemoveHinted(t *testing.T) {
+	harness.RequireRoot(t)
+	k := firewall.Key{Network: "hintnet", ContainerID: "c-hint", IfName: "eth0"}
+	a, b := netip.MustParsePrefix("10.9.0.5/24"), netip.MustParsePrefix("10.9.1.5/24")
+	chain := fwipt.ChainName(k.Network, k.ContainerID)
+	for _, v := range variants {
+		t.Run(string(v), func(t *testing.T) {
+			n := harness.NewNetNS(t, "xth")
+			x := xtables.NewExec(xtables.Config{Variant: v})
+			m := fwipt.NewWithConfig(xtables.Config{Variant: v})
+			err := n.Do(func() error {
+				for _, hint := range [][]netip.Prefix{{a}, {a, b}} {
+					if err := m.Ensure(k, []netip.Prefix{a, b}); err != nil {
+						return err
+					}
+					if err := m.RemoveHinted(k, hint); err != nil {
+						return err
+					}
+					out, err := x.Save(xtables.IPv4, "nat")
+					if err != nil {
+						return err
+					}
+					if strings.Contains(out, chain) {
+						return fmt.Errorf("hint %v left:\n%s", hint, out)
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}

@@ -318,7 +318,8 @@ func cmdDel(n *NetConf, args *skel.CmdArgs) error {
 		steps = append(steps, func() error { return ipamexec.Del(ctx, n.IPAM.Type, args.StdinData) })
 	}
 	if n.IPMasq {
-		steps = append(steps, func() error { return ipmasq.RemoveFor(n.masqBE, firewall.KeyFor(n.Name, args)) })
+		hint := ipmasq.DelHint(&n.NetConf) // read before the steps run at once
+		steps = append(steps, func() error { return ipmasq.RemoveFor(n.masqBE, firewall.KeyFor(n.Name, args), hint) })
 	}
 	if n.MacSpoofChk {
 		steps = append(steps, func() error {

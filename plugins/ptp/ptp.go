@@ -266,7 +266,7 @@ func cmdDel(n *NetConf, args *skel.CmdArgs) error {
 	errs := []error{hostlink.RemoveAt(args.Netns, args.IfName)}
 	errs = append(errs, ipamexec.Del(context.Background(), n.IPAM.Type, args.StdinData))
 	if n.IPMasq {
-		errs = append(errs, ipmasq.RemoveFor(n.masqBE, firewall.KeyFor(n.Name, args)))
+		errs = append(errs, ipmasq.RemoveFor(n.masqBE, firewall.KeyFor(n.Name, args), ipmasq.DelHint(&n.NetConf)))
 	}
 	return errors.Join(errs...)
 }

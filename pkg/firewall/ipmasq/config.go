@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 
+	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 
 	"github.com/netloom/netloom/pkg/addr"
@@ -34,15 +35,35 @@ func ForConfig(backend string) (firewall.Masquerader, error) {
 }
 
 // RemoveFor is DEL's masquerade step: remove k's rules from both backends, the error naming "ipMasq".
-func RemoveFor(backend string, k firewall.Key) error {
+// hint is the addresses of the DEL's prevResult (nil without one): the iptables backend then removes
+// the rules it expects without reading first (see firewall.HintedRemover).
+func RemoveFor(backend string, k firewall.Key, hint []netip.Prefix) error {
 	m, err := ForConfig(backend)
 	if err != nil {
 		return err
 	}
-	if err := m.Remove(k); err != nil {
+	if h, ok := m.(firewall.HintedRemover); ok {
+		err = h.RemoveHinted(k, hint)
+	} else {
+		err = m.Remove(k)
+	}
+	if err != nil {
 		return fmt.Errorf("ipMasq: %w", err)
 	}
 	return nil
+}
+
+// DelHint is what RemoveFor takes from a DEL's prevResult: its addresses, or nil when there is none or
+// it does not parse (a DEL must clean up without it).
+func DelHint(nc *types.NetConf) []netip.Prefix {
+	if nc.RawPrevResult == nil {
+		return nil
+	}
+	prev, err := conf.PrevResult(nc)
+	if err != nil || prev == nil {
+		return nil
+	}
+	return ResultPrefixes(prev)
 }
 
 // ResultPrefixes are a result's addresses with their prefix lengths, what the reference masquerades:

@@ -11,6 +11,7 @@ import (
 	"github.com/netloom/netloom/pkg/firewall"
 	"github.com/netloom/netloom/pkg/firewall/iptables"
 	"github.com/netloom/netloom/pkg/firewall/nftables"
+	"github.com/netloom/netloom/pkg/xtables"
 )
 
 // New returns the Masquerader for backend: "iptables", "nftables", or "" for the reference's default,
@@ -26,17 +27,25 @@ func New(backend string) (firewall.Masquerader, error) {
 	if backend == firewall.BackendNFTables {
 		ipt = iptables.NewForCleanup()
 	}
-	b := &both{cleaners: []cleaner{
-		{ipt, func() bool { _, ok := iptables.Probe(); return ok }},
-		{nftables.New(), nftables.Available},
-	}}
+	b := &both{
+		cleaners: []cleaner{
+			{ipt, iptablesWorks},
+			{nftables.New(), nftables.Available},
+		},
+		fallback: fallback{
+			iptables:      func() firewall.Masquerader { return iptables.New() },
+			iptablesWorks: iptablesWorks,
+			nftables:      func() firewall.Masquerader { return nftables.New() },
+			nftablesWorks: nftables.Available,
+		},
+	}
 	switch backend {
 	case firewall.BackendIPTables:
 		b.primary = iptables.New()
 	case firewall.BackendNFTables:
 		b.primary = nftables.New()
 	case "":
-		// Chosen on first Ensure or Check: the probe runs iptables, which DEL and GC do not need.
+		// Chosen by the first Ensure or Check (see fallback); DEL and GC need no choice.
 	default:
 		return nil, fmt.Errorf("unknown masquerade backend %q; want %q or %q", backend,
 			firewall.BackendIPTables, firewall.BackendNFTables)
@@ -44,15 +53,31 @@ func New(backend string) (firewall.Masquerader, error) {
 	return b, nil
 }
 
-// defaultBackend is the reference's choice: iptables unless only nftables works.
-func defaultBackend() firewall.Masquerader {
-	if m, ok := iptables.Probe(); ok {
-		return m
+// iptablesWorks is the reference's test for the default backend: iptables can read the nat table.
+func iptablesWorks() bool { _, ok := iptables.Probe(); return ok }
+
+// fallback is how the default backend is chosen: the reference's choice, iptables unless only
+// nftables works, made without the reference's probe (an iptables run only to learn that iptables
+// works) when iptables does its job.
+type fallback struct {
+	iptables, nftables           func() firewall.Masquerader
+	iptablesWorks, nftablesWorks func() bool
+}
+
+// run does op with the default backend and returns the backend it used. op runs with iptables first:
+// when it succeeds, iptables works here. Only when it fails does the probe run; if iptables works
+// (the failure is op's own, say a rule that iptables refused) that failure is op's answer, as it would
+// be after the reference's probe. Otherwise op runs with nftables when nftables works, and fails with
+// iptables' error when neither does, as the reference does. A lock timeout (CNI code 11) runs no probe:
+// the legacy iptables holding its lock works, and the runtime tries again.
+func (fb fallback) run(op func(firewall.Masquerader) error) (firewall.Masquerader, error) {
+	ipt := fb.iptables()
+	err := op(ipt)
+	if err == nil || xtables.IsLockTimeout(err) || fb.iptablesWorks() || !fb.nftablesWorks() {
+		return ipt, err
 	}
-	if nftables.Available() {
-		return nftables.New()
-	}
-	return iptables.New() // neither works: fail with iptables' error, as the reference does
+	nft := fb.nftables()
+	return nft, op(nft)
 }
 
 // cleaner is a backend that Remove and GC sweep, with the test that excuses its failure.
@@ -62,27 +87,39 @@ type cleaner struct {
 }
 
 type both struct {
-	primary  firewall.Masquerader // nil until needed when the backend is the default
+	primary  firewall.Masquerader // nil until an Ensure or Check chose it when the backend is the default
 	cleaners []cleaner
+	fallback fallback
 }
 
-func (b *both) backend() firewall.Masquerader {
-	if b.primary == nil {
-		b.primary = defaultBackend()
+// use does op with the configured backend, or the default one (see fallback.run).
+func (b *both) use(op func(firewall.Masquerader) error) error {
+	if b.primary != nil {
+		return op(b.primary)
 	}
-	return b.primary
+	m, err := b.fallback.run(op)
+	b.primary = m
+	return err
 }
 
 func (b *both) Ensure(k firewall.Key, addrs []netip.Prefix) error {
-	return b.backend().Ensure(k, addrs)
+	return b.use(func(m firewall.Masquerader) error { return m.Ensure(k, addrs) })
 }
 
 func (b *both) Check(k firewall.Key, addrs []netip.Prefix) error {
-	return b.backend().Check(k, addrs)
+	return b.use(func(m firewall.Masquerader) error { return m.Check(k, addrs) })
 }
 
-func (b *both) Remove(k firewall.Key) error {
-	return b.sweep(func(m firewall.Masquerader) error { return m.Remove(k) })
+func (b *both) Remove(k firewall.Key) error { return b.RemoveHinted(k, nil) }
+
+// RemoveHinted is Remove passing the hint on to the backends that take one (firewall.HintedRemover).
+func (b *both) RemoveHinted(k firewall.Key, addrs []netip.Prefix) error {
+	return b.sweep(func(m firewall.Masquerader) error {
+		if h, ok := m.(firewall.HintedRemover); ok {
+			return h.RemoveHinted(k, addrs)
+		}
+		return m.Remove(k)
+	})
 }
 
 func (b *both) GC(network string, valid map[conf.Attachment]bool) error {

@@ -307,9 +307,15 @@ func TestRemoveSweepsBothBackends(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if got := m.(*both).backend(); fmt.Sprintf("%T", got) != "*iptables.Masq" {
+		if err := m.Ensure(keyA, addrsA); err != nil {
+			return err
+		}
+		if got := m.(*both).primary; fmt.Sprintf("%T", got) != "*iptables.Masq" {
 			return fmt.Errorf("default backend is %T where iptables works; the reference picks iptables", got)
 		}
-		return nil
+		if err := iptables.New().Check(keyA, addrsA); err != nil {
+			return fmt.Errorf("the default backend's Ensure: %w", err)
+		}
+		return m.Remove(keyA)
 	})
 }

@@ -7,9 +7,11 @@
 // and reads no more of the nat table than it needs, so that its cost does not grow with the pods on the
 // node (each has a chain and a POSTROUTING jump there): a fresh Ensure writes its chain and jumps without
 // reading (one run; the restore refuses them whole when the chain exists, and then the Ensure reads the
-// table and applies the difference), a Remove lists POSTROUTING (`iptables -S`), and its chain too when
-// no jump to it is there, then restores what it found (two runs per family; NewForCleanup's lists the
-// chain first: one run for a family without the chain, three with it); Check lists the two chains. GC
+// table and applies the difference), a Remove first asks the kernel whether the family may have the
+// chain at all (xtables.Runner.MayHold: one netlink lookup and a /proc read, no process), runs nothing
+// for a family that has not, and otherwise lists POSTROUTING (`iptables -S`), and its chain too when no
+// jump to it is there, then restores what it found (two runs for a pod's family; NewForCleanup's lists
+// the chain first, three runs); Check lists the two chains. GC
 // reads the whole table (`iptables-save -t nat`), as it must. With iptables-nft every run that deletes
 // costs some 18 ms of kernel commit, so a Remove that deleted with -D, -F and -X one run each took about
 // 55 ms per family; batched it commits once. A restore waits for the xtables lock at most
@@ -54,8 +56,8 @@ var _ firewall.Masquerader = (*Masq)(nil)
 func New() *Masq { return NewWithConfig(xtables.Config{}) }
 
 // NewForCleanup is New for removing what the attachments of another masquerade backend may have left
-// here (ipmasq's DEL sweeps both backends): its Remove costs one `iptables -S` per family when there is
-// nothing, and one more than New's when there is.
+// here (ipmasq's DEL sweeps both backends): when the kernel cannot tell that there is nothing (the
+// legacy nat table is loaded, or the chain exists), its Remove lists the chain before POSTROUTING.
 func NewForCleanup() *Masq {
 	m := New()
 	m.cleanup = true
@@ -72,7 +74,8 @@ func newWithTools(t xtables.Tools) *Masq {
 
 // Probe returns a Masquerader when iptables can be used here: the tools exist and can read the nat
 // table, the reference's test for choosing the default masquerade backend (netloom lists POSTROUTING
-// rather than saving the whole table, which grows with the node's pods).
+// rather than saving the whole table, which grows with the node's pods). pkg/firewall/ipmasq runs it
+// only after iptables failed.
 func Probe() (*Masq, bool) {
 	x := xtables.NewExec(xtables.Config{})
 	if err := x.ProbeChain(xtables.IPv4, natTable, postrouting); err != nil {
@@ -100,9 +103,8 @@ func (m *Masq) readChain(f xtables.Family, chain string) (xtables.Table, error) 
 
 // readForRemove returns what Remove needs of f's nat table: POSTROUTING's rules, and chain when it
 // exists (not its rules: Remove flushes it). When POSTROUTING jumps to chain, chain exists (iptables
-// refuses a jump to a missing chain), so only without a jump is chain listed: one run per family for a
-// pod's own family, two for a family it has no address in. Unless m is for cleanup, which lists the
-// chain first (see NewForCleanup).
+// refuses a jump to a missing chain), so only without a jump is chain listed. Unless m is for cleanup,
+// which lists the chain first (see NewForCleanup).
 func (m *Masq) readForRemove(f xtables.Family, chain string) (xtables.Table, error) {
 	if m.cleanup {
 		return m.readChain(f, chain)
@@ -202,17 +204,57 @@ func planEnsure(t xtables.Table, want layout) xtables.Batch {
 // Remove deletes k's chain and every POSTROUTING rule jumping to it, in both families, whatever addresses
 // they match (the reference's older releases matched the pod's subnet rather than its address). A family
 // whose command is not installed has nothing to remove.
-func (m *Masq) Remove(k firewall.Key) error {
+func (m *Masq) Remove(k firewall.Key) error { return m.RemoveHinted(k, nil) }
+
+// RemoveHinted is Remove told the addresses k's rules were most likely made for (a DEL's prevResult).
+// Per family it first asks the kernel whether the family may have k's chain at all
+// (xtables.Runner.MayHold: one netlink lookup and a /proc read, no process) and runs nothing when it
+// has not: no rule can jump to a chain that does not exist. Then, in a family with hinted addresses,
+// it tries without reading the one restore that deletes the jumps for them and the chain. iptables
+// refuses that restore whole when the guess was wrong: -D of a jump that is not there fails, and so
+// does -X of a chain that another jump still refers to, so it succeeds only when it removed everything
+// of k in that family. Otherwise, and in a family without hint, it reads what Remove needs
+// (readForRemove) and restores the difference.
+func (m *Masq) RemoveHinted(k firewall.Key, addrs []netip.Prefix) error {
 	if err := k.Check(); err != nil {
 		return err
 	}
+	var hint [2][]netip.Prefix
+	if v4, v6, err := firewall.SplitFamilies(addrs); err == nil && !m.cleanup {
+		hint = [2][]netip.Prefix{xtables.IPv4: v4, xtables.IPv6: v6}
+	}
 	chain := ChainName(k.Network, k.ContainerID)
-	read := func(f xtables.Family) (xtables.Table, error) { return m.readForRemove(f, chain) }
-	return m.applyBoth(fmt.Sprintf("ipmasq %v: remove", k), read, func(t xtables.Table) xtables.Batch {
+	plan := func(t xtables.Table) (xtables.Batch, error) {
 		var b xtables.Batch
 		b.RemoveChain(t, postrouting, chain)
-		return b
-	})
+		return b, nil
+	}
+	var errs []error
+	for _, f := range xtables.Families() {
+		if !m.run.MayHold(f, chain) {
+			continue
+		}
+		read := func() (xtables.Table, error) { return m.readForRemove(f, chain) }
+		var err error
+		if len(hint[f]) > 0 {
+			guess := freshTable()
+			guess.Chains[chain] = true
+			guess.Rules[postrouting] = desired(k.Network, k.ContainerID, hint[f]).jumps
+			err = m.run.ApplyGuessOr(f, guess, read, plan)
+		} else {
+			var t xtables.Table
+			if t, err = read(); err == nil {
+				err = m.run.Apply(f, t, plan)
+			}
+		}
+		if err != nil && !errors.Is(err, exec.ErrNotFound) {
+			errs = append(errs, fmt.Errorf("%v: %w", f, err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("ipmasq %v: remove: %w", k, err)
+	}
+	return nil
 }
 
 // Check reports what of k's masquerade for addrs is missing or different.

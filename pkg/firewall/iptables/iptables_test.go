@@ -258,12 +258,15 @@ func TestDualStackRemove(t *testing.T) {
 		t.Errorf("Check after Remove: %v", err)
 	}
 
-	before = runs(f)
+	before, peeks := runs(f), f.Peeks
 	if err := m.Remove(keyA); err != nil {
 		t.Fatalf("second Remove: %v", err)
 	}
-	if n := runs(f) - before; n != 4 {
-		t.Errorf("Remove of nothing ran iptables %d times, want 4 (POSTROUTING and the chain listed per family)", n)
+	// Neither family has the chain, which the kernel tells without iptables (one look per family):
+	// nothing runs.
+	if n := runs(f) - before; n != 0 || f.Peeks[ipv4] != peeks[ipv4]+1 || f.Peeks[ipv6] != peeks[ipv6]+1 {
+		t.Errorf("Remove of nothing ran iptables %d times (looked in the kernel %v times before, %v after), want none",
+			n, peeks, f.Peeks)
 	}
 	// The cleanup of another backend's attachment asks for the chain first.
 	c := newWithTools(f)
@@ -272,8 +275,8 @@ func TestDualStackRemove(t *testing.T) {
 	if err := c.Remove(keyA); err != nil {
 		t.Fatalf("cleanup Remove of nothing: %v", err)
 	}
-	if n := runs(f) - before; n != 2 {
-		t.Errorf("cleanup Remove of nothing ran iptables %d times, want 2 (the chain listed per family)", n)
+	if n := runs(f) - before; n != 0 {
+		t.Errorf("cleanup Remove of nothing ran iptables %d times, want none", n)
 	}
 	before = runs(f)
 	if err := c.Remove(keyB); err != nil {
@@ -392,5 +395,67 @@ func TestBadInput(t *testing.T) {
 	}
 	if n := runs(f); n != 0 {
 		t.Errorf("bad input ran iptables %d times", n)
+	}
+}
+
+// An IPv4-only pod's Remove runs nothing for IPv6: the kernel tells that ip6tables has no chain of it.
+func TestRemoveSkipsFamilyWithoutChain(t *testing.T) {
+	m, f := newFakeMasq()
+	if err := m.Ensure(keyA, []netip.Prefix{v4A}); err != nil {
+		t.Fatal(err)
+	}
+	before := f.Lists[ipv6] + f.Saves[ipv6] + len(f.Restores[ipv6])
+	if err := m.Remove(keyA); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.Lists[ipv6] + f.Saves[ipv6] + len(f.Restores[ipv6]) - before; n != 0 {
+		t.Errorf("Remove of an IPv4-only pod ran ip6tables %d times, want none", n)
+	}
+	if d := f.Dump(ipv4); strings.Contains(d, chA) {
+		t.Errorf("iptables still holds %s:\n%s", chA, d)
+	}
+}
+
+// A DEL's hint (its prevResult's addresses) removes the attachment in one restore per family, without
+// reading; a wrong hint costs the reads Remove makes, and still removes everything.
+func TestRemoveHinted(t *testing.T) {
+	v4Other := netip.MustParsePrefix("10.1.2.9/24")
+	for _, tc := range []struct {
+		name         string
+		ensured      []netip.Prefix
+		hint         []netip.Prefix
+		restores     int // IPv4 restores of the RemoveHinted
+		lists, saves int
+	}{
+		{"right hint", []netip.Prefix{v4A}, []netip.Prefix{v4A}, 1, 0, 0},
+		// The guessed -D fails; then POSTROUTING is listed (its jump says the chain exists).
+		{"another address", []netip.Prefix{v4A}, []netip.Prefix{v4Other}, 2, 1, 0},
+		// The -D succeeds, the -X fails: another jump refers to the chain. The restore is refused whole.
+		{"one of two addresses", []netip.Prefix{v4A, v4Other}, []netip.Prefix{v4A}, 2, 1, 0},
+		{"no hint", []netip.Prefix{v4A}, nil, 1, 1, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, f := newFakeMasq()
+			if err := m.Ensure(keyA, tc.ensured); err != nil {
+				t.Fatal(err)
+			}
+			if err := m.Ensure(keyB, []netip.Prefix{v4B}); err != nil {
+				t.Fatal(err)
+			}
+			restores, lists, saves := len(f.Restores[ipv4]), f.Lists[ipv4], f.Saves[ipv4]
+			if err := m.RemoveHinted(keyA, tc.hint); err != nil {
+				t.Fatal(err)
+			}
+			d := f.Dump(ipv4)
+			if strings.Contains(d, chA) || !strings.Contains(d, ChainName(keyB.Network, keyB.ContainerID)) {
+				t.Errorf("after RemoveHinted:\n%s", d)
+			}
+			if got := [3]int{len(f.Restores[ipv4]) - restores, f.Lists[ipv4] - lists, f.Saves[ipv4] - saves}; got != [3]int{tc.restores, tc.lists, tc.saves} {
+				t.Errorf("restores, lists, saves = %v, want %v", got, [3]int{tc.restores, tc.lists, tc.saves})
+			}
+			if n := len(f.Restores[ipv6]) + f.Lists[ipv6] + f.Saves[ipv6]; n != 0 {
+				t.Errorf("ip6tables ran %d times for an IPv4-only pod", n)
+			}
+		})
 	}
 }
