@@ -11,6 +11,7 @@ import (
 
 	"github.com/containernetworking/cni/pkg/types"
 
+	"github.com/netloom/netloom/pkg/cnicache"
 	"github.com/netloom/netloom/pkg/xtables"
 )
 
@@ -348,15 +349,9 @@ func att(network, id string, ports int, hostIfs ...string) attachment {
 		a.CapabilityArgs.PortMappings = append(a.CapabilityArgs.PortMappings, json.RawMessage(`{}`))
 	}
 	for _, h := range hostIfs {
-		a.Result.Interfaces = append(a.Result.Interfaces, struct {
-			Name    string `json:"name"`
-			Sandbox string `json:"sandbox"`
-		}{Name: h})
+		a.Result.Interfaces = append(a.Result.Interfaces, cnicache.Interface{Name: h})
 	}
-	a.Result.Interfaces = append(a.Result.Interfaces, struct {
-		Name    string `json:"name"`
-		Sandbox string `json:"sandbox"`
-	}{Name: "eth0", Sandbox: "/run/netns/x"})
+	a.Result.Interfaces = append(a.Result.Interfaces, cnicache.Interface{Name: "eth0", Sandbox: "/run/netns/x"})
 	return a
 }
 

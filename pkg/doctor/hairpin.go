@@ -44,7 +44,7 @@ func hairpinFindings(atts []attachment, nets []netInfo, read portReader) []Findi
 		if len(a.CapabilityArgs.PortMappings) == 0 {
 			continue
 		}
-		for _, name := range a.hostInterfaces() {
+		for _, name := range a.HostInterfaces() {
 			p, err := read(name)
 			if errors.Is(err, errNoLink) {
 				continue
