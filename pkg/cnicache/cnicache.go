@@ -22,12 +22,12 @@ type Interface struct {
 
 // Entry is one pod's attachment to one network as the runtime recorded it.
 type Entry struct {
-	Kind           string          `json:"kind"`
-	ContainerID    string          `json:"containerId"`
-	IfName         string          `json:"ifName"`
-	NetworkName    string          `json:"networkName"`
-	NetNS          string          `json:"netns"`
-	Config         json.RawMessage `json:"config"`
+	Kind           string `json:"kind"`
+	ContainerID    string `json:"containerId"`
+	IfName         string `json:"ifName"`
+	NetworkName    string `json:"networkName"`
+	NetNS          string `json:"netns"`
+	Config         []byte `json:"config"` // the network configuration list; base64 in the file, as libcni writes it
 	CapabilityArgs struct {
 		PortMappings []json.RawMessage `json:"portMappings"`
 	} `json:"capabilityArgs"`

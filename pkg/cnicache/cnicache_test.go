@@ -18,7 +18,7 @@ func TestRead(t *testing.T) {
 	}
 	files := map[string]string{
 		"net-b-eth0": `{"kind":"cniCacheV1","containerId":"b","ifName":"eth0","networkName":"net","netns":"/run/netns/b",
-			"config":{"name":"net"},"capabilityArgs":{"portMappings":[{"hostPort":80}]},
+			"config":"eyJuYW1lIjoibmV0In0=","capabilityArgs":{"portMappings":[{"hostPort":80}]},
 			"result":{"interfaces":[{"name":"br0"},{"name":"veth1"},{"name":"eth0","sandbox":"/run/netns/b"}]}}`,
 		"net-a-eth0": `{"kind":"cniCacheV1","containerId":"a","ifName":"eth0","networkName":"net"}`,
 		"other":      `{"kind":"somethingElse","containerId":"c"}`,
