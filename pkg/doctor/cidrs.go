@@ -78,13 +78,9 @@ func overlappingNetwork(nets []netInfo, self int, p netip.Prefix) (netInfo, neti
 
 // mainRoutes lists the main table's routes of the calling thread's namespace that have a destination.
 func mainRoutes() ([]hostRoute, error) {
-	links, err := netlinksafe.LinkList()
+	_, byIndex, err := linksByIndex()
 	if err != nil {
-		return nil, fmt.Errorf("list links: %w", err)
-	}
-	byIndex := map[int]netlink.Link{}
-	for _, l := range links {
-		byIndex[l.Attrs().Index] = l
+		return nil, err
 	}
 	rs, err := netlinksafe.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
 	if err != nil {

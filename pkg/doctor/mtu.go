@@ -154,13 +154,9 @@ func podsOver(in netInfo, dev hostLink, pods []podIface) []Finding {
 
 // hostLinks reads every link of the calling thread's namespace with what the MTU check needs.
 func hostLinks() ([]hostLink, error) {
-	links, err := netlinksafe.LinkList()
+	links, byIndex, err := linksByIndex()
 	if err != nil {
-		return nil, fmt.Errorf("list links: %w", err)
-	}
-	byIndex := map[int]netlink.Link{}
-	for _, l := range links {
-		byIndex[l.Attrs().Index] = l
+		return nil, err
 	}
 	out := make([]hostLink, 0, len(links))
 	for _, l := range links {
@@ -185,4 +181,17 @@ func hostLinks() ([]hostLink, error) {
 		out = append(out, h)
 	}
 	return out, nil
+}
+
+// linksByIndex lists the links of the calling thread's namespace, and indexes them by ifindex.
+func linksByIndex() ([]netlink.Link, map[int]netlink.Link, error) {
+	links, err := netlinksafe.LinkList()
+	if err != nil {
+		return nil, nil, fmt.Errorf("list links: %w", err)
+	}
+	byIndex := make(map[int]netlink.Link, len(links))
+	for _, l := range links {
+		byIndex[l.Attrs().Index] = l
+	}
+	return links, byIndex, nil
 }
