@@ -1,7 +1,7 @@
 // Package cnicache reads libcni's result cache (CacheDir/results/<network>-<container>-<ifname>, kind
 // "cniCacheV1"): the attachments a runtime made, with the configuration, netns, capability arguments and
-// result it recorded. It is the one reader of that cache for netloom doctor, netloom ls and netloom
-// portmap.
+// result it recorded. netloom doctor reads the cache through it; pkg/inventory (netloom ls) and netloom
+// portmap to-reference still have readers of their own, with other filters, to be moved here.
 package cnicache
 
 import (
