@@ -20,7 +20,7 @@ func checkBrNetfilter(n *Node) []Finding {
 	if !anyBridge(nets) {
 		return []Finding{{Status: OK, Found: "no bridge network"}}
 	}
-	gates, err := readGates()
+	gates, err := n.gates()
 	if err != nil {
 		return []Finding{{Status: Unknown, Found: "cannot read the firewall: " + oneLine(err.Error()), Fix: "run netloom doctor as root"}}
 	}

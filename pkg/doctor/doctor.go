@@ -85,6 +85,8 @@ type Node struct {
 
 	// bins remembers what each plugin binary answered, so one run asks each VERSION once.
 	bins *binaries
+	// fw remembers the firewall's reading, which two checks judge.
+	fw *gateReading
 }
 
 // Check is one named check.

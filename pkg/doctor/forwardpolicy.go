@@ -7,7 +7,7 @@ import (
 )
 
 func checkForwardPolicy(n *Node) []Finding {
-	gates, err := readGates()
+	gates, err := n.gates()
 	if err != nil {
 		return []Finding{{Status: Unknown, Found: "cannot read the firewall: " + oneLine(err.Error()), Fix: "run netloom doctor as root"}}
 	}

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
 	"os/exec"
 	"strings"
 
@@ -111,6 +110,22 @@ func (g gate) fix(p netip.Prefix) string {
 // maxJumpDepth bounds how deep jumps are followed (a loop the kernel would refuse cannot hang us).
 const maxJumpDepth = 8
 
+// gates returns the node's gates, read once per Node: the br-netfilter and forward-policy checks both
+// judge them, and each reading runs up to four iptables-save and an nft.
+func (n *Node) gates() ([]gate, error) {
+	if n.fw == nil {
+		g, err := readGates()
+		n.fw = &gateReading{g, err}
+	}
+	return n.fw.gates, n.fw.err
+}
+
+// gateReading is one reading of the firewall, with its error.
+type gateReading struct {
+	gates []gate
+	err   error
+}
+
 // readGates reads every gate of the calling thread's network namespace. A tool that is not installed
 // means that firewall is not in use; a tool that fails is an error.
 func readGates() ([]gate, error) {
@@ -119,8 +134,10 @@ func readGates() ([]gate, error) {
 	for _, v := range []xtables.Variant{xtables.VariantLegacy, xtables.VariantNFT} {
 		for _, fam := range xtables.Families() {
 			cfg := xtables.Config{Variant: v}
-			if v == xtables.VariantLegacy && !legacyFilterLoaded(fam) {
-				continue // reading it would create it
+			if v == xtables.VariantLegacy {
+				if loaded, _ := xtables.LegacyTableLoaded(fam, "filter"); !loaded {
+					continue // reading it would create it
+				}
 			}
 			save, err := xtables.NewExec(cfg).Save(fam, "filter")
 			if errors.Is(err, exec.ErrNotFound) {
@@ -154,22 +171,4 @@ func readGates() ([]gate, error) {
 		gates = append(gates, g...)
 	}
 	return gates, errors.Join(errs...)
-}
-
-// legacyFilterLoaded tells whether the legacy filter table of fam exists in this namespace.
-func legacyFilterLoaded(fam xtables.Family) bool {
-	names := "/proc/net/ip_tables_names"
-	if fam == xtables.IPv6 {
-		names = "/proc/net/ip6_tables_names"
-	}
-	b, err := os.ReadFile(names)
-	if err != nil {
-		return false
-	}
-	for _, n := range strings.Fields(string(b)) {
-		if n == "filter" {
-			return true
-		}
-	}
-	return false
 }

@@ -203,14 +203,27 @@ func (x Exec) MayHold(f Family, table, chain string) bool {
 	return x.cfg.Variant != VariantLegacy && nftHas(f, table, chain)
 }
 
-// legacyHas tells whether the legacy build may have f's table in the calling thread's namespace.
+// legacyHas tells whether the legacy build may have f's table in the calling thread's namespace: true
+// when it cannot tell.
 func legacyHas(f Family, table string) bool {
+	loaded, err := LegacyTableLoaded(f, table)
+	return loaded || err != nil
+}
+
+// LegacyTableLoaded tells whether the legacy build's table of f exists in the calling thread's
+// namespace, from the kernel's list of x_tables tables (/proc/net/ip_tables_names, ip6_tables_names),
+// without running iptables: reading a legacy table with iptables-legacy would create it. A kernel
+// without x_tables for that family has none.
+func LegacyTableLoaded(f Family, table string) (bool, error) {
 	name := [...]string{"ip_tables_names", "ip6_tables_names"}[f]
 	b, err := os.ReadFile("/proc/thread-self/net/" + name)
 	if errors.Is(err, fs.ErrNotExist) {
-		return false // x_tables of that family not even loaded
+		return false, nil
 	}
-	return err != nil || slices.Contains(strings.Fields(string(b)), table)
+	if err != nil {
+		return false, err
+	}
+	return slices.Contains(strings.Fields(string(b)), table), nil
 }
 
 // nftHas tells whether the nf_tables build may have chain in f's table (an nf_tables table of that
