@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/netloom/netloom/pkg/cniconf"
 	"github.com/netloom/netloom/pkg/doctor"
 )
 
@@ -49,9 +50,9 @@ func doctorCommand(args []string, stdout, stderr io.Writer) int {
 	}
 	node := &doctor.Node{BinDirs: doctor.BinDirs(*binDir, os.Getenv("CNI_PATH")), CacheDir: *cacheDir}
 	if *conflist != "" {
-		node.Networks = []doctor.Network{doctor.LoadFile(*conflist)}
+		node.Networks = []doctor.Network{cniconf.LoadFile(*conflist)}
 	} else {
-		nets, err := doctor.LoadConfDir(*confDir)
+		nets, err := cniconf.LoadDir(*confDir)
 		if err != nil {
 			fmt.Fprintf(stderr, "netloom doctor: %v\n", err)
 			return 2

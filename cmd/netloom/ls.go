@@ -4,7 +4,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"path/filepath"
 
+	"github.com/containernetworking/cni/libcni"
+
+	"github.com/netloom/netloom/pkg/cniconf"
 	"github.com/netloom/netloom/pkg/inventory"
 )
 
@@ -30,9 +34,17 @@ func lsCommand(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
-	lists, errs := inventory.LoadConfDir(*confDir)
-	for _, err := range errs {
+	nets, err := cniconf.LoadDir(*confDir)
+	if err != nil {
 		fmt.Fprintf(stderr, "netloom: %v\n", err)
+	}
+	var lists []*libcni.NetworkConfigList
+	for _, n := range nets {
+		if n.Err != nil {
+			fmt.Fprintf(stderr, "netloom: %s: %v\n", filepath.Base(n.File), n.Err)
+			continue
+		}
+		lists = append(lists, n.List)
 	}
 	inv := inventory.List(inventory.Dirs{CacheDir: *cacheDir, Networks: lists})
 	write := inv.WriteTable

@@ -12,6 +12,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/netloom/netloom/pkg/cnicache"
+	"github.com/netloom/netloom/pkg/cniconf"
 	"github.com/netloom/netloom/pkg/xtables"
 )
 
@@ -47,7 +48,7 @@ func TestLoadConfDirAndInfo(t *testing.T) {
 	writeFile(t, dir, "30-one.conf", `{"cniVersion":"0.4.0","name":"one","type":"ptp","ipam":{"type":"static","addresses":[{"address":"10.3.0.2/24"}]}}`)
 	writeFile(t, dir, "40-bad.conflist", `{"name":`)
 	writeFile(t, dir, "50-ignored.txt", `{}`)
-	nets, err := LoadConfDir(dir)
+	nets, err := cniconf.LoadDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -342,8 +343,8 @@ func TestPodCIDRFindings(t *testing.T) {
 	}
 }
 
-func att(network, id string, ports int, hostIfs ...string) attachment {
-	var a attachment
+func att(network, id string, ports int, hostIfs ...string) cnicache.Entry {
+	var a cnicache.Entry
 	a.Kind, a.NetworkName, a.ContainerID, a.IfName = "cniCacheV1", network, id, "eth0"
 	for range ports {
 		a.CapabilityArgs.PortMappings = append(a.CapabilityArgs.PortMappings, json.RawMessage(`{}`))
@@ -365,7 +366,7 @@ func TestHairpinFindings(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name string
-		att  attachment
+		att  cnicache.Entry
 		want string
 	}{
 		{"hairpin on", att("pods", "c1", 1, "br0", "vethon"), "ok"},
@@ -374,7 +375,7 @@ func TestHairpinFindings(t *testing.T) {
 		{"veth gone", att("pods", "c4", 1, "vethgone"), "ok"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			fs := hairpinFindings([]attachment{tc.att}, []netInfo{bridgeNet("10.1.0.0/24")}, read)
+			fs := hairpinFindings([]cnicache.Entry{tc.att}, []netInfo{bridgeNet("10.1.0.0/24")}, read)
 			if len(fs) != 1 || fs[0].Status.String() != tc.want {
 				t.Fatalf("got %+v, want one %s", fs, tc.want)
 			}

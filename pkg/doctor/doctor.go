@@ -23,7 +23,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/containernetworking/cni/libcni"
+	"github.com/netloom/netloom/pkg/cniconf"
 )
 
 // Status is a finding's verdict.
@@ -65,14 +65,8 @@ type Finding struct {
 	Fix string `json:"fix,omitempty"`
 }
 
-// Network is one conflist the node's runtimes would load.
-type Network struct {
-	// File is where it was read from.
-	File string
-	// List is nil when the file did not parse; Err then says why.
-	List *libcni.NetworkConfigList
-	Err  error
-}
+// Network is one conflist the node's runtimes would load (cniconf.LoadDir, cniconf.LoadFile).
+type Network = cniconf.Network
 
 // Node is what the checks inspect. The zero value of every field means the node's defaults.
 type Node struct {

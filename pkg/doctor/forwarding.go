@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/netloom/netloom/pkg/cnicache"
 	"github.com/netloom/netloom/pkg/sysctl"
 )
 
@@ -17,7 +18,7 @@ const (
 type sysctlGet func(key string) (string, error)
 
 func checkForwarding(n *Node) []Finding {
-	atts, err := cachedAttachments(n.cacheDir())
+	atts, err := cnicache.Read(n.cacheDir())
 	if err != nil {
 		return []Finding{{Status: Unknown, Found: "cannot read the result cache: " + err.Error()}}
 	}
@@ -25,7 +26,7 @@ func checkForwarding(n *Node) []Finding {
 }
 
 // networksWithPods names the networks that have an attachment in the result cache.
-func networksWithPods(atts []attachment) map[string]bool {
+func networksWithPods(atts []cnicache.Entry) map[string]bool {
 	m := map[string]bool{}
 	for _, a := range atts {
 		m[a.NetworkName] = true

@@ -7,6 +7,7 @@ import (
 	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/vishvananda/netlink"
 
+	"github.com/netloom/netloom/pkg/cnicache"
 	"github.com/netloom/netloom/pkg/link"
 )
 
@@ -24,7 +25,7 @@ type portReader func(name string) (bridgePort, error)
 var errNoLink = errors.New("no such link")
 
 func checkHairpin(n *Node) []Finding {
-	atts, err := cachedAttachments(n.cacheDir())
+	atts, err := cnicache.Read(n.cacheDir())
 	if err != nil {
 		return []Finding{{Status: Unknown, Found: "cannot read the result cache: " + err.Error()}}
 	}
@@ -34,7 +35,7 @@ func checkHairpin(n *Node) []Finding {
 // hairpinFindings checks the bridge port of every attachment with hostPorts: without hairpin the bridge
 // never sends a packet back out of the port it came in by, so a pod that connects to its own hostPort
 // (or to a service that picks it) gets no answer.
-func hairpinFindings(atts []attachment, nets []netInfo, read portReader) []Finding {
+func hairpinFindings(atts []cnicache.Entry, nets []netInfo, read portReader) []Finding {
 	files := map[string]string{}
 	for _, in := range nets {
 		files[in.Name] = in.File

@@ -17,6 +17,7 @@ import (
 	"github.com/containernetworking/cni/pkg/version"
 	"github.com/vishvananda/netlink"
 
+	"github.com/netloom/netloom/pkg/cniconf"
 	"github.com/netloom/netloom/pkg/inventory"
 	"github.com/netloom/netloom/pkg/link"
 )
@@ -303,7 +304,7 @@ func del(ctx context.Context, a *inventory.Attachment, pluginPath []string, cach
 	if a.Cached == nil {
 		return fmt.Errorf("%s: no cached configuration to DEL with", a.Key())
 	}
-	list, err := inventory.ConfList(a.Cached.Config)
+	list, err := cniconf.ListFromBytes(a.Cached.Config)
 	if err != nil {
 		return fmt.Errorf("%s: cached configuration: %w", a.Key(), err)
 	}

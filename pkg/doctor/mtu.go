@@ -8,6 +8,7 @@ import (
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 
+	"github.com/netloom/netloom/pkg/cnicache"
 	"github.com/netloom/netloom/pkg/netns"
 	"github.com/netloom/netloom/pkg/overlay"
 )
@@ -29,7 +30,7 @@ func checkMTU(n *Node) []Finding {
 	if err != nil {
 		return []Finding{{Status: Unknown, Found: err.Error()}}
 	}
-	atts, err := cachedAttachments(n.cacheDir())
+	atts, err := cnicache.Read(n.cacheDir())
 	if err != nil {
 		return []Finding{{Status: Unknown, Found: "cannot read the result cache: " + err.Error()}}
 	}
@@ -48,7 +49,7 @@ func (p podIface) subject() string {
 
 // podIfaces reads the MTU of each cached attachment's pod interface. An attachment whose namespace or
 // interface is gone is skipped: a leftover is netloom ls's business.
-func podIfaces(atts []attachment) []podIface {
+func podIfaces(atts []cnicache.Entry) []podIface {
 	var out []podIface
 	for _, a := range atts {
 		if a.NetNS == "" || a.IfName == "" {

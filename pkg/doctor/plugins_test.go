@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/netloom/netloom/pkg/cniconf"
 )
 
 // fakePlugin is a shell script that answers VERSION with versions and STATUS with a code 7 error when
@@ -32,7 +34,7 @@ func TestBinariesAndConflistsWithFakePlugins(t *testing.T) {
 	writeFile(t, conf, "20-bad.conflist", `{"cniVersion":"1.1.0","name":"bad","plugins":[{"type":"bridge","vlan":"bad"}]}`)
 	writeFile(t, conf, "30-noipam.conflist", `{"cniVersion":"1.1.0","name":"noipam","plugins":[{"type":"bridge","ipam":{"type":"gone"}}]}`)
 	writeFile(t, conf, "40-dup.conflist", `{"cniVersion":"1.1.0","name":"good","plugins":[{"type":"bridge"}]}`)
-	nets, err := LoadConfDir(conf)
+	nets, err := cniconf.LoadDir(conf)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,12 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
-
-	"github.com/containernetworking/cni/libcni"
 )
 
 // WriteTable prints the inventory for a person, one attachment a line, then what could not be read.
@@ -65,27 +61,4 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-// LoadConfDir reads the network configurations a runtime would load from dir (*.conf, *.conflist,
-// *.json), each .conf wrapped into a list of one. A file that does not parse is reported, not fatal.
-func LoadConfDir(dir string) ([]*libcni.NetworkConfigList, []error) {
-	files, err := libcni.ConfFiles(dir, []string{".conf", ".conflist", ".json"})
-	if err != nil {
-		return nil, []error{fmt.Errorf("conf dir %s: %w", dir, err)}
-	}
-	var lists []*libcni.NetworkConfigList
-	var errs []error
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err == nil {
-			var l *libcni.NetworkConfigList
-			if l, err = ConfList(b); err == nil {
-				lists = append(lists, l)
-				continue
-			}
-		}
-		errs = append(errs, fmt.Errorf("%s: %w", filepath.Base(f), err))
-	}
-	return lists, errs
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/containernetworking/plugins/pkg/ns"
 
 	"github.com/netloom/netloom/pkg/bgp"
+	"github.com/netloom/netloom/pkg/cniconf"
 	"github.com/netloom/netloom/pkg/firewall/forward"
 	"github.com/netloom/netloom/pkg/ipam"
 	"github.com/netloom/netloom/pkg/link"
@@ -95,7 +96,7 @@ func (b *builder) readCache(cacheDir string) []*libcni.NetworkConfigList {
 		a.seen(SourceCache)
 		a.Cached, a.NetNS = c, c.NetNS
 		a.HostPorts = hostPortsOf(c.CapabilityArgs)
-		list, err := ConfList(c.Config)
+		list, err := cniconf.ListFromBytes(c.Config)
 		if err != nil {
 			b.fail("runtime cache: %s: configuration: %v", a.Key(), err)
 			continue
@@ -137,23 +138,6 @@ func prefixOf(ip *current.IPConfig) (netip.Prefix, bool) {
 	}
 	ones, _ := ip.Address.Mask.Size()
 	return netip.PrefixFrom(addr.Unmap(), ones), true
-}
-
-// ConfList parses a cached configuration: a whole list (AddNetworkList caches the list) or one plugin's
-// (AddNetwork), which it wraps into a list of one as a runtime does.
-func ConfList(config []byte) (*libcni.NetworkConfigList, error) {
-	var probe map[string]json.RawMessage
-	if err := json.Unmarshal(config, &probe); err != nil {
-		return nil, err
-	}
-	if _, ok := probe["plugins"]; !ok {
-		wrapped, err := json.Marshal(map[string]any{"cniVersion": probe["cniVersion"], "name": probe["name"], "plugins": []json.RawMessage{config}})
-		if err != nil {
-			return nil, err
-		}
-		config = wrapped
-	}
-	return libcni.ConfListFromBytes(config)
 }
 
 // hostLocalDirs returns the dataDirs of l's host-local IPAM (the default one when a plugin sets none).
