@@ -15,7 +15,11 @@
 // costs 13 ms empty and 25 ms full (the nf_tables build fetches every chain of the table whatever it
 // lists; the legacy build copies the whole table out of the kernel for any command: 12 and 36 ms), and
 // a restore 21 and 27 ms (legacy: 17 and 61). So the backends read only the chains they change, or
-// nothing (ApplyGuess), and read the whole table only when that is not enough.
+// nothing (ApplyGuess), and read the whole table only when that is not enough. A restore's -D (by rule
+// or by number) makes the nf_tables build read and convert every rule of that chain: with 1,000 jumps
+// in POSTROUTING, 8-10 ms more than with none, whatever the payload. So where that build alone may hold
+// the table, a chain and the jumps to it go in one nf_tables transaction, with no process
+// (Exec.RemoveChain).
 //
 // The xtables lock: the legacy build of iptables serialises every change on the machine (not per
 // network namespace) through a flock of /run/xtables.lock, which kube-proxy, firewalld and iptables
