@@ -231,15 +231,13 @@ func (x Exec) RemoveChain(f Family, table, from, chain string) bool {
 	}
 	defer c.Close()
 	t := nftnl.Table{Family: nftFamily(f), Name: table}
-	rules, err := c.Rules(t, from)
+	jumps, err := c.JumpsTo(t, from, chain)
 	if err != nil {
 		return false
 	}
 	var b nftnl.Batch
-	for _, r := range rules {
-		if r.JumpsTo(chain) {
-			b.Add(t.DelRule(from, r.Handle))
-		}
+	for _, r := range jumps {
+		b.Add(t.DelRule(from, r.Handle))
 	}
 	b.Add(t.FlushChain(chain))
 	b.Add(t.DelChain(chain))
