@@ -216,11 +216,11 @@ func (x Exec) MayHold(f Family, table, chain string) bool {
 // legacy table is not loaded): what iptables-nft-restore does with `-D from <jump>`, `-F chain` and
 // `-X chain`, without its process and without its rule cache. For a -D, iptables-nft reads and
 // converts every rule of from, and on a node with 1,000 pods POSTROUTING holds 1,000 jumps: that read
-// made a restore some 8-10 ms slower than on an empty node (measured with iptables 1.8.9), where
-// listing from's rules here costs some 3 ms and matches them by their verdict alone. It returns false,
-// having changed nothing, when it cannot tell or the kernel refused the transaction (the chain or a
-// jump went in the meantime, another chain jumps to chain): the caller then uses the tools, which
-// report such a problem as iptables does.
+// made a restore some 8-10 ms slower than on an empty node (measured with iptables 1.8.9: 5.6 ms
+// empty, 13.3 ms full), where this removal took 0.5 and 4.0 ms (the kernel's listing of the 1,000
+// rules, decoding only those that name chain). It returns false, having changed nothing, when it
+// cannot tell or the kernel refused the transaction (the chain or a jump went in the meantime, another
+// chain jumps to chain): the caller then uses the tools, which report such a problem as iptables does.
 func (x Exec) RemoveChain(f Family, table, from, chain string) bool {
 	if x.cfg.Variant == VariantLegacy || legacyHas(f, table) {
 		return false
