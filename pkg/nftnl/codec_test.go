@@ -273,3 +273,38 @@ func TestDialSetsAReceiveTimeout(t *testing.T) {
 		t.Errorf("receive timeout %v, want %v", got, recvTimeout)
 	}
 }
+
+func TestRuleJumpsTo(t *testing.T) {
+	jump := []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+		&expr.Verdict{Kind: expr.VerdictJump, Chain: "CNI-0123"},
+	}
+	for _, tc := range []struct {
+		name  string
+		exprs []expr.Any
+		chain string
+		want  bool
+	}{
+		{"its jump", jump, "CNI-0123", true},
+		{"another chain", jump, "CNI-0124", false},
+		{"a prefix of its chain", jump, "CNI-01", false},
+		{"a goto", []expr.Any{&expr.Verdict{Kind: expr.VerdictGoto, Chain: "CNI-0123"}}, "CNI-0123", false},
+		{"the name not in the verdict", []expr.Any{
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte("CNI-0123\x00")},
+			&expr.Verdict{Kind: expr.VerdictAccept},
+		}, "CNI-0123", false},
+	} {
+		m := must(t)(testTable.AddRule(Rule{Chain: "POSTROUTING", Exprs: tc.exprs}))
+		_, read, err := parseRule(testTable.Family, reply(m.Attrs))
+		if err != nil {
+			t.Fatal(err)
+		}
+		written := Rule{Chain: "POSTROUTING", Exprs: tc.exprs}
+		if got := read.JumpsTo(tc.chain); got != tc.want {
+			t.Errorf("%s: read back: JumpsTo(%q) = %v, want %v", tc.name, tc.chain, got, tc.want)
+		}
+		if got := written.JumpsTo(tc.chain); got != tc.want {
+			t.Errorf("%s: as written: JumpsTo(%q) = %v, want %v", tc.name, tc.chain, got, tc.want)
+		}
+	}
+}

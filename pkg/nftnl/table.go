@@ -1,6 +1,7 @@
 package nftnl
 
 import (
+	"bytes"
 	"fmt"
 
 	"github.com/google/nftables/expr"
@@ -68,6 +69,21 @@ func (r Rule) Expressions() ([]expr.Any, error) {
 		return nil, fmt.Errorf("rule %d of %s: %w", r.Handle, r.Chain, err)
 	}
 	return exprs, nil
+}
+
+// JumpsTo tells whether r ends in a jump to chain (an iptables-nft rule's `-j chain`). For a rule read
+// back it decodes the expressions only when the chain's name is in them: on a chain of 1,000 rules
+// decoding every rule would cost more than listing them.
+func (r Rule) JumpsTo(chain string) bool {
+	if r.exprs != nil && !bytes.Contains(r.exprs, cstr(chain)) {
+		return false
+	}
+	exprs, err := r.Expressions()
+	if err != nil || len(exprs) == 0 {
+		return false
+	}
+	v, ok := exprs[len(exprs)-1].(*expr.Verdict)
+	return ok && v.Kind == expr.VerdictJump && v.Chain == chain
 }
 
 // Set is a named set, or a map when DataLen is set. Types are nft's datatype numbers (for a

@@ -20,6 +20,8 @@ type Fake struct {
 	Peeks    [2]int      // how many MayHolds ran
 	Restores [2][]string // every Restore's input, in order, failed ones too
 	Missing  [2]bool     // the family's tools are not installed
+	Kernel   [2]bool     // RemoveChain works in the family (Exec's with the nf_tables build)
+	Removals [2][]string // the chains RemoveChain removed, in order
 	Locked   [2]bool     // another program holds the xtables lock: restores time out
 	Fail     [2]error    // the next FailN restores of the family fail with this
 	FailN    [2]int
@@ -100,6 +102,28 @@ func (f *Fake) MayHold(fam Family, _, chain string) bool {
 	defer f.mu.Unlock()
 	f.Peeks[fam]++
 	return f.Tables[fam].Chains[chain]
+}
+
+// RemoveChain does what the restore of Batch.RemoveChain would, when Kernel says the family allows it
+// and chain exists, and else nothing.
+func (f *Fake) RemoveChain(fam Family, _, from, chain string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	t := f.Tables[fam]
+	if !f.Kernel[fam] || !t.Chains[chain] {
+		return false
+	}
+	var b Batch
+	b.RemoveChain(t, from, chain)
+	next := t.clone()
+	for _, line := range b.Lines() {
+		if err := next.apply(line); err != nil {
+			return false
+		}
+	}
+	f.Tables[fam] = next
+	f.Removals[fam] = append(f.Removals[fam], chain)
+	return true
 }
 
 func (f *Fake) Restore(fam Family, input string) error {

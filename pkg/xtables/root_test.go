@@ -243,3 +243,81 @@ func TestRootRemoveHinted(t *testing.T) {
 		})
 	}
 }
+
+// TestRootRemoveChain: with the nf_tables build, RemoveChain deletes the chain, its rules and every
+// POSTROUTING jump to it in one transaction, and nothing else (not a jump to another chain whose
+// comment names it); the kernel refuses when another chain still jumps to it, and the table is left as
+// it was. With the legacy build it does nothing.
+func TestRootRemoveChain(t *testing.T) {
+	harness.RequireRoot(t)
+	setup := map[xtables.Family]string{
+		xtables.IPv4: "*nat\n-N CNI-R\n-N CNI-KEEP\n-A CNI-R -d 10.9.0.0/24 -j ACCEPT\n-A CNI-R -j MASQUERADE\n" +
+			"-A POSTROUTING -s 10.9.0.5/32 -j CNI-R\n-A POSTROUTING -m comment --comment CNI-R -j CNI-KEEP\n" +
+			"-A POSTROUTING -s 10.9.1.5/32 -m comment --comment \"name: x\" -j CNI-R\nCOMMIT\n",
+		xtables.IPv6: "*nat\n-N CNI-R\n-N CNI-KEEP\n-A CNI-R -j MASQUERADE\n-A POSTROUTING -s fd00::5/128 -j CNI-R\n" +
+			"-A POSTROUTING -m comment --comment CNI-R -j CNI-KEEP\nCOMMIT\n",
+	}
+	for _, v := range variants {
+		t.Run(string(v), func(t *testing.T) {
+			n := harness.NewNetNS(t, "xtr")
+			x := xtables.NewExec(xtables.Config{Variant: v})
+			err := n.Do(func() error {
+				for _, f := range xtables.Families() {
+					if err := x.Restore(f, setup[f]); err != nil {
+						return err
+					}
+					before, err := x.Save(f, "nat")
+					if err != nil {
+						return err
+					}
+					// Another chain jumps to CNI-R: the kernel refuses, nothing changes.
+					if err := x.Restore(f, "*nat\n-N OTHER\n-A OTHER -j CNI-R\nCOMMIT\n"); err != nil {
+						return err
+					}
+					if x.RemoveChain(f, "nat", "POSTROUTING", "CNI-R") {
+						return fmt.Errorf("%v: removed CNI-R while OTHER jumps to it", f)
+					}
+					if err := x.Restore(f, "*nat\n-F OTHER\n-X OTHER\nCOMMIT\n"); err != nil {
+						return err
+					}
+					if after, _ := x.Save(f, "nat"); stripComments(after) != stripComments(before) {
+						return fmt.Errorf("%v: a refused RemoveChain changed the table:\n%s\nwas:\n%s", f, after, before)
+					}
+					done := x.RemoveChain(f, "nat", "POSTROUTING", "CNI-R")
+					if want := v == xtables.VariantNFT; done != want {
+						return fmt.Errorf("%v: RemoveChain = %v, want %v", f, done, want)
+					}
+					after, err := x.Save(f, "nat")
+					if err != nil {
+						return err
+					}
+					if !done {
+						if stripComments(after) != stripComments(before) {
+							return fmt.Errorf("%v: RemoveChain did nothing but the table changed:\n%s", f, after)
+						}
+						continue
+					}
+					if strings.Contains(after, "-j CNI-R") || strings.Contains(after, ":CNI-R ") ||
+						!strings.Contains(after, "--comment CNI-R -j CNI-KEEP") {
+						return fmt.Errorf("%v: after RemoveChain:\n%s", f, after)
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// stripComments drops iptables-save's comment lines (with their date) for comparing two saves.
+func stripComments(save string) string {
+	var out []string
+	for _, l := range strings.Split(save, "\n") {
+		if !strings.HasPrefix(l, "#") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}

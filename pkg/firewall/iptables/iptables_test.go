@@ -459,3 +459,52 @@ func TestRemoveHinted(t *testing.T) {
 		})
 	}
 }
+
+// Where the nf_tables build alone may hold the table, Remove deletes the jumps and the chain without
+// iptables, whatever the hint, and leaves the other attachments alone; where the kernel refuses, it
+// falls back to the restore.
+func TestRemoveWithoutIPTables(t *testing.T) {
+	v4Other := netip.MustParsePrefix("10.1.2.9/24")
+	for _, hint := range [][]netip.Prefix{nil, {v4A}, {v4Other}} {
+		m, f := newFakeMasq()
+		f.Kernel = [2]bool{true, true}
+		for _, k := range []firewall.Key{keyA, keyB} {
+			if err := m.Ensure(k, []netip.Prefix{v4A, v4Other, v6A}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		before := runs(f)
+		if err := m.RemoveHinted(keyA, hint); err != nil {
+			t.Fatal(err)
+		}
+		if n := runs(f) - before; n != 0 {
+			t.Errorf("hint %v: Remove ran iptables %d times, want none", hint, n)
+		}
+		for _, fam := range xtables.Families() {
+			d := f.Dump(fam)
+			if strings.Contains(d, chA) || !strings.Contains(d, ChainName(keyB.Network, keyB.ContainerID)) {
+				t.Errorf("hint %v: %v after Remove:\n%s", hint, fam, d)
+			}
+			if got := f.Removals[fam]; !slices.Equal(got, []string{chA}) {
+				t.Errorf("hint %v: %v removed %v without iptables, want %s", hint, fam, got, chA)
+			}
+		}
+	}
+
+	m, f := newFakeMasq()
+	if err := m.Ensure(keyA, []netip.Prefix{v4A}); err != nil {
+		t.Fatal(err)
+	}
+	f.Kernel[ipv4] = true
+	// Another chain jumps to keyA's: the kernel would refuse to delete it, and so does iptables.
+	if err := f.Restore(ipv4, "*nat\n-N OTHER\n-A OTHER -j "+chA+"\nCOMMIT\n"); err != nil {
+		t.Fatal(err)
+	}
+	before := len(f.Restores[ipv4])
+	if err := m.RemoveHinted(keyA, []netip.Prefix{v4A}); err == nil || !strings.Contains(err.Error(), "referenced") {
+		t.Errorf("Remove of a chain another chain jumps to: %v, want iptables' refusal", err)
+	}
+	if len(f.Restores[ipv4]) == before || len(f.Removals[ipv4]) != 0 {
+		t.Errorf("refused removal: %d restores, %v removed without iptables; want the restore's path", len(f.Restores[ipv4])-before, f.Removals[ipv4])
+	}
+}
