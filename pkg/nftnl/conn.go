@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"syscall"
 	"time"
 
@@ -124,12 +125,37 @@ func (c *Conn) receive() ([]syscall.NetlinkMessage, error) {
 // error of the first message that failed, naming it ("add elements to owner4: file exists"), so
 // callers can test it with errors.Is.
 func (c *Conn) Transact(msgs []Msg) error {
+	_, err := c.transact(msgs, false)
+	return err
+}
+
+// TransactHandles is Transact that has the kernel echo every rule the transaction adds (NLM_F_ECHO)
+// and returns their handles: handles[i] is the handle of the rule msgs[i] added, 0 when msgs[i] adds
+// no rule. A caller can then find its rules again by handle, without listing a chain.
+func (c *Conn) TransactHandles(msgs []Msg) (handles []uint64, err error) {
+	return c.transact(msgs, true)
+}
+
+func (c *Conn) transact(msgs []Msg, echo bool) ([]uint64, error) {
 	if len(msgs) == 0 {
-		return nil
+		return nil, nil
 	}
+	if echo {
+		msgs = slices.Clone(msgs)
+		for i := range msgs {
+			if msgs[i].Type == unix.NFT_MSG_NEWRULE {
+				msgs[i].Flags |= unix.NLM_F_ECHO
+			}
+		}
+	}
+	c.fitAcks(len(msgs))
 	begin := c.reserve(len(msgs) + 2)
 	if err := c.send(batch(msgs, begin)); err != nil {
-		return fmt.Errorf("send nf_tables transaction: %w", err)
+		return nil, fmt.Errorf("send nf_tables transaction: %w", err)
+	}
+	var handles []uint64
+	if echo {
+		handles = make([]uint64, len(msgs))
 	}
 	acked := make([]bool, len(msgs))
 	var failed error
@@ -137,16 +163,28 @@ func (c *Conn) Transact(msgs []Msg) error {
 	for left := len(msgs); left > 0; {
 		replies, err := c.receive()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		for _, r := range replies {
+			if r.Header.Type == nftType(unix.NFT_MSG_NEWRULE) && echo {
+				// The echo of an added rule, sent at commit (before the acknowledgements) with the
+				// sequence number of the request that added it.
+				if i := int(r.Header.Seq - begin - 1); i >= 0 && i < len(msgs) {
+					_, rule, err := parseRule(msgs[i].Family, r.Data)
+					if err != nil {
+						return nil, fmt.Errorf("%s: echo: %w", msgs[i].What, err)
+					}
+					handles[i] = rule.Handle
+				}
+				continue
+			}
 			if r.Header.Type != unix.NLMSG_ERROR {
 				continue
 			}
 			err := errnoOf(r)
 			if r.Header.Seq == begin {
 				// The batch as a whole was refused (no permission) or failed to commit.
-				return fmt.Errorf("nf_tables transaction: %w", err)
+				return nil, fmt.Errorf("nf_tables transaction: %w", err)
 			}
 			i := int(r.Header.Seq - begin - 1)
 			if i < 0 || i >= len(msgs) || acked[i] {
@@ -159,7 +197,29 @@ func (c *Conn) Transact(msgs []Msg) error {
 			}
 		}
 	}
-	return failed
+	if failed != nil {
+		return nil, failed
+	}
+	return handles, nil
+}
+
+// ackSpace is what one acknowledgement (or echo) takes of a socket's receive buffer, the kernel's
+// bookkeeping included, with room to spare.
+const ackSpace = 2048
+
+// fitAcks makes the receive buffer hold the acknowledgements of a transaction of n messages: the kernel
+// sends them all after the commit and drops those that do not fit (the receive then fails with ENOBUFS),
+// which the default buffer (208 KiB) does for a transaction of some 300 messages, a GC deleting the
+// rules of that many attachments. Like nft, it forces the size (root may exceed rmem_max); a failure
+// leaves the buffer as it was.
+func (c *Conn) fitAcks(n int) {
+	const defaultFits = 64 // acknowledgements the default buffer surely holds
+	if n <= defaultFits {
+		return
+	}
+	if err := unix.SetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, n*ackSpace); err != nil {
+		_ = unix.SetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_RCVBUF, n*ackSpace)
+	}
 }
 
 // ElemQuery asks for the element of Set that holds Key (for an interval map: the one whose range holds

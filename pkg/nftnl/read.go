@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"syscall"
 
 	"github.com/google/nftables/expr"
 	"github.com/google/nftables/userdata"
@@ -343,4 +344,68 @@ func (c *Conn) HasChain(t Table, chain string) (bool, error) {
 			}
 		}
 	}
+}
+
+// RulesByHandle looks up rules of t's chain by handle, one request each (not a dump), all sent at once:
+// the cost depends on len(handles), not on the size of the chain. out[i] is the rule with handles[i],
+// nil when there is none (or no such chain or table).
+func (c *Conn) RulesByHandle(t Table, chain string, handles []uint64) (out []*Rule, err error) {
+	if len(handles) == 0 {
+		return nil, nil
+	}
+	first := c.reserve(len(handles))
+	var b []byte
+	for i, h := range handles {
+		req, err := netlink.MarshalAttributes([]netlink.Attribute{
+			{Type: unix.NFTA_RULE_TABLE, Data: cstr(t.Name)},
+			{Type: unix.NFTA_RULE_CHAIN, Data: cstr(chain)},
+			{Type: unix.NFTA_RULE_HANDLE, Data: be64(h)},
+		})
+		if err != nil {
+			return nil, err
+		}
+		b = appendMsg(b, nftType(unix.NFT_MSG_GETRULE), unix.NLM_F_REQUEST, first+uint32(i), t.Family, 0, req)
+	}
+	what := fmt.Sprintf("look up rules of chain %s %s", t.Name, chain)
+	if err := c.send(b); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	out = make([]*Rule, len(handles))
+	answered := make([]bool, len(handles))
+	for left := len(handles); left > 0; {
+		replies, err := c.receive()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		for _, r := range replies {
+			i := int(r.Header.Seq - first)
+			if i < 0 || i >= len(handles) || answered[i] {
+				continue
+			}
+			answered[i] = true
+			left--
+			if out[i], err = ruleReply(t, r); err != nil {
+				return nil, fmt.Errorf("%s: rule %d: %w", what, handles[i], err)
+			}
+		}
+	}
+	return out, nil
+}
+
+// ruleReply reads the answer to one GETRULE: the rule, or nil when there is none.
+func ruleReply(t Table, r syscall.NetlinkMessage) (*Rule, error) {
+	switch r.Header.Type {
+	case unix.NLMSG_ERROR:
+		if err := errnoOf(r); err != nil && !errors.Is(err, unix.ENOENT) {
+			return nil, err
+		}
+	case nftType(unix.NFT_MSG_NEWRULE):
+		// The reply's Data lies in the receive buffer: the rule keeps a copy.
+		table, rule, err := parseRule(t.Family, bytes.Clone(r.Data))
+		if err != nil || table != t.Name {
+			return nil, err
+		}
+		return &rule, nil
+	}
+	return nil, nil
 }

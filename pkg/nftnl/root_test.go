@@ -444,3 +444,101 @@ func TestHasChain(t *testing.T) {
 		return nil
 	})
 }
+
+// The handles TransactHandles returns are those a listing shows, and RulesByHandle finds each rule by
+// its handle, and nothing for a handle that is gone or never was.
+func TestHandlesEchoedAndLookedUp(t *testing.T) {
+	n := newNS(t)
+	withConn(t, n, func(c *Conn) error {
+		msgs := skeleton(t)
+		handles, err := c.TransactHandles(msgs)
+		if err != nil {
+			return err
+		}
+		if len(handles) != len(msgs) {
+			return fmt.Errorf("%d handles for %d messages", len(handles), len(msgs))
+		}
+		listed, err := c.Rules(testTable, "")
+		if err != nil {
+			return err
+		}
+		var got, want []string
+		for i, m := range msgs {
+			if m.Type == unix.NFT_MSG_NEWRULE {
+				got = append(got, fmt.Sprint(handles[i]))
+			} else if handles[i] != 0 {
+				return fmt.Errorf("message %d (%s) has handle %d", i, m.What, handles[i])
+			}
+		}
+		for _, r := range listed {
+			want = append(want, fmt.Sprint(r.Handle))
+		}
+		slices.Sort(got)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			return fmt.Errorf("echoed handles %v, listed %v", got, want)
+		}
+		var work uint64
+		for _, r := range listed {
+			if r.Chain == "work" {
+				work = r.Handle
+			}
+		}
+		found, err := c.RulesByHandle(testTable, "work", []uint64{work, work + 1000})
+		if err != nil {
+			return err
+		}
+		if found[0] == nil || found[0].Comment != "masq" || found[0].Handle != work || found[0].Chain != "work" {
+			return fmt.Errorf("rule %d of work: %+v", work, found[0])
+		}
+		if found[1] != nil {
+			return fmt.Errorf("rule %d of work should not exist: %+v", work+1000, found[1])
+		}
+		if _, err := found[0].Expressions(); err != nil {
+			return err
+		}
+		// A handle of another chain is not found in this one.
+		if other, err := c.RulesByHandle(testTable, "post", []uint64{work}); err != nil || other[0] != nil {
+			return fmt.Errorf("rule %d looked up in post: %+v, %v", work, other[0], err)
+		}
+		if err := c.Transact([]Msg{must(t)(testTable.DelRule("work", work))}); err != nil {
+			return err
+		}
+		gone, err := c.RulesByHandle(Table{Family: testTable.Family, Name: "nftnl_missing"}, "work", []uint64{work})
+		if err != nil || gone[0] != nil {
+			return fmt.Errorf("rule in a missing table: %+v, %v", gone[0], err)
+		}
+		if gone, err = c.RulesByHandle(testTable, "work", []uint64{work}); err != nil || gone[0] != nil {
+			return fmt.Errorf("deleted rule %d: %+v, %v", work, gone[0], err)
+		}
+		return nil
+	})
+}
+
+// A transaction of thousands of messages (a GC of as many attachments' rules) gets all its
+// acknowledgements.
+func TestLargeTransaction(t *testing.T) {
+	n := newNS(t)
+	withConn(t, n, func(c *Conn) error {
+		const rules = 3000
+		msgs := []Msg{must(t)(testTable.Add("")), must(t)(testTable.AddChain(Chain{Name: "work"}))}
+		for i := range rules {
+			msgs = append(msgs, must(t)(testTable.AddRule(Rule{Chain: "work", Comment: fmt.Sprint("r", i), Exprs: gotoWork[:0:0]})))
+		}
+		if err := c.Transact(msgs); err != nil {
+			return err
+		}
+		listed, err := c.Rules(testTable, "work")
+		if err != nil {
+			return err
+		}
+		if len(listed) != rules {
+			return fmt.Errorf("%d rules, want %d", len(listed), rules)
+		}
+		var del []Msg
+		for _, r := range listed {
+			del = append(del, must(t)(testTable.DelRule("work", r.Handle)))
+		}
+		return c.Transact(del)
+	})
+}

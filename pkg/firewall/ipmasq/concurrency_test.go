@@ -41,8 +41,9 @@ func TestConcurrentPlugins(t *testing.T) {
 					}
 				}
 			}
-			all(func(i int) error { return b.new().Ensure(key(i), prefixes(addrs(i))) })
-			all(func(i int) error { return b.new().Check(key(i), prefixes(addrs(i))) })
+			m := b.new(t)
+			all(func(i int) error { return m.Ensure(key(i), prefixes(addrs(i))) })
+			all(func(i int) error { return m.Check(key(i), prefixes(addrs(i))) })
 			d := b.dump(t, n)
 			if b.name == "nftables" {
 				if got := strings.Count(d, "goto masq_checks"); got != 1 {
@@ -54,7 +55,7 @@ func TestConcurrentPlugins(t *testing.T) {
 					t.Errorf("pod %d: %d markers, want %d", i, got, b.perFamily)
 				}
 			}
-			all(func(i int) error { return b.new().Remove(key(i)) })
+			all(func(i int) error { return m.Remove(key(i)) })
 			if d := b.dump(t, n); strings.Contains(d, "CNI-") || strings.Contains(d, "masquerade comment") {
 				t.Errorf("rules left after concurrent Removes:\n%s", d)
 			}

@@ -29,7 +29,7 @@ func TestTiming(t *testing.T) {
 	}
 	for _, b := range backends {
 		n := fwtest.NewNetNS(t, "fwt")
-		m := b.new()
+		m := b.new(t)
 		do(t, n, func() error {
 			for i := range others {
 				if err := m.Ensure(key(i), addrs(i)); err != nil {
@@ -47,10 +47,10 @@ func TestTiming(t *testing.T) {
 			t.Fatal(err)
 		}
 		steps := []step{
-			{"netloom Ensure", func(i int) error { return b.new().Ensure(key(i), addrs(i)) }},
-			{"netloom Check", func(i int) error { return b.new().Check(key(i), addrs(i)) }},
-			{"netloom Remove", func(i int) error { return b.new().Remove(key(i)) }},
-			{"netloom Ensure again", func(i int) error { return b.new().Ensure(key(i), addrs(i)) }},
+			{"netloom Ensure", func(i int) error { return m.Ensure(key(i), addrs(i)) }},
+			{"netloom Check", func(i int) error { return m.Check(key(i), addrs(i)) }},
+			{"netloom Remove", func(i int) error { return m.Remove(key(i)) }},
+			{"netloom Ensure again", func(i int) error { return m.Ensure(key(i), addrs(i)) }},
 			{"ipmasq.New Remove (both backends)", func(i int) error { return swept.Remove(key(i)) }},
 			{"reference Setup", func(i int) error { return refSetup(b.name, key(i), addrs(i)) }},
 			{"reference Teardown (both backends)", func(i int) error { return refTeardown(key(i), addrs(i)) }},

@@ -30,7 +30,7 @@ func TestMasqueradeTraffic(t *testing.T) {
 
 			pod := firewall.Key{Network: "trafficnet", ContainerID: "pod1", IfName: "eth0"}
 			podAddrs := prefixes("10.77.1.2/24", "fd77:1::2/64")
-			m := b.new()
+			m := b.new(t)
 			for _, tc := range []struct {
 				phase        string
 				step         func() error
