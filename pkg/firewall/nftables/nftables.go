@@ -49,8 +49,8 @@ import (
 
 	"github.com/netloom/netloom/pkg/conf"
 	"github.com/netloom/netloom/pkg/firewall"
-	"github.com/netloom/netloom/pkg/firewall/nftexpr"
 	"github.com/netloom/netloom/pkg/nftnl"
+	"github.com/netloom/netloom/pkg/nftnl/expr"
 )
 
 // retries bounds how often a transaction is rebuilt when a rule it deletes vanished meanwhile (another
@@ -192,7 +192,7 @@ func ensureMsgs(skeletonOK bool, stale []installed, missing []netip.Prefix, comm
 type installed struct {
 	chain  string
 	handle uint64
-	exprs  string // nftexpr.Describe
+	exprs  string // expr.Describe
 }
 
 // describe decodes the expressions of rules.
@@ -203,7 +203,7 @@ func describe(rules []nftnl.Rule) ([]installed, error) {
 		if err != nil {
 			return nil, err
 		}
-		out[i] = installed{chain: r.Chain, handle: r.Handle, exprs: nftexpr.Describe(exprs)}
+		out[i] = installed{chain: r.Chain, handle: r.Handle, exprs: expr.Describe(exprs)}
 	}
 	return out, nil
 }
@@ -224,7 +224,7 @@ func skeletonIntact(rules []installed) bool {
 		return false
 	}
 	for i, r := range rules {
-		if r.exprs != nftexpr.Describe(want[i]) {
+		if r.exprs != expr.Describe(want[i]) {
 			return false
 		}
 	}
@@ -236,7 +236,7 @@ func skeletonIntact(rules []installed) bool {
 func plan(existing []installed, addrs []netip.Prefix) (stale []installed, missing []netip.Prefix) {
 	kept := make([]bool, len(existing))
 	for _, a := range addrs {
-		want := nftexpr.Describe(masqExprs(a))
+		want := expr.Describe(masqExprs(a))
 		found := false
 		for i, r := range existing {
 			if !kept[i] && r.exprs == want {
@@ -359,13 +359,13 @@ func diff(addrs []netip.Prefix, have state) []string {
 	}
 	if found {
 		for _, want := range postroutingExprs() {
-			if d := nftexpr.Describe(want); !slices.Contains(have.postRules, d) {
+			if d := expr.Describe(want); !slices.Contains(have.postRules, d) {
 				out = append(out, fmt.Sprintf("chain %s lacks %s", PostroutingName, d))
 			}
 		}
 	}
 	for _, a := range addrs {
-		if !slices.Contains(have.masqRules, nftexpr.Describe(masqExprs(a))) {
+		if !slices.Contains(have.masqRules, expr.Describe(masqExprs(a))) {
 			out = append(out, fmt.Sprintf("chain %s has no masquerade rule for %s", MasqChain, a))
 		}
 	}
