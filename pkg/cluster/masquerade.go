@@ -5,11 +5,10 @@ import (
 	"net/netip"
 	"strings"
 
-	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
 
-	"github.com/netloom/netloom/pkg/firewall/nftexpr"
 	"github.com/netloom/netloom/pkg/nftnl"
+	"github.com/netloom/netloom/pkg/nftnl/expr"
 )
 
 // Routed mode's masquerade, what ip-masq-agent does for kindnet: one nftables table the agent owns and
@@ -98,7 +97,7 @@ func (r masqRule) nft() nftnl.Rule {
 }
 
 // masqState is the table as read back from the kernel: its chains, and every rule (of any chain) with
-// its expressions as nftexpr.Describe text.
+// its expressions as expr.Describe text.
 type masqState struct {
 	chains []nftnl.Chain
 	rules  []masqInstalled
@@ -135,7 +134,7 @@ func masqDiff(want []masqRule, have masqState) string {
 		return fmt.Sprintf("chain %s %s holds %d rules, want %d", t.Name, masqChainName, len(have.rules), len(want))
 	}
 	for i, w := range want {
-		exp := masqInstalled{chain: masqChainName, comment: w.comment(), exprs: nftexpr.Describe(w.exprs())}
+		exp := masqInstalled{chain: masqChainName, comment: w.comment(), exprs: expr.Describe(w.exprs())}
 		if have.rules[i] != exp {
 			return fmt.Sprintf("rule %d of chain %s %s is %s, want %s", i+1, t.Name, masqChainName, have.rules[i], exp)
 		}
@@ -176,7 +175,7 @@ func readMasq(c *nftnl.Conn) (masqState, error) {
 		if err != nil {
 			return st, err
 		}
-		st.rules = append(st.rules, masqInstalled{chain: r.Chain, comment: r.Comment, exprs: nftexpr.Describe(exprs)})
+		st.rules = append(st.rules, masqInstalled{chain: r.Chain, comment: r.Comment, exprs: expr.Describe(exprs)})
 	}
 	return st, nil
 }

@@ -8,8 +8,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/netloom/netloom/pkg/firewall/nftexpr"
 	"github.com/netloom/netloom/pkg/nftnl"
+	"github.com/netloom/netloom/pkg/nftnl/expr"
 )
 
 func prefixes(ss ...string) []netip.Prefix {
@@ -58,7 +58,7 @@ func TestPlanMasquerade(t *testing.T) {
 }
 
 // The expected texts are what `nft --debug=netlink` prints for `ip saddr 10.244.1.0/24 ip daddr !=
-// 10.244.0.0/16 masquerade` in an inet table, in nftexpr.Describe's notation.
+// 10.244.0.0/16 masquerade` in an inet table, in expr.Describe's notation.
 func TestMasqRuleExprs(t *testing.T) {
 	for _, tc := range []struct {
 		rule masqRule
@@ -75,7 +75,7 @@ func TestMasqRuleExprs(t *testing.T) {
 			"[ meta load 15 => reg 1 ][ cmp eq reg 1 0a ][ payload load 8b @ base 1 + 8 => reg 1 ][ cmp eq reg 1 fd44000000000001 ]" +
 				"[ payload load 6b @ base 1 + 24 => reg 1 ][ cmp neq reg 1 fd4400000000 ][ masq ]"},
 	} {
-		if got := nftexpr.Describe(tc.rule.exprs()); got != tc.want {
+		if got := expr.Describe(tc.rule.exprs()); got != tc.want {
 			t.Errorf("%s:\n got %s\nwant %s", tc.rule.comment(), got, tc.want)
 		}
 	}
@@ -85,7 +85,7 @@ func TestMasqRuleExprs(t *testing.T) {
 func installedAs(rules []masqRule) masqState {
 	st := masqState{chains: []nftnl.Chain{masqChain()}}
 	for _, r := range rules {
-		st.rules = append(st.rules, masqInstalled{chain: masqChainName, comment: r.comment(), exprs: nftexpr.Describe(r.exprs())})
+		st.rules = append(st.rules, masqInstalled{chain: masqChainName, comment: r.comment(), exprs: expr.Describe(r.exprs())})
 	}
 	return st
 }

@@ -8,10 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
 
-	"github.com/netloom/netloom/pkg/firewall/nftexpr"
+	"github.com/netloom/netloom/pkg/nftnl/expr"
 )
 
 var testTable = Table{Family: unix.NFPROTO_INET, Name: "nftnl_test"}
@@ -39,7 +38,7 @@ func describe(t testing.TB, r Rule) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return nftexpr.Describe(exprs)
+	return expr.Describe(exprs)
 }
 
 // sampleExprs covers the expression kinds netloom's layouts use: loads, compares, masks, lookups with
@@ -83,7 +82,7 @@ func TestRuleRoundTrip(t *testing.T) {
 		if m.Type != unix.NFT_MSG_NEWRULE || m.Flags != unix.NLM_F_CREATE|unix.NLM_F_APPEND || m.Family != unix.NFPROTO_INET {
 			t.Errorf("rule %d: message %d flags %#x family %d", i, m.Type, m.Flags, m.Family)
 		}
-		table, r, err := parseRule(testTable.Family, reply(m.Attrs))
+		table, r, err := parseRule(reply(m.Attrs))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -93,7 +92,7 @@ func TestRuleRoundTrip(t *testing.T) {
 		if r.Exprs != nil {
 			t.Errorf("rule %d read back with Exprs set: they are decoded on demand", i)
 		}
-		if got, want := describe(t, r), nftexpr.Describe(exprs); got != want {
+		if got, want := describe(t, r), expr.Describe(exprs); got != want {
 			t.Errorf("rule %d read back as\n%s\nwant\n%s", i, got, want)
 		}
 	}
@@ -106,7 +105,7 @@ func TestChainRoundTrip(t *testing.T) {
 		{Name: "prerouting", Hook: &Hook{Type: "nat", Num: unix.NF_INET_PRE_ROUTING, Priority: -100}},
 	} {
 		m := must(t)(testTable.AddChain(ch))
-		table, got, err := parseChain(testTable.Family, reply(m.Attrs))
+		table, got, err := parseChain(reply(m.Attrs))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -152,7 +151,7 @@ func TestElemsRoundTrip(t *testing.T) {
 
 func TestSetNameRoundTrip(t *testing.T) {
 	m := must(t)(testTable.AddSet(Set{Name: "owner4", KeyType: 7, KeyLen: 4, DataType: 8, DataLen: 16, ID: 3, Comment: "c"}))
-	table, name, err := parseSetName(testTable.Family, reply(m.Attrs))
+	table, name, err := parseSetName(reply(m.Attrs))
 	if err != nil || table != testTable.Name || name != "owner4" {
 		t.Errorf("set read back as %q %q, %v", table, name, err)
 	}
@@ -295,7 +294,7 @@ func TestRuleJumpsTo(t *testing.T) {
 		}, "CNI-0123", false},
 	} {
 		m := must(t)(testTable.AddRule(Rule{Chain: "POSTROUTING", Exprs: tc.exprs}))
-		_, read, err := parseRule(testTable.Family, reply(m.Attrs))
+		_, read, err := parseRule(reply(m.Attrs))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -3,7 +3,9 @@
 // dumps that start over when a concurrent change interrupted them, single set element lookups, and the
 // encoders and decoders of tables, chains, rules, sets and elements. It knows no table's layout: the
 // nftables backends (pkg/portmap/nftables, pkg/firewall/nftables) decide what to write, and this
-// package writes and reads it. Rule expressions are google/nftables' expr values.
+// package writes and reads it. Rule expressions are pkg/nftnl/expr values; attributes are framed by
+// pkg/nftnl/internal/nlattr, so a plugin links neither google/nftables nor mdlayher/netlink (their
+// expression decoder alone brings ~100 KB of code and tables into each binary).
 //
 // Why not google/nftables' Conn: it cannot send a table comment, look up single set elements, or say
 // which message of a batch failed; it does not retry a dump the kernel marked interrupted
@@ -170,7 +172,7 @@ func (c *Conn) transact(msgs []Msg, echo bool) ([]uint64, error) {
 				// The echo of an added rule, sent at commit (before the acknowledgements) with the
 				// sequence number of the request that added it.
 				if i := int(r.Header.Seq - begin - 1); i >= 0 && i < len(msgs) {
-					_, rule, err := parseRule(msgs[i].Family, r.Data)
+					_, rule, err := parseRule(r.Data)
 					if err != nil {
 						return nil, fmt.Errorf("%s: echo: %w", msgs[i].What, err)
 					}
@@ -238,10 +240,7 @@ func (c *Conn) GetElems(t Table, qs []ElemQuery) ([]*Elem, error) {
 	first := c.reserve(len(qs))
 	var b []byte
 	for i, q := range qs {
-		attrs, err := t.elemList(q.Set, []Elem{{Key: q.Key}}, false)
-		if err != nil {
-			return nil, err
-		}
+		attrs := t.elemList(q.Set, []Elem{{Key: q.Key}}, false)
 		b = appendMsg(b, nftType(unix.NFT_MSG_GETSETELEM), unix.NLM_F_REQUEST, first+uint32(i), t.Family, 0, attrs)
 	}
 	if err := c.send(b); err != nil {

@@ -3,13 +3,14 @@ package nftnl
 import (
 	"net/netip"
 
-	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
+
+	"github.com/netloom/netloom/pkg/nftnl/expr"
 )
 
 // Address matches, compiled as nft compiles `meta nfproto ipv4`, `ip saddr 10.0.0.0/8` and
 // `ip6 daddr != fd00::/8` in an inet table, so `nft list ruleset` prints a rule built from them as
-// that text and a rule read back compares equal (as nftexpr.Describe text) with the one built. Every
+// that text and a rule read back compares equal (as expr.Describe text) with the one built. Every
 // layout matches addresses the same way; this is the one place that knows how.
 
 // matchReg is the register the matches load into, as nft uses it.

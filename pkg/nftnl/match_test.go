@@ -4,12 +4,10 @@ import (
 	"net/netip"
 	"testing"
 
-	"github.com/google/nftables/expr"
-
-	"github.com/netloom/netloom/pkg/firewall/nftexpr"
+	"github.com/netloom/netloom/pkg/nftnl/expr"
 )
 
-// The expected texts are what `nft --debug=netlink` prints for the rule text, in nftexpr.Describe's
+// The expected texts are what `nft --debug=netlink` prints for the rule text, in expr.Describe's
 // notation (base 1 is the network header, meta key 15 is nfproto).
 func TestMatch(t *testing.T) {
 	for _, tc := range []struct {
@@ -37,7 +35,7 @@ func TestMatch(t *testing.T) {
 			"[ payload load 16b @ base 1 + 24 => reg 1 ][ bitwise reg 1 = ( reg 1 & fffffffffffe00000000000000000000 ) ^ 00000000000000000000000000000000 ]" +
 				"[ cmp neq reg 1 fd440000000000000000000000000000 ]"},
 	} {
-		if got := nftexpr.Describe(tc.e); got != tc.want {
+		if got := expr.Describe(tc.e); got != tc.want {
 			t.Errorf("%s:\n got %s\nwant %s", tc.name, got, tc.want)
 		}
 	}

@@ -71,12 +71,6 @@ func body(data []byte) []byte {
 	return data[nfgenmsgLen:]
 }
 
-func cstr(s string) []byte { return append([]byte(s), 0) }
-
-func be32(v uint32) []byte { return binary.BigEndian.AppendUint32(nil, v) }
-
-func be64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
-
 // Batch collects the messages of a transaction as they are built; the first error of an encoder
 // sticks, so a caller checks once, in Msgs.
 type Batch struct {

@@ -2,24 +2,22 @@ package nftnl
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"syscall"
 
-	"github.com/google/nftables/expr"
-	"github.com/google/nftables/userdata"
-	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/netloom/netloom/pkg/nftnl/internal/nlattr"
 )
 
 // Rules lists the rules of t in order, chain by chain, or those of one chain when chain is set. A
 // missing table or chain has none.
 func (c *Conn) Rules(t Table, chain string) ([]Rule, error) {
-	attrs := []netlink.Attribute{{Type: unix.NFTA_RULE_TABLE, Data: cstr(t.Name)}}
+	attrs := nlattr.AppendString(nil, unix.NFTA_RULE_TABLE, t.Name)
 	what := "the rules of " + t.Name
 	if chain != "" {
-		attrs = append(attrs, netlink.Attribute{Type: unix.NFTA_RULE_CHAIN, Data: cstr(chain)})
+		attrs = nlattr.AppendString(attrs, unix.NFTA_RULE_CHAIN, chain)
 		what = fmt.Sprintf("chain %s %s", t.Name, chain)
 	}
 	return dumpOf(c, t, unix.NFT_MSG_GETRULE, what, attrs, parseRule)
@@ -29,25 +27,20 @@ func (c *Conn) Rules(t Table, chain string) ([]Rule, error) {
 // that hold target's name are decoded: on a chain of 1,000 rules that jump elsewhere, decoding every
 // reply (Rules) doubled the cost of the listing. A missing table or chain has none.
 func (c *Conn) JumpsTo(t Table, chain, target string) ([]Rule, error) {
-	req, err := netlink.MarshalAttributes([]netlink.Attribute{
-		{Type: unix.NFTA_RULE_TABLE, Data: cstr(t.Name)},
-		{Type: unix.NFTA_RULE_CHAIN, Data: cstr(chain)},
-	})
-	if err != nil {
-		return nil, err
-	}
+	req := nlattr.AppendString(nil, unix.NFTA_RULE_TABLE, t.Name)
+	req = nlattr.AppendString(req, unix.NFTA_RULE_CHAIN, chain)
 	what := fmt.Sprintf("chain %s %s", t.Name, chain)
 	bodies, err := c.Dump(unix.NFT_MSG_GETRULE, t.Family, req)
 	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", what, err)
 	}
-	name := cstr(target)
+	name := append([]byte(target), 0)
 	var out []Rule
 	for _, b := range bodies {
 		if !bytes.Contains(b, name) {
 			continue
 		}
-		table, r, err := parseRule(t.Family, b)
+		table, r, err := parseRule(b)
 		if err != nil {
 			return nil, fmt.Errorf("list %s: %w", what, err)
 		}
@@ -60,23 +53,19 @@ func (c *Conn) JumpsTo(t Table, chain, target string) ([]Rule, error) {
 
 // Chains lists the chains of t. A missing table has none.
 func (c *Conn) Chains(t Table) ([]Chain, error) {
-	attrs := []netlink.Attribute{{Type: unix.NFTA_CHAIN_TABLE, Data: cstr(t.Name)}}
+	attrs := nlattr.AppendString(nil, unix.NFTA_CHAIN_TABLE, t.Name)
 	return dumpOf(c, t, unix.NFT_MSG_GETCHAIN, "the chains of "+t.Name, attrs, parseChain)
 }
 
 // Sets lists the names of t's sets and maps. A missing table has none.
 func (c *Conn) Sets(t Table) ([]string, error) {
-	attrs := []netlink.Attribute{{Type: unix.NFTA_SET_TABLE, Data: cstr(t.Name)}}
+	attrs := nlattr.AppendString(nil, unix.NFTA_SET_TABLE, t.Name)
 	return dumpOf(c, t, unix.NFT_MSG_GETSET, "the sets of "+t.Name, attrs, parseSetName)
 }
 
 // Elems lists every element of t's set. A missing table or set has none.
 func (c *Conn) Elems(t Table, set string) ([]Elem, error) {
-	attrs, err := t.elemDump(set)
-	if err != nil {
-		return nil, err
-	}
-	bodies, err := c.Dump(unix.NFT_MSG_GETSETELEM, t.Family, attrs)
+	bodies, err := c.Dump(unix.NFT_MSG_GETSETELEM, t.Family, t.elemDump(set))
 	if err != nil {
 		return nil, fmt.Errorf("list %s %s: %w", t.Name, set, err)
 	}
@@ -92,28 +81,22 @@ func (c *Conn) Elems(t Table, set string) ([]Elem, error) {
 }
 
 // elemDump is the body of a request to list set's elements.
-func (t Table) elemDump(set string) ([]byte, error) {
-	return netlink.MarshalAttributes([]netlink.Attribute{
-		{Type: unix.NFTA_SET_ELEM_LIST_TABLE, Data: cstr(t.Name)},
-		{Type: unix.NFTA_SET_ELEM_LIST_SET, Data: cstr(set)},
-	})
+func (t Table) elemDump(set string) []byte {
+	a := nlattr.AppendString(nil, unix.NFTA_SET_ELEM_LIST_TABLE, t.Name)
+	return nlattr.AppendString(a, unix.NFTA_SET_ELEM_LIST_SET, set)
 }
 
 // dumpOf runs a dump filtered by attrs and parses each reply; parse tells which table the object is
 // of, and those of other tables are left out.
-func dumpOf[T any](c *Conn, t Table, typ uint16, what string, attrs []netlink.Attribute,
-	parse func(fam byte, body []byte) (table string, v T, err error)) ([]T, error) {
-	req, err := netlink.MarshalAttributes(attrs)
-	if err != nil {
-		return nil, err
-	}
-	bodies, err := c.Dump(typ, t.Family, req)
+func dumpOf[T any](c *Conn, t Table, typ uint16, what string, attrs []byte,
+	parse func(body []byte) (table string, v T, err error)) ([]T, error) {
+	bodies, err := c.Dump(typ, t.Family, attrs)
 	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", what, err)
 	}
 	var out []T
 	for _, b := range bodies {
-		table, v, err := parse(t.Family, b)
+		table, v, err := parse(b)
 		if err != nil {
 			return nil, fmt.Errorf("list %s: %w", what, err)
 		}
@@ -124,112 +107,75 @@ func dumpOf[T any](c *Conn, t Table, typ uint16, what string, attrs []netlink.At
 	return out, nil
 }
 
-// decoder reads the attributes of a reply body (after the nfnetlink header); numbers in nf_tables
-// attributes are big-endian.
-func decoder(b []byte) (*netlink.AttributeDecoder, error) {
-	ad, err := netlink.NewAttributeDecoder(body(b))
-	if err != nil {
-		return nil, err
-	}
-	ad.ByteOrder = binary.BigEndian
-	return ad, nil
-}
+// decoder reads the attributes of a reply body (after the nfnetlink header).
+func decoder(b []byte) *nlattr.Decoder { return nlattr.NewDecoder(body(b)) }
 
 // parseRule reads a NEWRULE message.
-func parseRule(fam byte, b []byte) (table string, r Rule, err error) {
-	ad, err := decoder(b)
-	if err != nil {
-		return "", r, err
-	}
-	for ad.Next() {
-		switch ad.Type() {
+func parseRule(b []byte) (table string, r Rule, err error) {
+	d := decoder(b)
+	for d.Next() {
+		switch d.Type() {
 		case unix.NFTA_RULE_TABLE:
-			table = ad.String()
+			table = d.String()
 		case unix.NFTA_RULE_CHAIN:
-			r.Chain = ad.String()
+			r.Chain = d.String()
 		case unix.NFTA_RULE_HANDLE:
-			r.Handle = ad.Uint64()
+			r.Handle = d.Uint64()
 		case unix.NFTA_RULE_USERDATA:
-			r.Comment, _ = userdata.GetString(ad.Bytes(), userdata.TypeComment)
+			r.Comment = udataString(d.Bytes(), udataComment)
 		case unix.NFTA_RULE_EXPRESSIONS:
 			// Kept as they are, in b (a reply's own copy), until Expressions decodes them.
-			ad.Do(func(list []byte) error {
-				r.family, r.exprs = fam, list
-				return nil
-			})
+			r.exprs = d.Bytes()
 		}
 	}
-	return table, r, ad.Err()
-}
-
-// parseExprs reads the expression list of a rule with google/nftables' own decoder, which covers every
-// expression type it knows. It decodes a list only inside a dynset expression (NFTA_DYNSET_EXPRESSIONS
-// holds a list of the same form), so the list is handed to it as one; its rule decoder is bound to its
-// Conn.
-func parseExprs(fam byte, list []byte) ([]expr.Any, error) {
-	wrapped, err := netlink.MarshalAttributes([]netlink.Attribute{{Type: unix.NLA_F_NESTED | expr.NFTA_DYNSET_EXPRESSIONS, Data: list}})
-	if err != nil {
-		return nil, err
-	}
-	var d expr.Dynset
-	if err := expr.Unmarshal(fam, wrapped, &d); err != nil {
-		return nil, fmt.Errorf("expressions: %w", err)
-	}
-	return d.Exprs, nil
+	return table, r, d.Err()
 }
 
 // parseChain reads a NEWCHAIN message.
-func parseChain(_ byte, b []byte) (table string, ch Chain, err error) {
-	ad, err := decoder(b)
-	if err != nil {
-		return "", ch, err
-	}
+func parseChain(b []byte) (table string, ch Chain, err error) {
+	d := decoder(b)
 	var hook Hook
 	hooked := false
-	for ad.Next() {
-		switch ad.Type() {
+	for d.Next() {
+		switch d.Type() {
 		case unix.NFTA_CHAIN_TABLE:
-			table = ad.String()
+			table = d.String()
 		case unix.NFTA_CHAIN_NAME:
-			ch.Name = ad.String()
+			ch.Name = d.String()
 		case unix.NFTA_CHAIN_TYPE:
-			hook.Type = ad.String()
+			hook.Type = d.String()
 		case unix.NFTA_CHAIN_HOOK:
 			hooked = true
-			ad.Nested(func(nad *netlink.AttributeDecoder) error {
-				for nad.Next() {
-					switch nad.Type() {
-					case unix.NFTA_HOOK_HOOKNUM:
-						hook.Num = nad.Uint32()
-					case unix.NFTA_HOOK_PRIORITY:
-						hook.Priority = int32(nad.Uint32())
-					}
+			nd := d.Nested()
+			for nd.Next() {
+				switch nd.Type() {
+				case unix.NFTA_HOOK_HOOKNUM:
+					hook.Num = nd.Uint32()
+				case unix.NFTA_HOOK_PRIORITY:
+					hook.Priority = int32(nd.Uint32())
 				}
-				return nil
-			})
+			}
+			d.Fail(nd.Err())
 		}
 	}
 	if hooked {
 		ch.Hook = &hook
 	}
-	return table, ch, ad.Err()
+	return table, ch, d.Err()
 }
 
 // parseSetName reads the table and name of a NEWSET message.
-func parseSetName(_ byte, b []byte) (table, name string, err error) {
-	ad, err := decoder(b)
-	if err != nil {
-		return "", "", err
-	}
-	for ad.Next() {
-		switch ad.Type() {
+func parseSetName(b []byte) (table, name string, err error) {
+	d := decoder(b)
+	for d.Next() {
+		switch d.Type() {
 		case unix.NFTA_SET_TABLE:
-			table = ad.String()
+			table = d.String()
 		case unix.NFTA_SET_NAME:
-			name = ad.String()
+			name = d.String()
 		}
 	}
-	return table, name, ad.Err()
+	return table, name, d.Err()
 }
 
 // parseElems reads a NEWSETELEM message: the set's name and its elements.
@@ -237,58 +183,47 @@ func parseElems(b []byte) (set string, out []Elem, err error) {
 	if len(b) < nfgenmsgLen {
 		return "", nil, fmt.Errorf("short nf_tables element message")
 	}
-	ad, err := decoder(b)
-	if err != nil {
-		return "", nil, err
-	}
-	for ad.Next() {
-		switch ad.Type() {
+	d := decoder(b)
+	for d.Next() {
+		switch d.Type() {
 		case unix.NFTA_SET_ELEM_LIST_SET:
-			set = ad.String()
+			set = d.String()
 		case unix.NFTA_SET_ELEM_LIST_ELEMENTS:
-			ad.Nested(func(list *netlink.AttributeDecoder) error {
-				for list.Next() {
-					var e Elem
-					list.Nested(func(nad *netlink.AttributeDecoder) error {
-						e = parseElem(nad)
-						return nil
-					})
-					out = append(out, e)
-				}
-				return nil
-			})
+			list := d.Nested()
+			for list.Next() {
+				e, err := parseElem(list.Nested())
+				list.Fail(err)
+				out = append(out, e)
+			}
+			d.Fail(list.Err())
 		}
 	}
-	if err := ad.Err(); err != nil {
+	if err := d.Err(); err != nil {
 		return "", nil, fmt.Errorf("parse nf_tables elements: %w", err)
 	}
 	return set, out, nil
 }
 
-func parseElem(ad *netlink.AttributeDecoder) Elem {
+func parseElem(d *nlattr.Decoder) (Elem, error) {
 	var e Elem
-	for ad.Next() {
-		switch ad.Type() {
+	for d.Next() {
+		switch d.Type() {
 		case unix.NFTA_SET_ELEM_KEY:
-			e.Key = dataValue(ad.Bytes())
+			e.Key = dataValue(d.Nested())
 		case unix.NFTA_SET_ELEM_DATA:
-			e.Data = dataValue(ad.Bytes())
+			e.Data = dataValue(d.Nested())
 		case unix.NFTA_SET_ELEM_USERDATA:
-			e.Comment, _ = userdata.GetString(ad.Bytes(), userdata.NFTNL_UDATA_SET_ELEM_COMMENT)
+			e.Comment = udataString(d.Bytes(), udataSetElemComment)
 		}
 	}
-	return e
+	return e, d.Err()
 }
 
-// dataValue unwraps NFTA_DATA_VALUE.
-func dataValue(b []byte) []byte {
-	ad, err := netlink.NewAttributeDecoder(b)
-	if err != nil {
-		return nil
-	}
-	for ad.Next() {
-		if ad.Type() == unix.NFTA_DATA_VALUE {
-			return append([]byte(nil), ad.Bytes()...)
+// dataValue unwraps NFTA_DATA_VALUE (nil when malformed or missing).
+func dataValue(d *nlattr.Decoder) []byte {
+	for d.Next() {
+		if d.Type() == unix.NFTA_DATA_VALUE {
+			return bytes.Clone(d.Bytes())
 		}
 	}
 	return nil
@@ -296,16 +231,14 @@ func dataValue(b []byte) []byte {
 
 // parseGeneration reads a NEWGEN message.
 func parseGeneration(b []byte) (uint32, error) {
-	ad, err := decoder(b)
-	if err != nil {
-		return 0, err
-	}
-	for ad.Next() {
-		if ad.Type() == unix.NFTA_GEN_ID {
-			return ad.Uint32(), nil
+	d := decoder(b)
+	for d.Next() {
+		if d.Type() == unix.NFTA_GEN_ID {
+			v := d.Uint32()
+			return v, d.Err()
 		}
 	}
-	if err := ad.Err(); err != nil {
+	if err := d.Err(); err != nil {
 		return 0, err
 	}
 	return 0, fmt.Errorf("nf_tables generation reply without NFTA_GEN_ID")
@@ -314,13 +247,7 @@ func parseGeneration(b []byte) (uint32, error) {
 // HasChain tells whether t has a chain named chain: one lookup (not a dump), whatever the size of the
 // table. A missing table has none.
 func (c *Conn) HasChain(t Table, chain string) (bool, error) {
-	req, err := netlink.MarshalAttributes([]netlink.Attribute{
-		{Type: unix.NFTA_CHAIN_TABLE, Data: cstr(t.Name)},
-		{Type: unix.NFTA_CHAIN_NAME, Data: cstr(chain)},
-	})
-	if err != nil {
-		return false, err
-	}
+	req := t.chainAttrs(chain)
 	seq := c.reserve(1)
 	if err := c.send(appendMsg(nil, nftType(unix.NFT_MSG_GETCHAIN), unix.NLM_F_REQUEST, seq, t.Family, 0, req)); err != nil {
 		return false, fmt.Errorf("look up chain %s %s: %w", t.Name, chain, err)
@@ -356,14 +283,9 @@ func (c *Conn) RulesByHandle(t Table, chain string, handles []uint64) (out []*Ru
 	first := c.reserve(len(handles))
 	var b []byte
 	for i, h := range handles {
-		req, err := netlink.MarshalAttributes([]netlink.Attribute{
-			{Type: unix.NFTA_RULE_TABLE, Data: cstr(t.Name)},
-			{Type: unix.NFTA_RULE_CHAIN, Data: cstr(chain)},
-			{Type: unix.NFTA_RULE_HANDLE, Data: be64(h)},
-		})
-		if err != nil {
-			return nil, err
-		}
+		req := nlattr.AppendString(nil, unix.NFTA_RULE_TABLE, t.Name)
+		req = nlattr.AppendString(req, unix.NFTA_RULE_CHAIN, chain)
+		req = nlattr.AppendUint64(req, unix.NFTA_RULE_HANDLE, h)
 		b = appendMsg(b, nftType(unix.NFT_MSG_GETRULE), unix.NLM_F_REQUEST, first+uint32(i), t.Family, 0, req)
 	}
 	what := fmt.Sprintf("look up rules of chain %s %s", t.Name, chain)
@@ -401,7 +323,7 @@ func ruleReply(t Table, r syscall.NetlinkMessage) (*Rule, error) {
 		}
 	case nftType(unix.NFT_MSG_NEWRULE):
 		// The reply's Data lies in the receive buffer: the rule keeps a copy.
-		table, rule, err := parseRule(t.Family, bytes.Clone(r.Data))
+		table, rule, err := parseRule(bytes.Clone(r.Data))
 		if err != nil || table != t.Name {
 			return nil, err
 		}

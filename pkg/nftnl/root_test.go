@@ -10,10 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
 
-	"github.com/netloom/netloom/pkg/firewall/nftexpr"
+	"github.com/netloom/netloom/pkg/nftnl/expr"
 	"github.com/netloom/netloom/test/harness"
 )
 
@@ -95,9 +94,9 @@ func TestWriteAndReadBack(t *testing.T) {
 			got = append(got, fmt.Sprintf("%s %q %s", r.Chain, r.Comment, describe(t, r)))
 		}
 		want := []string{
-			`work "masq" ` + nftexpr.Describe(sampleExprs()[2][:3]),
-			`post "first" ` + nftexpr.Describe(sampleExprs()[3]),
-			`post "" ` + nftexpr.Describe(gotoWork),
+			`work "masq" ` + expr.Describe(sampleExprs()[2][:3]),
+			`post "first" ` + expr.Describe(sampleExprs()[3]),
+			`post "" ` + expr.Describe(gotoWork),
 		}
 		slices.Sort(got)
 		slices.Sort(want)
@@ -253,10 +252,7 @@ func TestDumpIsWholeUnderConcurrentCommits(t *testing.T) {
 	interrupted, whole, torn := 0, 0, 0
 	withConn(t, n, func(c *Conn) error {
 		defer stop.Store(true)
-		req, err := testTable.elemDump(mapSet.Name)
-		if err != nil {
-			return err
-		}
+		req := testTable.elemDump(mapSet.Name)
 		for deadline := time.Now().Add(lookFor); time.Now().Before(deadline); {
 			bodies, intr, err := c.dumpOnce(unix.NFT_MSG_GETSETELEM, testTable.Family, req)
 			if err != nil {
@@ -300,7 +296,7 @@ func distinctKeys(t *testing.T, bodies [][]byte) int {
 	return len(keys)
 }
 
-// The expressions google/nftables encodes are the ones nft compiles: a rule nft writes reads back as
+// The expressions pkg/nftnl/expr encodes are the ones nft compiles: a rule nft writes reads back as
 // the same expressions as the one written here.
 func TestRulesReadBackAsNFTWroteThem(t *testing.T) {
 	ours, theirs := newNS(t), newNS(t)

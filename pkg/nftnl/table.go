@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"fmt"
 
-	"github.com/google/nftables/expr"
-	"github.com/google/nftables/userdata"
-	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/netloom/netloom/pkg/nftnl/expr"
+	"github.com/netloom/netloom/pkg/nftnl/internal/nlattr"
 )
 
 // nf_tables attributes and values that golang.org/x/sys/unix does not define.
@@ -55,8 +55,7 @@ type Rule struct {
 	Comment string
 	Exprs   []expr.Any
 
-	family byte   // of the rule read back
-	exprs  []byte // NFTA_RULE_EXPRESSIONS of the rule read back
+	exprs []byte // NFTA_RULE_EXPRESSIONS of the rule read back
 }
 
 // Expressions returns r's expressions: Exprs, or for a rule read back, its expressions decoded now.
@@ -64,7 +63,7 @@ func (r Rule) Expressions() ([]expr.Any, error) {
 	if r.exprs == nil {
 		return r.Exprs, nil
 	}
-	exprs, err := parseExprs(r.family, r.exprs)
+	exprs, err := expr.ParseList(r.exprs)
 	if err != nil {
 		return nil, fmt.Errorf("rule %d of %s: %w", r.Handle, r.Chain, err)
 	}
@@ -75,7 +74,7 @@ func (r Rule) Expressions() ([]expr.Any, error) {
 // back it decodes the expressions only when the chain's name is in them: on a chain of 1,000 rules
 // decoding every rule would cost more than listing them.
 func (r Rule) JumpsTo(chain string) bool {
-	if r.exprs != nil && !bytes.Contains(r.exprs, cstr(chain)) {
+	if r.exprs != nil && !bytes.Contains(r.exprs, append([]byte(chain), 0)) {
 		return false
 	}
 	exprs, err := r.Expressions()
@@ -106,189 +105,137 @@ type Elem struct {
 // Add adds the table, with comment unless it is empty; adding one that exists changes nothing (the
 // kernel keeps the comment it has).
 func (t Table) Add(comment string) (Msg, error) {
-	attrs := []netlink.Attribute{
-		{Type: unix.NFTA_TABLE_NAME, Data: cstr(t.Name)},
-		{Type: unix.NFTA_TABLE_FLAGS, Data: be32(0)},
-	}
+	a := nlattr.AppendString(nil, unix.NFTA_TABLE_NAME, t.Name)
+	a = nlattr.AppendUint32(a, unix.NFTA_TABLE_FLAGS, 0)
 	if comment != "" {
-		attrs = append(attrs, netlink.Attribute{Type: nftaTableUserdata, Data: userdata.AppendString(nil, userdata.TypeComment, comment)})
+		a = nlattr.Append(a, nftaTableUserdata, appendUdataString(nil, udataComment, comment))
 	}
-	return t.msg(unix.NFT_MSG_NEWTABLE, unix.NLM_F_CREATE, "add table "+t.Name, attrs)
+	return t.msg(unix.NFT_MSG_NEWTABLE, unix.NLM_F_CREATE, "add table "+t.Name, a), nil
 }
 
 // Del deletes the table and everything in it; it fails (ENOENT) when the table is missing. Preceded by
 // Add in the same transaction it cannot fail so: that is how a transaction replaces a table whole
 // (add, delete, add again with the new content) on kernels without NFT_MSG_DESTROYTABLE (before 6.3).
 func (t Table) Del() (Msg, error) {
-	return t.msg(unix.NFT_MSG_DELTABLE, 0, "delete table "+t.Name, []netlink.Attribute{
-		{Type: unix.NFTA_TABLE_NAME, Data: cstr(t.Name)},
-	})
+	a := nlattr.AppendString(nil, unix.NFTA_TABLE_NAME, t.Name)
+	return t.msg(unix.NFT_MSG_DELTABLE, 0, "delete table "+t.Name, a), nil
 }
 
 // AddChain adds ch, a base chain with policy accept when it has a hook; adding one that exists with
 // the same hook changes nothing.
 func (t Table) AddChain(ch Chain) (Msg, error) {
-	attrs := []netlink.Attribute{
-		{Type: unix.NFTA_CHAIN_TABLE, Data: cstr(t.Name)},
-		{Type: unix.NFTA_CHAIN_NAME, Data: cstr(ch.Name)},
-	}
+	a := t.chainAttrs(ch.Name)
 	if h := ch.Hook; h != nil {
-		hook, err := netlink.MarshalAttributes([]netlink.Attribute{
-			{Type: unix.NFTA_HOOK_HOOKNUM, Data: be32(h.Num)},
-			{Type: unix.NFTA_HOOK_PRIORITY, Data: be32(uint32(h.Priority))},
-		})
-		if err != nil {
-			return Msg{}, err
-		}
-		attrs = append(attrs,
-			netlink.Attribute{Type: unix.NLA_F_NESTED | unix.NFTA_CHAIN_HOOK, Data: hook},
-			netlink.Attribute{Type: unix.NFTA_CHAIN_POLICY, Data: be32(nfAccept)},
-			netlink.Attribute{Type: unix.NFTA_CHAIN_TYPE, Data: cstr(h.Type)},
-		)
+		hook := nlattr.AppendUint32(nil, unix.NFTA_HOOK_HOOKNUM, h.Num)
+		hook = nlattr.AppendUint32(hook, unix.NFTA_HOOK_PRIORITY, uint32(h.Priority))
+		a = nlattr.AppendNested(a, unix.NFTA_CHAIN_HOOK, hook)
+		a = nlattr.AppendUint32(a, unix.NFTA_CHAIN_POLICY, nfAccept)
+		a = nlattr.AppendString(a, unix.NFTA_CHAIN_TYPE, h.Type)
 	}
-	return t.msg(unix.NFT_MSG_NEWCHAIN, unix.NLM_F_CREATE, "add chain "+ch.Name, attrs)
+	return t.msg(unix.NFT_MSG_NEWCHAIN, unix.NLM_F_CREATE, "add chain "+ch.Name, a), nil
 }
 
 // DelChain deletes chain, which must hold no rules and no jumps to it; it fails (ENOENT) when the
 // chain is gone.
 func (t Table) DelChain(chain string) (Msg, error) {
-	return t.msg(unix.NFT_MSG_DELCHAIN, 0, "delete chain "+chain, []netlink.Attribute{
-		{Type: unix.NFTA_CHAIN_TABLE, Data: cstr(t.Name)},
-		{Type: unix.NFTA_CHAIN_NAME, Data: cstr(chain)},
-	})
+	return t.msg(unix.NFT_MSG_DELCHAIN, 0, "delete chain "+chain, t.chainAttrs(chain)), nil
+}
+
+// chainAttrs name a chain of t.
+func (t Table) chainAttrs(chain string) []byte {
+	a := nlattr.AppendString(nil, unix.NFTA_CHAIN_TABLE, t.Name)
+	return nlattr.AppendString(a, unix.NFTA_CHAIN_NAME, chain)
+}
+
+// ruleAttrs name chain of t, as the rule messages do.
+func (t Table) ruleAttrs(chain string) []byte {
+	a := nlattr.AppendString(nil, unix.NFTA_RULE_TABLE, t.Name)
+	return nlattr.AppendString(a, unix.NFTA_RULE_CHAIN, chain)
 }
 
 // FlushChain deletes every rule of chain.
 func (t Table) FlushChain(chain string) (Msg, error) {
-	return t.msg(unix.NFT_MSG_DELRULE, 0, "flush chain "+chain, []netlink.Attribute{
-		{Type: unix.NFTA_RULE_TABLE, Data: cstr(t.Name)},
-		{Type: unix.NFTA_RULE_CHAIN, Data: cstr(chain)},
-	})
+	return t.msg(unix.NFT_MSG_DELRULE, 0, "flush chain "+chain, t.ruleAttrs(chain)), nil
 }
 
 // AddRule appends r (its chain, expressions and comment; the handle is the kernel's) to its chain.
 func (t Table) AddRule(r Rule) (Msg, error) {
-	list := make([]netlink.Attribute, 0, len(r.Exprs))
-	for _, e := range r.Exprs {
-		b, err := expr.Marshal(t.Family, e)
-		if err != nil {
-			return Msg{}, fmt.Errorf("rule %q in %s: %w", r.Comment, r.Chain, err)
-		}
-		list = append(list, netlink.Attribute{Type: unix.NLA_F_NESTED | unix.NFTA_LIST_ELEM, Data: b})
-	}
-	exprs, err := netlink.MarshalAttributes(list)
-	if err != nil {
-		return Msg{}, err
-	}
-	attrs := []netlink.Attribute{
-		{Type: unix.NFTA_RULE_TABLE, Data: cstr(t.Name)},
-		{Type: unix.NFTA_RULE_CHAIN, Data: cstr(r.Chain)},
-		{Type: unix.NLA_F_NESTED | unix.NFTA_RULE_EXPRESSIONS, Data: exprs},
-	}
+	a := t.ruleAttrs(r.Chain)
+	a = nlattr.AppendNested(a, unix.NFTA_RULE_EXPRESSIONS, expr.AppendList(nil, r.Exprs))
 	if r.Comment != "" {
-		attrs = append(attrs, netlink.Attribute{Type: unix.NFTA_RULE_USERDATA, Data: userdata.AppendString(nil, userdata.TypeComment, r.Comment)})
+		a = nlattr.Append(a, unix.NFTA_RULE_USERDATA, appendUdataString(nil, udataComment, r.Comment))
 	}
-	return t.msg(unix.NFT_MSG_NEWRULE, unix.NLM_F_CREATE|unix.NLM_F_APPEND, fmt.Sprintf("add rule %q to %s", r.Comment, r.Chain), attrs)
+	return t.msg(unix.NFT_MSG_NEWRULE, unix.NLM_F_CREATE|unix.NLM_F_APPEND, fmt.Sprintf("add rule %q to %s", r.Comment, r.Chain), a), nil
 }
 
 // DelRule deletes the rule of chain with handle; it fails (ENOENT) when the rule is gone.
 func (t Table) DelRule(chain string, handle uint64) (Msg, error) {
-	return t.msg(unix.NFT_MSG_DELRULE, 0, fmt.Sprintf("delete rule %d of %s", handle, chain), []netlink.Attribute{
-		{Type: unix.NFTA_RULE_TABLE, Data: cstr(t.Name)},
-		{Type: unix.NFTA_RULE_CHAIN, Data: cstr(chain)},
-		{Type: unix.NFTA_RULE_HANDLE, Data: be64(handle)},
-	})
+	a := nlattr.AppendUint64(t.ruleAttrs(chain), unix.NFTA_RULE_HANDLE, handle)
+	return t.msg(unix.NFT_MSG_DELRULE, 0, fmt.Sprintf("delete rule %d of %s", handle, chain), a), nil
 }
 
 // AddSet adds s; adding one that exists with the same definition changes nothing.
 func (t Table) AddSet(s Set) (Msg, error) {
 	var flags uint32
-	attrs := []netlink.Attribute{
-		{Type: unix.NFTA_SET_TABLE, Data: cstr(t.Name)},
-		{Type: unix.NFTA_SET_NAME, Data: cstr(s.Name)},
-		{Type: unix.NFTA_SET_KEY_TYPE, Data: be32(s.KeyType)},
-		{Type: unix.NFTA_SET_KEY_LEN, Data: be32(s.KeyLen)},
-	}
-	ud := userdata.AppendUint32(nil, userdata.NFTNL_UDATA_SET_KEYBYTEORDER, byteorderBigEndian)
+	a := nlattr.AppendString(nil, unix.NFTA_SET_TABLE, t.Name)
+	a = nlattr.AppendString(a, unix.NFTA_SET_NAME, s.Name)
+	a = nlattr.AppendUint32(a, unix.NFTA_SET_KEY_TYPE, s.KeyType)
+	a = nlattr.AppendUint32(a, unix.NFTA_SET_KEY_LEN, s.KeyLen)
+	ud := appendUdataUint32(nil, udataSetKeyByteorder, byteorderBigEndian)
 	if s.DataLen > 0 {
 		flags |= unix.NFT_SET_MAP
-		attrs = append(attrs,
-			netlink.Attribute{Type: unix.NFTA_SET_DATA_TYPE, Data: be32(s.DataType)},
-			netlink.Attribute{Type: unix.NFTA_SET_DATA_LEN, Data: be32(s.DataLen)},
-		)
-		ud = userdata.AppendUint32(ud, userdata.NFTNL_UDATA_SET_DATABYTEORDER, byteorderBigEndian)
+		a = nlattr.AppendUint32(a, unix.NFTA_SET_DATA_TYPE, s.DataType)
+		a = nlattr.AppendUint32(a, unix.NFTA_SET_DATA_LEN, s.DataLen)
+		ud = appendUdataUint32(ud, udataSetDataByteorder, byteorderBigEndian)
 	}
 	if s.Comment != "" {
-		ud = userdata.AppendString(ud, userdata.NFTNL_UDATA_SET_COMMENT, s.Comment)
+		ud = appendUdataString(ud, udataSetComment, s.Comment)
 	}
-	attrs = append(attrs,
-		netlink.Attribute{Type: unix.NFTA_SET_ID, Data: be32(s.ID)},
-		netlink.Attribute{Type: unix.NFTA_SET_FLAGS, Data: be32(flags)},
-		netlink.Attribute{Type: unix.NFTA_SET_USERDATA, Data: ud},
-	)
-	return t.msg(unix.NFT_MSG_NEWSET, unix.NLM_F_CREATE, "add set "+s.Name, attrs)
+	a = nlattr.AppendUint32(a, unix.NFTA_SET_ID, s.ID)
+	a = nlattr.AppendUint32(a, unix.NFTA_SET_FLAGS, flags)
+	a = nlattr.Append(a, unix.NFTA_SET_USERDATA, ud)
+	return t.msg(unix.NFT_MSG_NEWSET, unix.NLM_F_CREATE, "add set "+s.Name, a), nil
 }
 
 // AddElems adds es to set. Without NLM_F_EXCL the kernel takes an element that exists with the same
 // data as a no-op, and refuses (EEXIST) one whose key exists with other data.
 func (t Table) AddElems(set string, es []Elem) (Msg, error) {
-	attrs, err := t.elemList(set, es, true)
-	return Msg{Type: unix.NFT_MSG_NEWSETELEM, Flags: unix.NLM_F_CREATE, Family: t.Family, Attrs: attrs, What: "add elements to " + set}, err
+	return Msg{Type: unix.NFT_MSG_NEWSETELEM, Flags: unix.NLM_F_CREATE, Family: t.Family,
+		Attrs: t.elemList(set, es, true), What: "add elements to " + set}, nil
 }
 
 // DelElems deletes es (their keys) from set; it fails (ENOENT) when one is missing.
 func (t Table) DelElems(set string, es []Elem) (Msg, error) {
-	attrs, err := t.elemList(set, es, false)
-	return Msg{Type: unix.NFT_MSG_DELSETELEM, Family: t.Family, Attrs: attrs, What: "delete elements from " + set}, err
+	return Msg{Type: unix.NFT_MSG_DELSETELEM, Family: t.Family, Attrs: t.elemList(set, es, false),
+		What: "delete elements from " + set}, nil
 }
 
-func (t Table) msg(typ, flags uint16, what string, attrs []netlink.Attribute) (Msg, error) {
-	b, err := netlink.MarshalAttributes(attrs)
-	return Msg{Type: typ, Flags: flags, Family: t.Family, Attrs: b, What: what}, err
+func (t Table) msg(typ, flags uint16, what string, attrs []byte) Msg {
+	return Msg{Type: typ, Flags: flags, Family: t.Family, Attrs: attrs, What: what}
 }
 
-// nestValue wraps v in NFTA_DATA_VALUE inside an attribute of type typ.
-func nestValue(typ uint16, v []byte) (netlink.Attribute, error) {
-	b, err := netlink.MarshalAttributes([]netlink.Attribute{{Type: unix.NFTA_DATA_VALUE, Data: v}})
-	return netlink.Attribute{Type: unix.NLA_F_NESTED | typ, Data: b}, err
+// appendValue appends v wrapped in NFTA_DATA_VALUE inside an attribute of type typ.
+func appendValue(b []byte, typ uint16, v []byte) []byte {
+	return nlattr.AppendNested(b, typ, nlattr.Append(nil, unix.NFTA_DATA_VALUE, v))
 }
 
 // elemList is the body of a NEWSETELEM (withData: data and comments too), DELSETELEM or GETSETELEM
 // message for es in set.
-func (t Table) elemList(set string, es []Elem, withData bool) ([]byte, error) {
-	list := make([]netlink.Attribute, 0, len(es))
+func (t Table) elemList(set string, es []Elem, withData bool) []byte {
+	var list []byte
 	for _, e := range es {
-		key, err := nestValue(unix.NFTA_SET_ELEM_KEY, e.Key)
-		if err != nil {
-			return nil, err
-		}
-		item := []netlink.Attribute{key}
+		item := appendValue(nil, unix.NFTA_SET_ELEM_KEY, e.Key)
 		if withData && len(e.Data) > 0 {
-			data, err := nestValue(unix.NFTA_SET_ELEM_DATA, e.Data)
-			if err != nil {
-				return nil, err
-			}
-			item = append(item, data)
+			item = appendValue(item, unix.NFTA_SET_ELEM_DATA, e.Data)
 		}
 		if withData && e.Comment != "" {
-			item = append(item, netlink.Attribute{Type: unix.NFTA_SET_ELEM_USERDATA,
-				Data: userdata.AppendString(nil, userdata.NFTNL_UDATA_SET_ELEM_COMMENT, e.Comment)})
+			item = nlattr.Append(item, unix.NFTA_SET_ELEM_USERDATA, appendUdataString(nil, udataSetElemComment, e.Comment))
 		}
-		b, err := netlink.MarshalAttributes(item)
-		if err != nil {
-			return nil, err
-		}
-		list = append(list, netlink.Attribute{Type: unix.NLA_F_NESTED | unix.NFTA_LIST_ELEM, Data: b})
+		list = nlattr.AppendNested(list, unix.NFTA_LIST_ELEM, item)
 	}
-	lb, err := netlink.MarshalAttributes(list)
-	if err != nil {
-		return nil, err
-	}
-	return netlink.MarshalAttributes([]netlink.Attribute{
-		{Type: unix.NFTA_SET_ELEM_LIST_TABLE, Data: cstr(t.Name)},
-		{Type: unix.NFTA_SET_ELEM_LIST_SET, Data: cstr(set)},
-		{Type: unix.NLA_F_NESTED | unix.NFTA_SET_ELEM_LIST_ELEMENTS, Data: lb},
-	})
+	a := nlattr.AppendString(nil, unix.NFTA_SET_ELEM_LIST_TABLE, t.Name)
+	a = nlattr.AppendString(a, unix.NFTA_SET_ELEM_LIST_SET, set)
+	return nlattr.AppendNested(a, unix.NFTA_SET_ELEM_LIST_ELEMENTS, list)
 }
 
 // ChainProblem compares the chain want with the installed chains: it says that want is missing, or
@@ -305,4 +252,61 @@ func (t Table) ChainProblem(installed []Chain, want Chain) (problem string, foun
 		return "", true
 	}
 	return fmt.Sprintf("chain %s %s is missing", t.Name, want.Name), false
+}
+
+// Datatype is one of nft's set key and data types, by nft's number.
+type Datatype uint32
+
+// The datatypes netloom's sets hold.
+const (
+	TypeIPAddr      Datatype = 7  // ipv4_addr
+	TypeIP6Addr     Datatype = 8  // ipv6_addr
+	TypeInetProto   Datatype = 12 // inet_proto
+	TypeInetService Datatype = 13 // inet_service
+)
+
+// String is nft's name of the type, as `nft list` prints it.
+func (t Datatype) String() string {
+	switch t {
+	case TypeIPAddr:
+		return "ipv4_addr"
+	case TypeIP6Addr:
+		return "ipv6_addr"
+	case TypeInetProto:
+		return "inet_proto"
+	case TypeInetService:
+		return "inet_service"
+	}
+	return fmt.Sprintf("type %d", uint32(t))
+}
+
+// Len is the size of a value of the type, in bytes.
+func (t Datatype) Len() uint32 {
+	switch t {
+	case TypeIPAddr:
+		return 4
+	case TypeIP6Addr:
+		return 16
+	case TypeInetProto:
+		return 1
+	case TypeInetService:
+		return 2
+	}
+	return 0
+}
+
+// concatTypeBits is how many bits of nft's combined type number each concatenated type takes.
+const concatTypeBits = 6
+
+// regSize is the width of an nf_tables register: every field of a concatenation starts on one.
+const regSize = 4
+
+// Concat is the concatenation of ts (one type: that type) as a set's key or data: nft's combined type
+// number, and the length in bytes with each field padded to a register.
+func Concat(ts ...Datatype) (typ, length uint32) {
+	for _, t := range ts {
+		typ = typ<<concatTypeBits | uint32(t)&(1<<concatTypeBits-1)
+		length += (t.Len() + regSize - 1) / regSize * regSize
+	}
+	return typ, length
 }

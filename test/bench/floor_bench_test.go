@@ -39,7 +39,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/nftables/expr"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -47,6 +46,7 @@ import (
 	"github.com/netloom/netloom/pkg/firewall"
 	"github.com/netloom/netloom/pkg/firewall/iptables"
 	"github.com/netloom/netloom/pkg/nftnl"
+	"github.com/netloom/netloom/pkg/nftnl/expr"
 	"github.com/netloom/netloom/pkg/portmap"
 	pmnft "github.com/netloom/netloom/pkg/portmap/nftables"
 	"github.com/netloom/netloom/pkg/sysctl"

@@ -7,11 +7,10 @@ import (
 	"net/netip"
 	"slices"
 
-	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
 
-	"github.com/netloom/netloom/pkg/firewall/nftexpr"
 	"github.com/netloom/netloom/pkg/nftnl"
+	"github.com/netloom/netloom/pkg/nftnl/expr"
 )
 
 // The nftables layout: netloom's own (the reference v1.9.1 has no nftables backend), the iptables one
@@ -127,12 +126,12 @@ func (s nftState) hasChain(name string) bool {
 
 // has tells whether s holds a rule like r: same chain, comment and expressions.
 func (s nftState) has(r nftnl.Rule) bool {
-	want := nftexpr.Describe(r.Exprs)
+	want := expr.Describe(r.Exprs)
 	for _, h := range s.rules {
 		if h.Chain != r.Chain || h.Comment != r.Comment {
 			continue
 		}
-		if e, err := h.Expressions(); err == nil && nftexpr.Describe(e) == want {
+		if e, err := h.Expressions(); err == nil && expr.Describe(e) == want {
 			return true
 		}
 	}
@@ -308,7 +307,7 @@ func nftMissing(s nftState, want []nftnl.Rule) error {
 	}
 	for _, r := range want {
 		if !s.has(r) {
-			return fmt.Errorf("nftables: rule %q (%s) of chain %s is missing", r.Comment, nftexpr.Describe(r.Exprs), r.Chain)
+			return fmt.Errorf("nftables: rule %q (%s) of chain %s is missing", r.Comment, expr.Describe(r.Exprs), r.Chain)
 		}
 	}
 	return nil

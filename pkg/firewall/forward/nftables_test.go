@@ -7,8 +7,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/netloom/netloom/pkg/firewall/nftexpr"
 	"github.com/netloom/netloom/pkg/nftnl"
+	"github.com/netloom/netloom/pkg/nftnl/expr"
 )
 
 // whats lists what each message of a transaction does.
@@ -77,19 +77,19 @@ func TestNFTRuleExpressions(t *testing.T) {
 			"[ ct load 0 => reg 1 ][ bitwise reg 1 = ( reg 1 & 06000000 ) ^ 00000000 ][ cmp neq reg 1 00000000 ][ verdict 1  ]",
 		"[ meta load 15 => reg 1 ][ cmp eq reg 1 02 ][ payload load 4b @ base 1 + 12 => reg 1 ][ cmp eq reg 1 0a580005 ][ verdict 1  ]",
 	} {
-		if got := nftexpr.Describe(r[i].Exprs); got != want {
+		if got := expr.Describe(r[i].Exprs); got != want {
 			t.Errorf("rule %d:\n%s\nwant\n%s", i, got, want)
 		}
 	}
 	v6 := nftPodRules(netip.MustParseAddr("fd00::5"))
-	if got := nftexpr.Describe(v6[1].Exprs); !strings.Contains(got, "cmp eq reg 1 0a ][ payload load 16b @ base 1 + 8") {
+	if got := expr.Describe(v6[1].Exprs); !strings.Contains(got, "cmp eq reg 1 0a ][ payload load 16b @ base 1 + 8") {
 		t.Errorf("IPv6 outbound rule: %s", got)
 	}
 	iso := nftIsolation("cni0", true)
 	if len(iso) != 3 || iso[0].Comment != "isolated cni0" || iso[1].Comment != "same-bridge cni0" || iso[2].Chain != nftStage2 {
 		t.Errorf("isolation rules: %+v", iso)
 	}
-	if got := nftexpr.Describe(iso[2].Exprs); got != "[ meta load 7 => reg 1 ][ cmp eq reg 1 636e6930000000000000000000000000 ][ verdict 0  ]" {
+	if got := expr.Describe(iso[2].Exprs); got != "[ meta load 7 => reg 1 ][ cmp eq reg 1 636e6930000000000000000000000000 ][ verdict 0  ]" {
 		t.Errorf("stage-2 drop: %s", got)
 	}
 }

@@ -69,8 +69,8 @@ import (
 
 	"github.com/netloom/netloom/pkg/conf"
 	"github.com/netloom/netloom/pkg/firewall"
-	"github.com/netloom/netloom/pkg/firewall/nftexpr"
 	"github.com/netloom/netloom/pkg/nftnl"
+	"github.com/netloom/netloom/pkg/nftnl/expr"
 )
 
 // retries bounds how often a transaction is rebuilt when a rule it deletes vanished meanwhile (another
@@ -304,7 +304,7 @@ func ensureMsgs(skeletonOK bool, stale []installed, missing []netip.Prefix, comm
 type installed struct {
 	chain  string
 	handle uint64
-	exprs  string // nftexpr.Describe
+	exprs  string // expr.Describe
 }
 
 // describe decodes the expressions of rules.
@@ -315,7 +315,7 @@ func describe(rules []nftnl.Rule) ([]installed, error) {
 		if err != nil {
 			return nil, err
 		}
-		out[i] = installed{chain: r.Chain, handle: r.Handle, exprs: nftexpr.Describe(exprs)}
+		out[i] = installed{chain: r.Chain, handle: r.Handle, exprs: expr.Describe(exprs)}
 	}
 	return out, nil
 }
@@ -336,7 +336,7 @@ func skeletonIntact(rules []installed) bool {
 		return false
 	}
 	for i, r := range rules {
-		if r.exprs != nftexpr.Describe(want[i]) {
+		if r.exprs != expr.Describe(want[i]) {
 			return false
 		}
 	}
@@ -348,7 +348,7 @@ func skeletonIntact(rules []installed) bool {
 func plan(existing []installed, addrs []netip.Prefix) (stale []installed, missing []netip.Prefix) {
 	kept := make([]bool, len(existing))
 	for _, a := range addrs {
-		want := nftexpr.Describe(masqExprs(a))
+		want := expr.Describe(masqExprs(a))
 		found := false
 		for i, r := range existing {
 			if !kept[i] && r.exprs == want {
@@ -555,7 +555,7 @@ func (m *Masq) read(k firewall.Key, addrs []netip.Prefix) (state, error) {
 func uncovered(rules []string, addrs []netip.Prefix) []netip.Prefix {
 	var out []netip.Prefix
 	for _, a := range addrs {
-		if !slices.Contains(rules, nftexpr.Describe(masqExprs(a))) {
+		if !slices.Contains(rules, expr.Describe(masqExprs(a))) {
 			out = append(out, a)
 		}
 	}
@@ -571,7 +571,7 @@ func diff(addrs []netip.Prefix, have state) []string {
 	}
 	if found {
 		for _, want := range postroutingExprs() {
-			if d := nftexpr.Describe(want); !slices.Contains(have.postRules, d) {
+			if d := expr.Describe(want); !slices.Contains(have.postRules, d) {
 				out = append(out, fmt.Sprintf("chain %s lacks %s", PostroutingName, d))
 			}
 		}

@@ -7,10 +7,9 @@ import (
 	"net/netip"
 	"strings"
 
-	"github.com/google/nftables/expr"
-
 	"github.com/netloom/netloom/pkg/firewall"
 	"github.com/netloom/netloom/pkg/nftnl"
+	"github.com/netloom/netloom/pkg/nftnl/expr"
 )
 
 // The reference plugins' names (pkg/ip/ipmasq_nftables_linux.go). Rules are found by their comment, which

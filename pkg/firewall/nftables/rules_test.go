@@ -10,8 +10,8 @@ import (
 
 	"github.com/netloom/netloom/pkg/conf"
 	"github.com/netloom/netloom/pkg/firewall"
-	"github.com/netloom/netloom/pkg/firewall/nftexpr"
 	"github.com/netloom/netloom/pkg/nftnl"
+	"github.com/netloom/netloom/pkg/nftnl/expr"
 )
 
 var keyA = firewall.Key{Network: "mynet", ContainerID: "c1", IfName: "eth0"}
@@ -60,7 +60,7 @@ func TestMasqExprs(t *testing.T) {
 			"[ payload load 16b @ base 1 + 8 => reg 1 ][ cmp eq reg 1 fd000000000000000000000000000005 ]" +
 			"[ payload load 8b @ base 1 + 24 => reg 1 ][ cmp neq reg 1 fd00000000000000 ][ masq ]"},
 	} {
-		if got := nftexpr.Describe(masqExprs(netip.MustParsePrefix(tc.addr))); got != tc.want {
+		if got := expr.Describe(masqExprs(netip.MustParsePrefix(tc.addr))); got != tc.want {
 			t.Errorf("%s:\n got %s\nwant %s", tc.addr, got, tc.want)
 		}
 	}
@@ -69,7 +69,7 @@ func TestMasqExprs(t *testing.T) {
 func TestPostroutingExprs(t *testing.T) {
 	var got []string
 	for _, e := range postroutingExprs() {
-		got = append(got, nftexpr.Describe(e))
+		got = append(got, expr.Describe(e))
 	}
 	want := []string{
 		"[ meta load 15 => reg 1 ][ cmp eq reg 1 02 ][ payload load 4b @ base 1 + 16 => reg 1 ]" +
@@ -106,10 +106,10 @@ func TestDiff(t *testing.T) {
 	a := netip.MustParsePrefix("10.1.2.5/24")
 	var post []string
 	for _, e := range postroutingExprs() {
-		post = append(post, nftexpr.Describe(e))
+		post = append(post, expr.Describe(e))
 	}
 	hooked := []nftnl.Chain{masqChain(), postChain()}
-	good := state{chains: hooked, postRules: post, masqRules: []string{nftexpr.Describe(masqExprs(a))}}
+	good := state{chains: hooked, postRules: post, masqRules: []string{expr.Describe(masqExprs(a))}}
 	if d := diff([]netip.Prefix{a}, good); len(d) != 0 {
 		t.Errorf("diff of a good state: %q", d)
 	}
@@ -121,7 +121,7 @@ func TestDiff(t *testing.T) {
 		{"no table", state{}, "chain cni_plugins_masquerade postrouting is missing; chain masq_checks has no masquerade rule for 10.1.2.5/24"},
 		{"no goto", state{chains: hooked, postRules: post[:2], masqRules: good.masqRules}, "chain postrouting lacks [ goto masq_checks ]"},
 		{"other subnet", state{chains: hooked, postRules: post,
-			masqRules: []string{nftexpr.Describe(masqExprs(netip.MustParsePrefix("10.1.2.5/16")))}}, "chain masq_checks has no masquerade rule for 10.1.2.5/24"},
+			masqRules: []string{expr.Describe(masqExprs(netip.MustParsePrefix("10.1.2.5/16")))}}, "chain masq_checks has no masquerade rule for 10.1.2.5/24"},
 		{"not hooked", state{chains: []nftnl.Chain{{Name: PostroutingName}}, postRules: post, masqRules: good.masqRules},
 			`chain cni_plugins_masquerade postrouting is "regular", want "type nat hook 4 priority 100"`},
 	} {
@@ -134,7 +134,7 @@ func TestDiff(t *testing.T) {
 func TestPlan(t *testing.T) {
 	a, b, c := netip.MustParsePrefix("10.1.2.5/24"), netip.MustParsePrefix("fd00::5/64"), netip.MustParsePrefix("10.1.2.9/24")
 	rule := func(p netip.Prefix, h uint64) installed {
-		return installed{chain: MasqChain, handle: h, exprs: nftexpr.Describe(masqExprs(p))}
+		return installed{chain: MasqChain, handle: h, exprs: expr.Describe(masqExprs(p))}
 	}
 	for _, tc := range []struct {
 		name        string
@@ -163,7 +163,7 @@ func TestPlan(t *testing.T) {
 func TestSkeletonIntact(t *testing.T) {
 	var rules []installed
 	for _, e := range postroutingExprs() {
-		rules = append(rules, installed{chain: PostroutingName, exprs: nftexpr.Describe(e)})
+		rules = append(rules, installed{chain: PostroutingName, exprs: expr.Describe(e)})
 	}
 	if !skeletonIntact(rules) {
 		t.Error("the skeleton Ensure writes is not intact")

@@ -5,10 +5,8 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/google/nftables/expr"
-
-	"github.com/netloom/netloom/pkg/firewall/nftexpr"
 	"github.com/netloom/netloom/pkg/nftnl"
+	"github.com/netloom/netloom/pkg/nftnl/expr"
 	"github.com/netloom/netloom/pkg/portmap"
 )
 
@@ -81,9 +79,9 @@ func describeRule(comment string, exprs []expr.Any, loose bool) string {
 		fam, _, _ := strings.Cut(comment, ",")
 		last := ""
 		if len(exprs) > 0 {
-			last = nftexpr.Describe(exprs[len(exprs)-1:])
+			last = expr.Describe(exprs[len(exprs)-1:])
 		}
 		return fmt.Sprintf("%q ... %s", fam, last)
 	}
-	return fmt.Sprintf("%q %s", comment, nftexpr.Describe(exprs))
+	return fmt.Sprintf("%q %s", comment, expr.Describe(exprs))
 }

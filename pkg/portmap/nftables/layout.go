@@ -11,12 +11,11 @@ import (
 	"strconv"
 	"strings"
 
-	nft "github.com/google/nftables"
-	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
 
 	"github.com/netloom/netloom/pkg/firewall"
 	"github.com/netloom/netloom/pkg/nftnl"
+	"github.com/netloom/netloom/pkg/nftnl/expr"
 	"github.com/netloom/netloom/pkg/portmap"
 )
 
@@ -114,11 +113,11 @@ func (f fam) digit() string { return [...]string{"4", "6"}[f] }
 
 func (f fam) nfproto() byte { return [...]byte{unix.NFPROTO_IPV4, unix.NFPROTO_IPV6}[f] }
 
-func (f fam) addrType() nft.SetDatatype {
-	return [...]nft.SetDatatype{nft.TypeIPAddr, nft.TypeIP6Addr}[f]
+func (f fam) addrType() nftnl.Datatype {
+	return [...]nftnl.Datatype{nftnl.TypeIPAddr, nftnl.TypeIP6Addr}[f]
 }
 
-func (f fam) addrLen() uint32 { return f.addrType().Bytes }
+func (f fam) addrLen() uint32 { return f.addrType().Len() }
 
 // everything is the source range that masqAll masquerades.
 func (f fam) everything() netip.Prefix {
@@ -179,56 +178,41 @@ func anySuffix(anyAddr bool) string {
 // setDef is one named map of the table.
 type setDef struct {
 	name      string
-	key, data []nft.SetDatatype // concatenated
+	key, data []nftnl.Datatype // concatenated
 	comment   string
 }
 
 // setDefs are the maps every ADD needs; masqLen maps come and go with prefix lengths in use.
 func setDefs() []setDef {
-	proto, port, ownerT := nft.TypeInetProto, nft.TypeInetService, nft.TypeIP6Addr
+	proto, port, ownerT := nftnl.TypeInetProto, nftnl.TypeInetService, nftnl.TypeIP6Addr
 	var out []setDef
 	for _, f := range families() {
 		a := f.addrType()
 		out = append(out,
-			setDef{name: dnatSet(f, false), key: []nft.SetDatatype{proto, a, port}, data: []nft.SetDatatype{a, port},
+			setDef{name: dnatSet(f, false), key: []nftnl.Datatype{proto, a, port}, data: []nftnl.Datatype{a, port},
 				comment: "host port on one " + f.String() + " address -> pod"},
-			setDef{name: dnatSet(f, true), key: []nft.SetDatatype{proto, port}, data: []nft.SetDatatype{a, port},
+			setDef{name: dnatSet(f, true), key: []nftnl.Datatype{proto, port}, data: []nftnl.Datatype{a, port},
 				comment: "host port on every local " + f.String() + " address -> pod"},
-			setDef{name: ownerSet(f, false), key: []nft.SetDatatype{proto, a, port}, data: []nft.SetDatatype{ownerT},
+			setDef{name: ownerSet(f, false), key: []nftnl.Datatype{proto, a, port}, data: []nftnl.Datatype{ownerT},
 				comment: "owner of each " + dnatSet(f, false) + " key"},
-			setDef{name: ownerSet(f, true), key: []nft.SetDatatype{proto, port}, data: []nft.SetDatatype{ownerT},
+			setDef{name: ownerSet(f, true), key: []nftnl.Datatype{proto, port}, data: []nftnl.Datatype{ownerT},
 				comment: "owner of each " + dnatSet(f, true) + " key"},
-			setDef{name: masqAllSet(f), key: []nft.SetDatatype{a}, data: []nft.SetDatatype{ownerT},
+			setDef{name: masqAllSet(f), key: []nftnl.Datatype{a}, data: []nftnl.Datatype{ownerT},
 				comment: "pod -> owner: masquerade every connection to its host ports"},
 		)
 	}
-	return append(out, setDef{name: setAttachments, key: []nft.SetDatatype{ownerT}, data: []nft.SetDatatype{ownerT},
+	return append(out, setDef{name: setAttachments, key: []nftnl.Datatype{ownerT}, data: []nftnl.Datatype{ownerT},
 		comment: "owner -> digest of what it owns"})
 }
 
 func (m masqLen) setDef() setDef {
 	a := m.f.addrType()
-	return setDef{name: m.name(), key: []nft.SetDatatype{a, a}, data: []nft.SetDatatype{nft.TypeIP6Addr},
+	return setDef{name: m.name(), key: []nftnl.Datatype{a, a}, data: []nftnl.Datatype{nftnl.TypeIP6Addr},
 		comment: fmt.Sprintf("/%d network . pod -> owner: masquerade connections from that network to the pod's host ports", m.bits)}
 }
 
 // regSize is the width of an nf_tables register: every field of a concatenation starts on one.
 const regSize = 4
-
-func paddedLen(ts []nft.SetDatatype) uint32 {
-	var n uint32
-	for _, t := range ts {
-		n += (t.Bytes + regSize - 1) / regSize * regSize
-	}
-	return n
-}
-
-func concatType(ts []nft.SetDatatype) nft.SetDatatype {
-	if len(ts) == 1 {
-		return ts[0]
-	}
-	return nft.MustConcatSetType(ts...)
-}
 
 // natHook makes a chain a NAT base chain.
 func natHook(hook uint32, priority int32) *nftnl.Hook {

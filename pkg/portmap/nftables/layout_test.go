@@ -10,8 +10,8 @@ import (
 	"github.com/netloom/netloom/pkg/conf"
 	"github.com/netloom/netloom/pkg/firewall"
 	fwnft "github.com/netloom/netloom/pkg/firewall/nftables"
-	"github.com/netloom/netloom/pkg/firewall/nftexpr"
 	"github.com/netloom/netloom/pkg/nftnl"
+	"github.com/netloom/netloom/pkg/nftnl/expr"
 	"github.com/netloom/netloom/pkg/portmap"
 )
 
@@ -200,7 +200,7 @@ func TestSkeletonRules(t *testing.T) {
 		rules = append(rules, l.rule())
 	}
 	for _, r := range rules {
-		got = append(got, r.chain+" "+r.comment+": "+nftexpr.Describe(r.exprs))
+		got = append(got, r.chain+" "+r.comment+": "+expr.Describe(r.exprs))
 	}
 	const dnated = "[ ct load 2 => reg 1 ][ bitwise reg 1 = ( reg 1 & 20000000 ) ^ 00000000 ][ cmp neq reg 1 00000000 ]"
 	hook := func(ch, f, proto string) string {

@@ -14,11 +14,12 @@ import (
 func table() nftnl.Table { return nftnl.Table{Family: unix.NFPROTO_INET, Name: TableName} }
 
 func (s setDef) set(id uint32) nftnl.Set {
-	key, data := concatType(s.key), concatType(s.data)
+	keyType, keyLen := nftnl.Concat(s.key...)
+	dataType, dataLen := nftnl.Concat(s.data...)
 	return nftnl.Set{
 		Name:    s.name,
-		KeyType: key.GetNFTMagic(), KeyLen: paddedLen(s.key),
-		DataType: data.GetNFTMagic(), DataLen: paddedLen(s.data),
+		KeyType: keyType, KeyLen: keyLen,
+		DataType: dataType, DataLen: dataLen,
 		ID:      id,
 		Comment: s.comment,
 	}

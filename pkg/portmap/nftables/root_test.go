@@ -12,8 +12,8 @@ import (
 
 	"github.com/netloom/netloom/pkg/conf"
 	"github.com/netloom/netloom/pkg/firewall"
-	"github.com/netloom/netloom/pkg/firewall/nftexpr"
 	"github.com/netloom/netloom/pkg/nftnl"
+	"github.com/netloom/netloom/pkg/nftnl/expr"
 	"github.com/netloom/netloom/pkg/portmap"
 	"github.com/netloom/netloom/test/harness"
 )
@@ -540,10 +540,10 @@ func TestSkeletonMatchesNFT(t *testing.T) {
 	for _, s := range defs {
 		var k, d []string
 		for _, x := range s.key {
-			k = append(k, x.Name)
+			k = append(k, x.String())
 		}
 		for _, x := range s.data {
-			d = append(d, x.Name)
+			d = append(d, x.String())
 		}
 		fmt.Fprintf(&text, "map %s { type %s : %s; }\n", s.name, strings.Join(k, " . "), strings.Join(d, " . "))
 	}
@@ -600,7 +600,7 @@ chain postrouting { type nat hook postrouting priority srcnat; policy accept;
 				if err != nil {
 					return err
 				}
-				out[r.Chain] = append(out[r.Chain], nftexpr.Describe(exprs))
+				out[r.Chain] = append(out[r.Chain], expr.Describe(exprs))
 			}
 			return err
 		})
