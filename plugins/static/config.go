@@ -99,10 +99,27 @@ func parseConfig(stdin []byte, cniArgs string) (*Config, error) {
 			return nil, err
 		}
 	}
+	if err := checkDistinct(c.Addresses); err != nil {
+		return nil, err
+	}
 	if err := checkPerFamily(n.CNIVersion, c.Addresses); err != nil {
 		return nil, err
 	}
 	return c, nil
+}
+
+// checkDistinct refuses an address given twice (in ipam.addresses and again in CNI_ARGS IP, say): the
+// interface cannot carry it twice, the reference fails later with the kernel's "file exists", and the
+// result would hold two entries for it, with possibly different gateways.
+func checkDistinct(addrs []Address) error {
+	for i, a := range addrs {
+		for _, b := range addrs[:i] {
+			if a.Prefix.Addr() == b.Prefix.Addr() {
+				return conf.Invalid(a.Field, "address %s is also given by %s; give each address once", a.Prefix.Addr(), b.Field)
+			}
+		}
+	}
+	return nil
 }
 
 // cniArgsAddresses reads CNI_ARGS IP (a comma-separated list of CIDRs) and GATEWAY (a comma-separated

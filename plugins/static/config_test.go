@@ -58,6 +58,8 @@ func TestParseConfig(t *testing.T) {
 		{name: "addresses wrong type", json: `{` + head + `,"ipam":{"addresses":"10.10.0.5/24"}}`, code: conf.CodeInvalidConfig, field: "addresses"},
 		{name: "dns wrong type", json: `{` + head + `,"ipam":{"dns":{"nameservers":"8.8.8.8"}}}`, code: conf.CodeInvalidConfig, field: "nameservers"},
 		{name: "two per family in 0.2.0", json: `{"cniVersion":"0.2.0","name":"n","ipam":{"addresses":[{"address":"10.10.0.5/24"},{"address":"10.10.1.5/24"}]}}`, code: conf.CodeInvalidConfig, field: "cniVersion"},
+		{name: "an address twice", json: `{` + head + `,"ipam":{"addresses":[{"address":"10.10.0.5/24"}]}}`, args: "IP=10.10.0.5/16;GATEWAY=10.10.0.1",
+			code: conf.CodeInvalidConfig, field: "CNI_ARGS IP"},
 		{name: "invalid json", json: `{` + head, code: conf.CodeDecodingFailure},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
