@@ -237,31 +237,46 @@ func (c *Conn) GetElems(t Table, qs []ElemQuery) ([]*Elem, error) {
 	if len(qs) == 0 {
 		return nil, nil
 	}
-	first := c.reserve(len(qs))
-	var b []byte
+	reqs := make([][]byte, len(qs))
 	for i, q := range qs {
-		attrs := t.elemList(q.Set, []Elem{{Key: q.Key}}, false)
-		b = appendMsg(b, nftType(unix.NFT_MSG_GETSETELEM), unix.NLM_F_REQUEST, first+uint32(i), t.Family, 0, attrs)
+		reqs[i] = t.elemList(q.Set, []Elem{{Key: q.Key}}, false)
+	}
+	return lookups(c, unix.NFT_MSG_GETSETELEM, t.Family, reqs, elemReply, func(i int) string {
+		if i < 0 {
+			return "nf_tables element lookups"
+		}
+		return fmt.Sprintf("look up %s element", qs[i].Set)
+	})
+}
+
+// lookups sends one non-dump request of type typ (an NFT_MSG_GET*) per reqs item, all at once, and reads
+// each answer with reply: out[i] answers reqs[i]. what(i) names a request in errors; an i of -1 stands
+// for the whole exchange.
+func lookups[T any](c *Conn, typ uint16, family byte, reqs [][]byte, reply func(syscall.NetlinkMessage) (*T, error), what func(i int) string) ([]*T, error) {
+	first := c.reserve(len(reqs))
+	var b []byte
+	for i, req := range reqs {
+		b = appendMsg(b, nftType(typ), unix.NLM_F_REQUEST, first+uint32(i), family, 0, req)
 	}
 	if err := c.send(b); err != nil {
-		return nil, fmt.Errorf("send nf_tables lookups: %w", err)
+		return nil, fmt.Errorf("%s: %w", what(-1), err)
 	}
-	out := make([]*Elem, len(qs))
-	answered := make([]bool, len(qs))
-	for left := len(qs); left > 0; {
+	out := make([]*T, len(reqs))
+	answered := make([]bool, len(reqs))
+	for left := len(reqs); left > 0; {
 		replies, err := c.receive()
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%s: %w", what(-1), err)
 		}
 		for _, r := range replies {
 			i := int(r.Header.Seq - first)
-			if i < 0 || i >= len(qs) || answered[i] {
+			if i < 0 || i >= len(reqs) || answered[i] {
 				continue
 			}
 			answered[i] = true
 			left--
-			if out[i], err = elemReply(r); err != nil {
-				return nil, fmt.Errorf("look up %s element: %w", qs[i].Set, err)
+			if out[i], err = reply(r); err != nil {
+				return nil, fmt.Errorf("%s: %w", what(i), err)
 			}
 		}
 	}

@@ -280,38 +280,20 @@ func (c *Conn) RulesByHandle(t Table, chain string, handles []uint64) (out []*Ru
 	if len(handles) == 0 {
 		return nil, nil
 	}
-	first := c.reserve(len(handles))
-	var b []byte
+	reqs := make([][]byte, len(handles))
 	for i, h := range handles {
 		req := nlattr.AppendString(nil, unix.NFTA_RULE_TABLE, t.Name)
 		req = nlattr.AppendString(req, unix.NFTA_RULE_CHAIN, chain)
-		req = nlattr.AppendUint64(req, unix.NFTA_RULE_HANDLE, h)
-		b = appendMsg(b, nftType(unix.NFT_MSG_GETRULE), unix.NLM_F_REQUEST, first+uint32(i), t.Family, 0, req)
+		reqs[i] = nlattr.AppendUint64(req, unix.NFTA_RULE_HANDLE, h)
 	}
 	what := fmt.Sprintf("look up rules of chain %s %s", t.Name, chain)
-	if err := c.send(b); err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
-	}
-	out = make([]*Rule, len(handles))
-	answered := make([]bool, len(handles))
-	for left := len(handles); left > 0; {
-		replies, err := c.receive()
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", what, err)
-		}
-		for _, r := range replies {
-			i := int(r.Header.Seq - first)
-			if i < 0 || i >= len(handles) || answered[i] {
-				continue
+	return lookups(c, unix.NFT_MSG_GETRULE, t.Family, reqs, func(r syscall.NetlinkMessage) (*Rule, error) { return ruleReply(t, r) },
+		func(i int) string {
+			if i < 0 {
+				return what
 			}
-			answered[i] = true
-			left--
-			if out[i], err = ruleReply(t, r); err != nil {
-				return nil, fmt.Errorf("%s: rule %d: %w", what, handles[i], err)
-			}
-		}
-	}
-	return out, nil
+			return fmt.Sprintf("%s: rule %d", what, handles[i])
+		})
 }
 
 // ruleReply reads the answer to one GETRULE: the rule, or nil when there is none.
