@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/netloom/netloom/pkg/conf"
+	"github.com/netloom/netloom/pkg/filelock"
 )
 
 // The reference host-local's on-disk layout, kept byte for byte so either plugin reads the other's
@@ -122,13 +123,7 @@ func lockDir(dir string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lock file: %w", err)
 	}
-	for {
-		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
-		if !errors.Is(err, unix.EINTR) {
-			break
-		}
-	}
-	if err != nil {
+	if err := filelock.Lock(int(f.Fd())); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
 	}

@@ -6,6 +6,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/netloom/netloom/pkg/conf"
+	"github.com/netloom/netloom/pkg/filelock"
 )
 
 // Lock takes an exclusive flock(2) on the namespace file at path and returns the function that
@@ -20,13 +21,7 @@ func Lock(path string) (unlock func(), err error) {
 		}
 		return nil, conf.IOFailure("CNI_NETNS: open %q to lock it: %v", path, err)
 	}
-	for {
-		err = unix.Flock(fd, unix.LOCK_EX)
-		if err != unix.EINTR {
-			break
-		}
-	}
-	if err != nil {
+	if err := filelock.Lock(fd); err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("lock %q: %w", path, err)
 	}

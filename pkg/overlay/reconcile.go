@@ -6,9 +6,9 @@ import (
 	"path/filepath"
 
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 
 	"github.com/netloom/netloom/pkg/addr"
+	"github.com/netloom/netloom/pkg/filelock"
 	"github.com/netloom/netloom/pkg/link"
 	"github.com/netloom/netloom/pkg/neigh"
 	"github.com/netloom/netloom/pkg/route"
@@ -135,19 +135,9 @@ func lock(device string) (func(), error) {
 	if err := os.MkdirAll(lockDir, 0o700); err != nil {
 		return nil, fmt.Errorf("lock directory: %w", err)
 	}
-	f, err := os.OpenFile(filepath.Join(lockDir, device+".lock"), os.O_RDONLY|os.O_CREATE|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	unlock, err := filelock.Create(filepath.Join(lockDir, device+".lock"), 0)
 	if err != nil {
 		return nil, fmt.Errorf("lock for device %q: %w", device, err)
 	}
-	for {
-		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
-		if err != unix.EINTR {
-			break
-		}
-	}
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("lock for device %q: %w", device, err)
-	}
-	return func() { f.Close() }, nil
+	return unlock, nil
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"time"
 
 	"github.com/netloom/netloom/pkg/fault"
 	"github.com/netloom/netloom/pkg/xtables"
@@ -34,8 +35,10 @@ type Isolator interface {
 // the filter table (iptables-save) and one iptables-restore --noflush of what is missing. Its methods use
 // the network namespace of the calling thread.
 type IPTables struct {
-	tools xtables.Tools
-	admin string // the admin chain
+	tools    xtables.Tools
+	admin    string        // the admin chain
+	lockFile string        // see Serialise; empty: none
+	wait     time.Duration // for the lock
 }
 
 var (
@@ -44,11 +47,18 @@ var (
 )
 
 // NewIPTables returns the backend running the iptables tools that c picks, with admin chain admin.
+// Its changes hold DefaultLockFile, waiting for it at most c.Wait (xtables.DefaultWait when zero).
 func NewIPTables(c xtables.Config, admin string) *IPTables {
-	return NewIPTablesWithTools(xtables.NewExec(c), admin)
+	x := NewIPTablesWithTools(xtables.NewExec(c), admin)
+	x.lockFile, x.wait = DefaultLockFile, c.Wait
+	if x.wait <= 0 {
+		x.wait = xtables.DefaultWait
+	}
+	return x
 }
 
-// NewIPTablesWithTools returns the backend reading and writing through tools (xtables.Fake in tests).
+// NewIPTablesWithTools returns the backend reading and writing through tools (xtables.Fake in tests),
+// taking no lock.
 func NewIPTablesWithTools(tools xtables.Tools, admin string) *IPTables {
 	return &IPTables{tools: tools, admin: admin}
 }
@@ -118,6 +128,14 @@ func (x *IPTables) verify(addrs []netip.Addr, plan func([]netip.Addr) Plan) erro
 // change commits, in every family addrs has (IPv4 first), the changes that plan(addresses of the
 // family) makes of the table as read.
 func (x *IPTables) change(addrs []netip.Addr, plan func([]netip.Addr) func(xtables.Table) xtables.Batch) error {
+	if x.lockFile == "" {
+		return x.changeLocked(addrs, plan)
+	}
+	return Serialise(x.lockFile, x.wait, func() error { return x.changeLocked(addrs, plan) })
+}
+
+// changeLocked is change, the lock (if any) held.
+func (x *IPTables) changeLocked(addrs []netip.Addr, plan func([]netip.Addr) func(xtables.Table) xtables.Batch) error {
 	v4, v6 := splitFamilies(addrs)
 	if len(v4) > 0 {
 		if err := x.apply(xtables.IPv4, plan(v4)); err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/netloom/netloom/pkg/nftnl"
 	"github.com/netloom/netloom/pkg/nftnl/expr"
+	"github.com/netloom/netloom/pkg/xtables"
 )
 
 // The nftables layout: netloom's own (the reference v1.9.1 has no nftables backend), the iptables one
@@ -185,8 +186,12 @@ func insertFirst(t nftnl.Table, r nftnl.Rule) (nftnl.Msg, error) {
 }
 
 // NFTables applies the nftables layout through nf_tables netlink (pkg/nftnl), every change one
-// transaction. Its methods use the network namespace of the calling thread.
-type NFTables struct{}
+// transaction, planned and committed holding a lock (see Serialise). Its methods use the network
+// namespace of the calling thread.
+type NFTables struct {
+	// LockFile is the lock its changes hold; zero: DefaultLockFile.
+	LockFile string
+}
 
 var (
 	_ Backend  = NFTables{}
@@ -214,6 +219,16 @@ func (NFTables) read(c *nftnl.Conn) (nftState, error) {
 // commit sends the transaction build makes from a fresh listing; it starts over once when the kernel
 // refuses it because the table changed meanwhile (a rule to delete is gone, a chain to add exists).
 func (n NFTables) commit(build func(nftState) ([]nftnl.Msg, error)) error {
+	file := n.LockFile
+	if file == "" {
+		file = DefaultLockFile
+	}
+	return Serialise(file, xtables.DefaultWait, func() error { return n.commitLocked(build) })
+}
+
+// commitLocked is commit, the lock held. The retry stays: the reference plugins, or an administrator's
+// nft, do not take netloom's lock.
+func (n NFTables) commitLocked(build func(nftState) ([]nftnl.Msg, error)) error {
 	c, err := nftnl.Dial()
 	if err != nil {
 		return fmt.Errorf("nftables: %w", err)

@@ -37,15 +37,11 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/netloom/netloom/pkg/conf"
+	"github.com/netloom/netloom/pkg/filelock"
 	"github.com/netloom/netloom/pkg/firewall"
 	"github.com/netloom/netloom/pkg/portmap"
 	"github.com/netloom/netloom/pkg/xtables"
@@ -105,33 +101,13 @@ func (m *Mapper) read(f xtables.Family) (table, error) {
 	return newTable(t), err
 }
 
-// lock takes netloom's own lock, polling so that it can give up after Wait; the returned func releases it.
+// lock takes netloom's own lock, waiting at most Wait; the returned func releases it.
 func (m *Mapper) lock() (func(), error) {
-	if err := os.MkdirAll(filepath.Dir(m.cfg.LockFile), 0o755); err != nil {
-		return nil, fmt.Errorf("lock directory: %w", err)
+	unlock, err := filelock.Create(m.cfg.LockFile, m.cfg.Wait)
+	if errors.Is(err, filelock.ErrTimeout) {
+		return nil, conf.TryAgain("another netloom portmap has held %s for over %v; try again", m.cfg.LockFile, m.cfg.Wait)
 	}
-	f, err := os.OpenFile(m.cfg.LockFile, os.O_RDONLY|os.O_CREATE|unix.O_NOFOLLOW, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("lock file: %w", err)
-	}
-	deadline := time.Now().Add(m.cfg.Wait)
-	delay := 500 * time.Microsecond
-	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			return func() { f.Close() }, nil
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
-			f.Close()
-			return nil, fmt.Errorf("lock %s: %w", m.cfg.LockFile, err)
-		}
-		if time.Now().After(deadline) {
-			f.Close()
-			return nil, conf.TryAgain("another netloom portmap has held %s for over %v; try again", m.cfg.LockFile, m.cfg.Wait)
-		}
-		time.Sleep(delay)
-		delay = min(2*delay, 10*time.Millisecond)
-	}
+	return unlock, err
 }
 
 // apply commits plan(t) for f; t is f's table, read just before. What t's comments say holds for a
