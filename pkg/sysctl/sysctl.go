@@ -1,5 +1,5 @@
-// Package sysctl reads and writes kernel parameters under /proc/sys. It is the only place netloom touches
-// /proc/sys. Keys use '/' as separator ("net/ipv4/conf/eth0.100/arp_notify") so interface names with dots
+// Package sysctl reads and writes kernel parameters under /proc/sys, or the same values over rtnetlink
+// where that costs less (rtnl.go). It is the only place netloom touches /proc/sys. Keys use '/' as separator ("net/ipv4/conf/eth0.100/arp_notify") so interface names with dots
 // stay unambiguous. /proc/sys/net resolves against the network namespace of the calling thread, so call
 // these inside the namespace whose parameters you mean.
 package sysctl
@@ -19,8 +19,14 @@ func path(key string) string {
 	return filepath.Join(root, filepath.Clean("/"+strings.TrimPrefix(key, "/")))
 }
 
-// Get returns the value of key without the trailing newline.
+// Get returns the value of key without the trailing newline. The keys rtnetlink reports are read
+// that way (see rtnl.go): a link's IPv4 and IPv6 per-device settings and the forwarding switches.
 func Get(key string) (string, error) {
+	if k, ok := parseRtnlKey(key); ok {
+		if v, err := getRtnl(k); err == nil {
+			return v, nil
+		}
+	}
 	b, err := os.ReadFile(path(key))
 	if err != nil {
 		return "", fmt.Errorf("sysctl %s: %w", key, err)
@@ -28,8 +34,11 @@ func Get(key string) (string, error) {
 	return string(bytes.TrimSpace(b)), nil
 }
 
-// Set writes value to key.
+// Set writes value to key; a few IPv4 per-device settings over rtnetlink (see rtnl.go).
 func Set(key, value string) error {
+	if k, ok := parseRtnlKey(key); ok && setRtnl(k, value) == nil {
+		return nil
+	}
 	if err := os.WriteFile(path(key), []byte(value), 0o644); err != nil {
 		return fmt.Errorf("sysctl %s=%s: %w", key, value, err)
 	}

@@ -7,7 +7,9 @@
 // its own network namespace, with its hostPort; the fill is not timed). Then it alternates, empty, full,
 // empty, full..., pod by pod, timing each pod's ADD and DEL on top, and reports the ADD+DEL
 // p50 on each node and their ratio, full/empty, against the 1.1 target (a goal row per backend for
-// netloom; the reference's ratio is what users get today). Run as root:
+// netloom; the reference's ratio is what users get today). First it does the same for the floor
+// (BenchmarkFloor's kernel work in-process, on nodes it fills itself), whose growth from empty to full
+// is the kernel's own and goes into the goal rows' basis. Run as root:
 //
 //	NETLOOM_BIN=$PWD/bin go test ./test/bench -run '^$' -bench FilledNode -benchtime 1x -timeout 150m
 //
@@ -105,11 +107,13 @@ func fillConflist(b *testing.B, backend, bridge, dataDir string) []byte {
 	return out
 }
 
-// fillNode is one node namespace of the run, empty or full, with the timed pods' namespaces.
+// fillNode is one node namespace of the run, empty or full, with the timed pods' namespaces: the chain
+// through libcni, or the floor.
 type fillNode struct {
 	label string
 	node  harness.NetNS
-	list  []byte
+	ops   podOps
+	floor bool
 	pods  []harness.NetNS // the timed pods' namespaces, reused every round
 	fill  []harness.NetNS // the fill's pods' namespaces
 	both  []time.Duration // ADD+DEL of every timed pod
@@ -122,7 +126,7 @@ type fillNode struct {
 // nftables masquerade's records of the fill's pods, which get no DEL, are outside the namespace: GC of
 // the network in it, the first time, deletes them with their rules.
 func (n *fillNode) delete(b *testing.B) {
-	if _, err := os.Stat(n.node.Path); err == nil {
+	if _, err := os.Stat(n.node.Path); err == nil && !n.floor {
 		if err := n.node.Do(func() error { return masqnft.New().GC(churnNetwork, nil) }); err != nil {
 			b.Errorf("%s: %v", n.label, err)
 		}
@@ -136,13 +140,14 @@ func (n *fillNode) delete(b *testing.B) {
 	n.node.Delete(b)
 }
 
-// newFillNode makes a node namespace with fill pods added through rt, each with its hostPort.
-func newFillNode(b *testing.B, rt *harness.Runtime, backend, label string, fill int, cfg fillConfig) *fillNode {
+// newFillNode makes a node namespace, sets it up with setup (which returns the pod operations there),
+// and adds fill pods through them on workers goroutines, each pod with its hostPort.
+func newFillNode(b *testing.B, label string, fill, workers int, cfg fillConfig, setup func(node harness.NetNS) podOps) *fillNode {
 	b.Helper()
 	n := &fillNode{label: label, node: harness.NewNetNS(b, "fillnode")}
 	b.Cleanup(func() { n.delete(b) })
 	n.node.Run(b, "ip", "link", "set", "lo", "up")
-	n.list = fillConflist(b, backend, harness.Unique("nlfill"), b.TempDir())
+	n.ops = setup(n.node)
 	for range cfg.pods {
 		n.pods = append(n.pods, harness.NewNetNS(b, "filltimed"))
 	}
@@ -150,9 +155,8 @@ func newFillNode(b *testing.B, rt *harness.Runtime, backend, label string, fill 
 		n.fill = append(n.fill, harness.NewNetNS(b, "fillpod"))
 	}
 	t0 := time.Now()
-	_, errs := inParallel(n.node, cfg.workers, fill, func(i int) error {
-		_, err := rt.Add(b, n.list, fmt.Sprintf("%s%d", fillIDPrefix, i), n.fill[i].Path, churnIfName,
-			portMapping(fillFirstHostPort+i))
+	_, errs := inParallel(n.node, workers, fill, func(i int) error {
+		_, err := n.ops.add(attachment{fmt.Sprintf("%s%d", fillIDPrefix, i), n.fill[i].Path, portMapping(fillFirstHostPort + i)})
 		return err
 	})
 	for i, err := range errs {
@@ -166,6 +170,29 @@ func newFillNode(b *testing.B, rt *harness.Runtime, backend, label string, fill 
 	return n
 }
 
+// chainSetup returns newFillNode's setup for the chain through rt with backend's masquerade.
+func chainSetup(b *testing.B, rt *harness.Runtime, backend string) func(harness.NetNS) podOps {
+	return func(harness.NetNS) podOps {
+		return libcniOps(b, rt, fillConflist(b, backend, harness.Unique("nlfill"), b.TempDir()))
+	}
+}
+
+// floorSetup returns newFillNode's setup for the floor (BenchmarkFloor's kernelFloor).
+func floorSetup(b *testing.B) func(harness.NetNS) podOps {
+	return func(node harness.NetNS) podOps {
+		var ops podOps
+		err := node.Do(func() error {
+			var err error
+			ops, err = newKernelFloor(harness.Unique("nlflf"), b.TempDir())
+			return err
+		})
+		if err != nil {
+			b.Fatalf("floor: set up the node: %v", err)
+		}
+		return ops
+	}
+}
+
 // portMapping is the portMappings capability argument for one TCP hostPort.
 func portMapping(hostPort int) map[string]any {
 	return map[string]any{"portMappings": []map[string]any{
@@ -173,7 +200,7 @@ func portMapping(hostPort int) map[string]any {
 }
 
 // timePod adds and deletes the next timed pod in the node's timed pod namespace i, timing ADD+DEL.
-func (n *fillNode) timePod(b *testing.B, rt *harness.Runtime, i int) {
+func (n *fillNode) timePod(b *testing.B, i int) {
 	b.Helper()
 	pod := n.pods[i]
 	kind := "empty"
@@ -181,20 +208,21 @@ func (n *fillNode) timePod(b *testing.B, rt *harness.Runtime, i int) {
 		kind = "full"
 	}
 	// Unique across both nodes: the runtime's result cache is shared.
-	id := fmt.Sprintf("%stimed-%s-%d", fillIDPrefix, kind, n.next)
-	capArgs := portMapping(fillTimedHostPort + n.next)
+	a := attachment{fmt.Sprintf("%stimed-%s-%d", fillIDPrefix, kind, n.next), pod.Path, portMapping(fillTimedHostPort + n.next)}
 	n.next++
 	err := n.node.Do(func() error {
 		t0 := time.Now()
-		if _, err := rt.Add(b, n.list, id, pod.Path, churnIfName, capArgs); err != nil {
+		if _, err := n.ops.add(a); err != nil {
 			n.fails++
-			b.Errorf("%s: ADD %s: %v", n.label, id, err)
-			_ = rt.Del(b, n.list, id, pod.Path, churnIfName, capArgs)
+			b.Errorf("%s: ADD %s: %v", n.label, a.id, err)
+			if !n.floor {
+				_ = n.ops.del(a)
+			}
 			return nil
 		}
-		if err := rt.Del(b, n.list, id, pod.Path, churnIfName, capArgs); err != nil {
+		if err := n.ops.del(a); err != nil {
 			n.fails++
-			b.Errorf("%s: DEL %s: %v", n.label, id, err)
+			b.Errorf("%s: DEL %s: %v", n.label, a.id, err)
 			return nil
 		}
 		n.both = append(n.both, time.Since(t0))
@@ -203,6 +231,39 @@ func (n *fillNode) timePod(b *testing.B, rt *harness.Runtime, i int) {
 	if err != nil {
 		b.Fatalf("%s: enter node namespace: %v", n.label, err)
 	}
+}
+
+// timeInTurn times cfg.rounds rounds of cfg.pods pods on each node, pod by pod, empty then full: the
+// machine's load drifts over seconds, and both nodes see the same drift. It returns the ADD+DEL p50s.
+func timeInTurn(b *testing.B, cfg fillConfig, empty, full *fillNode) (e, f time.Duration) {
+	for range cfg.rounds {
+		for i := range cfg.pods {
+			empty.timePod(b, i)
+			full.timePod(b, i)
+		}
+	}
+	return percentile(empty.both, 50), percentile(full.both, 50)
+}
+
+// timeFloor times the floor on an empty node and on one it fills with cfg.fill pods itself: what the
+// floor gains from one to the other is the kernel's own growth for the same work (a port on a bridge of
+// 1,000, a link deleted among 1,000 others with their IPv6 routes, POSTROUTING's 1,000 jumps listed),
+// which no plugin avoids.
+func timeFloor(b *testing.B, cfg fillConfig) (e, f time.Duration) {
+	empty := newFillNode(b, "floor empty", 0, 1, cfg, floorSetup(b))
+	full := newFillNode(b, "floor full", cfg.fill, 1, cfg, floorSetup(b))
+	empty.floor, full.floor = true, true
+	e, f = timeInTurn(b, cfg, empty, full)
+	for _, n := range []*fillNode{full, empty} {
+		if err := n.node.Do(n.ops.done); err != nil {
+			b.Errorf("%s: %v", n.label, err)
+		}
+		n.delete(b)
+	}
+	// The report's rows know only the two suites: the floor's figures go into the goal rows' basis.
+	b.ReportMetric(ms(f)/ms(e), suiteFloor+"-full/empty")
+	b.Logf("floor: ADD+DEL p50 empty %.1f ms, %d pods %.1f ms: %.2fx", ms(e), cfg.fill, ms(f), ms(f)/ms(e))
+	return e, f
 }
 
 // iptablesPath returns a directory whose iptables, iptables-save, iptables-restore and the ip6tables
@@ -230,6 +291,14 @@ func BenchmarkFilledNode(b *testing.B) {
 	if missing := missingPlugins(harness.PluginDir(b), fillScenario.plugins()); len(missing) > 0 {
 		b.Fatalf("netloom %v not in %s: run make build", missing, harness.PluginDir(b))
 	}
+	floor := "the floor not measured (NETLOOM_BENCH_FILL_SUITES=reference)"
+	if cfg.only != suiteReference {
+		b.Run("floor", func(b *testing.B) {
+			e, f := timeFloor(b, cfg)
+			floor = fmt.Sprintf("the floor (the same kernel work in-process) %.1f / %.1f ms = %.2fx, +%.1f ms",
+				ms(f), ms(e), ms(f)/ms(e), ms(f-e))
+		})
+	}
 	for _, backend := range []string{"iptables", "nftables"} {
 		b.Run("ipMasq="+backend, func(b *testing.B) {
 			chain := fmt.Sprintf("bridge(ipMasq %s)+host-local+portmap", backend)
@@ -247,21 +316,13 @@ func BenchmarkFilledNode(b *testing.B) {
 				if cfg.iptables != "" {
 					rt = rt.WithEnv("PATH=" + iptablesPath(b, cfg.iptables) + ":" + os.Getenv("PATH"))
 				}
-				empty := newFillNode(b, rt, backend, fmt.Sprintf("%s/%s empty", chain, s.name), 0, cfg)
-				full := newFillNode(b, rt, backend, fmt.Sprintf("%s/%s full", chain, s.name), cfg.fill, cfg)
-				// Pod by pod, empty then full: the machine's load drifts over seconds, and both nodes
-				// see the same drift.
-				for range cfg.rounds {
-					for i := range cfg.pods {
-						empty.timePod(b, rt, i)
-						full.timePod(b, rt, i)
-					}
-				}
+				empty := newFillNode(b, fmt.Sprintf("%s/%s empty", chain, s.name), 0, cfg.workers, cfg, chainSetup(b, rt, backend))
+				full := newFillNode(b, fmt.Sprintf("%s/%s full", chain, s.name), cfg.fill, cfg.workers, cfg, chainSetup(b, rt, backend))
+				e, f := timeInTurn(b, cfg, empty, full)
 				// Gone before the next suite fills its node: 1,000 pods' links and rules would weigh on
 				// its numbers.
 				full.delete(b)
 				empty.delete(b)
-				e, f := percentile(empty.both, 50), percentile(full.both, 50)
 				p50[s.name] = [2]time.Duration{e, f}
 				results.record(emptyScenario, "seq ADD+DEL p50", "ms", s.name, ms(e), false)
 				results.record(fullScenario, "seq ADD+DEL p50", "ms", s.name, ms(f), false)
@@ -283,8 +344,8 @@ func BenchmarkFilledNode(b *testing.B) {
 				Goal:   "1 flat as the node fills",
 				Metric: fmt.Sprintf("%s ADD+DEL p50, %d pods / empty", chain, cfg.fill),
 				Value:  ms(nl[1]) / ms(nl[0]), Target: 1.1, AtMost: true,
-				Basis: fmt.Sprintf("netloom %.1f ms with %d pods, %.1f ms empty, %d rounds of %d pods interleaved; %s",
-					ms(nl[1]), cfg.fill, ms(nl[0]), cfg.rounds, cfg.pods, ref),
+				Basis: fmt.Sprintf("netloom %.1f ms with %d pods, %.1f ms empty (+%.1f ms), %d rounds of %d pods interleaved; %s; %s",
+					ms(nl[1]), cfg.fill, ms(nl[0]), ms(nl[1]-nl[0]), cfg.rounds, cfg.pods, ref, floor),
 			})
 		})
 	}
