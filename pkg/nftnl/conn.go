@@ -313,8 +313,16 @@ func elemReply(r syscall.NetlinkMessage) (*Elem, error) {
 // skips one. Callers that act on a listing must tolerate that: netloom's backends delete only what
 // they read, guarded, and retry when the transaction fails.
 func (c *Conn) Dump(typ uint16, family byte, attrs []byte) ([][]byte, error) {
+	return c.DumpFiltered(typ, family, attrs, nil)
+}
+
+// DumpFiltered is Dump keeping only the bodies that keep accepts (all when keep is nil). keep sees
+// each body in the receive buffer, before it is copied: a caller looking for a few replies among
+// thousands then copies only those (listing 1,000 rules to find one, copying them all cost 2 ms of
+// allocation and page faults in a bridge DEL).
+func (c *Conn) DumpFiltered(typ uint16, family byte, attrs []byte, keep func(body []byte) bool) ([][]byte, error) {
 	for attempt := 1; ; attempt++ {
-		out, interrupted, err := c.dumpOnce(typ, family, attrs)
+		out, interrupted, err := c.dumpOnce(typ, family, attrs, keep)
 		if err != nil || !interrupted {
 			return out, err
 		}
@@ -331,8 +339,8 @@ func (c *Conn) Dump(typ uint16, family byte, attrs []byte) ([][]byte, error) {
 // later parts then skip or repeat elements (it resumes by counting elements); every nf_tables reply
 // carries the low 16 bits of the ruleset generation in its nfnetlink header (res_id), and a commit
 // that lands while the kernel fills the last part shows in the generation asked for after it.
-func (c *Conn) dumpOnce(typ uint16, family byte, attrs []byte) (out [][]byte, interrupted bool, err error) {
-	out, gen, interrupted, err := c.dumpParts(typ, family, attrs)
+func (c *Conn) dumpOnce(typ uint16, family byte, attrs []byte, keep func([]byte) bool) (out [][]byte, interrupted bool, err error) {
+	out, gen, interrupted, err := c.dumpParts(typ, family, attrs, keep)
 	if err != nil || interrupted || gen < 0 {
 		return out, interrupted, err
 	}
@@ -343,8 +351,9 @@ func (c *Conn) dumpOnce(typ uint16, family byte, attrs []byte) (out [][]byte, in
 	return out, int(now&0xffff) != gen, nil
 }
 
-// dumpParts reads the replies of one dump and the generation they were made in (-1: no reply had one).
-func (c *Conn) dumpParts(typ uint16, family byte, attrs []byte) (out [][]byte, gen int, interrupted bool, err error) {
+// dumpParts reads the replies of one dump and the generation they were made in (-1: no reply had one),
+// keeping the bodies keep accepts (all when it is nil).
+func (c *Conn) dumpParts(typ uint16, family byte, attrs []byte, keep func([]byte) bool) (out [][]byte, gen int, interrupted bool, err error) {
 	seq := c.reserve(1)
 	if err := c.send(appendMsg(nil, nftType(typ), unix.NLM_F_REQUEST|unix.NLM_F_DUMP, seq, family, 0, attrs)); err != nil {
 		return nil, -1, false, fmt.Errorf("send nf_tables dump: %w", err)
@@ -373,7 +382,9 @@ func (c *Conn) dumpParts(typ uint16, family byte, attrs []byte) (out [][]byte, g
 				return out, gen, interrupted, err
 			default:
 				// r.Data is in c.buf, which the next receive overwrites.
-				out = append(out, bytes.Clone(r.Data))
+				if keep == nil || keep(r.Data) {
+					out = append(out, bytes.Clone(r.Data))
+				}
 			}
 		}
 	}

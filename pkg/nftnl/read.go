@@ -24,22 +24,19 @@ func (c *Conn) Rules(t Table, chain string) ([]Rule, error) {
 }
 
 // JumpsTo lists the rules of t's chain that end in a jump to target (Rule.JumpsTo). Only the replies
-// that hold target's name are decoded: on a chain of 1,000 rules that jump elsewhere, decoding every
-// reply (Rules) doubled the cost of the listing. A missing table or chain has none.
+// that hold target's name are copied and decoded: on a chain of 1,000 rules that jump elsewhere,
+// decoding every reply (Rules) doubled the cost of the listing. A missing table or chain has none.
 func (c *Conn) JumpsTo(t Table, chain, target string) ([]Rule, error) {
 	req := nlattr.AppendString(nil, unix.NFTA_RULE_TABLE, t.Name)
 	req = nlattr.AppendString(req, unix.NFTA_RULE_CHAIN, chain)
 	what := fmt.Sprintf("chain %s %s", t.Name, chain)
-	bodies, err := c.Dump(unix.NFT_MSG_GETRULE, t.Family, req)
+	name := append([]byte(target), 0)
+	bodies, err := c.DumpFiltered(unix.NFT_MSG_GETRULE, t.Family, req, func(b []byte) bool { return bytes.Contains(b, name) })
 	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", what, err)
 	}
-	name := append([]byte(target), 0)
 	var out []Rule
 	for _, b := range bodies {
-		if !bytes.Contains(b, name) {
-			continue
-		}
 		table, r, err := parseRule(b)
 		if err != nil {
 			return nil, fmt.Errorf("list %s: %w", what, err)

@@ -254,7 +254,7 @@ func TestDumpIsWholeUnderConcurrentCommits(t *testing.T) {
 		defer stop.Store(true)
 		req := testTable.elemDump(mapSet.Name)
 		for deadline := time.Now().Add(lookFor); time.Now().Before(deadline); {
-			bodies, intr, err := c.dumpOnce(unix.NFT_MSG_GETSETELEM, testTable.Family, req)
+			bodies, intr, err := c.dumpOnce(unix.NFT_MSG_GETSETELEM, testTable.Family, req, nil)
 			if err != nil {
 				return err
 			}
