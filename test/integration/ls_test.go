@@ -58,6 +58,10 @@ func (n *lsNode) add(t *testing.T, id string, hostPort uint16) harness.NetNS {
 	if err := n.node.Do(func() error { _, err := n.rt.Add(t, n.list, id, pod.Path, "eth0", caps); return err }); err != nil {
 		t.Fatalf("ADD %s: %v", id, err)
 	}
+	// DEL at the end, before the namespaces go: the nftables masquerade keeps a record of the pod's
+	// rules outside the node namespace (/run/netloom/masq), which deleting the node would leave behind.
+	// A pod the test removed already makes it a no-op.
+	t.Cleanup(func() { _ = n.node.Do(func() error { return n.rt.Del(t, n.list, id, pod.Path, "eth0", caps) }) })
 	return pod
 }
 
