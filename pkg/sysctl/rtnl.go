@@ -126,11 +126,8 @@ func getRtnl(k rtnlKey) (string, error) {
 	if (i+1)*4 > len(conf) {
 		return "", errUnanswered
 	}
-	v := binary.NativeEndian.Uint32(conf[i*4:])
-	if k.family == unix.AF_INET6 {
-		return strconv.Itoa(int(int32(v))), nil
-	}
-	return strconv.FormatUint(uint64(v), 10), nil
+	// Both families' settings are ints, printed as such by /proc/sys (an IPv6 one may be -1).
+	return strconv.Itoa(int(int32(binary.NativeEndian.Uint32(conf[i*4:])))), nil
 }
 
 // linkConf returns family's IFLA_INET_CONF or IFLA_INET6_CONF out of an RTM_NEWLINK's attributes.
@@ -193,7 +190,9 @@ func setRtnl(k rtnlKey, value string) error {
 	if k.family != unix.AF_INET || k.link == "all" || !ipv4Plain[k.param] {
 		return errUnanswered
 	}
-	v, err := strconv.ParseUint(strings.TrimSpace(value), 10, 32)
+	// What /proc/sys takes and rtnetlink would not (a negative number) or the reverse (above the int
+	// range) goes to the file, which then gives its own answer.
+	v, err := strconv.ParseUint(strings.TrimSpace(value), 10, 31)
 	if err != nil || (k.param == "route_localnet" && v == 0) {
 		return errUnanswered
 	}
