@@ -37,7 +37,7 @@ type Isolator interface {
 type IPTables struct {
 	tools    xtables.Tools
 	admin    string        // the admin chain
-	lockFile string        // see Serialise; empty: none
+	lockFile string        // held by changes that add what attachments share (Serialise); empty: none
 	wait     time.Duration // for the lock
 }
 
@@ -47,7 +47,8 @@ var (
 )
 
 // NewIPTables returns the backend running the iptables tools that c picks, with admin chain admin.
-// Its changes hold DefaultLockFile, waiting for it at most c.Wait (xtables.DefaultWait when zero).
+// Its changes that add what attachments share hold DefaultLockFile, waiting for it at most c.Wait
+// (xtables.DefaultWait when zero).
 func NewIPTables(c xtables.Config, admin string) *IPTables {
 	x := NewIPTablesWithTools(xtables.NewExec(c), admin)
 	x.lockFile, x.wait = DefaultLockFile, c.Wait
@@ -77,15 +78,13 @@ func (x *IPTables) Usable() error {
 
 // Open installs the chains, the jumps and addrs' pod rules in each family that addrs has.
 func (x *IPTables) Open(addrs []netip.Addr) error {
-	return x.change(addrs, func(own []netip.Addr) func(xtables.Table) xtables.Batch {
-		return Plan{Admin: x.admin, Addrs: own}.Open
-	})
+	return x.change(addrs, func(own []netip.Addr) planFunc { return Plan{Admin: x.admin, Addrs: own}.Change })
 }
 
 // Close deletes addrs' pod rules; it succeeds when they are gone already.
 func (x *IPTables) Close(addrs []netip.Addr) error {
-	return x.change(addrs, func(own []netip.Addr) func(xtables.Table) xtables.Batch {
-		return func(t xtables.Table) xtables.Batch { return Close(t, own) }
+	return x.change(addrs, func(own []netip.Addr) planFunc {
+		return func(t xtables.Table) (xtables.Batch, bool) { return Close(t, own), false }
 	})
 }
 
@@ -96,9 +95,7 @@ func (x *IPTables) Check(addrs []netip.Addr) error {
 
 // Isolate installs the isolation rules for bridge in each family that addrs has.
 func (x *IPTables) Isolate(addrs []netip.Addr, bridge string, policy Policy) error {
-	return x.change(addrs, func([]netip.Addr) func(xtables.Table) xtables.Batch {
-		return Plan{Bridge: bridge, Policy: policy}.Open
-	})
+	return x.change(addrs, func([]netip.Addr) planFunc { return Plan{Bridge: bridge, Policy: policy}.Change })
 }
 
 // CheckIsolation says what is missing of what Isolate installs.
@@ -125,17 +122,13 @@ func (x *IPTables) verify(addrs []netip.Addr, plan func([]netip.Addr) Plan) erro
 	return nil
 }
 
+// planFunc plans a change of a family's table as read: the batch, and whether it adds anything that
+// attachments share (Plan.Change).
+type planFunc func(xtables.Table) (b xtables.Batch, shared bool)
+
 // change commits, in every family addrs has (IPv4 first), the changes that plan(addresses of the
 // family) makes of the table as read.
-func (x *IPTables) change(addrs []netip.Addr, plan func([]netip.Addr) func(xtables.Table) xtables.Batch) error {
-	if x.lockFile == "" {
-		return x.changeLocked(addrs, plan)
-	}
-	return Serialise(x.lockFile, x.wait, func() error { return x.changeLocked(addrs, plan) })
-}
-
-// changeLocked is change, the lock (if any) held.
-func (x *IPTables) changeLocked(addrs []netip.Addr, plan func([]netip.Addr) func(xtables.Table) xtables.Batch) error {
+func (x *IPTables) change(addrs []netip.Addr, plan func([]netip.Addr) planFunc) error {
 	v4, v6 := splitFamilies(addrs)
 	if len(v4) > 0 {
 		if err := x.apply(xtables.IPv4, plan(v4)); err != nil {
@@ -160,16 +153,32 @@ func (x *IPTables) read(fam xtables.Family) (xtables.Table, error) {
 	return xtables.Parse(text, FilterTable, keep)
 }
 
-// apply reads fam's table and commits plan(table) in one restore. A restore that fails other than by a
-// lock timeout is planned again from a fresh read and tried once more: the reference plugin, kube-proxy,
-// an administrator or a concurrent ADD may have changed the table between the read and the write.
-func (x *IPTables) apply(fam xtables.Family, plan func(xtables.Table) xtables.Batch) error {
+// apply reads fam's table and commits plan(table) in one restore. A change that adds what attachments
+// share does it holding the lock (when the backend has one), from a fresh read.
+func (x *IPTables) apply(fam xtables.Family, plan planFunc) error {
 	t, err := x.read(fam)
 	if err != nil {
 		return err
 	}
+	if _, shared := plan(t); shared && x.lockFile != "" {
+		return Serialise(x.lockFile, x.wait, func() error {
+			t, err := x.read(fam)
+			if err != nil {
+				return err
+			}
+			return x.commit(fam, t, plan)
+		})
+	}
+	return x.commit(fam, t, plan)
+}
+
+// commit commits plan(t) in one restore, t being fam's table as read. A restore that fails other than by
+// a lock timeout is planned again from a fresh read and tried once more: the reference plugin,
+// kube-proxy, an administrator or a concurrent ADD may have changed the table between the read and the
+// write.
+func (x *IPTables) commit(fam xtables.Family, t xtables.Table, plan planFunc) error {
 	for attempt := 0; ; attempt++ {
-		b := plan(t)
+		b, _ := plan(t)
 		if b.Empty() {
 			return nil
 		}

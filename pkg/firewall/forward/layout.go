@@ -173,11 +173,19 @@ type Plan struct {
 // Open returns the changes that make t hold p: the reference's chains and jumps, the pod rules, then the
 // isolation rules, each only when missing, in the order the reference makes them.
 func (p Plan) Open(t xtables.Table) xtables.Batch {
-	var b xtables.Batch
+	b, _ := p.Change(t)
+	return b
+}
+
+// Change is Open, also telling whether the changes add anything attachments share (a chain, a jump, an
+// isolation rule) rather than only p's own pod rules: only such a change must hold the lock (see
+// Serialise), and once the first pod made the chains, an ADD adds its pod rules alone.
+func (p Plan) Change(t xtables.Table) (b xtables.Batch, shared bool) {
 	if len(p.Addrs) > 0 {
 		ensureChains(&b, t, PodChain, p.Admin)
 		placed{ForwardChain, true, podJump()}.ensure(&b, t)
 		placed{PodChain, true, adminJump(p.Admin)}.ensure(&b, t)
+		shared = !b.Empty()
 		for _, a := range p.Addrs {
 			for _, r := range podRules(a) {
 				placed{PodChain, false, r}.ensure(&b, t)
@@ -185,12 +193,14 @@ func (p Plan) Open(t xtables.Table) xtables.Batch {
 		}
 	}
 	if p.Policy.Isolates() {
+		before := len(b.Lines())
 		ensureChains(&b, t, Stage1Chain, Stage2Chain)
 		for _, r := range isolation(p.Bridge, p.Policy == PolicyIsolated) {
 			r.ensure(&b, t)
 		}
+		shared = shared || len(b.Lines()) > before
 	}
-	return b
+	return b, shared
 }
 
 func ensureChains(b *xtables.Batch, t xtables.Table, chains ...string) {
