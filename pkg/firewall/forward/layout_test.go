@@ -7,8 +7,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/netloom/netloom/pkg/conf"
+	"github.com/netloom/netloom/pkg/filelock"
 	"github.com/netloom/netloom/pkg/firewall"
 	"github.com/netloom/netloom/pkg/xtables"
 )
@@ -285,5 +287,82 @@ func TestStore(t *testing.T) {
 	}
 	if err := s.Save(firewall.Key{Network: "net", ContainerID: "c1"}, nil); err == nil {
 		t.Error("Save took a key without an interface name")
+	}
+}
+
+// TestChangeShared: a change says it adds what pods share exactly when it adds a chain, a jump or an
+// isolation rule; once those exist, a pod's ADD adds only its own rules and takes no lock.
+func TestChangeShared(t *testing.T) {
+	pod := addrs("10.88.0.5")
+	opened, _ := Plan{Admin: DefaultAdminChain, Addrs: addrs("10.88.0.9")}.Change(xtables.NewTable())
+	isolated, _ := Plan{Bridge: "cni0", Policy: PolicySameBridge}.Change(xtables.NewTable())
+	for _, c := range []struct {
+		name       string
+		table      string // restore lines applied to an empty table first
+		plan       Plan
+		wantShared bool
+		wantEmpty  bool
+	}{
+		{"first pod", "", Plan{Admin: DefaultAdminChain, Addrs: pod}, true, false},
+		{"second pod", opened.Script(FilterTable), Plan{Admin: DefaultAdminChain, Addrs: pod}, false, false},
+		{"first pod of another admin chain", opened.Script(FilterTable), Plan{Admin: "MY-ADMIN", Addrs: pod}, true, false},
+		{"first isolation of a bridge", opened.Script(FilterTable), Plan{Bridge: "cni0", Policy: PolicySameBridge}, true, false},
+		{"isolation again", isolated.Script(FilterTable), Plan{Bridge: "cni0", Policy: PolicySameBridge}, false, true},
+		{"isolated policy on a same-bridge bridge", isolated.Script(FilterTable), Plan{Bridge: "cni0", Policy: PolicyIsolated}, true, false},
+		{"no addresses, open policy", "", Plan{Admin: DefaultAdminChain}, false, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFake(t, "")
+			if c.table != "" {
+				if err := f.Restore(xtables.IPv4, c.table); err != nil {
+					t.Fatal(err)
+				}
+			}
+			text, err := f.Save(xtables.IPv4, FilterTable)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tb, err := xtables.Parse(text, FilterTable, keep)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, shared := c.plan.Change(tb)
+			if shared != c.wantShared || b.Empty() != c.wantEmpty {
+				t.Errorf("shared %v, empty %v; want %v, %v; batch:\n%s", shared, b.Empty(), c.wantShared, c.wantEmpty, strings.Join(b.Lines(), "\n"))
+			}
+		})
+	}
+}
+
+// TestLockOnlyForShared: with another process holding the lock, a pod's ADD on a node whose chains
+// exist goes through, and a first ADD waits and then fails with code 11.
+func TestLockOnlyForShared(t *testing.T) {
+	lock := filepath.Join(t.TempDir(), "firewall.lock")
+	unlock, err := filelock.Create(lock, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	backend := func(f *xtables.Fake) *IPTables {
+		x := NewIPTablesWithTools(f, DefaultAdminChain)
+		x.lockFile, x.wait = lock, 50*time.Millisecond
+		return x
+	}
+	first := newFake(t, "")
+	if err := backend(first).Open(addrs("10.88.0.5")); conf.Code(err) != conf.CodeTryAgainLater {
+		t.Fatalf("first ADD with the lock held elsewhere: %v, want code %d", err, conf.CodeTryAgainLater)
+	}
+	if d := rulesOf(first, xtables.IPv4); d != "" {
+		t.Fatalf("the first ADD wrote without the lock:\n%s", d)
+	}
+	ready := newFake(t, "")
+	if err := NewIPTablesWithTools(ready, DefaultAdminChain).Open(addrs("10.88.0.5")); err != nil {
+		t.Fatal(err)
+	}
+	if err := backend(ready).Open(addrs("10.88.0.6")); err != nil {
+		t.Fatalf("a second pod's ADD waited for the lock: %v", err)
+	}
+	if err := backend(ready).Close(addrs("10.88.0.5")); err != nil {
+		t.Fatalf("a DEL waited for the lock: %v", err)
 	}
 }

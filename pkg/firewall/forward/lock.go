@@ -8,7 +8,8 @@ import (
 	"github.com/netloom/netloom/pkg/filelock"
 )
 
-// DefaultLockFile is the lock every netloom firewall change holds (see Serialise).
+// DefaultLockFile is the lock a netloom firewall change holds while it adds what pods share (see
+// Serialise).
 const DefaultLockFile = "/run/netloom/firewall.lock"
 
 // Serialise runs change holding file's lock, waiting for it at most wait. A change reads the table,
