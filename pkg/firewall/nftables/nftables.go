@@ -125,10 +125,23 @@ func listed(c *nftnl.Conn, keep func(comment string) bool) ([]nftnl.Rule, error)
 	return rulesIn(rules, MasqChain, keep), nil
 }
 
-// recorded looks up the rules of rec by handle and returns them when each is there and carries a
-// comment starting with prefix; ok is false when one is missing or is someone else's (the table was
-// flushed or made anew since, or rec is another namespace's), and the caller must list the chain.
-func recorded(c *nftnl.Conn, rec record, prefix string) (rules []nftnl.Rule, ok bool, err error) {
+// open loads k's record and dials nf_tables: what every operation on one attachment starts with.
+func (m *Masq) open(k firewall.Key) (rec record, st recordState, c *nftnl.Conn, err error) {
+	if rec, st, err = m.records.load(k); err != nil {
+		return rec, st, nil, err
+	}
+	c, err = nftnl.Dial()
+	return rec, st, c, err
+}
+
+// recorded looks up the rules of a usable record by handle and returns them when each is there and
+// carries a comment starting with prefix; ok is false when the record is not usable (missing, pending,
+// garbled) or a rule is missing or is someone else's (the table was flushed or made anew since, or rec
+// is another namespace's), and the caller must list the chain.
+func recorded(c *nftnl.Conn, rec record, st recordState, prefix string) (rules []nftnl.Rule, ok bool, err error) {
+	if st != usable {
+		return nil, false, nil
+	}
 	found, err := c.RulesByHandle(table(), MasqChain, rec.Handles)
 	if err != nil {
 		return nil, false, err
@@ -191,11 +204,7 @@ func (m *Masq) Ensure(k firewall.Key, addrs []netip.Prefix) error {
 }
 
 func (m *Masq) ensure(k firewall.Key, addrs []netip.Prefix) error {
-	rec, st, err := m.records.load(k)
-	if err != nil {
-		return err
-	}
-	c, err := nftnl.Dial()
+	rec, st, c, err := m.open(k)
 	if err != nil {
 		return err
 	}
@@ -243,19 +252,16 @@ func (m *Masq) ensure(k firewall.Key, addrs []netip.Prefix) error {
 // rulesOf returns k's rules in masq_checks: none for a new attachment (no record: nothing listed), the
 // recorded ones when a lookup confirms them (known), else those a listing of the chain finds.
 func (m *Masq) rulesOf(c *nftnl.Conn, k firewall.Key, rec record, st recordState) (mine []installed, known bool, err error) {
-	var rules []nftnl.Rule
-	switch st {
-	case noRecord:
+	if st == noRecord {
 		return nil, true, nil
-	case usable:
-		var ok bool
-		if rules, ok, err = recorded(c, rec, instanceHash(k)); err != nil {
-			return nil, false, err
-		}
-		if ok {
-			mine, err = describe(rules)
-			return mine, true, err
-		}
+	}
+	rules, ok, err := recorded(c, rec, st, instanceHash(k))
+	if err != nil {
+		return nil, false, err
+	}
+	if ok {
+		mine, err = describe(rules)
+		return mine, true, err
 	}
 	if rules, err = listed(c, hasPrefix(instanceHash(k))); err != nil {
 		return nil, false, err
@@ -382,33 +388,25 @@ func (m *Masq) Remove(k firewall.Key) error {
 }
 
 func (m *Masq) remove(k firewall.Key) error {
-	rec, st, err := m.records.load(k)
-	if err != nil {
-		return err
-	}
-	c, err := nftnl.Dial()
+	rec, st, c, err := m.open(k)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	done := false
-	if st == usable {
-		rules, ok, err := recorded(c, rec, instanceHash(k))
+	rules, done, err := recorded(c, rec, st, instanceHash(k))
+	if err != nil {
+		return err
+	}
+	if done {
+		msgs, err := delMsgs(rules)
 		if err != nil {
 			return err
 		}
-		if ok {
-			msgs, err := delMsgs(rules)
-			if err != nil {
-				return err
-			}
-			// ENOENT: one went meanwhile; the listing below deletes what is left.
-			err = c.Transact(msgs)
-			if err != nil && !errors.Is(err, unix.ENOENT) {
-				return err
-			}
-			done = err == nil
+		// ENOENT: one went meanwhile; the listing below deletes what is left.
+		if err = c.Transact(msgs); err != nil && !errors.Is(err, unix.ENOENT) {
+			return err
 		}
+		done = err == nil
 	}
 	if !done {
 		if err := deleteWhere(c, hasPrefix(instanceHash(k))); err != nil {
@@ -510,11 +508,7 @@ type state struct {
 // confirms them and they hold a rule for each of addrs, else those a listing of masq_checks finds.
 func (m *Masq) read(k firewall.Key, addrs []netip.Prefix) (state, error) {
 	var st state
-	rec, rst, err := m.records.load(k)
-	if err != nil {
-		return st, err
-	}
-	c, err := nftnl.Dial()
+	rec, rst, c, err := m.open(k)
 	if err != nil {
 		return st, err
 	}
@@ -527,22 +521,20 @@ func (m *Masq) read(k firewall.Key, addrs []netip.Prefix) (state, error) {
 		return st, err
 	}
 	st.postRules = texts(post)
-	if rst == usable {
-		rules, ok, err := recorded(c, rec, instanceHash(k))
+	rules, ok, err := recorded(c, rec, rst, instanceHash(k))
+	if err != nil {
+		return st, err
+	}
+	if ok {
+		mine, err := describe(rules)
 		if err != nil {
 			return st, err
 		}
-		if ok {
-			mine, err := describe(rules)
-			if err != nil {
-				return st, err
-			}
-			if st.masqRules = texts(mine); len(uncovered(st.masqRules, addrs)) == 0 {
-				return st, nil
-			}
+		if st.masqRules = texts(mine); len(uncovered(st.masqRules, addrs)) == 0 {
+			return st, nil
 		}
 	}
-	rules, err := listed(c, hasPrefix(instanceHash(k)))
+	rules, err = listed(c, hasPrefix(instanceHash(k)))
 	if err != nil {
 		return st, err
 	}
