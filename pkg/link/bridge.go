@@ -12,6 +12,7 @@ import (
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 
+	"github.com/netloom/netloom/pkg/rtattr"
 	"github.com/netloom/netloom/pkg/sysctl"
 )
 
@@ -272,7 +273,7 @@ func PortHairpin(index int) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("read link %d: %w", index, err)
 	}
-	linkInfo := attrValue(attrs, unix.IFLA_LINKINFO)
+	linkInfo := rtattr.Value(attrs, unix.IFLA_LINKINFO)
 	if linkInfo == nil {
 		return false, nil
 	}
@@ -280,23 +281,13 @@ func PortHairpin(index int) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("read link %d: link info: %w", index, err)
 	}
-	if kind := attrValue(infos, nl.IFLA_INFO_SLAVE_KIND); string(bytes.TrimRight(kind, "\x00")) != "bridge" {
+	if kind := rtattr.Value(infos, nl.IFLA_INFO_SLAVE_KIND); string(bytes.TrimRight(kind, "\x00")) != "bridge" {
 		return false, nil
 	}
-	port, err := nl.ParseRouteAttr(attrValue(infos, nl.IFLA_INFO_SLAVE_DATA))
+	port, err := nl.ParseRouteAttr(rtattr.Value(infos, nl.IFLA_INFO_SLAVE_DATA))
 	if err != nil {
 		return false, fmt.Errorf("read link %d: bridge port attributes: %w", index, err)
 	}
-	mode := attrValue(port, nl.IFLA_BRPORT_MODE)
+	mode := rtattr.Value(port, nl.IFLA_BRPORT_MODE)
 	return len(mode) == 1 && mode[0] == 1, nil
-}
-
-// attrValue is the value of the first attribute of type typ (nested or not), or nil.
-func attrValue(attrs []syscall.NetlinkRouteAttr, typ uint16) []byte {
-	for _, a := range attrs {
-		if a.Attr.Type&^(unix.NLA_F_NESTED|unix.NLA_F_NET_BYTEORDER) == typ {
-			return a.Value
-		}
-	}
-	return nil
 }

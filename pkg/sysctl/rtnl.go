@@ -8,6 +8,8 @@ import (
 
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
+
+	"github.com/netloom/netloom/pkg/rtattr"
 )
 
 // Why some keys go over rtnetlink: every lookup under /proc/sys/net walks a dcache chain holding one
@@ -132,11 +134,11 @@ func getRtnl(k rtnlKey) (string, error) {
 
 // linkConf returns family's IFLA_INET_CONF or IFLA_INET6_CONF out of an RTM_NEWLINK's attributes.
 func linkConf(attrs []byte, family int) ([]byte, bool) {
-	spec, ok := attr(attrs, unix.IFLA_AF_SPEC)
+	spec, ok := rtattr.Find(attrs, unix.IFLA_AF_SPEC)
 	if !ok {
 		return nil, false
 	}
-	fam, ok := attr(spec, uint16(family))
+	fam, ok := rtattr.Find(spec, uint16(family))
 	if !ok {
 		return nil, false
 	}
@@ -144,21 +146,7 @@ func linkConf(attrs []byte, family int) ([]byte, bool) {
 	if family == unix.AF_INET6 {
 		typ = unix.IFLA_INET6_CONF
 	}
-	return attr(fam, typ)
-}
-
-// attr returns the value of the first attribute of type typ in b.
-func attr(b []byte, typ uint16) ([]byte, bool) {
-	attrs, err := nl.ParseRouteAttr(b)
-	if err != nil {
-		return nil, false
-	}
-	for _, a := range attrs {
-		if a.Attr.Type&^(unix.NLA_F_NESTED|unix.NLA_F_NET_BYTEORDER) == typ {
-			return a.Value, true
-		}
-	}
-	return nil, false
+	return rtattr.Find(fam, typ)
 }
 
 // netconfMsg is struct netconfmsg, padded to the netlink alignment.
@@ -177,7 +165,7 @@ func netconfForwardingAll(family int) (string, error) {
 	if err != nil || len(msgs) != 1 || len(msgs[0]) < 4 {
 		return "", errUnanswered
 	}
-	v, ok := attr(msgs[0][4:], netconfForwarding)
+	v, ok := rtattr.Find(msgs[0][4:], netconfForwarding)
 	if !ok || len(v) < 4 {
 		return "", errUnanswered
 	}
