@@ -17,11 +17,11 @@ type Fake struct {
 	Tables   [2]Table    // by Family
 	Saves    [2]int      // how many Saves ran
 	Lists    [2]int      // how many Lists ran
-	Peeks    [2]int      // how many MayHolds ran
+	Peeks    [2]int      // how many DropChains ran
 	Restores [2][]string // every Restore's input, in order, failed ones too
 	Missing  [2]bool     // the family's tools are not installed
-	Kernel   [2]bool     // RemoveChain works in the family (Exec's with the nf_tables build)
-	Removals [2][]string // the chains RemoveChain removed, in order
+	Kernel   [2]bool     // DropChain removes in the family (Exec's with the nf_tables build)
+	Removals [2][]string // the chains DropChain removed, in order
 	Locked   [2]bool     // another program holds the xtables lock: restores time out
 	Fail     [2]error    // the next FailN restores of the family fail with this
 	FailN    [2]int
@@ -95,35 +95,34 @@ func (f *Fake) List(fam Family, table, chain string) (string, error) {
 	return b.String(), nil
 }
 
-// MayHold tells whether fam's table has chain (the tools need not be installed for that: Exec looks in
-// the kernel).
-func (f *Fake) MayHold(fam Family, _, chain string) bool {
+// DropChain does what the restore of Batch.RemoveChain would, when chain exists and Kernel says the
+// family allows it (DropDone); it finds a chain that does not exist absent (the tools need not be
+// installed for that: Exec looks in the kernel), and else does nothing (DropUnsure).
+func (f *Fake) DropChain(fam Family, _, from, chain string, before func()) Drop {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.Peeks[fam]++
-	return f.Tables[fam].Chains[chain]
-}
-
-// RemoveChain does what the restore of Batch.RemoveChain would, when Kernel says the family allows it
-// and chain exists, and else nothing.
-func (f *Fake) RemoveChain(fam Family, _, from, chain string) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
 	t := f.Tables[fam]
-	if !f.Kernel[fam] || !t.Chains[chain] {
-		return false
+	switch {
+	case !t.Chains[chain]:
+		return DropAbsent
+	case !f.Kernel[fam]:
+		return DropUnsure
 	}
 	var b Batch
 	b.RemoveChain(t, from, chain)
 	next := t.clone()
 	for _, line := range b.Lines() {
 		if err := next.apply(line); err != nil {
-			return false
+			return DropUnsure
 		}
+	}
+	if before != nil {
+		before()
 	}
 	f.Tables[fam] = next
 	f.Removals[fam] = append(f.Removals[fam], chain)
-	return true
+	return DropDone
 }
 
 func (f *Fake) Restore(fam Family, input string) error {

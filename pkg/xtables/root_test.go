@@ -170,31 +170,41 @@ func TestRootXtablesLock(t *testing.T) {
 	}
 }
 
-// TestRootMayHold: in a fresh namespace neither build has the chain; once it exists MayHold says so,
-// through nf_tables for the nft build and through the loaded legacy table (any chain) for the legacy one.
-func TestRootMayHold(t *testing.T) {
+// TestRootDropChainAbsent: in a fresh namespace neither build has the chain, so DropChain finds it
+// absent; once it exists, the nf_tables build's DropChain removes it, and the legacy build's, whose
+// loaded table may hold any chain, leaves it (and any other chain) to a restore.
+func TestRootDropChainAbsent(t *testing.T) {
 	harness.RequireRoot(t)
 	for _, v := range variants {
 		t.Run(string(v), func(t *testing.T) {
 			n := harness.NewNetNS(t, "xtm")
 			x := xtables.NewExec(xtables.Config{Variant: v})
+			legacy := v == xtables.VariantLegacy
 			err := n.Do(func() error {
 				for _, f := range xtables.Families() {
-					if x.MayHold(f, "nat", "CNI-M") {
-						return fmt.Errorf("%v: a fresh namespace may hold CNI-M", f)
+					if d := x.DropChain(f, "nat", "POSTROUTING", "CNI-M", nil); d != xtables.DropAbsent {
+						return fmt.Errorf("%v: DropChain in a fresh namespace = %v, want absent", f, d)
 					}
 					if err := x.Restore(f, "*nat\n-N CNI-M\nCOMMIT\n"); err != nil {
 						return err
 					}
-					if !x.MayHold(f, "nat", "CNI-M") {
-						return fmt.Errorf("%v: CNI-M exists and MayHold says no", f)
+					other := x.DropChain(f, "nat", "POSTROUTING", "CNI-OTHER", nil)
+					if want := map[bool]xtables.Drop{true: xtables.DropUnsure, false: xtables.DropAbsent}[legacy]; other != want {
+						return fmt.Errorf("%v: DropChain(CNI-OTHER) = %v, want %v", f, other, want)
 					}
-					other := x.MayHold(f, "nat", "CNI-OTHER")
-					if want := v == xtables.VariantLegacy; other != want {
-						return fmt.Errorf("%v: MayHold(CNI-OTHER) = %v, want %v", f, other, want)
+					d := x.DropChain(f, "nat", "POSTROUTING", "CNI-M", nil)
+					if want := map[bool]xtables.Drop{true: xtables.DropUnsure, false: xtables.DropDone}[legacy]; d != want {
+						return fmt.Errorf("%v: DropChain(CNI-M) = %v, want %v", f, d, want)
 					}
-					if err := x.Restore(f, "*nat\n-X CNI-M\nCOMMIT\n"); err != nil {
+					if save, err := x.Save(f, "nat"); err != nil {
 						return err
+					} else if strings.Contains(save, ":CNI-M ") != legacy {
+						return fmt.Errorf("%v: after DropChain = %v:\n%s", f, d, save)
+					}
+					if legacy {
+						if err := x.Restore(f, "*nat\n-X CNI-M\nCOMMIT\n"); err != nil {
+							return err
+						}
 					}
 				}
 				return nil
@@ -244,11 +254,11 @@ func TestRootRemoveHinted(t *testing.T) {
 	}
 }
 
-// TestRootRemoveChain: with the nf_tables build, RemoveChain deletes the chain, its rules and every
+// TestRootDropChain: with the nf_tables build, DropChain deletes the chain, its rules and every
 // POSTROUTING jump to it in one transaction, and nothing else (not a jump to another chain whose
-// comment names it); the kernel refuses when another chain still jumps to it, and the table is left as
-// it was. With the legacy build it does nothing.
-func TestRootRemoveChain(t *testing.T) {
+// comment names it), calling its hook once just before; the kernel refuses when another chain still
+// jumps to it, and the table is left as it was. With the legacy build it does nothing.
+func TestRootDropChain(t *testing.T) {
 	harness.RequireRoot(t)
 	setup := map[xtables.Family]string{
 		xtables.IPv4: "*nat\n-N CNI-R\n-N CNI-KEEP\n-A CNI-R -d 10.9.0.0/24 -j ACCEPT\n-A CNI-R -j MASQUERADE\n" +
@@ -274,18 +284,19 @@ func TestRootRemoveChain(t *testing.T) {
 					if err := x.Restore(f, "*nat\n-N OTHER\n-A OTHER -j CNI-R\nCOMMIT\n"); err != nil {
 						return err
 					}
-					if x.RemoveChain(f, "nat", "POSTROUTING", "CNI-R") {
-						return fmt.Errorf("%v: removed CNI-R while OTHER jumps to it", f)
+					if d := x.DropChain(f, "nat", "POSTROUTING", "CNI-R", nil); d != xtables.DropUnsure {
+						return fmt.Errorf("%v: DropChain = %v while OTHER jumps to CNI-R, want unsure", f, d)
 					}
 					if err := x.Restore(f, "*nat\n-F OTHER\n-X OTHER\nCOMMIT\n"); err != nil {
 						return err
 					}
 					if after, _ := x.Save(f, "nat"); stripComments(after) != stripComments(before) {
-						return fmt.Errorf("%v: a refused RemoveChain changed the table:\n%s\nwas:\n%s", f, after, before)
+						return fmt.Errorf("%v: a refused DropChain changed the table:\n%s\nwas:\n%s", f, after, before)
 					}
-					done := x.RemoveChain(f, "nat", "POSTROUTING", "CNI-R")
-					if want := v == xtables.VariantNFT; done != want {
-						return fmt.Errorf("%v: RemoveChain = %v, want %v", f, done, want)
+					hooks := 0
+					done := x.DropChain(f, "nat", "POSTROUTING", "CNI-R", func() { hooks++ }) == xtables.DropDone
+					if want := v == xtables.VariantNFT; done != want || hooks != map[bool]int{true: 1, false: 0}[want] {
+						return fmt.Errorf("%v: DropChain done %v with %d hook calls, want %v", f, done, hooks, want)
 					}
 					after, err := x.Save(f, "nat")
 					if err != nil {
@@ -293,13 +304,13 @@ func TestRootRemoveChain(t *testing.T) {
 					}
 					if !done {
 						if stripComments(after) != stripComments(before) {
-							return fmt.Errorf("%v: RemoveChain did nothing but the table changed:\n%s", f, after)
+							return fmt.Errorf("%v: DropChain did nothing but the table changed:\n%s", f, after)
 						}
 						continue
 					}
 					if strings.Contains(after, "-j CNI-R") || strings.Contains(after, ":CNI-R ") ||
 						!strings.Contains(after, "--comment CNI-R -j CNI-KEEP") {
-						return fmt.Errorf("%v: after RemoveChain:\n%s", f, after)
+						return fmt.Errorf("%v: after DropChain:\n%s", f, after)
 					}
 				}
 				return nil

@@ -19,7 +19,7 @@
 // or by number) makes the nf_tables build read and convert every rule of that chain: with 1,000 jumps
 // in POSTROUTING, 8-10 ms more than with none, whatever the payload. So where that build alone may hold
 // the table, a chain and the jumps to it go in one nf_tables transaction, with no process
-// (Exec.RemoveChain).
+// (Exec.DropChain).
 //
 // The xtables lock: the legacy build of iptables serialises every change on the machine (not per
 // network namespace) through a flock of /run/xtables.lock, which kube-proxy, firewalld and iptables
@@ -117,14 +117,25 @@ type Tools interface {
 	// List returns `iptables -t table -S chain` output of family f: the chain's declaration and its
 	// rules. A chain that does not exist is an error wrapping ErrNoChain.
 	List(f Family, table, chain string) (string, error)
-	// MayHold tells, without running iptables, whether f's table may have chain: false only when it
-	// surely does not (see Exec.MayHold).
-	MayHold(f Family, table, chain string) bool
-	// RemoveChain deletes, without running iptables, the rules of from that jump to chain and chain
-	// itself, all at once, and tells whether it did; false leaves the table as it was, for the
-	// caller to change with a restore (see Exec.RemoveChain).
-	RemoveChain(f Family, table, from, chain string) bool
+	// DropChain deletes, without running iptables, the rules of from that jump to chain and chain
+	// itself, all at once, when it can (see Exec.DropChain); before, unless nil, is called just before
+	// the change is committed. Its answer says whether chain was surely absent (nothing to do), was
+	// removed, or is for the caller to remove with a restore, the table left as it was.
+	DropChain(f Family, table, from, chain string, before func()) Drop
 }
+
+// Drop is what DropChain found and did.
+type Drop int
+
+const (
+	// DropUnsure: DropChain could not tell, or could not remove chain (the legacy build may hold the
+	// table, or the kernel refused the transaction); the table is as it was.
+	DropUnsure Drop = iota
+	// DropAbsent: f's table surely has no such chain, so no rule jumps to it: nothing to do.
+	DropAbsent
+	// DropDone: chain and the jumps to it are gone.
+	DropDone
+)
 
 // ErrNoChain is List's error for a chain that does not exist.
 var ErrNoChain = errors.New("no such chain")
@@ -195,45 +206,51 @@ func (x Exec) List(f Family, table, chain string) (string, error) {
 	return stdout.String(), nil
 }
 
-// MayHold tells, without running iptables, whether f's table may have chain, in the build(s) of the
-// tools x runs: the legacy build keeps its tables in the kernel's x_tables, which lists in
+// DropChain deletes the rules of from that jump to chain, chain's rules and chain in one nf_tables
+// transaction, when the nf_tables build alone may hold f's table: what iptables-nft-restore does with
+// `-D from <jump>`, `-F chain` and `-X chain`, without its process and without its rule cache. For a
+// -D, iptables-nft reads and converts every rule of from, and on a node with 1,000 pods POSTROUTING
+// holds 1,000 jumps: that read made a restore some 8-10 ms slower than on an empty node (measured with
+// iptables 1.8.9: 5.6 ms empty, 13.3 ms full), where this removal took 0.5 and 4.0 ms (the kernel's
+// listing of the 1,000 rules, decoding only those that name chain).
+//
+// First it tells, without running iptables, whether f's table may have chain at all, in the build(s)
+// of the tools x runs: the legacy build keeps its tables in the kernel's x_tables, which lists in
 // /proc/net/ip_tables_names (ip6_tables_names) the tables it has in this namespace, and nothing tells
 // their chains short of copying the whole table out; the nf_tables build keeps each as an nf_tables
-// table of the same name in family ip (ip6), whose chains one netlink lookup finds by name. So the
-// answer is false when the legacy table is not there and the nf_tables one has no such chain; it is
-// true when either lookup fails. This costs some 0.1 ms where listing the chain costs a process
-// (13-25 ms), and tells an operation that would only remove chain that there is nothing to remove: no
-// rule can jump to a chain that does not exist.
-func (x Exec) MayHold(f Family, table, chain string) bool {
-	if x.cfg.Variant != VariantNFT && legacyHas(f, table) {
-		return true
-	}
-	return x.cfg.Variant != VariantLegacy && nftHas(f, table, chain)
-}
-
-// RemoveChain deletes the rules of from that jump to chain, chain's rules and chain in one nf_tables
-// transaction, when the nf_tables build alone may hold f's table (x's variant is not legacy, and the
-// legacy table is not loaded): what iptables-nft-restore does with `-D from <jump>`, `-F chain` and
-// `-X chain`, without its process and without its rule cache. For a -D, iptables-nft reads and
-// converts every rule of from, and on a node with 1,000 pods POSTROUTING holds 1,000 jumps: that read
-// made a restore some 8-10 ms slower than on an empty node (measured with iptables 1.8.9: 5.6 ms
-// empty, 13.3 ms full), where this removal took 0.5 and 4.0 ms (the kernel's listing of the 1,000
-// rules, decoding only those that name chain). It returns false, having changed nothing, when it
-// cannot tell or the kernel refused the transaction (the chain or a jump went in the meantime, another
-// chain jumps to chain): the caller then uses the tools, which report such a problem as iptables does.
-func (x Exec) RemoveChain(f Family, table, from, chain string) bool {
-	if x.cfg.Variant == VariantLegacy || legacyHas(f, table) {
-		return false
-	}
-	c, err := nftnl.Dial()
-	if err != nil {
-		return false
-	}
-	defer c.Close()
+// table of the same name in family ip (ip6), whose chains one netlink lookup finds by name. The answer
+// is DropAbsent when the legacy table is not there and the nf_tables one has no such chain: no rule
+// can jump to a chain that does not exist. This costs some 0.1 ms where listing the chain costs a
+// process (13-25 ms). One /proc read and one netlink socket serve both the question and the removal.
+//
+// It returns DropUnsure, having changed nothing, when it cannot tell, when the legacy table is loaded
+// (x's variant is legacy, or auto and the legacy build may hold the chain), or when the kernel refused
+// the transaction (the chain or a jump went in the meantime, another chain jumps to chain): the caller
+// then uses the tools, which report such a problem as iptables does.
+func (x Exec) DropChain(f Family, table, from, chain string, before func()) Drop {
+	legacy := legacyHas(f, table)
 	t := nftnl.Table{Family: nftFamily(f), Name: table}
+	var c *nftnl.Conn
+	inNFT := false // the nf_tables build may hold chain
+	if x.cfg.Variant != VariantLegacy {
+		var err error
+		if c, err = nftnl.Dial(); err != nil {
+			c, inNFT = nil, !errors.Is(err, unix.EPROTONOSUPPORT) // no nf_tables: it holds nothing
+		} else {
+			defer c.Close()
+			ok, err := c.HasChain(t, chain)
+			inNFT = ok || err != nil
+		}
+	}
+	switch {
+	case !inNFT && !(x.cfg.Variant != VariantNFT && legacy):
+		return DropAbsent
+	case legacy || c == nil:
+		return DropUnsure
+	}
 	jumps, err := c.JumpsTo(t, from, chain)
 	if err != nil {
-		return false
+		return DropUnsure
 	}
 	var b nftnl.Batch
 	for _, r := range jumps {
@@ -242,7 +259,16 @@ func (x Exec) RemoveChain(f Family, table, from, chain string) bool {
 	b.Add(t.FlushChain(chain))
 	b.Add(t.DelChain(chain))
 	msgs, err := b.Msgs()
-	return err == nil && c.Transact(msgs) == nil
+	if err != nil {
+		return DropUnsure
+	}
+	if before != nil {
+		before()
+	}
+	if c.Transact(msgs) != nil {
+		return DropUnsure
+	}
+	return DropDone
 }
 
 // nftFamily is the nf_tables family of f's tables in the nf_tables build.
@@ -269,18 +295,6 @@ func LegacyTableLoaded(f Family, table string) (bool, error) {
 		return false, err
 	}
 	return slices.Contains(strings.Fields(string(b)), table), nil
-}
-
-// nftHas tells whether the nf_tables build may have chain in f's table (an nf_tables table of that
-// name in family ip or ip6) in the calling thread's namespace.
-func nftHas(f Family, table, chain string) bool {
-	c, err := nftnl.Dial()
-	if err != nil {
-		return !errors.Is(err, unix.EPROTONOSUPPORT) // no nf_tables: it holds nothing
-	}
-	defer c.Close()
-	ok, err := c.HasChain(nftnl.Table{Family: nftFamily(f), Name: table}, chain)
-	return ok || err != nil
 }
 
 // noChain tells whether msg, what iptables printed when `-S chain` failed, says the chain is missing.
@@ -346,17 +360,15 @@ func (r Runner) Read(f Family) (Table, error) {
 	return Parse(text, r.Table, CNIChains)
 }
 
-// MayHold tells, without running iptables, whether f's table may have chain (Tools.MayHold).
-func (r Runner) MayHold(f Family, chain string) bool { return r.Tools.MayHold(f, r.Table, chain) }
-
-// RemoveChain deletes, without running iptables, the rules of from that jump to chain and chain
-// itself, all at once, and tells whether it did (Tools.RemoveChain). An IPv6 removal passes the fault
-// point first.
-func (r Runner) RemoveChain(f Family, from, chain string) bool {
+// DropChain deletes, without running iptables, the rules of from that jump to chain and chain itself,
+// all at once, when it can (Tools.DropChain). An IPv6 removal passes the fault point just before it is
+// committed.
+func (r Runner) DropChain(f Family, from, chain string) Drop {
+	var before func()
 	if f == IPv6 && r.IPv6Point != "" {
-		fault.Point(r.IPv6Point)
+		before = func() { fault.Point(r.IPv6Point) }
 	}
-	return r.Tools.RemoveChain(f, r.Table, from, chain)
+	return r.Tools.DropChain(f, r.Table, from, chain, before)
 }
 
 // ReadChains lists chains of f's table (`iptables -S`, one run each) into a Table: much less than Read
@@ -431,4 +443,14 @@ func (r Runner) apply(f Family, t Table, plan func(Table) (Batch, error), passed
 			return err
 		}
 	}
+}
+
+func (d Drop) String() string {
+	switch d {
+	case DropAbsent:
+		return "absent"
+	case DropDone:
+		return "done"
+	}
+	return "unsure"
 }

@@ -8,10 +8,10 @@
 // node (each has a chain and a POSTROUTING jump there): a fresh Ensure writes its chain and jumps without
 // reading (one run; the restore refuses them whole when the chain exists, and then the Ensure reads the
 // table and applies the difference), a Remove first asks the kernel whether the family may have the
-// chain at all (xtables.Runner.MayHold: one netlink lookup and a /proc read, no process), runs nothing
-// for a family that has not, removes the jumps and the chain in one nf_tables transaction without a
-// process where only the nf_tables build may hold the table (xtables.Runner.RemoveChain: flat as the
-// node fills, where iptables-nft-restore's -D reads every POSTROUTING rule), and otherwise lists POSTROUTING (`iptables -S`), and its chain too when no
+// chain at all and runs nothing for a family that has not, removes the jumps and the chain in one
+// nf_tables transaction without a process where only the nf_tables build may hold the table (both in
+// xtables.Runner.DropChain: a /proc read and one netlink socket, flat as the node fills, where
+// iptables-nft-restore's -D reads every POSTROUTING rule), and otherwise lists POSTROUTING (`iptables -S`), and its chain too when no
 // jump to it is there, then restores what it found (two runs for a pod's family; NewForCleanup's lists
 // the chain first, three runs); Check lists the two chains. GC
 // reads the whole table (`iptables-save -t nat`), as it must. With iptables-nft every run that deletes
@@ -209,11 +209,11 @@ func planEnsure(t xtables.Table, want layout) xtables.Batch {
 func (m *Masq) Remove(k firewall.Key) error { return m.RemoveHinted(k, nil) }
 
 // RemoveHinted is Remove told the addresses k's rules were most likely made for (a DEL's prevResult).
-// Per family it first asks the kernel whether the family may have k's chain at all
-// (xtables.Runner.MayHold: one netlink lookup and a /proc read, no process) and runs nothing when it
-// has not: no rule can jump to a chain that does not exist. Then, where the nf_tables build of iptables
-// alone may hold the table, it removes the jumps and the chain in one nf_tables transaction without
-// running iptables (xtables.Runner.RemoveChain), which costs the same with 1,000 pods' jumps in
+// Per family it first asks the kernel whether the family may have k's chain at all and runs nothing
+// when it has not: no rule can jump to a chain that does not exist. Then, where the nf_tables build of
+// iptables alone may hold the table, it removes the jumps and the chain in one nf_tables transaction
+// without running iptables. Both are xtables.Runner.DropChain (one /proc read and one netlink socket,
+// no process), which costs the same with 1,000 pods' jumps in
 // POSTROUTING as with none, where iptables-nft-restore's -D reads and converts every rule of POSTROUTING.
 // Otherwise (the legacy build, or a transaction the kernel refused), in a family with hinted addresses,
 // it tries without reading the one restore that deletes the jumps for them and the chain. iptables
@@ -237,7 +237,7 @@ func (m *Masq) RemoveHinted(k firewall.Key, addrs []netip.Prefix) error {
 	}
 	var errs []error
 	for _, f := range xtables.Families() {
-		if !m.run.MayHold(f, chain) || m.run.RemoveChain(f, postrouting, chain) {
+		if m.run.DropChain(f, postrouting, chain) != xtables.DropUnsure {
 			continue
 		}
 		read := func() (xtables.Table, error) { return m.readForRemove(f, chain) }
