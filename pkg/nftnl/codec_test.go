@@ -307,3 +307,28 @@ func TestRuleJumpsTo(t *testing.T) {
 		}
 	}
 }
+
+// TestDeletes: the messages that make the kernel free something after a grace period, which Close then
+// waits out before releasing the socket, and those that do not.
+func TestDeletes(t *testing.T) {
+	m := must(t)
+	for _, tc := range []struct {
+		name string
+		msg  Msg
+		want bool
+	}{
+		{"add table", m(testTable.Add("")), false},
+		{"delete table", m(testTable.Del()), true},
+		{"add chain", m(testTable.AddChain(Chain{Name: "c"})), false},
+		{"delete chain", m(testTable.DelChain("c")), true},
+		{"flush chain", m(testTable.FlushChain("c")), true},
+		{"add rule", m(testTable.AddRule(Rule{Chain: "c"})), false},
+		{"delete rule", m(testTable.DelRule("c", 7)), true},
+		{"add elements", m(testTable.AddElems("s", nil)), false},
+		{"delete elements", m(testTable.DelElems("s", nil)), true},
+	} {
+		if got := deletes(tc.msg); got != tc.want {
+			t.Errorf("%s: deletes = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
