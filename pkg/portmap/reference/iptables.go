@@ -1,13 +1,10 @@
 package reference
 
 import (
-	"os"
-	"slices"
-	"strings"
-
 	"golang.org/x/sys/unix"
 
 	"github.com/netloom/netloom/pkg/nftnl"
+	"github.com/netloom/netloom/pkg/xtables"
 )
 
 // topLevelDNATChain is the reference iptables backend's chain that every pod's forwarding hangs off.
@@ -19,8 +16,8 @@ const topLevelDNATChain = "CNI-HOSTPORT-DNAT"
 // using only nftables backends answers false in one netlink dump, so an nftables DEL does not pay for
 // an iptables-save.
 func IPTablesMayHold() bool {
-	for _, f := range []string{"/proc/net/ip_tables_names", "/proc/net/ip6_tables_names"} {
-		if b, err := os.ReadFile(f); err == nil && slices.Contains(strings.Fields(string(b)), "nat") {
+	for _, f := range xtables.Families() {
+		if loaded, err := xtables.LegacyTableLoaded(f, "nat"); err == nil && loaded {
 			return true
 		}
 	}
