@@ -1,7 +1,8 @@
 // Package sysctl reads and writes kernel parameters under /proc/sys, or the same values over rtnetlink
 // where that costs less (rtnl.go). It is the only place netloom touches /proc/sys. Keys use '/' as
-// separator ("net/ipv4/conf/eth0.100/arp_notify") so interface names with dots stay unambiguous. /proc/sys/net resolves against the network namespace of the calling thread, so call
-// these inside the namespace whose parameters you mean.
+// separator ("net/ipv4/conf/eth0.100/arp_notify") so interface names with dots stay unambiguous.
+// /proc/sys/net resolves against the network namespace of the calling thread, so call these inside the
+// namespace whose parameters you mean.
 package sysctl
 
 import (
