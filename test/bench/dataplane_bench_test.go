@@ -167,7 +167,7 @@ func handBridgeFlow(b testing.TB) flow {
 }
 
 // underlayMTU is the MTU of n's underlay interface.
-func underlayMTU(b *testing.B, n *harness.Node) int {
+func underlayMTU(b testing.TB, n *harness.Node) int {
 	b.Helper()
 	var mtu int
 	err := n.Do(func() error {
@@ -200,7 +200,7 @@ func lowerUnderlayMTU(b *testing.B, c *harness.Cluster, mtu int) {
 func handVXLANFlow(b testing.TB, c *harness.Cluster) flow {
 	b.Helper()
 	const dev, vni, port = "vxf", "4242", "4789"
-	mtu := fmt.Sprint(1500 - overlay.VXLAN.Overhead(c.Nodes[0].Addr.Addr()))
+	mtu := fmt.Sprint(underlayMTU(b, c.Nodes[0]) - overlay.VXLAN.Overhead(c.Nodes[0].Addr.Addr()))
 	macs := []string{"0e:4c:0a:fe:00:01", "0e:4c:0a:fe:00:02"}
 	pods := []harness.NetNS{harness.NewNetNS(b, "hvx"), harness.NewNetNS(b, "hvx")}
 	podIP := func(i int) string { return fmt.Sprintf("10.246.%d.2", i+1) }
