@@ -30,15 +30,38 @@ func AddInPod(netnsPath, cniVersion string, add func(pod ns.NetNS) (*current.Res
 // runs: an IPAM plugin that fails or is killed half-way (a dhcp daemon that got its lease but not its
 // answer through) may hold an address all the same, and its DEL is harmless when it holds none.
 func (a *Add) Lease(ctx context.Context, ipamType string, stdin []byte, iface int) (*current.Result, error) {
-	a.OnFailure("release IP", func() error { return ipamexec.Del(ctx, ipamType, stdin) })
-	l3, err := ipamexec.Add(ctx, ipamType, stdin)
-	if err != nil {
-		return nil, err
+	return a.StartLease(ctx, ipamType, stdin, iface)()
+}
+
+// StartLease is Lease in the background: it registers the release, starts the IPAM ADD and returns at
+// once; the function it returns waits for the lease. The ADD's own steps go on meanwhile: a node-local
+// IPAM plugin (host-local, static) needs nothing they make, and its process start is most of an
+// allocation. The release waits for the IPAM ADD to finish first, so a rollback that comes before the
+// lease does not release too early and leave the lease behind.
+func (a *Add) StartLease(ctx context.Context, ipamType string, stdin []byte, iface int) (wait func() (*current.Result, error)) {
+	var (
+		l3       *current.Result
+		err      error
+		finished = make(chan struct{})
+	)
+	a.OnFailure("release IP", func() error {
+		<-finished
+		return ipamexec.Del(ctx, ipamType, stdin)
+	})
+	go func() {
+		defer close(finished)
+		l3, err = ipamexec.Add(ctx, ipamType, stdin)
+	}()
+	return func() (*current.Result, error) {
+		<-finished
+		if err != nil {
+			return nil, err
+		}
+		for _, ipc := range l3.IPs {
+			ipc.Interface = current.Int(iface)
+		}
+		return l3, nil
 	}
-	for _, ipc := range l3.IPs {
-		ipc.Interface = current.Int(iface)
-	}
-	return l3, nil
 }
 
 // LeaseInto is Lease for an attachment whose IPAM plugin is optional: with ipamType "" it does nothing

@@ -1,8 +1,11 @@
 package plugin
 
 import (
+	"errors"
 	"fmt"
 	"log"
+	"strings"
+	"sync"
 
 	"github.com/netloom/netloom/pkg/fault"
 )
@@ -12,10 +15,53 @@ import (
 type Step struct {
 	name string
 	do   func() error
+	// together are the steps of a Together step, run at once; do is nil then.
+	together []Step
 }
 
 // Do names one step of an ADD.
 func Do(name string, do func() error) Step { return Step{name: name, do: do} }
+
+// Together runs steps at once, as one step of an ADD: for independent steps that each wait mostly on
+// another process or on the kernel (an IPAM plugin, iptables-restore, a namespace's configuration). Every
+// member's fault point comes before any of them runs, in order; they may register undos (OnFailure) from
+// their goroutines. The step fails with every member's error, joined, after all of them have returned;
+// a member's panic is raised again on the caller's goroutine, after the others returned, so Run rolls
+// back as after any panic.
+func Together(steps ...Step) Step {
+	names := make([]string, len(steps))
+	for i, s := range steps {
+		names[i] = s.name
+	}
+	return Step{name: strings.Join(names, "+"), together: steps}
+}
+
+// run runs the step: for a Together step its members' fault points, then the members at once.
+func (s Step) run() error {
+	if s.together == nil {
+		fault.Point(s.name)
+		return s.do()
+	}
+	for _, m := range s.together {
+		fault.Point(m.name)
+	}
+	errs := make([]error, len(s.together))
+	panics := make([]any, len(s.together))
+	var wg sync.WaitGroup
+	for i, m := range s.together {
+		wg.Go(func() {
+			defer func() { panics[i] = recover() }()
+			errs[i] = m.do()
+		})
+	}
+	wg.Wait()
+	for _, p := range panics {
+		if p != nil {
+			panic(p)
+		}
+	}
+	return errors.Join(errs...)
+}
 
 // Add runs an ADD as named steps and undoes what they made when one fails. A step that makes something
 // (a lease, a link, a rule) registers how to remove it with OnFailure right after making it; Run calls
@@ -25,6 +71,7 @@ func Do(name string, do func() error) Step { return Step{name: name, do: do} }
 // What an ADD shares with other attachments (a bridge, a tunnel, the peer routes) is not undone: the
 // next ADD or GC owns it. Only what belongs to this attachment registers an undo.
 type Add struct {
+	mu   sync.Mutex // guards undo: the members of a Together step register from their goroutines
 	undo []undo
 }
 
@@ -34,12 +81,15 @@ type undo struct {
 }
 
 // OnFailure registers how to remove something a step just made; what says what it removes ("release
-// IP", "remove veth") in the rollback's log lines.
+// IP", "remove veth") in the rollback's log lines. It may be called from any goroutine.
 func (a *Add) OnFailure(what string, do func() error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	a.undo = append(a.undo, undo{what: what, do: do})
 }
 
-// Run runs steps in order, each after its fault point, then the fault point "done". The first failure
+// Run runs steps in order, each after its fault point (a Together step after each member's), then the
+// fault point "done". The first failure
 // rolls back every registered undo and is returned as it is; a panic in a step rolls back too before it
 // goes on. On success the undos are dropped.
 func (a *Add) Run(steps ...Step) (err error) {
@@ -58,8 +108,7 @@ func (a *Add) Run(steps ...Step) (err error) {
 	}()
 	for _, s := range steps {
 		failed = s.name
-		fault.Point(s.name)
-		if err := s.do(); err != nil {
+		if err := s.run(); err != nil {
 			return err
 		}
 	}

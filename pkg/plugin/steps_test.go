@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"errors"
 	"log"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // captureLog sends the standard logger to a buffer for the test.
@@ -98,5 +102,73 @@ func TestAddRunPanic(t *testing.T) {
 		Do("make", func() error { add.OnFailure("unmake", func() error { undone = true; return nil }); return nil }),
 		Do("explode", func() error { panic("kaput") }),
 	)
+	t.Error("Run returned after a panic")
+}
+
+// The members of a Together step run at once (each waits for all to have started), every member's
+// error comes back, and what any member registered is rolled back with what the earlier steps made.
+func TestTogether(t *testing.T) {
+	logged := captureLog(t)
+	var add Add
+	started := make(chan struct{}, 3)
+	var mu sync.Mutex
+	var undone []string
+	member := func(name string, fail error) Step {
+		return Do(name, func() error {
+			started <- struct{}{}
+			for len(started) < 3 { // all three are running before any returns
+				runtime.Gosched()
+			}
+			add.OnFailure("undo "+name, func() error { mu.Lock(); undone = append(undone, name); mu.Unlock(); return nil })
+			return fail
+		})
+	}
+	first := Do("first", func() error {
+		add.OnFailure("undo first", func() error { undone = append(undone, "first"); return nil })
+		return nil
+	})
+	errB, errC := errors.New("b broke"), errors.New("c broke")
+	done := make(chan error, 1)
+	go func() { done <- add.Run(first, Together(member("a", nil), member("b", errB), member("c", errC))) }()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Together ran its members one after another")
+	}
+	if !errors.Is(err, errB) || !errors.Is(err, errC) {
+		t.Errorf("Run: %v, want both members' errors", err)
+	}
+	slices.Sort(undone[:3])
+	if !slices.Equal(undone, []string{"a", "b", "c", "first"}) {
+		t.Errorf("undid %v, want every member's undo, then first's", undone)
+	}
+	if !strings.Contains(logged.String(), `ADD failed at step "a+b+c"`) {
+		t.Errorf("log does not name the Together step:\n%s", logged)
+	}
+}
+
+// A member's panic reaches Run's caller after the other members returned and the rollback ran.
+func TestTogetherPanic(t *testing.T) {
+	captureLog(t)
+	var add Add
+	var otherDone, undone atomic.Bool
+	defer func() {
+		if r := recover(); r != "kaput" {
+			t.Errorf("recovered %v, want the member's panic", r)
+		}
+		if !otherDone.Load() || !undone.Load() {
+			t.Errorf("the panic came back before the other member finished (%v) or the rollback ran (%v)", otherDone.Load(), undone.Load())
+		}
+	}()
+	_ = add.Run(Together(
+		Do("explode", func() error { panic("kaput") }),
+		Do("slow", func() error {
+			time.Sleep(50 * time.Millisecond)
+			add.OnFailure("unslow", func() error { undone.Store(true); return nil })
+			otherDone.Store(true)
+			return nil
+		}),
+	))
 	t.Error("Run returned after a panic")
 }

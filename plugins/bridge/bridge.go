@@ -49,14 +49,19 @@ func cmdAdd(n *NetConf, args *skel.CmdArgs) error {
 	a := &adder{n: n, args: args, target: target, ctx: context.Background()}
 	// A failed step rolls back what the earlier ones made for this pod, and the bridge when this ADD
 	// created it and no other pod joined it since.
+	// host-local and static allocate while the links are made, and the pod's configuration, the
+	// masquerade (an iptables-restore) and the spoof check go at once: each waits on another process or
+	// a kernel commit, and none needs what the others make.
 	if err := a.Run(
-		plugin.Do("plug", a.plug),                             // bridge, veth pair, port settings
-		plugin.Do("allocate", a.allocate),                     // IPAM, after the pod's link exists (the reference's order: dhcp talks on it)
-		plugin.Do("spoofCheck", a.spoofCheck),                 // macspoofchk
-		plugin.Do("configureContainer", a.configureContainer), // addresses, routes, link up inside the pod
-		plugin.Do("setGateways", a.setGateways),               // gateway addresses on the bridge, forwarding
-		plugin.Do("masquerade", a.masquerade),                 // ipMasq
-		plugin.Do("finish", a.finish),                         // wait for the port, refresh MACs, dns
+		plugin.Do("plug", a.plug),         // bridge, veth pair, port settings; a node-local lease starts
+		plugin.Do("allocate", a.allocate), // IPAM, after the pod's link exists (the reference's order: dhcp talks on it)
+		plugin.Together(
+			plugin.Do("spoofCheck", a.spoofCheck),                 // macspoofchk
+			plugin.Do("configureContainer", a.configureContainer), // addresses, routes, link up inside the pod
+			plugin.Do("masquerade", a.masquerade),                 // ipMasq
+		),
+		plugin.Do("setGateways", a.setGateways), // gateway addresses on the bridge, forwarding
+		plugin.Do("finish", a.finish),           // wait for the port, refresh MACs, dns
 	); err != nil {
 		return err
 	}
@@ -71,6 +76,7 @@ type adder struct {
 	target ns.NetNS
 	ctx    context.Context
 
+	lease    func() (*current.Result, error) // a node-local lease started by plug; nil until then
 	br       *netlink.Bridge
 	hostName string
 	mac      net.HardwareAddr
@@ -82,7 +88,10 @@ func (a *adder) allocate() error {
 	if !a.n.hasL3 {
 		return nil
 	}
-	res, err := a.Lease(a.ctx, a.n.IPAM.Type, a.args.StdinData, ifContainer)
+	if a.lease == nil {
+		a.lease = a.StartLease(a.ctx, a.n.IPAM.Type, a.args.StdinData, ifContainer)
+	}
+	res, err := a.lease()
 	if err != nil {
 		return err
 	}
@@ -96,6 +105,12 @@ func (a *adder) plug() error {
 	n := a.n
 	if err := hostlink.RequireFree(a.target, a.args.IfName); err != nil {
 		return err
+	}
+	if n.hasL3 && ipamexec.NodeLocal(n.IPAM.Type) {
+		// Nothing of the lease depends on the links: it is allocated while they are made. (After the
+		// check above, so that an ADD refused for a name the pod already has never touches the lease
+		// of the attachment that holds it.)
+		a.lease = a.StartLease(a.ctx, n.IPAM.Type, a.args.StdinData, ifContainer)
 	}
 	br, created, err := link.EnsureBridge(link.BridgeSpec{
 		Name:          n.Bridge,

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
@@ -94,15 +95,24 @@ func cmdAdd(n *NetConf, args *skel.CmdArgs) error {
 
 // cmdDel removes the attachment's forwarding. It needs neither prevResult nor the kernel state to be
 // intact: the backend finds what the attachment owns by its key.
+//
+// The two removals run at once. Each nftables one ends by waiting for the kernel to free what it deleted
+// (an RCU grace period, pkg/nftnl), most of a DEL: the reference's, usually only a look, is done
+// within that wait instead of after it.
 func cmdDel(n *NetConf, args *skel.CmdArgs) error {
 	k := firewall.KeyFor(n.Name, args)
-	if err := newMapper(n.backend).Remove(k, hostKeys(n.entries)); err != nil {
-		return fmt.Errorf("portmap %s (%s backend): remove: %w", k, n.backend, err)
+	var refErr error
+	var wg sync.WaitGroup
+	wg.Go(func() { refErr = removeReference(n.backend, k) })
+	err := newMapper(n.backend).Remove(k, hostKeys(n.entries))
+	wg.Wait()
+	if err != nil {
+		err = fmt.Errorf("portmap %s (%s backend): remove: %w", k, n.backend, err)
 	}
-	if err := removeReference(n.backend, k); err != nil {
-		return fmt.Errorf("portmap %s: remove the reference plugin's forwarding: %w", k, err)
+	if refErr != nil {
+		refErr = fmt.Errorf("portmap %s: remove the reference plugin's forwarding: %w", k, refErr)
 	}
-	return nil
+	return errors.Join(err, refErr)
 }
 
 func cmdCheck(n *NetConf, args *skel.CmdArgs) error {

@@ -39,10 +39,12 @@ func cmdAdd(n *NetConf, args *skel.CmdArgs) error {
 	return netns.With(args.Netns, func(pod ns.NetNS) error {
 		a := &adder{n: n, args: args, pod: pod, ctx: context.Background()}
 		if err := a.Run(
-			plugin.Do("allocate", a.allocate),     // IPAM first: a bad ipam section fails before any link exists
-			plugin.Do("plug", a.plug),             // the veth pair
-			plugin.Do("configure", a.configure),   // addresses and routes on both ends, forwarding
-			plugin.Do("masquerade", a.masquerade), // ipMasq
+			plugin.Do("allocate", a.allocate), // IPAM, in the background: the lease needs no link
+			plugin.Do("plug", a.plug),         // the veth pair, then the lease
+			plugin.Together(
+				plugin.Do("configure", a.configure),   // addresses and routes on both ends, forwarding
+				plugin.Do("masquerade", a.masquerade), // ipMasq
+			),
 		); err != nil {
 			return err
 		}
@@ -58,6 +60,7 @@ type adder struct {
 	pod  ns.NetNS
 	ctx  context.Context
 
+	lease    func() (*current.Result, error) // started by allocate, waited for by plug
 	result   *current.Result
 	hostName string
 }
@@ -66,23 +69,7 @@ func (a *adder) allocate() error {
 	if err := hostlink.RequireFree(a.pod, a.args.IfName); err != nil {
 		return err
 	}
-	res, err := ipamexec.Add(a.ctx, a.n.IPAM.Type, a.args.StdinData)
-	if err != nil {
-		return err
-	}
-	a.OnFailure("release IP", func() error { return ipamexec.Del(a.ctx, a.n.IPAM.Type, a.args.StdinData) })
-	if len(res.IPs) == 0 {
-		return conf.Invalid("ipam", "plugin %q returned no address", a.n.IPAM.Type)
-	}
-	for i, ipc := range res.IPs {
-		if ipc.Gateway == nil {
-			return conf.Invalid("ipam", "plugin %q returned %s (ips[%d]) without a gateway; ptp puts the gateway on the host end of the veth, so the range needs one", a.n.IPAM.Type, &ipc.Address, i)
-		}
-		ipc.Interface = current.Int(ifContainer)
-	}
-	res.CNIVersion = current.ImplementedSpecVersion
-	plugin.SetDNS(res, a.n.DNS)
-	a.result = res
+	a.lease = a.StartLease(a.ctx, a.n.IPAM.Type, a.args.StdinData, ifContainer)
 	return nil
 }
 
@@ -93,10 +80,25 @@ func (a *adder) plug() error {
 	}
 	a.hostName = veth.Host.Attrs().Name
 	a.OnFailure("remove veth", func() error { return link.Remove(a.hostName) })
-	a.result.Interfaces = []*current.Interface{
+	res, err := a.lease()
+	if err != nil {
+		return err
+	}
+	if len(res.IPs) == 0 {
+		return conf.Invalid("ipam", "plugin %q returned no address", a.n.IPAM.Type)
+	}
+	for i, ipc := range res.IPs {
+		if ipc.Gateway == nil {
+			return conf.Invalid("ipam", "plugin %q returned %s (ips[%d]) without a gateway; ptp puts the gateway on the host end of the veth, so the range needs one", a.n.IPAM.Type, &ipc.Address, i)
+		}
+	}
+	res.CNIVersion = current.ImplementedSpecVersion
+	plugin.SetDNS(res, a.n.DNS)
+	res.Interfaces = []*current.Interface{
 		{Name: a.hostName, Mac: veth.Host.Attrs().HardwareAddr.String()},
 		{Name: a.args.IfName, Sandbox: a.args.Netns},
 	}
+	a.result = res
 	return nil
 }
 
