@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/netloom/netloom/pkg/nftnl/expr"
+	"github.com/netloom/netloom/pkg/nftnl/internal/nlattr"
 )
 
 var testTable = Table{Family: unix.NFPROTO_INET, Name: "nftnl_test"}
@@ -149,11 +150,36 @@ func TestElemsRoundTrip(t *testing.T) {
 	}
 }
 
-func TestSetNameRoundTrip(t *testing.T) {
-	m := must(t)(testTable.AddSet(Set{Name: "owner4", KeyType: 7, KeyLen: 4, DataType: 8, DataLen: 16, ID: 3, Comment: "c"}))
-	table, name, err := parseSetName(reply(m.Attrs))
-	if err != nil || table != testTable.Name || name != "owner4" {
-		t.Errorf("set read back as %q %q, %v", table, name, err)
+func TestSetRoundTrip(t *testing.T) {
+	for _, timeout := range []time.Duration{0, 100 * 365 * 24 * time.Hour} {
+		m := must(t)(testTable.AddSet(Set{Name: "owner4", KeyType: 7, KeyLen: 4, DataType: 8, DataLen: 16, ID: 3, Comment: "c", Timeout: timeout}))
+		table, s, err := parseSet(reply(m.Attrs))
+		if err != nil || table != testTable.Name || s.Name != "owner4" || s.Timeout != timeout {
+			t.Errorf("set with timeout %v read back as %q %+v, %v", timeout, table, s, err)
+		}
+		flags := attrUint32(t, m.Attrs, unix.NFTA_SET_FLAGS)
+		if want := uint32(unix.NFT_SET_MAP); timeout > 0 && flags != want|unix.NFT_SET_TIMEOUT || timeout == 0 && flags != want {
+			t.Errorf("set with timeout %v has flags %#x", timeout, flags)
+		}
+	}
+}
+
+// A retirement is an addition of the element as it was read, with an expiration of 1 ms.
+func TestRetireElems(t *testing.T) {
+	es := []Elem{{Key: []byte{0, 80}, Data: []byte{10, 0, 0, 1}, Comment: "mine"}}
+	m := must(t)(testTable.RetireElems("dnat4_any", es))
+	if m.Type != unix.NFT_MSG_NEWSETELEM || m.Flags&unix.NLM_F_EXCL != 0 || deletes(m) {
+		t.Errorf("retirement is message %d flags %#x", m.Type, m.Flags)
+	}
+	_, got, err := parseElems(reply(m.Attrs))
+	if err != nil || len(got) != 1 {
+		t.Fatalf("retired elements read back as %+v, %v", got, err)
+	}
+	if g := got[0]; !slices.Equal(g.Key, es[0].Key) || !slices.Equal(g.Data, es[0].Data) || g.Comment != "mine" || g.Expiration != time.Millisecond {
+		t.Errorf("retired element carries %+v", g)
+	}
+	if es[0].Expiration != 0 {
+		t.Error("RetireElems changed its argument")
 	}
 }
 
@@ -331,4 +357,19 @@ func TestDeletes(t *testing.T) {
 			t.Errorf("%s: deletes = %v, want %v", tc.name, got, tc.want)
 		}
 	}
+}
+
+// attrUint32 is the 32-bit attribute typ of a message's attributes (0 when missing).
+func attrUint32(t *testing.T, attrs []byte, typ uint16) uint32 {
+	t.Helper()
+	d := nlattr.NewDecoder(attrs)
+	for d.Next() {
+		if d.Type() == typ {
+			return d.Uint32()
+		}
+	}
+	if err := d.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return 0
 }

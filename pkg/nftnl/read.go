@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -54,10 +55,11 @@ func (c *Conn) Chains(t Table) ([]Chain, error) {
 	return dumpOf(c, t, unix.NFT_MSG_GETCHAIN, "the chains of "+t.Name, attrs, parseChain)
 }
 
-// Sets lists the names of t's sets and maps. A missing table has none.
-func (c *Conn) Sets(t Table) ([]string, error) {
+// Sets lists t's sets and maps: each one's name and timeout (the rest of Set is not read). A missing
+// table has none.
+func (c *Conn) Sets(t Table) ([]Set, error) {
 	attrs := nlattr.AppendString(nil, unix.NFTA_SET_TABLE, t.Name)
-	return dumpOf(c, t, unix.NFT_MSG_GETSET, "the sets of "+t.Name, attrs, parseSetName)
+	return dumpOf(c, t, unix.NFT_MSG_GETSET, "the sets of "+t.Name, attrs, parseSet)
 }
 
 // Elems lists every element of t's set. A missing table or set has none.
@@ -162,17 +164,19 @@ func parseChain(b []byte) (table string, ch Chain, err error) {
 }
 
 // parseSetName reads the table and name of a NEWSET message.
-func parseSetName(b []byte) (table, name string, err error) {
+func parseSet(b []byte) (table string, s Set, err error) {
 	d := decoder(b)
 	for d.Next() {
 		switch d.Type() {
 		case unix.NFTA_SET_TABLE:
 			table = d.String()
 		case unix.NFTA_SET_NAME:
-			name = d.String()
+			s.Name = d.String()
+		case unix.NFTA_SET_TIMEOUT:
+			s.Timeout = time.Duration(d.Uint64()) * time.Millisecond
 		}
 	}
-	return table, name, d.Err()
+	return table, s, d.Err()
 }
 
 // parseElems reads a NEWSETELEM message: the set's name and its elements.
@@ -211,6 +215,8 @@ func parseElem(d *nlattr.Decoder) (Elem, error) {
 			e.Data = dataValue(d.Nested())
 		case unix.NFTA_SET_ELEM_USERDATA:
 			e.Comment = udataString(d.Bytes(), udataSetElemComment)
+		case unix.NFTA_SET_ELEM_EXPIRATION:
+			e.Expiration = time.Duration(d.Uint64()) * time.Millisecond
 		}
 	}
 	return e, d.Err()

@@ -108,8 +108,8 @@ func TestWriteAndReadBack(t *testing.T) {
 			t.Errorf("rules of post: %+v, %v", post, err)
 		}
 		sets, err := c.Sets(testTable)
-		if err != nil || !slices.Equal(sets, []string{mapSet.Name}) {
-			t.Errorf("sets %q, %v", sets, err)
+		if err != nil || len(sets) != 1 || sets[0].Name != mapSet.Name || sets[0].Timeout != 0 {
+			t.Errorf("sets %+v, %v", sets, err)
 		}
 		es, err := c.Elems(testTable, mapSet.Name)
 		if err != nil || len(es) != 2 {

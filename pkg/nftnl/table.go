@@ -3,6 +3,7 @@ package nftnl
 import (
 	"bytes"
 	"fmt"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -94,12 +95,19 @@ type Set struct {
 	DataType, DataLen uint32
 	ID                uint32 // NFTA_SET_ID: unique among the sets of one transaction
 	Comment           string
+	// Timeout, when set, makes the set one whose elements expire (NFT_SET_TIMEOUT), each after Timeout
+	// unless it says otherwise: its elements can then be retired (Elem.Expiration) instead of deleted.
+	Timeout time.Duration
 }
 
 // Elem is an element of a set: Data is empty in a set, set in a map.
 type Elem struct {
 	Key, Data []byte
 	Comment   string
+	// Expiration is how long the element has left, in a set with a timeout: read back, what the kernel
+	// says; added, a new expiration for an element that exists (kernels 6.10 and later: ExpiryUpdates),
+	// which is how Retire works. Milliseconds count; zero means none.
+	Expiration time.Duration
 }
 
 // Add adds the table, with comment unless it is empty; adding one that exists changes nothing (the
@@ -191,6 +199,10 @@ func (t Table) AddSet(s Set) (Msg, error) {
 	if s.Comment != "" {
 		ud = appendUdataString(ud, udataSetComment, s.Comment)
 	}
+	if s.Timeout > 0 {
+		flags |= unix.NFT_SET_TIMEOUT
+		a = nlattr.AppendUint64(a, unix.NFTA_SET_TIMEOUT, uint64(s.Timeout.Milliseconds()))
+	}
 	a = nlattr.AppendUint32(a, unix.NFTA_SET_ID, s.ID)
 	a = nlattr.AppendUint32(a, unix.NFTA_SET_FLAGS, flags)
 	a = nlattr.Append(a, unix.NFTA_SET_USERDATA, ud)
@@ -202,6 +214,23 @@ func (t Table) AddSet(s Set) (Msg, error) {
 func (t Table) AddElems(set string, es []Elem) (Msg, error) {
 	return Msg{Type: unix.NFT_MSG_NEWSETELEM, Flags: unix.NLM_F_CREATE, Family: t.Family,
 		Attrs: t.elemList(set, es, true), What: "add elements to " + set}, nil
+}
+
+// RetireElems makes es, elements of set as they were read (the same data), expire after the shortest
+// time the kernel counts, instead of deleting them: a set with a timeout (Set.Timeout) on a kernel with
+// ExpiryUpdates. An element whose data changed meanwhile fails the transaction (EEXIST), one that is
+// gone is added back to expire at once. An expired element no longer matches a packet, a lookup or a
+// listing, and adding its key again succeeds; the kernel frees it later, in the set's garbage
+// collection. Unlike a deletion, a transaction of retirements leaves nothing for the kernel to free
+// after a grace period, so closing its socket does not wait for one (see Conn.Close).
+func (t Table) RetireElems(set string, es []Elem) (Msg, error) {
+	retired := make([]Elem, len(es))
+	for i, e := range es {
+		e.Expiration = time.Millisecond
+		retired[i] = e
+	}
+	return Msg{Type: unix.NFT_MSG_NEWSETELEM, Flags: unix.NLM_F_CREATE, Family: t.Family,
+		Attrs: t.elemList(set, retired, true), What: "retire elements of " + set}, nil
 }
 
 // DelElems deletes es (their keys) from set; it fails (ENOENT) when one is missing.
@@ -227,6 +256,9 @@ func (t Table) elemList(set string, es []Elem, withData bool) []byte {
 		item := appendValue(nil, unix.NFTA_SET_ELEM_KEY, e.Key)
 		if withData && len(e.Data) > 0 {
 			item = appendValue(item, unix.NFTA_SET_ELEM_DATA, e.Data)
+		}
+		if withData && e.Expiration > 0 {
+			item = nlattr.AppendUint64(item, unix.NFTA_SET_ELEM_EXPIRATION, uint64(max(e.Expiration.Milliseconds(), 1)))
 		}
 		if withData && e.Comment != "" {
 			item = nlattr.Append(item, unix.NFTA_SET_ELEM_USERDATA, appendUdataString(nil, udataSetElemComment, e.Comment))

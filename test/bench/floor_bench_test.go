@@ -442,7 +442,7 @@ func (f *kernelFloor) add(a attachment) ([]string, error) {
 		return nil, err
 	}
 
-	pmAdd, pmDel, err := pmnft.ElementMsgs(k, floorMappings(pod, hostPortOf(a)), f.opts)
+	pmAdd, pmDel, err := pmnft.ElementMsgs(k, floorMappings(pod, hostPortOf(a)), f.opts, nftnl.ExpiryUpdates())
 	if err != nil {
 		return nil, err
 	}

@@ -118,7 +118,7 @@ func BenchmarkRemoveWork(b *testing.B) {
 			c, err := nftnl.Dial()
 			must(b, err)
 			b.StartTimer()
-			must(b, remove(c, ownerOf(benchKey), hostKeys(benchMap)))
+			must(b, remove(c, m, ownerOf(benchKey), hostKeys(benchMap), true))
 			b.StopTimer()
 			c.Close()
 			b.StartTimer()

@@ -9,11 +9,12 @@ import (
 	"github.com/netloom/netloom/pkg/portmap"
 )
 
-// ElementMsgs adds and deletes, map by map, the elements Add plans, and nothing else.
+// ElementMsgs adds and deletes (in a timed table: retires), map by map, the elements Add plans, and
+// nothing else.
 func TestElementMsgs(t *testing.T) {
 	ms := []portmap.Mapping{mapping(portmap.TCP, "", 8080, "10.1.0.5/16", 80)}
 	o := portmap.Options{SNAT: true}
-	add, del, err := ElementMsgs(keyA, ms, o)
+	add, del, err := ElementMsgs(keyA, ms, o, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +41,18 @@ func TestElementMsgs(t *testing.T) {
 	if got := what(del); !slices.Equal(got, wantDel) {
 		t.Errorf("delete messages:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(wantDel, "\n"))
 	}
-	if _, _, err := ElementMsgs(keyA, []portmap.Mapping{mapping("icmp", "", 1, "10.1.0.5/16", 1)}, o); err == nil {
+	_, retire, err := ElementMsgs(keyA, ms, o, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wantRetire []string
+	for _, s := range sets {
+		wantRetire = append(wantRetire, "retire elements of "+s)
+	}
+	if got := what(retire); !slices.Equal(got, wantRetire) {
+		t.Errorf("messages of a timed table's DEL:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(wantRetire, "\n"))
+	}
+	if _, _, err := ElementMsgs(keyA, []portmap.Mapping{mapping("icmp", "", 1, "10.1.0.5/16", 1)}, o, false); err == nil {
 		t.Error("a mapping of an unknown protocol gave messages")
 	}
 }

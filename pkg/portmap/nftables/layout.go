@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -32,6 +33,14 @@ const (
 
 	// setAttachments holds one record per attachment: owner ID -> digest of everything it owns.
 	setAttachments = "attachments"
+)
+
+// Element lifetimes in a timed table (see Retirement in the package comment): every element of its
+// maps is added to expire after elemLifetime, which it never reaches, and one with less than
+// retiringWithin left was retired.
+const (
+	elemLifetime   = 100 * 365 * 24 * time.Hour
+	retiringWithin = time.Minute
 )
 
 // Hook priorities, as nft names them: dstnat for prerouting and output, srcnat for postrouting.
@@ -458,6 +467,9 @@ type elem struct {
 	comment   string
 	// hostKey is the host port an owner or dnat element stands for, to name it in errors.
 	hostKey portmap.HostKey
+	// retiring marks an element read back that a DEL or GC retired (see Retirement in the package
+	// comment): it is gone for every purpose but a key that must be added again in its slot.
+	retiring bool
 }
 
 // id names the element's slot: two elements with the same id cannot both exist.

@@ -13,16 +13,46 @@ import (
 // table is the backend's one table.
 func table() nftnl.Table { return nftnl.Table{Family: unix.NFPROTO_INET, Name: TableName} }
 
-func (s setDef) set(id uint32) nftnl.Set {
+// set is the map to add; timed gives it the timeout its elements need to be retired.
+func (s setDef) set(id uint32, timed bool) nftnl.Set {
 	keyType, keyLen := nftnl.Concat(s.key...)
 	dataType, dataLen := nftnl.Concat(s.data...)
-	return nftnl.Set{
+	out := nftnl.Set{
 		Name:    s.name,
 		KeyType: keyType, KeyLen: keyLen,
 		DataType: dataType, DataLen: dataLen,
 		ID:      id,
 		Comment: s.comment,
 	}
+	if timed {
+		out.Timeout = elemLifetime
+	}
+	return out
+}
+
+// maps is what a listing of the table's sets says: which exist, and whether the table is timed (its
+// attachments map has a timeout; a missing table is made timed when the kernel updates expirations).
+// A table is timed or not as a whole: maps added to it later follow the attachments map.
+type maps struct {
+	names []string // in the kernel's order
+	exist map[string]bool
+	timed bool
+}
+
+func listMaps(c *nftnl.Conn, m *Mapper) (maps, error) {
+	sets, err := c.Sets(table())
+	if err != nil {
+		return maps{}, err
+	}
+	out := maps{exist: map[string]bool{}, timed: nftnl.ExpiryUpdates() && !m.untimed}
+	for _, s := range sets {
+		out.names = append(out.names, s.Name)
+		out.exist[s.Name] = true
+		if s.Name == setAttachments {
+			out.timed = s.Timeout > 0
+		}
+	}
+	return out, nil
 }
 
 func (r ruleDef) rule() nftnl.Rule {
@@ -32,7 +62,8 @@ func (r ruleDef) rule() nftnl.Rule {
 func (e elem) nl() nftnl.Elem { return nftnl.Elem{Key: e.key, Data: e.data, Comment: e.comment} }
 
 func elemOf(set string, x nftnl.Elem) elem {
-	return elem{set: set, key: x.Key, data: x.Data, comment: x.Comment}
+	return elem{set: set, key: x.Key, data: x.Data, comment: x.Comment,
+		retiring: x.Expiration > 0 && x.Expiration < retiringWithin}
 }
 
 // query asks for the element of e's slot.
@@ -55,13 +86,13 @@ func lookup(c *nftnl.Conn, qs []nftnl.ElemQuery) ([]*elem, error) {
 }
 
 // readState lists every element of every map.
-func readState(c *nftnl.Conn) (state, error) {
+func readState(c *nftnl.Conn, m *Mapper) (state, error) {
 	st := state{byID: map[string]elem{}}
-	sets, err := c.Sets(table())
-	if err != nil {
+	var err error
+	if st.maps, err = listMaps(c, m); err != nil {
 		return st, err
 	}
-	for _, name := range sets {
+	for _, name := range st.maps.names {
 		es, err := c.Elems(table(), name)
 		if err != nil {
 			return st, err
@@ -75,8 +106,29 @@ func readState(c *nftnl.Conn) (state, error) {
 	return st, nil
 }
 
-// addMsgs adds es, one message per map.
-func addMsgs(es []elem) ([]nftnl.Msg, error) { return perMap(es, nftnl.Table.AddElems) }
+// addMsgs adds es, one message per map. In a timed table each element is given its full lifetime
+// explicitly, so that adding an element that a DEL retired a moment ago, with the same data, revives it
+// instead of being taken as a no-op and expiring.
+func addMsgs(es []elem, timed bool) ([]nftnl.Msg, error) {
+	if !timed {
+		return perMap(es, nftnl.Table.AddElems)
+	}
+	return perMap(es, func(t nftnl.Table, set string, xs []nftnl.Elem) (nftnl.Msg, error) {
+		for i := range xs {
+			xs[i].Expiration = elemLifetime
+		}
+		return t.AddElems(set, xs)
+	})
+}
+
+// dropMsgs removes es from a table: retires them in a timed one when retire, deletes them otherwise
+// (removeMsgs).
+func dropMsgs(es []elem, timed, retire bool) ([]nftnl.Msg, error) {
+	if timed && retire {
+		return perMap(es, nftnl.Table.RetireElems)
+	}
+	return removeMsgs(es)
+}
 
 // removeMsgs deletes es, each only if it still holds the data it was read with: re-adding an element
 // as it is changes nothing, re-adding one whose data changed fails the transaction, and one that is

@@ -11,6 +11,7 @@
 //		map masq4_16 { type ipv4_addr . ipv4_addr : owner }  # "network . pod", one map per prefix length in use
 //		(and dnat6, dnat6_any, owner6, owner6_any, masqall6, masq6_64, ... for IPv6)
 //		map attachments { type owner : digest }           # one record per attachment
+//		(on Linux 6.10 and later every map also has "timeout 36500d": see Retirement below)
 //		chain prerouting { type nat hook prerouting priority dstnat
 //			meta nfproto ipv4 [conditionsV4] fib daddr type local jump hostports
 //			meta nfproto ipv6 [conditionsV6] fib daddr type local jump hostports }
@@ -50,8 +51,8 @@
 // the maps to delete the old elements in the transaction that adds the new ones; a DEL can tell
 // whether the few elements it looked up are all there is.
 //
-// Costs (see bench_test.go). ADD: one dump of the table's rules (a dozen) to see that the skeleton is
-// intact, then one transaction; every dump also asks for the ruleset generation (see nftnl.Conn.Dump). DEL with hint: one round of single-element lookups (non-dump
+// Costs (see bench_test.go). ADD: a listing of the map names (is the table timed, which maps exist),
+// one dump of the table's rules (a dozen) to see that the skeleton is intact, then one transaction; every dump also asks for the ruleset generation (see nftnl.Conn.Dump). DEL with hint: one round of single-element lookups (non-dump
 // GETSETELEM) for the record and the hinted keys, a listing of the map names, one round for the pods'
 // masquerade elements, then one transaction. Without hint, or when the digest says the lookups missed
 // something, DEL lists every map (O(mappings on the node)); when the attachment has no record it stops
@@ -59,8 +60,26 @@
 // with the data it was read with, in the same transaction, so an element that changed owner in between
 // fails the transaction instead of being deleted, and the operation starts over. After a deletion,
 // closing the netlink socket waits for an RCU grace period (the kernel flushes its deferred frees when
-// an nf_tables socket is released): 5-15 ms here, the bulk of a DEL, and the same for any nftables
-// client, nft included. A refused transaction (a conflict) waits for one in the kernel's abort.
+// an nf_tables socket is released): 5-15 ms here, and the same for any nftables client, nft included.
+// A refused transaction (a conflict) waits for one in the kernel's abort. DEL and GC retire instead of
+// deleting where they can, and wait for none (below).
+//
+// Retirement. On Linux 6.10 and later (nftnl.ExpiryUpdates) the table is made timed: every map has a
+// timeout of 100 years (elemLifetime), which its elements, each added with that expiration, never
+// reach. DEL and GC then retire an element instead of deleting it: they add it again as it was read,
+// with an expiration of 1 ms (nftnl.Table.RetireElems). That is guarded like a deletion (other data
+// fails the transaction), and the element stops matching packets, lookups and listings within a
+// jiffy; the kernel frees it in the map's garbage collection, not after the transaction. So the
+// transaction leaves the kernel nothing to free after a grace period, and closing the socket returns
+// at once: a DEL took 15 ms, 12 of them that wait, and takes 2-3 ms (see the README's Performance).
+// An element read back with less than retiringWithin left is gone for every purpose (CHECK, DEL,
+// conflicts), except that an ADD of the same key deletes it first when its data differ; an ADD gives
+// each element its full lifetime again, so one that it adds as it was (the same attachment, added
+// again at once) is revived rather than left to expire. After retiring, DEL looks the elements up
+// once: one the kernel did not retire is deleted. Evict and an ADD that replaces mappings delete,
+// since they add the same keys in the same transaction. A table is timed as a whole, by its
+// attachments map: one made untimed (by an earlier version, or on an older kernel) stays so, maps
+// added to it later are untimed too, and its DEL and GC delete as before.
 //
 // Both families in one transaction: the table is inet, and ADD, DEL with a hint and the slow path of
 // ADD each commit the IPv4 and the IPv6 elements together, so there is no state between the two
@@ -108,7 +127,11 @@ const sweepChunk = 128
 
 // Mapper is the nftables portmap.Mapper. Its methods work in the network namespace of the calling
 // thread and open their own netlink socket, so any number of processes may use it at once.
-type Mapper struct{}
+type Mapper struct {
+	// untimed makes a table this Mapper creates untimed even where the kernel updates expirations, as
+	// earlier versions made it: for tests of a node upgraded in place.
+	untimed bool
+}
 
 var _ portmap.Mapper = (*Mapper)(nil)
 
@@ -144,11 +167,15 @@ func (m *Mapper) Add(k firewall.Key, ms []portmap.Mapping, o portmap.Options) er
 		return err
 	}
 	defer c.Close()
-	skel, err := ensureSkeleton(c, o, p.lens, false)
+	tm, err := listMaps(c, m)
 	if err != nil {
 		return err
 	}
-	adds, err := addMsgs(p.elems)
+	skel, err := ensureSkeleton(c, o, p.lens, false, tm)
+	if err != nil {
+		return err
+	}
+	adds, err := addMsgs(p.elems, tm.timed)
 	if err != nil {
 		return err
 	}
@@ -162,7 +189,7 @@ func (m *Mapper) Add(k firewall.Key, ms []portmap.Mapping, o portmap.Options) er
 	if err := conflictOf(c, p); err != nil {
 		return err
 	}
-	return replace(c, p, o)
+	return replace(c, m, p, o)
 }
 
 // conflictOf looks up p's host keys and returns a ConflictError for the first one another attachment
@@ -182,7 +209,7 @@ func conflictOf(c *nftnl.Conn, p plan) error {
 	}
 	st := state{byID: map[string]elem{}}
 	for _, g := range got {
-		if g != nil {
+		if g != nil && !g.retiring {
 			st.byID[g.id()] = *g
 		}
 	}
@@ -206,7 +233,8 @@ func (m *Mapper) Evict(c *portmap.ConflictError) error {
 		return err
 	}
 	defer conn.Close()
-	return remove(conn, owner(b), []portmap.HostKey{c.Key})
+	// Deleted, not retired: the caller adds the same keys next, for another attachment.
+	return remove(conn, m, owner(b), []portmap.HostKey{c.Key}, false)
 }
 
 var _ portmap.Evicter = (*Mapper)(nil)
@@ -214,9 +242,9 @@ var _ portmap.Evicter = (*Mapper)(nil)
 // replace lists the maps, fails with a ConflictError when another attachment owns one of p's host
 // keys, and otherwise deletes p's owner's other elements and others' masquerade elements for p's pod
 // addresses in the transaction that adds p.
-func replace(c *nftnl.Conn, p plan, o portmap.Options) error {
+func replace(c *nftnl.Conn, m *Mapper, p plan, o portmap.Options) error {
 	for attempt := 1; ; attempt++ {
-		st, err := readState(c)
+		st, err := readState(c, m)
 		if err != nil {
 			return err
 		}
@@ -224,16 +252,17 @@ func replace(c *nftnl.Conn, p plan, o portmap.Options) error {
 			return err
 		}
 		// A map may be missing under intact rules (nothing refers to the owner maps), so the slow
-		// path sends every map again; adding one that exists is a no-op.
-		skel, err := ensureSkeleton(c, o, p.lens, true)
+		// path sends every missing map.
+		skel, err := ensureSkeleton(c, o, p.lens, true, st.maps)
 		if err != nil {
 			return err
 		}
+		// Deleted, not retired: p adds keys in the same slots.
 		dels, err := removeMsgs(st.inTheWay(p))
 		if err != nil {
 			return err
 		}
-		adds, err := addMsgs(p.elems)
+		adds, err := addMsgs(p.elems, st.maps.timed)
 		if err != nil {
 			return err
 		}
@@ -247,7 +276,7 @@ func replace(c *nftnl.Conn, p plan, o portmap.Options) error {
 // ensureSkeleton compares the installed rules with the skeleton plus the chains of lens and returns
 // the messages that add what is missing or different: none when all is intact, unless force. Hook rules
 // with conditions are written by nft, now.
-func ensureSkeleton(c *nftnl.Conn, o portmap.Options, lens []masqLen, force bool) ([]nftnl.Msg, error) {
+func ensureSkeleton(c *nftnl.Conn, o portmap.Options, lens []masqLen, force bool, tm maps) ([]nftnl.Msg, error) {
 	installed, err := c.Rules(table(), "")
 	if err != nil {
 		return nil, err
@@ -265,7 +294,7 @@ func ensureSkeleton(c *nftnl.Conn, o portmap.Options, lens []masqLen, force bool
 		delete(stale, chainPrerouting)
 		delete(stale, chainOutput)
 	}
-	return skeletonMsgs(stale, want, chains, lens, force)
+	return skeletonMsgs(stale, want, chains, lens, force, tm)
 }
 
 // staleChains returns the chains whose rules (by comment, in order) are not want's.
@@ -286,10 +315,11 @@ func staleChains(installed []nftnl.Rule, want []ruleDef, chains []nftnl.Chain) m
 	return stale
 }
 
-// skeletonMsgs adds the table and its maps when a chain of the fixed skeleton is stale (or force), the
-// stale chains (a no-op for those that exist) and the maps of stale masqLen chains, and rewrites the
-// stale chains' rules.
-func skeletonMsgs(stale map[string]bool, want []ruleDef, chains []nftnl.Chain, lens []masqLen, force bool) ([]nftnl.Msg, error) {
+// skeletonMsgs adds the table and the maps tm lacks when a chain of the fixed skeleton is stale (or
+// force), the stale chains (a no-op for those that exist) and the missing maps of stale masqLen chains,
+// and rewrites the stale chains' rules. Maps that exist are not sent again: one made before the table
+// was timed, or after, would refuse the other kind (EEXIST).
+func skeletonMsgs(stale map[string]bool, want []ruleDef, chains []nftnl.Chain, lens []masqLen, force bool, tm maps) ([]nftnl.Msg, error) {
 	t := table()
 	fixed := force
 	for _, ch := range chainDefs() {
@@ -299,12 +329,14 @@ func skeletonMsgs(stale map[string]bool, want []ruleDef, chains []nftnl.Chain, l
 	if fixed {
 		b.Add(t.Add(tableComment))
 		for i, s := range setDefs() {
-			b.Add(t.AddSet(s.set(uint32(i + 1))))
+			if !tm.exist[s.name] {
+				b.Add(t.AddSet(s.set(uint32(i+1), tm.timed)))
+			}
 		}
 	}
 	for i, l := range lens {
-		if force || stale[l.name()] {
-			b.Add(t.AddSet(l.setDef().set(uint32(len(setDefs()) + i + 1))))
+		if (force || stale[l.name()]) && !tm.exist[l.name()] {
+			b.Add(t.AddSet(l.setDef().set(uint32(len(setDefs())+i+1), tm.timed)))
 		}
 	}
 	for _, ch := range chains {
@@ -376,54 +408,94 @@ func (m *Mapper) Remove(k firewall.Key, hint []portmap.HostKey) error {
 	if err != nil {
 		return err
 	}
-	// After a deletion, closing the socket waits for an RCU grace period (see nftnl.Conn.Close).
+	// After a deletion, closing the socket waits for an RCU grace period (see nftnl.Conn.Close); after
+	// a retirement it does not.
 	defer c.Close()
-	return remove(c, ownerOf(k), hint)
+	return remove(c, m, ownerOf(k), hint, true)
 }
 
-func remove(c *nftnl.Conn, o owner, hint []portmap.HostKey) error {
+// remove drops what o owns: retired in a timed table when retire, deleted otherwise.
+func remove(c *nftnl.Conn, m *Mapper, o owner, hint []portmap.HostKey, retire bool) error {
 	for attempt := 1; ; attempt++ {
-		found, complete, err := findOwned(c, o, hint)
+		found, timed, complete, err := findOwned(c, m, o, hint)
 		if err != nil {
 			return err
 		}
 		if !complete {
-			return sweep(c, func(x owner) bool { return x == o })
+			return sweep(c, m, func(x owner) bool { return x == o }, retire)
 		}
-		msgs, err := removeMsgs(found)
+		if len(found) == 0 {
+			return nil
+		}
+		msgs, err := dropMsgs(found, timed, retire)
 		if err != nil {
 			return err
 		}
 		err = c.Transact(msgs)
+		if err == nil && timed && retire {
+			err = deleteUnretired(c, found)
+		}
 		if err == nil || !raced(err) || attempt == retries {
 			return err
 		}
 	}
 }
 
+// deleteUnretired looks up es, just retired, and deletes those the kernel did not retire: a kernel that
+// took the retirement as a no-op (one older than ExpiryUpdates says, or changed) would leave them
+// forwarding. On a kernel that retires, this is one round of lookups that find nothing or retiring
+// elements.
+func deleteUnretired(c *nftnl.Conn, es []elem) error {
+	qs := make([]nftnl.ElemQuery, len(es))
+	for i, e := range es {
+		qs[i] = e.query()
+	}
+	got, err := lookup(c, qs)
+	if err != nil {
+		return err
+	}
+	var stay []elem
+	for _, g := range got {
+		if g != nil && !g.retiring {
+			stay = append(stay, *g)
+		}
+	}
+	if len(stay) == 0 {
+		return nil
+	}
+	msgs, err := removeMsgs(stay)
+	if err != nil {
+		return err
+	}
+	return c.Transact(msgs)
+}
+
 // findOwned looks up o's record, the hinted keys and the masquerade elements of the pods they forward
 // to (in masqallN, and in every masqN_L map there is, the pod's /L network). complete says whether
 // found is all o owns: its digest matches the record, or there is neither a record nor anything found.
-func findOwned(c *nftnl.Conn, o owner, hint []portmap.HostKey) (found []elem, complete bool, err error) {
+//
+// Elements being retired count as gone. timed says whether the table is timed; it is known only when
+// found is complete and not empty.
+func findOwned(c *nftnl.Conn, m *Mapper, o owner, hint []portmap.HostKey) (found []elem, timed, complete bool, err error) {
 	rec := elem{set: setAttachments, key: o[:]}
-	res, err := lookup(c, append([]nftnl.ElemQuery{rec.query()}, hintQueries(hint)...))
+	res, err := lookupLive(c, append([]nftnl.ElemQuery{rec.query()}, hintQueries(hint)...))
 	if err != nil {
-		return nil, false, err
+		return nil, false, false, err
 	}
 	found, pods := ownedOfHint(o, res[1:])
 	if res[0] == nil {
-		return found, len(found) == 0, nil
+		return nil, false, len(found) == 0, nil
 	}
 	if len(hint) == 0 {
-		return nil, false, nil
+		return nil, false, false, nil
 	}
-	sets, err := c.Sets(table())
+	tm, err := listMaps(c, m)
 	if err != nil {
-		return nil, false, err
+		return nil, false, false, err
 	}
-	masq, err := lookup(c, masqQueries(pods, sets))
+	masq, err := lookupLive(c, masqQueries(pods, tm.names))
 	if err != nil {
-		return nil, false, err
+		return nil, false, false, err
 	}
 	for _, e := range masq {
 		if e != nil && bytes.Equal(e.data, o[:]) {
@@ -432,7 +504,18 @@ func findOwned(c *nftnl.Conn, o owner, hint []portmap.HostKey) (found []elem, co
 	}
 	found = unique(found)
 	complete = bytes.Equal(digest(found), res[0].data)
-	return append(found, *res[0]), complete, nil
+	return append(found, *res[0]), tm.timed, complete, nil
+}
+
+// lookupLive is lookup with the elements being retired taken as missing.
+func lookupLive(c *nftnl.Conn, qs []nftnl.ElemQuery) ([]*elem, error) {
+	got, err := lookup(c, qs)
+	for i, g := range got {
+		if g != nil && g.retiring {
+			got[i] = nil
+		}
+	}
+	return got, err
 }
 
 // ownedOfHint picks o's elements from the answers to hintQueries (owner and dnat element of each key,
@@ -521,24 +604,28 @@ func podOf(e elem) (netip.Addr, bool) {
 	return netip.AddrFromSlice(e.data[:n])
 }
 
-// sweep deletes every element whose owner matches, from a listing of all maps.
-func sweep(c *nftnl.Conn, match func(owner) bool) error {
+// sweep drops every element whose owner matches, from a listing of all maps: retired in a timed table
+// when retire, deleted otherwise.
+func sweep(c *nftnl.Conn, m *Mapper, match func(owner) bool, retire bool) error {
 	for attempt := 1; ; attempt++ {
-		st, err := readState(c)
+		st, err := readState(c, m)
 		if err != nil {
 			return err
 		}
 		var doomed []elem
 		for _, e := range st.elems {
-			if o, ok := st.ownerOf(e); ok && match(o) {
+			if o, ok := st.ownerOf(e); ok && match(o) && !e.retiring {
 				doomed = append(doomed, e)
 			}
 		}
 		for len(doomed) > 0 && err == nil {
 			n := min(len(doomed), sweepChunk)
 			var msgs []nftnl.Msg
-			if msgs, err = removeMsgs(doomed[:n]); err == nil {
+			if msgs, err = dropMsgs(doomed[:n], st.maps.timed, retire); err == nil {
 				err = c.Transact(msgs)
+			}
+			if err == nil && st.maps.timed && retire {
+				err = deleteUnretired(c, doomed[:n])
 			}
 			doomed = doomed[n:]
 		}
@@ -555,7 +642,7 @@ func (m *Mapper) GC(network string, valid map[conf.Attachment]bool) error {
 		return err
 	}
 	defer c.Close()
-	return sweep(c, staleOf(network, valid))
+	return sweep(c, m, staleOf(network, valid), true)
 }
 
 // staleOf matches the owners of network that are not in valid.
@@ -572,6 +659,7 @@ func staleOf(network string, valid map[conf.Attachment]bool) func(owner) bool {
 type state struct {
 	elems []elem
 	byID  map[string]elem
+	maps  maps
 }
 
 // ownerOf finds who owns e: its data in owner, masq and attachments maps, the owner element of the
@@ -614,7 +702,7 @@ func (st state) conflict(p plan) error {
 		if !strings.HasPrefix(e.set, "owner") {
 			continue
 		}
-		if cur, ok := st.byID[e.id()]; ok && !bytes.Equal(cur.data, p.owner[:]) {
+		if cur, ok := st.byID[e.id()]; ok && !cur.retiring && !bytes.Equal(cur.data, p.owner[:]) {
 			c := &portmap.ConflictError{Key: e.hostKey, Owner: ownerName(cur.comment), OwnerRef: hex.EncodeToString(cur.data)}
 			if dn, ok := st.byID[dnatOfOwner(e).id()]; ok {
 				c.PodIP, _ = podOf(dn)
@@ -627,8 +715,9 @@ func (st state) conflict(p plan) error {
 
 // inTheWay lists what must go for p to be added: p's owner's elements that p does not have, and
 // elements of others in p's slots where that is no conflict: a dnat element without owner element (left
-// over by hand), and a masquerade element for p's pod address (its owner is stale: the address is p's
-// now).
+// over by hand), a masquerade element for p's pod address (its owner is stale: the address is p's now),
+// and any element being retired. An element p has as it is stays (being retired, p's addition revives
+// it).
 func (st state) inTheWay(p plan) []elem {
 	want := map[string]elem{}
 	for _, e := range p.elems {
@@ -640,7 +729,10 @@ func (st state) inTheWay(p plan) []elem {
 		if mySlot && w.same(e) {
 			continue
 		}
-		if o, ok := st.ownerOf(e); (ok && o == p.owner) || (mySlot && !strings.HasPrefix(e.set, "owner")) {
+		if e.retiring && !mySlot {
+			continue // it expires by itself
+		}
+		if o, ok := st.ownerOf(e); (ok && o == p.owner) || (mySlot && (e.retiring || !strings.HasPrefix(e.set, "owner"))) {
 			out = append(out, e)
 		}
 	}
@@ -669,7 +761,7 @@ func (m *Mapper) Check(k firewall.Key, ms []portmap.Mapping, o portmap.Options) 
 	for i, e := range p.elems {
 		qs[i] = e.query()
 	}
-	got, err := lookup(c, qs)
+	got, err := lookupLive(c, qs)
 	if err != nil {
 		return err
 	}
