@@ -16,11 +16,12 @@ import (
 	"github.com/netloom/netloom/pkg/portmap/nftables"
 )
 
-// available tells whether a backend works on this node.
+// available tells whether a backend works on this node: for nftables, whether it can add forwarding
+// (a kernel before 6.5 refuses its rules).
 func available(backend string) bool {
 	switch backend {
 	case firewall.BackendNFTables:
-		return nftables.Available()
+		return nftables.Usable()
 	case firewall.BackendIPTables:
 		return iptables.Available()
 	}

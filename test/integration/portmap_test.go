@@ -66,11 +66,13 @@ func newPortmapNet(t *testing.T, backend string, v6 bool) *portmapNet {
 // never see each other's rules.
 func (p *portmapNet) id(s string) string { return s + "-" + p.backend }
 
+// conflist chains portmap with p's backend, or with none named when it is "".
 func (p *portmapNet) conflist() []byte {
-	out, _ := json.Marshal(map[string]any{"cniVersion": "1.1.0", "name": p.Name, "plugins": []any{
-		p.plugin(),
-		map[string]any{"type": "portmap", "backend": p.backend, "capabilities": map[string]bool{"portMappings": true}},
-	}})
+	pm := map[string]any{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}}
+	if p.backend != "" {
+		pm["backend"] = p.backend
+	}
+	out, _ := json.Marshal(map[string]any{"cniVersion": "1.1.0", "name": p.Name, "plugins": []any{p.plugin(), pm}})
 	return out
 }
 

@@ -141,6 +141,18 @@ func New() *Mapper { return &Mapper{} }
 // Available tells whether nf_tables answers over netlink here.
 func Available() bool { return nftnl.Available() }
 
+// Usable tells whether this backend can add forwarding here: nf_tables answers, and the kernel takes
+// the masquerade rules, which look up a map's keys without its values (nftnl.MapLookups, Linux 6.5).
+// On an older kernel portmap's default backend is iptables; DEL, CHECK and GC of this one still work.
+func Usable() bool { return nftnl.MapLookups() && Available() }
+
+// errOldKernel is Add's answer on a kernel that refuses the masquerade rules.
+func errOldKernel() error {
+	return conf.Invalid("backend", "the nftables backend needs Linux 6.5 or later: its masquerade rules look up "+
+		"the keys of a map, which this kernel (%s) refuses; set \"backend\": \"iptables\", or leave \"backend\" out "+
+		"for the default, which is iptables on this kernel", nftnl.Release())
+}
+
 // raced tells whether err may come from another process changing the maps or the skeleton meanwhile, so
 // that reading again and retrying can succeed.
 func raced(err error) bool {
@@ -151,6 +163,9 @@ func raced(err error) bool {
 func (m *Mapper) Add(k firewall.Key, ms []portmap.Mapping, o portmap.Options) error {
 	if err := k.Check(); err != nil {
 		return err
+	}
+	if !nftnl.MapLookups() {
+		return errOldKernel()
 	}
 	if err := checkConditions(o); err != nil {
 		return err
