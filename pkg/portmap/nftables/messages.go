@@ -30,9 +30,11 @@ func (s setDef) set(id uint32, timed bool) nftnl.Set {
 	return out
 }
 
-// maps is what a listing of the table's sets says: which exist, and whether the table is timed (its
-// attachments map has a timeout; a missing table is made timed when the kernel updates expirations).
-// A table is timed or not as a whole: maps added to it later follow the attachments map.
+// maps is what a listing of the table's sets says: which exist, and whether the table is timed. A
+// table is timed or not as a whole: it is when the kernel updates expirations and every map it has has
+// a timeout (a table without maps is made timed then); maps added to it later follow. One map without a
+// timeout (a table made by an earlier version, or changed by hand) makes it untimed: its elements are
+// added without expirations, which maps of either kind take, and deleted.
 type maps struct {
 	names []string // in the kernel's order
 	exist map[string]bool
@@ -48,9 +50,7 @@ func listMaps(c *nftnl.Conn, m *Mapper) (maps, error) {
 	for _, s := range sets {
 		out.names = append(out.names, s.Name)
 		out.exist[s.Name] = true
-		if s.Name == setAttachments {
-			out.timed = s.Timeout > 0
-		}
+		out.timed = out.timed && s.Timeout > 0
 	}
 	return out, nil
 }

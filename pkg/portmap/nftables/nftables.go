@@ -73,12 +73,13 @@
 // transaction leaves the kernel nothing to free after a grace period, and closing the socket returns
 // at once: a DEL took 15 ms, 12 of them that wait, and takes 2-3 ms (see the README's Performance).
 // An element read back with less than retiringWithin left is gone for every purpose (CHECK, DEL,
-// conflicts), except that an ADD of the same key deletes it first when its data differ; an ADD gives
-// each element its full lifetime again, so one that it adds as it was (the same attachment, added
-// again at once) is revived rather than left to expire. After retiring, DEL looks the elements up
+// conflicts). An ADD whose transaction meets one with other data in its slots (a pod address or host
+// port taken again at once) waits for it to expire, a tick of the kernel's clock, and tries again; the
+// slow path deletes it. An ADD gives each element its full lifetime again, so one that it adds as it
+// was (the same attachment, added again at once) is revived rather than left to expire. After retiring, DEL looks the elements up
 // once: one the kernel did not retire is deleted. Evict and an ADD that replaces mappings delete,
-// since they add the same keys in the same transaction. A table is timed as a whole, by its
-// attachments map: one made untimed (by an earlier version, or on an older kernel) stays so, maps
+// since they add the same keys in the same transaction. A table is timed as a whole, when every map
+// of it has a timeout: one made untimed (by an earlier version, or on an older kernel) stays so, maps
 // added to it later are untimed too, and its DEL and GC delete as before.
 //
 // Both families in one transaction: the table is inet, and ADD, DEL with a hint and the slow path of
@@ -107,6 +108,7 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -199,12 +201,65 @@ func (m *Mapper) Add(k firewall.Key, ms []portmap.Mapping, o portmap.Options) er
 	if err == nil || !raced(err) {
 		return err
 	}
-	// Something is in the way: another attachment's host port (found by lookups), or else k's older
-	// mappings, or a masquerade element of a stale attachment that had k's pod address.
+	// Something is in the way: another attachment's host port (found by lookups), elements a DEL
+	// retired a moment ago in p's slots (the same pod address or host port, taken again at once), or
+	// else k's older mappings, or a masquerade element of a stale attachment that had k's pod address.
 	if err := conflictOf(c, p); err != nil {
 		return err
 	}
+	if tm.timed {
+		clear, err := awaitRetiring(c, p)
+		if err != nil {
+			return err
+		}
+		if clear {
+			if err = c.Transact(append(skel, adds...)); err == nil || !raced(err) {
+				return err
+			}
+		}
+	}
 	return replace(c, m, p, o)
+}
+
+// retiringWait bounds how long Add waits for retired elements in its way to expire: they expire at the
+// next tick of the kernel's clock, 10 ms apart at the slowest (HZ=100).
+const retiringWait = 50 * time.Millisecond
+
+// awaitRetiring looks up p's slots, waits until the elements being retired that hold any with other
+// data have expired, and says whether p's slots are clear then: each empty or holding p's element as it
+// is. Elements a DEL retired a moment before (the same pod address, or host port, taken again at once)
+// are then out of p's way without the listing of every map that replace would do to delete them, or
+// the grace period a deletion costs; anything else in the way is replace's.
+func awaitRetiring(c *nftnl.Conn, p plan) (clear bool, err error) {
+	want := p.elems
+	for deadline := time.Now().Add(retiringWait); ; {
+		qs := make([]nftnl.ElemQuery, len(want))
+		for i, e := range want {
+			qs[i] = e.query()
+		}
+		got, err := lookup(c, qs)
+		if err != nil {
+			return false, err
+		}
+		var retiring []elem
+		for i, g := range got {
+			switch {
+			case g == nil || g.same(want[i]):
+			case g.retiring:
+				retiring = append(retiring, want[i])
+			default:
+				return false, nil
+			}
+		}
+		if len(retiring) == 0 {
+			return true, nil
+		}
+		if time.Now().After(deadline) {
+			return false, nil
+		}
+		want = retiring
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // conflictOf looks up p's host keys and returns a ConflictError for the first one another attachment

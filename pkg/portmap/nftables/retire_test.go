@@ -90,6 +90,21 @@ func TestAddRightAfterRetirement(t *testing.T) {
 	if got := ownedBy(t, n, keyA); got != 0 {
 		t.Errorf("A has %d elements after B took its ports", got)
 	}
+
+	// C gets B's pod address the moment B is gone (its masquerade elements are in the same slots, with
+	// another owner), on other ports: Add waits for B's retiring elements to expire.
+	podC := []portmap.Mapping{mapping("tcp", "", 7070, "10.88.0.9/16", 80)}
+	do(t, n, func() error {
+		if err := m.Remove(keyB, hostKeys(podB2)); err != nil {
+			return err
+		}
+		return m.Add(keyC, podC, snat)
+	})
+	expired()
+	do(t, n, func() error { return m.Check(keyC, podC, snat) })
+	if got := ownedBy(t, n, keyB); got != 0 {
+		t.Errorf("B has %d elements after C took its pod address", got)
+	}
 }
 
 // A table made before tables were timed (a node upgraded in place) stays untimed: its maps are not
@@ -113,4 +128,16 @@ func TestUntimedTable(t *testing.T) {
 		t.Errorf("DEL or GC left elements in an untimed table:\n%s", l)
 	}
 	do(t, n, func() error { return m.Check(keyB, podB, snat) })
+
+	// The attachments map deleted by hand (no rule refers to it): a new one comes back untimed, like
+	// the rest, rather than a timed one next to untimed maps.
+	n.Run(t, "nft", "delete", "map", "inet", TableName, setAttachments)
+	do(t, n, func() error { return m.Add(keyA, podA, snat) })
+	if l := listed(t, n); strings.Contains(l, "timeout") || strings.Contains(l, "expires") {
+		t.Errorf("a map added to an untimed table has a timeout:\n%s", l)
+	}
+	do(t, n, func() error { return m.Remove(keyA, hostKeys(podA)) })
+	if got := ownedBy(t, n, keyA); got != 0 {
+		t.Errorf("%d elements of A after its DEL", got)
+	}
 }
