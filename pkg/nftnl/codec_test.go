@@ -175,7 +175,7 @@ func TestRetireElems(t *testing.T) {
 	if err != nil || len(got) != 1 {
 		t.Fatalf("retired elements read back as %+v, %v", got, err)
 	}
-	if g := got[0]; !slices.Equal(g.Key, es[0].Key) || !slices.Equal(g.Data, es[0].Data) || g.Comment != "mine" || g.Expiration != time.Millisecond {
+	if g := got[0]; !slices.Equal(g.Key, es[0].Key) || !slices.Equal(g.Data, es[0].Data) || g.Comment != "mine" || g.Expiration != time.Millisecond || !g.Expires {
 		t.Errorf("retired element carries %+v", g)
 	}
 	if es[0].Expiration != 0 {

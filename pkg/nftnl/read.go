@@ -216,7 +216,7 @@ func parseElem(d *nlattr.Decoder) (Elem, error) {
 		case unix.NFTA_SET_ELEM_USERDATA:
 			e.Comment = udataString(d.Bytes(), udataSetElemComment)
 		case unix.NFTA_SET_ELEM_EXPIRATION:
-			e.Expiration = time.Duration(d.Uint64()) * time.Millisecond
+			e.Expiration, e.Expires = time.Duration(d.Uint64())*time.Millisecond, true
 		}
 	}
 	return e, d.Err()

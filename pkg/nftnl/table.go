@@ -105,9 +105,13 @@ type Elem struct {
 	Key, Data []byte
 	Comment   string
 	// Expiration is how long the element has left, in a set with a timeout: read back, what the kernel
-	// says; added, a new expiration for an element that exists (kernels 6.10 and later: ExpiryUpdates),
-	// which is how Retire works. Milliseconds count; zero means none.
+	// says (with Expires); added, a new expiration for an element that exists (kernels 6.10 and later:
+	// ExpiryUpdates), which is how RetireElems works. Milliseconds count; zero adds none.
 	Expiration time.Duration
+	// Expires says, of an element read back, that it has an expiration: Expiration is then what is left,
+	// 0 once it has passed (an expired element the kernel has not freed yet, which a listing may still
+	// return).
+	Expires bool
 }
 
 // Add adds the table, with comment unless it is empty; adding one that exists changes nothing (the

@@ -63,7 +63,7 @@ func (e elem) nl() nftnl.Elem { return nftnl.Elem{Key: e.key, Data: e.data, Comm
 
 func elemOf(set string, x nftnl.Elem) elem {
 	return elem{set: set, key: x.Key, data: x.Data, comment: x.Comment,
-		retiring: x.Expiration > 0 && x.Expiration < retiringWithin}
+		retiring: x.Expires && x.Expiration < retiringWithin}
 }
 
 // query asks for the element of e's slot.
