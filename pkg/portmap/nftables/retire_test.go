@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/netloom/netloom/pkg/conf"
+	"github.com/netloom/netloom/pkg/firewall"
 	"github.com/netloom/netloom/pkg/nftnl"
 	"github.com/netloom/netloom/pkg/portmap"
 	"github.com/netloom/netloom/test/harness"
@@ -77,33 +78,26 @@ func TestAddRightAfterRetirement(t *testing.T) {
 	}
 	do(t, n, func() error { return m.Check(keyA, podA, snat) })
 
-	// B takes A's host ports for its own pod the moment A is gone.
+	// B takes A's host ports for its own pod the moment A is gone; then C takes B's pod address (its
+	// masquerade elements are in the same slots, with another owner) on other ports: each Add waits for
+	// the retiring elements in its way to expire.
 	podB2 := []portmap.Mapping{mapping("tcp", "", 8080, "10.88.0.9/16", 80), mapping("udp", "192.0.2.1", 53, "10.88.0.9/16", 5353)}
-	do(t, n, func() error {
-		if err := m.Remove(keyA, hostKeys(podA)); err != nil {
-			return err
-		}
-		return m.Add(keyB, podB2, snat)
-	})
-	expired()
-	do(t, n, func() error { return m.Check(keyB, podB2, snat) })
-	if got := ownedBy(t, n, keyA); got != 0 {
-		t.Errorf("A has %d elements after B took its ports", got)
-	}
-
-	// C gets B's pod address the moment B is gone (its masquerade elements are in the same slots, with
-	// another owner), on other ports: Add waits for B's retiring elements to expire.
 	podC := []portmap.Mapping{mapping("tcp", "", 7070, "10.88.0.9/16", 80)}
-	do(t, n, func() error {
-		if err := m.Remove(keyB, hostKeys(podB2)); err != nil {
-			return err
+	for _, step := range []struct {
+		gone, next     firewall.Key
+		goneMs, nextMs []portmap.Mapping
+	}{{keyA, keyB, podA, podB2}, {keyB, keyC, podB2, podC}} {
+		do(t, n, func() error {
+			if err := m.Remove(step.gone, hostKeys(step.goneMs)); err != nil {
+				return err
+			}
+			return m.Add(step.next, step.nextMs, snat)
+		})
+		expired()
+		do(t, n, func() error { return m.Check(step.next, step.nextMs, snat) })
+		if got := ownedBy(t, n, step.gone); got != 0 {
+			t.Errorf("%v has %d elements after %v took its place", step.gone, got, step.next)
 		}
-		return m.Add(keyC, podC, snat)
-	})
-	expired()
-	do(t, n, func() error { return m.Check(keyC, podC, snat) })
-	if got := ownedBy(t, n, keyB); got != 0 {
-		t.Errorf("B has %d elements after C took its pod address", got)
 	}
 }
 

@@ -36,10 +36,11 @@ func do(t testing.TB, n harness.NetNS, f func() error) {
 	}
 }
 
-// elems lists every element of the table, rendered by show, sorted.
-func elems(t testing.TB, n harness.NetNS) []string {
+// live lists every element of the table but those being retired (gone, but for the kernel's garbage
+// collection).
+func live(t testing.TB, n harness.NetNS) []elem {
 	t.Helper()
-	var out []string
+	var out []elem
 	do(t, n, func() error {
 		c, err := nftnl.Dial()
 		if err != nil {
@@ -48,34 +49,35 @@ func elems(t testing.TB, n harness.NetNS) []string {
 		defer c.Close()
 		st, err := readState(c, New())
 		for _, e := range st.elems {
-			if !e.retiring { // gone, but for the kernel's garbage collection
-				out = append(out, show(e))
+			if !e.retiring {
+				out = append(out, e)
 			}
 		}
 		return err
 	})
+	return out
+}
+
+// elems lists every live element of the table, rendered by show, sorted.
+func elems(t testing.TB, n harness.NetNS) []string {
+	t.Helper()
+	var out []string
+	for _, e := range live(t, n) {
+		out = append(out, show(e))
+	}
 	slices.Sort(out)
 	return out
 }
 
-// ownedBy counts the elements whose comment is k's.
+// ownedBy counts the live elements whose comment is k's.
 func ownedBy(t testing.TB, n harness.NetNS, k firewall.Key) int {
 	t.Helper()
 	count := 0
-	do(t, n, func() error {
-		c, err := nftnl.Dial()
-		if err != nil {
-			return err
+	for _, e := range live(t, n) {
+		if e.comment == comment(k) {
+			count++
 		}
-		defer c.Close()
-		st, err := readState(c, New())
-		for _, e := range st.elems {
-			if !e.retiring && e.comment == comment(k) {
-				count++
-			}
-		}
-		return err
-	})
+	}
 	return count
 }
 
