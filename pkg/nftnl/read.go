@@ -163,7 +163,7 @@ func parseChain(b []byte) (table string, ch Chain, err error) {
 	return table, ch, d.Err()
 }
 
-// parseSetName reads the table and name of a NEWSET message.
+// parseSet reads the table, the name and the timeout of a NEWSET message.
 func parseSet(b []byte) (table string, s Set, err error) {
 	d := decoder(b)
 	for d.Next() {

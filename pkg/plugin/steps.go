@@ -89,9 +89,8 @@ func (a *Add) OnFailure(what string, do func() error) {
 }
 
 // Run runs steps in order, each after its fault point (a Together step after each member's), then the
-// fault point "done". The first failure
-// rolls back every registered undo and is returned as it is; a panic in a step rolls back too before it
-// goes on. On success the undos are dropped.
+// fault point "done". The first failure rolls back every registered undo and is returned as it is; a
+// panic in a step rolls back too before it goes on. On success the undos are dropped.
 func (a *Add) Run(steps ...Step) (err error) {
 	failed := "" // the step that failed or panicked; "" once every step succeeded
 	defer func() {

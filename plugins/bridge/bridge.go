@@ -48,10 +48,9 @@ func cmdAdd(n *NetConf, args *skel.CmdArgs) error {
 
 	a := &adder{n: n, args: args, target: target, ctx: context.Background()}
 	// A failed step rolls back what the earlier ones made for this pod, and the bridge when this ADD
-	// created it and no other pod joined it since.
-	// host-local and static allocate while the links are made, and the pod's configuration, the
-	// masquerade (an iptables-restore) and the spoof check go at once: each waits on another process or
-	// a kernel commit, and none needs what the others make.
+	// created it and no other pod joined it since. host-local and static allocate while the links are
+	// made, and the pod's configuration, the masquerade (an iptables-restore) and the spoof check go at
+	// once: each waits on another process or a kernel commit, and none needs what the others make.
 	if err := a.Run(
 		plugin.Do("plug", a.plug),         // bridge, veth pair, port settings; a node-local lease starts
 		plugin.Do("allocate", a.allocate), // IPAM, after the pod's link exists (the reference's order: dhcp talks on it)
