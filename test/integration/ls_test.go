@@ -65,6 +65,24 @@ func (n *lsNode) add(t *testing.T, id string, hostPort uint16) harness.NetNS {
 	return pod
 }
 
+// awaitNoPorts waits until the node's bridge has no port left. The kernel destroys the links of a
+// deleted namespace later, in a work queue (cleanup_net), so a pod's veth outlives `ip netns del` for
+// a while, longer on a loaded machine; a check for leftovers that runs meanwhile finds it.
+func (n *lsNode) awaitNoPorts(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out, err := n.node.Exec("ip", "-o", "link", "show", "master", n.b.Bridge)
+		if err == nil && strings.TrimSpace(out) == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the bridge still has ports 10 s after the pod's namespace went: %s %v", out, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // ls runs `netloom ls` inside the node.
 func (n *lsNode) ls(t *testing.T, args ...string) string {
 	t.Helper()
@@ -284,6 +302,7 @@ func TestLsReferencePod(t *testing.T) {
 	}
 	t.Logf("ls:\n%s", n.ls(t))
 	pod.Delete(t)
+	n.awaitNoPorts(t)
 	check, dn := doctor.Leftovers(inventory.Dirs{}), n.doctorNode(t)
 	if f, ok := findingAbout(n.leftovers(t, check, dn), id); !ok || f.Status != doctor.Fail {
 		t.Fatalf("the reference's dead pod: %+v", f)
