@@ -42,16 +42,27 @@ func (s Step) run() error {
 		fault.Point(s.name)
 		return s.do()
 	}
-	for _, m := range s.together {
-		fault.Point(m.name)
-	}
-	errs := make([]error, len(s.together))
-	panics := make([]any, len(s.together))
-	var wg sync.WaitGroup
+	fs := make([]func() error, len(s.together))
 	for i, m := range s.together {
+		fault.Point(m.name)
+		fs[i] = m.do
+	}
+	return AtOnce(fs...)
+}
+
+// AtOnce runs fs concurrently, waits for all of them and returns every error they had, joined: the
+// runtime reads all of them, with the code of the first that has one (conf.ForRuntime). A panic in
+// one is raised again on the caller's goroutine once the others have returned, so the caller's
+// recovery (Run's rollback, Main's guard) sees it. For steps that each wait mostly on another process
+// or on the kernel; in a plugin process every goroutine's thread is in the process's namespace.
+func AtOnce(fs ...func() error) error {
+	errs := make([]error, len(fs))
+	panics := make([]any, len(fs))
+	var wg sync.WaitGroup
+	for i, f := range fs {
 		wg.Go(func() {
 			defer func() { panics[i] = recover() }()
-			errs[i] = m.do()
+			errs[i] = f()
 		})
 	}
 	wg.Wait()

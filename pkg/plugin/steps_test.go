@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/netloom/netloom/pkg/conf"
 )
 
 // captureLog sends the standard logger to a buffer for the test.
@@ -171,4 +173,21 @@ func TestTogetherPanic(t *testing.T) {
 		}),
 	))
 	t.Error("Run returned after a panic")
+}
+
+// AtOnce (bridge's and portmap's DEL, Together) reports every failure, with the code of the first
+// coded one.
+func TestAtOnceJoinsEveryError(t *testing.T) {
+	err := AtOnce(
+		func() error { return errors.New("ipam \"host-local\" DEL: disk on fire") },
+		func() error { return nil },
+		func() error { return conf.TryAgain("ipMasq: the xtables lock is held") },
+	)
+	got := conf.ForRuntime(err)
+	if got.Code != conf.CodeTryAgainLater || !strings.Contains(got.Msg, "disk on fire") || !strings.Contains(got.Msg, "xtables lock") {
+		t.Errorf("runtime reads %+v; want code 11 and both failures", got)
+	}
+	if AtOnce(func() error { return nil }) != nil {
+		t.Error("no failure, yet an error")
+	}
 }

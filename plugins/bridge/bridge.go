@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"sync"
 	"time"
 
 	"github.com/containernetworking/cni/pkg/skel"
@@ -349,21 +348,9 @@ func cmdDel(n *NetConf, args *skel.CmdArgs) error {
 	// on the link (dhcp's release goes through it).
 	removeVeth := func() error { return hostlink.RemoveAt(args.Netns, args.IfName) }
 	if !n.hasL3 || ipamexec.NodeLocal(n.IPAM.Type) {
-		return runAll(append(steps, removeVeth))
+		return plugin.AtOnce(append(steps, removeVeth)...)
 	}
-	return errors.Join(runAll(steps), removeVeth())
-}
-
-// runAll runs steps concurrently and returns every error they had, joined: the runtime reads all of them,
-// with the code of the first that has one (conf.ForRuntime).
-func runAll(steps []func() error) error {
-	errs := make([]error, len(steps))
-	var wg sync.WaitGroup
-	for i, step := range steps {
-		wg.Go(func() { errs[i] = step() })
-	}
-	wg.Wait()
-	return errors.Join(errs...)
+	return errors.Join(plugin.AtOnce(steps...), removeVeth())
 }
 
 func cmdCheck(n *NetConf, args *skel.CmdArgs) error {

@@ -1,16 +1,12 @@
 package main
 
 import (
-	"errors"
 	"net"
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
-
-	"github.com/netloom/netloom/pkg/conf"
 )
 
 func ipc(cidr, gw string) *current.IPConfig {
@@ -98,21 +94,5 @@ func TestApplyGateways(t *testing.T) {
 				t.Errorf("added routes %v, want %v", added, tc.wantNewDefault)
 			}
 		})
-	}
-}
-
-// DEL runs its steps at once and reports every failure, with the code of the first coded one.
-func TestRunAllJoinsEveryError(t *testing.T) {
-	err := runAll([]func() error{
-		func() error { return errors.New("ipam \"host-local\" DEL: disk on fire") },
-		func() error { return nil },
-		func() error { return conf.TryAgain("ipMasq: the xtables lock is held") },
-	})
-	got := conf.ForRuntime(err)
-	if got.Code != conf.CodeTryAgainLater || !strings.Contains(got.Msg, "disk on fire") || !strings.Contains(got.Msg, "xtables lock") {
-		t.Errorf("runtime reads %+v; want code 11 and both failures", got)
-	}
-	if runAll([]func() error{func() error { return nil }}) != nil {
-		t.Error("no failure, yet an error")
 	}
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"sync"
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
@@ -102,18 +101,20 @@ func cmdAdd(n *NetConf, args *skel.CmdArgs) error {
 // within that wait instead of after it.
 func cmdDel(n *NetConf, args *skel.CmdArgs) error {
 	k := firewall.KeyFor(n.Name, args)
-	var refErr error
-	var wg sync.WaitGroup
-	wg.Go(func() { refErr = removeReference(n.backend, k) })
-	err := newMapper(n.backend).Remove(k, hostKeys(n.entries))
-	wg.Wait()
-	if err != nil {
-		err = fmt.Errorf("portmap %s (%s backend): remove: %w", k, n.backend, err)
-	}
-	if refErr != nil {
-		refErr = fmt.Errorf("portmap %s: remove the reference plugin's forwarding: %w", k, refErr)
-	}
-	return errors.Join(err, refErr)
+	return plugin.AtOnce(
+		func() error {
+			if err := newMapper(n.backend).Remove(k, hostKeys(n.entries)); err != nil {
+				return fmt.Errorf("portmap %s (%s backend): remove: %w", k, n.backend, err)
+			}
+			return nil
+		},
+		func() error {
+			if err := removeReference(n.backend, k); err != nil {
+				return fmt.Errorf("portmap %s: remove the reference plugin's forwarding: %w", k, err)
+			}
+			return nil
+		},
+	)
 }
 
 func cmdCheck(n *NetConf, args *skel.CmdArgs) error {
