@@ -88,7 +88,7 @@ func FuzzParse(f *testing.F) {
 			return
 		}
 		for chain, rules := range tb.Rules {
-			if !CNIChains(chain) || !strings.Contains(text, "-A "+chain) {
+			if !CNIChains(chain) || !appendsTo(text, chain) {
 				t.Fatalf("rules of chain %q kept from %q", chain, text)
 			}
 			for _, r := range rules {
@@ -97,4 +97,15 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// appendsTo reports whether a line of text appends to chain: "-A", blanks, then the chain's name.
+func appendsTo(text, chain string) bool {
+	for _, line := range strings.Split(text, "\n") {
+		rest, ok := strings.CutPrefix(strings.TrimSpace(line), "-A ")
+		if after, ok2 := strings.CutPrefix(strings.TrimLeft(rest, " \t"), chain); ok && ok2 && (after == "" || after[0] == ' ' || after[0] == '\t') {
+			return true
+		}
+	}
+	return false
 }

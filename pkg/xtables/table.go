@@ -73,17 +73,22 @@ func (t Table) parseLine(line string, keep func(string) bool) error {
 		name, _, _ := strings.Cut(line[3:], " ")
 		t.Chains[name] = true
 	case strings.HasPrefix(line, "-A "):
-		if chain, _, _ := strings.Cut(line[3:], " "); keep != nil && !keep(chain) {
+		// iptables-save prints chain names as they are, never quoted: only the rule's words are unquoted.
+		chain, rest := strings.TrimLeft(line[3:], " \t"), ""
+		if i := strings.IndexAny(chain, " \t"); i >= 0 {
+			chain, rest = chain[:i], chain[i:]
+		}
+		if chain == "" {
+			return fmt.Errorf("%q names no chain", line)
+		}
+		if keep != nil && !keep(chain) {
 			return nil
 		}
-		words, err := splitWords(line)
+		words, err := splitWords(rest)
 		if err != nil {
 			return err
 		}
-		if len(words) < 2 {
-			return fmt.Errorf("%q names no chain", line)
-		}
-		t.Rules[words[1]] = append(t.Rules[words[1]], Rule(words[2:]))
+		t.Rules[chain] = append(t.Rules[chain], Rule(words))
 	default:
 		return fmt.Errorf("unexpected %q", line)
 	}

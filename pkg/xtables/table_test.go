@@ -61,6 +61,13 @@ func TestParse(t *testing.T) {
 			t.Errorf("Parse(%q) accepted", bad)
 		}
 	}
+	// Chain names are taken as printed, never unquoted; the filter and the table agree on them.
+	for text, want := range map[string]string{`-A CNI-""0 -j X`: `CNI-""0`, "-A  CNI-a\t-j X": "CNI-a", "-A CNI-b": "CNI-b"} {
+		tb, err := Parse(text, "nat", CNIChains)
+		if err != nil || len(tb.Rules) != 1 || tb.Rules[want] == nil {
+			t.Errorf("Parse(%q) = %q, %v; want the rules of %q", text, tb.Rules, err, want)
+		}
+	}
 	for _, empty := range []string{"", "*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n"} {
 		if tb, err := Parse(empty, "nat", nil); err != nil || len(tb.Chains) != 0 {
 			t.Errorf("Parse(%q) = %v, %v; want an empty table", empty, tb, err)
