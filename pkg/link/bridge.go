@@ -252,42 +252,68 @@ func EnsureVlanGateway(br *netlink.Bridge, vlan int, preserveDefaultVlan bool) (
 	return gw, nil
 }
 
-// PortHairpin tells whether hairpin mode is on for the bridge port with this index. It asks for that one
-// link and reads its bridge-port attributes (IFLA_INFO_SLAVE_DATA), which the netlink library does not
-// decode; its LinkGetProtinfo instead dumps every port of every bridge, which grows with the node's pods.
-// A link that is no bridge port reports false.
+// BridgePort is what one link's attributes say of it as a port of a bridge.
+type BridgePort struct {
+	Index   int  // the link's index
+	OnPort  bool // the link is a port of a bridge
+	Hairpin bool // hairpin mode is on for the port
+}
+
+// PortHairpin tells whether hairpin mode is on for the bridge port with this index. A link that is no
+// bridge port reports false.
 func PortHairpin(index int) (bool, error) {
-	req := nl.NewNetlinkRequest(unix.RTM_GETLINK, unix.NLM_F_ACK)
 	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
 	msg.Index = int32(index)
+	p, err := readPort(fmt.Sprintf("link %d", index), msg)
+	return p.Hairpin, err
+}
+
+// PortByName reads the link called name as a bridge port: whether it is one and whether hairpin mode
+// is on, in one request (where the netlink library takes one for the link, one for its master and a
+// dump for the port's mode).
+func PortByName(name string) (BridgePort, error) {
+	return readPort(fmt.Sprintf("link %q", name), nl.NewIfInfomsg(unix.AF_UNSPEC), nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(name)))
+}
+
+// readPort asks for one link and reads its bridge-port attributes (IFLA_INFO_SLAVE_DATA), which the
+// netlink library does not decode; its LinkGetProtinfo instead dumps every port of every bridge, which
+// grows with the node's pods. what names the link in errors.
+func readPort(what string, msg *nl.IfInfomsg, attrs ...nl.NetlinkRequestData) (BridgePort, error) {
+	req := nl.NewNetlinkRequest(unix.RTM_GETLINK, unix.NLM_F_ACK)
 	req.AddData(msg)
+	for _, a := range attrs {
+		req.AddData(a)
+	}
 	msgs, err := req.Execute(unix.NETLINK_ROUTE, unix.RTM_NEWLINK)
 	if err != nil {
-		return false, fmt.Errorf("read link %d: %w", index, err)
+		return BridgePort{}, fmt.Errorf("read %s: %w", what, err)
 	}
 	if len(msgs) != 1 {
-		return false, fmt.Errorf("read link %d: %d answers, want 1", index, len(msgs))
+		return BridgePort{}, fmt.Errorf("read %s: %d answers, want 1", what, len(msgs))
 	}
 	info := nl.DeserializeIfInfomsg(msgs[0])
-	attrs, err := nl.ParseRouteAttr(msgs[0][info.Len():])
+	p := BridgePort{Index: int(info.Index)}
+	rattrs, err := nl.ParseRouteAttr(msgs[0][info.Len():])
 	if err != nil {
-		return false, fmt.Errorf("read link %d: %w", index, err)
+		return p, fmt.Errorf("read %s: %w", what, err)
 	}
-	linkInfo := rtattr.Value(attrs, unix.IFLA_LINKINFO)
+	linkInfo := rtattr.Value(rattrs, unix.IFLA_LINKINFO)
 	if linkInfo == nil {
-		return false, nil
+		return p, nil
 	}
 	infos, err := nl.ParseRouteAttr(linkInfo)
 	if err != nil {
-		return false, fmt.Errorf("read link %d: link info: %w", index, err)
+		return p, fmt.Errorf("read %s: link info: %w", what, err)
 	}
 	if kind := rtattr.Value(infos, nl.IFLA_INFO_SLAVE_KIND); string(bytes.TrimRight(kind, "\x00")) != "bridge" {
-		return false, nil
+		return p, nil
 	}
+	p.OnPort = true
 	port, err := nl.ParseRouteAttr(rtattr.Value(infos, nl.IFLA_INFO_SLAVE_DATA))
 	if err != nil {
-		return false, fmt.Errorf("read link %d: bridge port attributes: %w", index, err)
+		return p, fmt.Errorf("read %s: bridge port attributes: %w", what, err)
 	}
 	mode := rtattr.Value(port, nl.IFLA_BRPORT_MODE)
-	return len(mode) == 1 && mode[0] == 1, nil
+	p.Hairpin = len(mode) == 1 && mode[0] == 1
+	return p, nil
 }

@@ -1,6 +1,7 @@
 package link
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/netloom/netloom/test/harness"
@@ -19,8 +20,15 @@ func TestPortHairpin(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			on, err = PortHairpin(l.Attrs().Index)
-			return err
+			if on, err = PortHairpin(l.Attrs().Index); err != nil {
+				return err
+			}
+			// PortByName reads the same in one request, and says whether the link is a port.
+			p, err := PortByName(name)
+			if want := (BridgePort{Index: l.Attrs().Index, OnPort: l.Attrs().MasterIndex != 0, Hairpin: on}); err != nil || p != want {
+				t.Errorf("PortByName(%s) = %+v, %v; want %+v", name, p, err, want)
+			}
+			return nil
 		})
 		if err != nil {
 			t.Fatalf("PortHairpin(%s): %v", name, err)
@@ -32,6 +40,9 @@ func TestPortHairpin(t *testing.T) {
 	}
 	if hairpin("br0") {
 		t.Error("the bridge itself reports hairpin on")
+	}
+	if err := host.Do(func() error { _, err := PortByName("nosuch0"); return err }); err == nil || !strings.Contains(err.Error(), `"nosuch0"`) {
+		t.Errorf("PortByName of a missing link: %v, want an error naming it", err)
 	}
 	host.Run(t, "ip", "link", "set", "dev0", "master", "br0")
 	if hairpin("dev0") {

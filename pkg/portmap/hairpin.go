@@ -26,24 +26,15 @@ import (
 // on, set here or before (by the bridge plugin's hairpinMode). It is false when it was not done: hostIf
 // is no bridge port (why is empty: there is nothing to do), or DAD may run (why says so).
 func EnableHairpin(hostIf, podNetNS, podIf string) (done bool, why string, err error) {
-	l, err := netlink.LinkByName(hostIf)
+	p, err := link.PortByName(hostIf)
 	if err != nil {
-		return false, "", fmt.Errorf("hairpin: host interface %q: %w", hostIf, err)
+		return false, "", fmt.Errorf("hairpin: host interface: %w", err)
 	}
-	if l.Attrs().MasterIndex == 0 {
-		return false, "", nil
-	}
-	master, err := netlink.LinkByIndex(l.Attrs().MasterIndex)
-	if err != nil {
-		return false, "", fmt.Errorf("hairpin: master of %q: %w", hostIf, err)
-	}
-	if _, ok := master.(*netlink.Bridge); !ok {
+	if !p.OnPort {
 		return false, "", nil
 	}
 	// The bridge plugin's hairpinMode has set it already: nothing to do, and nothing to warn about.
-	if on, err := link.PortHairpin(l.Attrs().Index); err != nil {
-		return false, "", fmt.Errorf("hairpin: %w", err)
-	} else if on {
+	if p.Hairpin {
 		return true, "", nil
 	}
 	var dad bool
@@ -60,7 +51,7 @@ func EnableHairpin(hostIf, podNetNS, podIf string) (done bool, why string, err e
 	if dad {
 		return false, fmt.Sprintf("IPv6 duplicate address detection may run on %s in the pod (accept_dad is not 0: the bridge plugin's \"enabledad\", or an IPv4-only network, where it leaves IPv6 and its link-local address alone), and hairpin would reflect its probes", podIf), nil
 	}
-	if err := netlink.LinkSetHairpin(l, true); err != nil {
+	if err := netlink.LinkSetHairpin(&netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: p.Index, Name: hostIf}}, true); err != nil {
 		return false, "", fmt.Errorf("hairpin: set hairpin mode on %q: %w", hostIf, err)
 	}
 	return true, "", nil
