@@ -47,6 +47,7 @@ func newDoctorNode(t *testing.T, extra ...map[string]any) *doctorNode {
 // newDoctorNodeOf sets up the node with a network whose first plugin is main ("bridge" or "ptp").
 func newDoctorNodeOf(t *testing.T, main string, extra ...map[string]any) *doctorNode {
 	t.Helper()
+	requirePortmapBackend(t, "nftables") // the network's conflist names it
 	d := &doctorNode{node: harness.NewNetNS(t, "dnode"), net: newBridgeNet(t, true), confDir: t.TempDir(), binDir: t.TempDir(), main: main, extra: extra}
 	d.node.Run(t, "ip", "link", "set", "lo", "up")
 	for _, p := range []string{"bridge", "ptp", "host-local", "portmap", "firewall"} {

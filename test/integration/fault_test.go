@@ -30,6 +30,7 @@ type faultNet struct {
 
 func newFaultNet(t *testing.T, backend string, dualStack bool) *faultNet {
 	t.Helper()
+	requirePortmapBackend(t, backend)
 	b := newBridgeNet(t, dualStack)
 	b.Extra["ipMasq"] = true
 	b.Extra["ipMasqBackend"] = backend

@@ -34,6 +34,7 @@ type lsNode struct {
 
 func newLSNode(t *testing.T, rt *harness.Runtime, backend string) *lsNode {
 	t.Helper()
+	requirePortmapBackend(t, backend)
 	n := &lsNode{node: harness.NewNetNS(t, "lsn"), rt: rt, b: newBridgeNet(t, false), confDir: t.TempDir()}
 	n.node.Run(t, "ip", "link", "set", "lo", "up")
 	n.b.Extra["ipMasq"] = true
