@@ -3,7 +3,6 @@ package xtables
 import (
 	"fmt"
 	"net/netip"
-	"regexp"
 	"slices"
 	"strings"
 )
@@ -35,7 +34,7 @@ func (r Rule) String() string {
 		if i > 0 {
 			b.WriteByte(' ')
 		}
-		quote := !safeWord.MatchString(w) || (i > 0 && r[i-1] == "--comment" && !bareWord.MatchString(w))
+		quote := !SafeWord(w) || (i > 0 && r[i-1] == "--comment" && !bareWord(w))
 		if !quote {
 			b.WriteString(w)
 			continue
@@ -52,13 +51,21 @@ func (r Rule) String() string {
 	return b.String()
 }
 
-var (
-	// bareWord is what iptables prints without quotes as a comment (xtables_save_string).
-	bareWord = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
-	// safeWord is what iptables-restore takes as one argument without quotes: no blank, no quote, no
-	// backslash. Addresses, port lists, marks and negations are such words.
-	safeWord = regexp.MustCompile(`^[A-Za-z0-9_./:,=+@%^!\[\]-]+$`)
-)
+// bareWord is what iptables prints without quotes as a comment (xtables_save_string): letters,
+// digits, '_' and '-'.
+func bareWord(w string) bool { return w != "" && strings.IndexFunc(w, notIn("_-")) < 0 }
+
+// SafeWord tells whether iptables-restore takes w as one argument without quotes: no blank, no quote,
+// no backslash. Addresses, port lists, marks and negations are such words.
+func SafeWord(w string) bool { return w != "" && strings.IndexFunc(w, notIn("_./:,=+@%^![]-")) < 0 }
+
+// notIn matches a rune that is neither an ASCII letter or digit nor one of punct.
+func notIn(punct string) func(rune) bool {
+	return func(c rune) bool {
+		alnum := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+		return !alnum && !strings.ContainsRune(punct, c)
+	}
+}
 
 // Equal tells whether r and o are the same rule as iptables would print them.
 func (r Rule) Equal(o Rule) bool {

@@ -1,6 +1,7 @@
 package xtables
 
 import (
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -83,5 +84,21 @@ func TestCanonical(t *testing.T) {
 	}
 	if a.Target() != "X" || a.Option("-s") != "10.0.0.1" || a.Comment() != "" || a.Option("-j") != "X" {
 		t.Error("option lookup")
+	}
+}
+
+// SafeWord and bareWord are the character classes iptables quotes by, as the patterns they replaced
+// wrote them (kept here, where compiling them costs a test and not every plugin process).
+func TestWordClasses(t *testing.T) {
+	safe := regexp.MustCompile(`^[A-Za-z0-9_./:,=+@%^!\[\]-]+$`)
+	bare := regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+	for _, w := range []string{"", "a", "CNI-DN-1", "10.0.0.1/32", "!", "0x2000/0x2000", "[::1]:80", "a b", `a"b`, `a\b`,
+		"a'b", "é", "a\tb", "a;b", "a|b", "a*", "a{b}", "a(b)", "a#b", "a$b", "a&b", "a<b", "a~", "a`b", "a?b", "_", "-"} {
+		if got, want := SafeWord(w), safe.MatchString(w); got != want {
+			t.Errorf("SafeWord(%q) = %v, the pattern says %v", w, got, want)
+		}
+		if got, want := bareWord(w), bare.MatchString(w); got != want {
+			t.Errorf("bareWord(%q) = %v, the pattern says %v", w, got, want)
+		}
 	}
 }

@@ -345,12 +345,12 @@ func owners(t xtables.Table, network string) map[string]string {
 		}
 	}
 	for _, j := range t.Rules[postrouting] {
-		if chainNamePattern.MatchString(j.Target()) {
+		if isChainName(j.Target()) {
 			note(j.Target(), j)
 		}
 	}
 	for chain := range t.Chains {
-		if chainNamePattern.MatchString(chain) {
+		if isChainName(chain) {
 			for _, r := range t.Rules[chain] {
 				note(chain, r)
 			}

@@ -508,3 +508,15 @@ func TestRemoveWithoutIPTables(t *testing.T) {
 		t.Errorf("refused removal: %d restores, %v removed without iptables; want the restore's path", len(f.Restores[ipv4])-before, f.Removals[ipv4])
 	}
 }
+
+func TestIsChainName(t *testing.T) {
+	for name, want := range map[string]bool{
+		"CNI-0123456789abcdef01234567": true, "CNI-0123456789ABCDEF01234567": false, "CNI-0123456789abcdef0123456": false,
+		"CNI-0123456789abcdef012345678": false, "CNI-DN-0123456789abcdef01234": false, "XNI-0123456789abcdef01234567": false,
+		"CNI-0123456789abcdef0123456g": false, "": false, "CNI-HOSTPORT-MASQ": false,
+	} {
+		if isChainName(name) != want {
+			t.Errorf("isChainName(%q) = %v", name, !want)
+		}
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/netip"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -24,9 +23,14 @@ const (
 	chainNameLen = 28
 )
 
-// chainNamePattern matches chains that ChainName makes. The portmap plugin's chains (CNI-DN-..., CNI-HOSTPORT-...)
-// never match it because they are not pure hex after the prefix.
-var chainNamePattern = regexp.MustCompile(`^CNI-[0-9a-f]{24}$`)
+// isChainName tells whether chain is one ChainName makes: the prefix and 24 lower-case hex digits. The
+// portmap plugin's chains (CNI-DN-..., CNI-HOSTPORT-...) never are, not being pure hex after the prefix.
+func isChainName(chain string) bool {
+	hex, ok := strings.CutPrefix(chain, chainPrefix)
+	return ok && len(chain) == chainNameLen && strings.IndexFunc(hex, func(c rune) bool {
+		return !('0' <= c && c <= '9' || 'a' <= c && c <= 'f')
+	}) < 0
+}
 
 var (
 	multicastV4 = netip.MustParsePrefix("224.0.0.0/4")

@@ -13,7 +13,7 @@ func FuzzComment(f *testing.F) {
 		if !ok || n != network || id != containerID {
 			t.Fatalf("parseComment(Comment(%q, %q)) = %q, %q, %v", network, containerID, n, id, ok)
 		}
-		if name := ChainName(network, containerID); !chainNamePattern.MatchString(name) {
+		if name := ChainName(network, containerID); !isChainName(name) {
 			t.Fatalf("ChainName = %q", name)
 		}
 	})

@@ -179,7 +179,7 @@ func checkOptions(o portmap.Options) error {
 	if o.MarkMasqBit < 0 || o.MarkMasqBit > 31 {
 		return conf.Invalid("markMasqBit", "%d is not a bit of the 32-bit packet mark; use 0..31", o.MarkMasqBit)
 	}
-	if c := o.ExternalSetMarkChain; c != "" && !chainWord.MatchString(c) {
+	if c := o.ExternalSetMarkChain; c != "" && !xtables.SafeWord(c) {
 		return conf.Invalid("externalSetMarkChain", "%q is not an iptables chain name", c)
 	}
 	for _, c := range []struct {

@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/netip"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -130,10 +129,6 @@ func parseComment(c string) (o owner, ok bool) {
 	o.ifName, o.hasIf = ifName, true
 	return o, Comment(firewall.Key{Network: o.network, ContainerID: o.containerID, IfName: ifName}) == c
 }
-
-// chainWord is what checkOptions takes as a chain name of the config: one iptables-restore argument
-// without quotes.
-var chainWord = regexp.MustCompile(`^[A-Za-z0-9_./:,=+@%^!\[\]-]+$`)
 
 func hostPrefix(a netip.Addr) string { return netip.PrefixFrom(a, a.BitLen()).String() }
 
