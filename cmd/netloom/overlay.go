@@ -7,7 +7,7 @@ import (
 
 	"github.com/containernetworking/cni/libcni"
 
-	"github.com/netloom/netloom/pkg/overlay"
+	"github.com/netloom/netloom/pkg/overlay/conflist"
 )
 
 func overlaySync(args []string, stdout, stderr io.Writer) int {
@@ -48,19 +48,19 @@ func overlaySync(args []string, stdout, stderr io.Writer) int {
 }
 
 // overlayPlugins returns the overlay plugins of the conflist at path.
-func overlayPlugins(path string) ([]overlay.ListPlugin, error) {
+func overlayPlugins(path string) ([]conflist.Plugin, error) {
 	list, err := libcni.ConfListFromFile(path)
 	if err != nil {
 		return nil, err
 	}
-	ps, err := overlay.PluginsOf(list)
+	ps, err := conflist.Overlays(list)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return ps, nil
 }
 
-func syncOne(p overlay.ListPlugin, dryRun bool) ([]string, error) {
+func syncOne(p conflist.Plugin, dryRun bool) ([]string, error) {
 	nw, err := p.Network()
 	if err != nil {
 		return nil, err

@@ -5,7 +5,7 @@ import (
 	"strings"
 
 	"github.com/netloom/netloom/pkg/inventory"
-	"github.com/netloom/netloom/pkg/overlay"
+	"github.com/netloom/netloom/pkg/overlay/conflist"
 )
 
 // OverlayPeersName is the overlay peer check's name.
@@ -25,7 +25,7 @@ func OverlayPeers() Check {
 
 func overlayRun(n *Node) []Finding {
 	var fs []Finding
-	each(n, func(subject, file string, p overlay.ListPlugin) {
+	each(n, func(subject, file string, p conflist.Plugin) {
 		nw, err := p.Network()
 		if err != nil {
 			fs = append(fs, Finding{Subject: subject, Status: Fail, Found: err.Error(), Fix: "fix the conflist or peersFile, then netloom overlay sync --conflist " + file})
@@ -60,7 +60,7 @@ func overlayRun(n *Node) []Finding {
 func overlayFix(n *Node) ([]string, error) {
 	var did []string
 	var errs []string
-	each(n, func(subject, _ string, p overlay.ListPlugin) {
+	each(n, func(subject, _ string, p conflist.Plugin) {
 		nw, err := p.Network()
 		if err == nil {
 			var changes []string
@@ -106,12 +106,12 @@ func hasLivePods(n *Node, network string) bool {
 }
 
 // each calls f for every overlay plugin of the node's networks.
-func each(n *Node, f func(subject, file string, p overlay.ListPlugin)) {
+func each(n *Node, f func(subject, file string, p conflist.Plugin)) {
 	for _, nw := range n.Networks {
 		if nw.List == nil {
 			continue
 		}
-		ps, err := overlay.PluginsOf(nw.List)
+		ps, err := conflist.Overlays(nw.List)
 		if err != nil {
 			continue // the conflist check reports what does not parse
 		}
