@@ -27,7 +27,7 @@ func isSpecName(s string) bool {
 // ValidateContainerID checks CNI_CONTAINERID against the specification's character rules (code 4).
 func ValidateContainerID(id string) error {
 	if !isSpecName(id) || len(id) > 255 {
-		return InvalidEnv("CNI_CONTAINERID", "%q is not a container ID: the CNI specification allows letters, digits, '_', '.' and '-', starting with a letter or digit", id)
+		return InvalidEnv("CNI_CONTAINERID", "%q is not a valid containerID: the CNI specification allows letters, digits, '_', '.' and '-', starting with a letter or digit", id)
 	}
 	return nil
 }

@@ -9,10 +9,10 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/netloom/netloom/pkg/conf"
+	"github.com/netloom/netloom/pkg/plugin"
 )
 
 // UnreachableError says no daemon answers on the socket.
@@ -57,7 +57,7 @@ func Ping(socket string) error {
 // Call runs one RPC method of the daemon on socket with the command's arguments (the namespace path
 // made absolute: the daemon runs elsewhere). A daemon's error keeps the CNI code it carries (see
 // wireError); one without (a reference daemon's) is code 999 with the daemon's message.
-func Call(socket, method string, args *skel.CmdArgs, reply any) error {
+func Call(socket, method string, args *plugin.Args, reply any) error {
 	if args.Netns != "" {
 		abs, err := filepath.Abs(args.Netns)
 		if err != nil {

@@ -9,10 +9,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	current "github.com/containernetworking/cni/pkg/types/100"
 
 	"github.com/netloom/netloom/pkg/conf"
+	"github.com/netloom/netloom/pkg/plugin"
 )
 
 // serve runs an RPC server with rcvr registered as "DHCP" on a socket in a temp dir until t ends.
@@ -36,15 +36,15 @@ func serve(t *testing.T, rcvr any) string {
 // referenceService has the reference daemon's methods only (no GC).
 type referenceService struct{}
 
-func (referenceService) Allocate(*skel.CmdArgs, *current.Result) error {
+func (referenceService) Allocate(*plugin.Args, *current.Result) error {
 	return errors.New("error parsing netconf: boom")
 }
-func (referenceService) Release(*skel.CmdArgs, *struct{}) error { return nil }
+func (referenceService) Release(*plugin.Args, *struct{}) error { return nil }
 
 func TestRPC(t *testing.T) {
 	sock := serve(t, NewService(ClientConfig{}, ""))
-	args := func(stdin string) *skel.CmdArgs {
-		return &skel.CmdArgs{ContainerID: "c", Netns: "/run/netns/x", IfName: "eth0", StdinData: []byte(stdin)}
+	args := func(stdin string) *plugin.Args {
+		return &plugin.Args{ContainerID: "c", Netns: "/run/netns/x", IfName: "eth0", StdinData: []byte(stdin)}
 	}
 	const good = `{"cniVersion":"1.1.0","name":"n","type":"dhcp","ipam":{"type":"dhcp"}}`
 

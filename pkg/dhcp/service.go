@@ -6,10 +6,10 @@ import (
 	"path/filepath"
 	"sync"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	current "github.com/containernetworking/cni/pkg/types/100"
 
 	"github.com/netloom/netloom/pkg/conf"
+	"github.com/netloom/netloom/pkg/plugin"
 )
 
 // ServiceName is the net/rpc service the daemon registers and the plugin calls, as the reference's.
@@ -24,7 +24,7 @@ const (
 )
 
 // Service is the daemon's RPC service: the leases it maintains, keyed by client identifier. Its
-// exported methods are the RPC methods, with the reference's argument and result types (skel.CmdArgs
+// exported methods are the RPC methods, with the reference's argument and result types (plugin.Args
 // in, current.Result out), so the reference plugin can call it.
 type Service struct {
 	cfg        ClientConfig
@@ -54,11 +54,11 @@ func NewService(cfg ClientConfig, hostPrefix string) *Service {
 // Allocate returns the attachment's lease, acquiring one from a server when the daemon holds none
 // (the first ADD, or a CHECK after a daemon restart: the server sees the same client identifier and
 // hands out the same address). An existing lease is looked at again (link present, renewal due).
-func (s *Service) Allocate(args *skel.CmdArgs, result *current.Result) error {
+func (s *Service) Allocate(args *plugin.Args, result *current.Result) error {
 	return wireError(s.allocate(args, result))
 }
 
-func (s *Service) allocate(args *skel.CmdArgs, result *current.Result) error {
+func (s *Service) allocate(args *plugin.Args, result *current.Result) error {
 	nc, err := ParseConfig(args.StdinData)
 	if err != nil {
 		return err
@@ -99,7 +99,7 @@ func (s *Service) allocate(args *skel.CmdArgs, result *current.Result) error {
 
 // Release stops maintaining the attachment's lease and sends the server a DHCPRELEASE. Releasing a
 // lease the daemon does not hold succeeds.
-func (s *Service) Release(args *skel.CmdArgs, _ *struct{}) error {
+func (s *Service) Release(args *plugin.Args, _ *struct{}) error {
 	nc, err := ParseConfig(args.StdinData)
 	if err != nil {
 		return wireError(err)

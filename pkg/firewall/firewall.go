@@ -10,9 +10,8 @@ import (
 	"net/netip"
 	"strings"
 
-	"github.com/containernetworking/cni/pkg/skel"
-
 	"github.com/netloom/netloom/pkg/conf"
+	"github.com/netloom/netloom/pkg/plugin"
 )
 
 // Backend names as the "ipMasqBackend" key of the bridge and the overlays spells them (the reference's
@@ -97,6 +96,6 @@ func SplitFamilies(addrs []netip.Prefix) (v4, v6 []netip.Prefix, err error) {
 }
 
 // KeyFor is the key of the attachment a CNI command is about, in the network called network.
-func KeyFor(network string, args *skel.CmdArgs) Key {
+func KeyFor(network string, args *plugin.Args) Key {
 	return Key{Network: network, ContainerID: args.ContainerID, IfName: args.IfName}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
@@ -37,7 +36,7 @@ type Config interface {
 // Del releases the link's lease, then removes the link from the pod (a namespace that is gone took it
 // along): the reference plugins' order, which lets an IPAM plugin that talks on the link (dhcp) send its
 // release through it. The link is removed even when the release fails; both errors are reported.
-func Del[C Config](n C, args *skel.CmdArgs) error {
+func Del[C Config](n C, args *plugin.Args) error {
 	var errs []error
 	if t := n.IPAMType(); t != "" {
 		errs = append(errs, ipamexec.Del(context.Background(), t, args.StdinData))
@@ -48,7 +47,7 @@ func Del[C Config](n C, args *skel.CmdArgs) error {
 
 // Check verifies the lease, then that the pod's interface is the ADD result's: the link the
 // configuration asks for, on its master, with the result's MAC, addresses and routes.
-func Check[C Config](n C, args *skel.CmdArgs) error {
+func Check[C Config](n C, args *plugin.Args) error {
 	prev, err := conf.CheckPrevResult(n.Net())
 	if err != nil {
 		return err
@@ -71,7 +70,7 @@ func Check[C Config](n C, args *skel.CmdArgs) error {
 
 // GC releases the leases of attachments the runtime no longer lists: the links died with their
 // namespaces, so leases are all that can outlive an attachment.
-func GC[C Config](n C, args *skel.CmdArgs) error {
+func GC[C Config](n C, args *plugin.Args) error {
 	if _, err := plugin.ValidAttachments(args.StdinData); err != nil {
 		return err
 	}
@@ -82,7 +81,7 @@ func GC[C Config](n C, args *skel.CmdArgs) error {
 }
 
 // Status fails (code 50) while a known master is missing or down, then reports the IPAM plugin's status.
-func Status[C Config](n C, args *skel.CmdArgs) error {
+func Status[C Config](n C, args *plugin.Args) error {
 	if m, known := n.MasterFor(nil); known {
 		if err := m.Status(); err != nil {
 			return err

@@ -11,7 +11,6 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/plugins/pkg/ns"
@@ -35,9 +34,9 @@ const (
 )
 
 // Commands returns the CNI commands of the overlay plugin of kind k, for plugin.Main.
-func Commands(k Kind) skel.CNIFuncs {
+func Commands(k Kind) plugin.Funcs {
 	c := commands{kind: k}
-	return skel.CNIFuncs{Add: c.add, Del: c.del, Check: c.check, GC: c.gc, Status: c.status}
+	return plugin.Funcs{Add: c.add, Del: c.del, Check: c.check, GC: c.gc, Status: c.status}
 }
 
 type commands struct{ kind Kind }
@@ -46,7 +45,7 @@ type commands struct{ kind Kind }
 // pod's addresses, attach it by a routed veth and masquerade it when asked. The tunnel and the peer
 // state are shared by every pod and stay on failure; the lease, the veth and the rules are undone.
 // Each step is a fault point of the plugin (pkg/fault).
-func (c commands) add(args *skel.CmdArgs) error {
+func (c commands) add(args *plugin.Args) error {
 	n, err := Parse(c.kind, args.StdinData)
 	if err != nil {
 		return err
@@ -70,7 +69,7 @@ type adder struct {
 	plugin.Add
 	kind Kind
 	n    *NetConf
-	args *skel.CmdArgs
+	args *plugin.Args
 	pod  ns.NetNS
 	ctx  context.Context
 
@@ -175,7 +174,7 @@ func (a *adder) result() *current.Result {
 // DEL removes the pod's veth (with its routes), its lease and its masquerade rules. It needs neither the
 // kernel's tunnel nor a readable peers file, and succeeds when any of them is already gone. A failure
 // of one part does not stop the others: every error is returned, joined.
-func (c commands) del(args *skel.CmdArgs) error {
+func (c commands) del(args *plugin.Args) error {
 	n, err := Parse(c.kind, args.StdinData)
 	if err != nil {
 		return err
@@ -197,7 +196,7 @@ func (c commands) del(args *skel.CmdArgs) error {
 
 // CHECK verifies the pod (veth, addresses, routes on both ends), the lease, the masquerade rules and the
 // peer state: a missing, changed or stale peer entry fails it, naming the entry.
-func (c commands) check(args *skel.CmdArgs) error {
+func (c commands) check(args *plugin.Args) error {
 	n, err := Parse(c.kind, args.StdinData)
 	if err != nil {
 		return err
@@ -250,7 +249,7 @@ func (c commands) check(args *skel.CmdArgs) error {
 
 // GC releases the leases and masquerade rules of attachments the runtime no longer lists, and brings the
 // peer state up to date (the veths die with their pods' namespaces).
-func (c commands) gc(args *skel.CmdArgs) error {
+func (c commands) gc(args *plugin.Args) error {
 	n, err := Parse(c.kind, args.StdinData)
 	if err != nil {
 		return err
@@ -282,7 +281,7 @@ func (c commands) gc(args *skel.CmdArgs) error {
 // STATUS fails (code 50) while the configuration cannot be resolved (peers file, underlay), the underlay
 // interface is down, or this kernel has no support for the tunnel, and reports the IPAM plugin's status.
 // It only reads: the device and the peer state are made by the next ADD, GC or `netloom overlay sync`.
-func (c commands) status(args *skel.CmdArgs) error {
+func (c commands) status(args *plugin.Args) error {
 	n, err := Parse(c.kind, args.StdinData)
 	if err != nil {
 		return err

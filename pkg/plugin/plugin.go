@@ -1,6 +1,6 @@
-// Package plugin is the thin layer between a netloom binary's main and the CNI skeleton: it declares the
-// supported CNI versions, stamps the build version, and guarantees that whatever happens inside a command
-// the runtime reads a CNI error JSON on stdout and never a Go panic.
+// Package plugin is the thin layer between a netloom binary's main and the CNI protocol: it reads the
+// call (dispatch), declares the supported CNI versions, stamps the build version, and guarantees that
+// whatever happens inside a command the runtime reads a CNI error JSON on stdout and never a Go panic.
 package plugin
 
 import (
@@ -10,7 +10,6 @@ import (
 	"os"
 	"runtime/debug"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/cni/pkg/version"
@@ -26,7 +25,7 @@ var Version = "dev"
 var Supported = version.PluginSupports("0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
 
 // Main runs one CNI command for the plugin called name and exits.
-func Main(name string, funcs skel.CNIFuncs) {
+func Main(name string, funcs Funcs) {
 	fault.SetPlugin(name)
 	closeLog := setupLog(name)
 	funcs.Add = guard(funcs.Add)
@@ -35,7 +34,8 @@ func Main(name string, funcs skel.CNIFuncs) {
 	funcs.GC = guard(funcs.GC)
 	funcs.Status = guard(funcs.Status)
 	about := fmt.Sprintf("netloom %s %s", name, Version)
-	if e := skel.PluginMainFuncsWithError(funcs, Supported, about); e != nil {
+	c := call{getenv: os.Getenv, stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}
+	if e := c.dispatch(funcs, about); e != nil {
 		if err := e.Print(); err != nil {
 			log.Printf("writing error: %v", err)
 		}
@@ -48,44 +48,22 @@ func Main(name string, funcs skel.CNIFuncs) {
 // guard turns a panic in a command into a CNI internal error (the stack goes to the log only) and any
 // other error into the CNI error the runtime reads, with its code and all of its context
 // (conf.ForRuntime).
-func guard(f func(*skel.CmdArgs) error) func(*skel.CmdArgs) error {
+func guard(f func(*Args) error) func(*Args) error {
 	if f == nil {
 		return nil
 	}
-	return func(args *skel.CmdArgs) (err error) {
+	return func(args *Args) (err error) {
 		defer func() {
 			if r := recover(); r != nil {
 				log.Printf("panic: %v\n%s", r, debug.Stack())
 				err = types.NewError(conf.CodeInternal, fmt.Sprintf("internal error (please report): %v", r), "")
 			}
 		}()
-		if err := checkNames(args); err != nil {
-			return err
-		}
 		if err := f(args); err != nil {
 			return conf.ForRuntime(err)
 		}
 		return nil
 	}
-}
-
-// checkNames refuses a container ID or network name outside the CNI specification's character rules
-// before any plugin code sees it: both end up in file names, rule comments and nft object names. (A
-// runtime's libcni enforces the same rules; this guards against anything else that calls a plugin.)
-func checkNames(args *skel.CmdArgs) error {
-	if args.ContainerID != "" {
-		if err := conf.ValidateContainerID(args.ContainerID); err != nil {
-			return err
-		}
-	}
-	var nc struct {
-		Name *string `json:"name"`
-	}
-	// A config that does not parse is the command's to report, with its own wording.
-	if json.Unmarshal(args.StdinData, &nc) == nil && nc.Name != nil {
-		return conf.ValidateNetworkName(*nc.Name)
-	}
-	return nil
 }
 
 // GCArgs is what a GC call carries besides the network's own keys.

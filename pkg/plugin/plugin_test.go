@@ -9,7 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/netloom/netloom/pkg/conf"
@@ -18,7 +17,7 @@ import (
 // What the runtime reads for a command's error: the skeleton keeps only the first *types.Error it finds
 // (errors.As), so guard must hand it one that carries the code and all of the context.
 func TestGuardKeepsCodeAndContext(t *testing.T) {
-	args := &skel.CmdArgs{ContainerID: "ctr1", StdinData: []byte(`{"name":"net"}`)}
+	args := &Args{ContainerID: "ctr1", StdinData: []byte(`{"name":"net"}`)}
 	for _, tc := range []struct {
 		name string
 		err  error
@@ -30,14 +29,14 @@ func TestGuardKeepsCodeAndContext(t *testing.T) {
 		{"plain error", errors.New("netlink: operation not permitted"), conf.CodeInternal, "netlink: operation not permitted"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := guard(func(*skel.CmdArgs) error { return tc.err })(args)
+			err := guard(func(*Args) error { return tc.err })(args)
 			var te *types.Error
 			if !errors.As(err, &te) || te.Code != tc.code || te.Msg != tc.msg {
 				t.Errorf("the runtime would read %+v, want code %d %q", te, tc.code, tc.msg)
 			}
 		})
 	}
-	if err := guard(func(*skel.CmdArgs) error { panic("x") })(args); conf.Code(err) != conf.CodeInternal {
+	if err := guard(func(*Args) error { panic("x") })(args); conf.Code(err) != conf.CodeInternal {
 		t.Errorf("panic: %v, want code 999", err)
 	}
 }
@@ -45,14 +44,14 @@ func TestGuardKeepsCodeAndContext(t *testing.T) {
 func TestVerbsParseOnce(t *testing.T) {
 	parsed := 0
 	v := Verbs[string]{
-		Parse: func(a *skel.CmdArgs) (string, error) {
+		Parse: func(a *Args) (string, error) {
 			parsed++
 			if string(a.StdinData) == "bad" {
 				return "", conf.Invalid("x", "bad")
 			}
 			return string(a.StdinData), nil
 		},
-		Add: func(c string, _ *skel.CmdArgs) error {
+		Add: func(c string, _ *Args) error {
 			if c != "good" {
 				t.Errorf("Add got %q", c)
 			}
@@ -63,10 +62,10 @@ func TestVerbsParseOnce(t *testing.T) {
 	if f.Del != nil || f.Check != nil || f.GC != nil || f.Status != nil {
 		t.Error("commands left nil must stay nil")
 	}
-	if err := f.Add(&skel.CmdArgs{StdinData: []byte("good")}); err != nil || parsed != 1 {
+	if err := f.Add(&Args{StdinData: []byte("good")}); err != nil || parsed != 1 {
 		t.Errorf("Add: %v after %d parses", err, parsed)
 	}
-	if err := f.Add(&skel.CmdArgs{StdinData: []byte("bad")}); conf.Code(err) != conf.CodeInvalidConfig {
+	if err := f.Add(&Args{StdinData: []byte("bad")}); conf.Code(err) != conf.CodeInvalidConfig {
 		t.Errorf("Add with a bad config: %v, want Parse's error", err)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
@@ -20,7 +19,7 @@ import (
 // redirecting that end's ingress to an ifb device whose tbf caps it; the ifb joins the result. Without
 // limits the previous result passes through. Each step is a fault point (pkg/fault); a failed step
 // undoes the earlier.
-func cmdAdd(n *NetConf, args *skel.CmdArgs) error {
+func cmdAdd(n *NetConf, args *plugin.Args) error {
 	prev, err := conf.PrevResult(&n.NetConf)
 	if err != nil {
 		return err
@@ -54,7 +53,7 @@ func cmdAdd(n *NetConf, args *skel.CmdArgs) error {
 type adder struct {
 	plugin.Add
 	n      *NetConf
-	args   *skel.CmdArgs
+	args   *plugin.Args
 	host   netlink.Link
 	result *current.Result
 
@@ -174,7 +173,7 @@ func vethPeer(pod ns.NetNS, ifName string) (netlink.Link, error) {
 
 // DEL removes the ifb device of the attachment and, while the pod's veth is still there, the root and
 // ingress qdiscs on its host end. It succeeds when all of it is already gone; every error is returned, joined.
-func cmdDel(n *NetConf, args *skel.CmdArgs) error {
+func cmdDel(n *NetConf, args *plugin.Args) error {
 	var errs []error
 	if host := hostEndForDel(args); host != nil {
 		errs = append(errs, shaping.RemoveRedirect(host), shaping.RemoveRoot(host))
@@ -185,7 +184,7 @@ func cmdDel(n *NetConf, args *skel.CmdArgs) error {
 
 // hostEndForDel is the host end of the pod's veth, or nil when the namespace, the interface or its
 // peer is gone (the veth's removal takes the qdiscs along).
-func hostEndForDel(args *skel.CmdArgs) netlink.Link {
+func hostEndForDel(args *plugin.Args) netlink.Link {
 	if args.Netns == "" {
 		return nil
 	}
@@ -203,7 +202,7 @@ func hostEndForDel(args *skel.CmdArgs) netlink.Link {
 
 // CHECK verifies the tbf on the host end of the pod's veth, and the ifb with its tbf and the redirect
 // to it, against the limits in force.
-func cmdCheck(n *NetConf, args *skel.CmdArgs) error {
+func cmdCheck(n *NetConf, args *plugin.Args) error {
 	prev, err := conf.CheckPrevResult(&n.NetConf)
 	if err != nil {
 		return err
@@ -240,7 +239,7 @@ func cmdCheck(n *NetConf, args *skel.CmdArgs) error {
 // GC removes the ifb devices of this network's attachments that the runtime no longer lists: those
 // netloom made (their alias names the network) and those without an alias (the reference's) that no
 // veth redirects to any more. Their veths went with the pods' namespaces.
-func cmdGC(n *NetConf, args *skel.CmdArgs) error {
+func cmdGC(n *NetConf, args *plugin.Args) error {
 	valid, err := plugin.ValidAttachments(args.StdinData)
 	if err != nil {
 		return err
@@ -261,4 +260,4 @@ func cmdGC(n *NetConf, args *skel.CmdArgs) error {
 }
 
 // STATUS: bandwidth needs nothing on the node to be ready.
-func cmdStatus(*NetConf, *skel.CmdArgs) error { return nil }
+func cmdStatus(*NetConf, *plugin.Args) error { return nil }

@@ -4,10 +4,10 @@ import (
 	"fmt"
 	"net/netip"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/netloom/netloom/pkg/conf"
+	"github.com/netloom/netloom/pkg/plugin"
 	"github.com/netloom/netloom/pkg/shaping"
 )
 
@@ -52,7 +52,7 @@ type NetConf struct {
 }
 
 // parseArgs parses a command's configuration.
-func parseArgs(args *skel.CmdArgs) (*NetConf, error) { return parseConfig(args.StdinData) }
+func parseArgs(args *plugin.Args) (*NetConf, error) { return parseConfig(args.StdinData) }
 
 // parseConfig decodes and validates stdin. Every error is a CNI error naming the key and saying what
 // would be valid.

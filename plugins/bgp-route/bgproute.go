@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/containernetworking/cni/pkg/skel"
-
 	"github.com/netloom/netloom/pkg/bgp"
 	"github.com/netloom/netloom/pkg/conf"
 	"github.com/netloom/netloom/pkg/plugin"
@@ -60,7 +58,7 @@ func (s *speaker) tryAgain(err error) error {
 	return fmt.Errorf("speaker %s: %w", s.addr, err)
 }
 
-func store(n *NetConf, args *skel.CmdArgs) (*bgp.Store, error) {
+func store(n *NetConf, args *plugin.Args) (*bgp.Store, error) {
 	if err := conf.ValidateFileComponent("CNI_CONTAINERID", args.ContainerID); err != nil {
 		return nil, err
 	}
@@ -72,7 +70,7 @@ func store(n *NetConf, args *skel.CmdArgs) (*bgp.Store, error) {
 
 // ADD announces the pod's addresses (or the node's pod CIDR) and records them, so DEL, GC and a
 // restarted netloomd know what this attachment owns. A failure withdraws what it announced.
-func cmdAdd(n *NetConf, args *skel.CmdArgs) error {
+func cmdAdd(n *NetConf, args *plugin.Args) error {
 	if n.prev == nil {
 		return conf.Invalid("prevResult", "is missing; bgp-route is chained after an attachment plugin (bridge, an overlay) in a conflist")
 	}
@@ -132,7 +130,7 @@ func cmdAdd(n *NetConf, args *skel.CmdArgs) error {
 // DEL withdraws what ADD recorded (or, without a record, the prevResult's pod addresses) and forgets it.
 // A speaker that is gone took its paths along: DEL then only removes the record and succeeds. In node
 // mode the pod CIDR stays announced for the node's other pods.
-func cmdDel(n *NetConf, args *skel.CmdArgs) error {
+func cmdDel(n *NetConf, args *plugin.Args) error {
 	st, err := store(n, args)
 	if err != nil {
 		return err
@@ -172,7 +170,7 @@ func withdraw(n *NetConf, anns []bgp.Announcement) {
 
 // CHECK verifies that every recorded path (pod mode) or the pod CIDR (node mode) is in the speaker's
 // RIB as a path it originates.
-func cmdCheck(n *NetConf, args *skel.CmdArgs) error {
+func cmdCheck(n *NetConf, args *plugin.Args) error {
 	if n.prev == nil { // parseConfig has parsed it already
 		return conf.Invalid("prevResult", "CHECK needs the result of the ADD; the runtime must pass it")
 	}
@@ -202,7 +200,7 @@ func cmdCheck(n *NetConf, args *skel.CmdArgs) error {
 }
 
 // GC withdraws and forgets the paths of every recorded attachment the runtime no longer lists.
-func cmdGC(n *NetConf, args *skel.CmdArgs) error {
+func cmdGC(n *NetConf, args *plugin.Args) error {
 	valid, err := plugin.ValidAttachments(args.StdinData)
 	if err != nil {
 		return err
@@ -228,7 +226,7 @@ func cmdGC(n *NetConf, args *skel.CmdArgs) error {
 }
 
 // STATUS fails with code 50 while the speaker does not answer.
-func cmdStatus(n *NetConf, args *skel.CmdArgs) error {
+func cmdStatus(n *NetConf, args *plugin.Args) error {
 	sp, err := dial(n.Speaker)
 	if err != nil {
 		return err

@@ -9,12 +9,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	api "github.com/osrg/gobgp/v3/api"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/emptypb"
+
+	"github.com/netloom/netloom/pkg/plugin"
 )
 
 // hungWithdraw is a speaker that accepts announcements and never answers a withdrawal: a daemon stuck
@@ -73,7 +74,7 @@ func TestAddRollbackWithdrawIsBounded(t *testing.T) {
 	done := make(chan error, 1)
 	start := time.Now()
 	go func() {
-		done <- cmdAdd(n, &skel.CmdArgs{ContainerID: "ctr1", IfName: "eth0", StdinData: []byte("{}")})
+		done <- cmdAdd(n, &plugin.Args{ContainerID: "ctr1", IfName: "eth0", StdinData: []byte("{}")})
 	}()
 	select {
 	case err := <-done:

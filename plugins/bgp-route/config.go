@@ -5,12 +5,12 @@ import (
 	"net/netip"
 	"strings"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 
 	"github.com/netloom/netloom/pkg/bgp"
 	"github.com/netloom/netloom/pkg/conf"
+	"github.com/netloom/netloom/pkg/plugin"
 )
 
 // Announce modes.
@@ -36,7 +36,7 @@ type NetConf struct {
 }
 
 // parseArgs parses a command's configuration.
-func parseArgs(args *skel.CmdArgs) (*NetConf, error) { return parseConfig(args.StdinData) }
+func parseArgs(args *plugin.Args) (*NetConf, error) { return parseConfig(args.StdinData) }
 
 func parseConfig(stdin []byte) (*NetConf, error) {
 	return conf.Load(stdin, &NetConf{Announce: announcePod, Speaker: "unix://" + bgp.DefaultSocket, StateDir: bgp.DefaultStateDir}, (*NetConf).validate)

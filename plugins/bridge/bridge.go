@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/plugins/pkg/ns"
@@ -38,7 +37,7 @@ const (
 // the first look.
 const portUpTimeout = 2500 * time.Millisecond
 
-func cmdAdd(n *NetConf, args *skel.CmdArgs) error {
+func cmdAdd(n *NetConf, args *plugin.Args) error {
 	target, err := netns.Open(args.Netns)
 	if err != nil {
 		return err
@@ -70,7 +69,7 @@ func cmdAdd(n *NetConf, args *skel.CmdArgs) error {
 type adder struct {
 	plugin.Add
 	n      *NetConf
-	args   *skel.CmdArgs
+	args   *plugin.Args
 	target ns.NetNS
 	ctx    context.Context
 
@@ -320,7 +319,7 @@ func gatewayLink(br *netlink.Bridge, n *NetConf, result *current.Result) (netlin
 // lease goes first, as in the reference, when the IPAM plugin may talk on the link (dhcp), so it can
 // send its release through it; with host-local or static all go at once. Every failure is reported,
 // and the veth is removed even after one.
-func cmdDel(n *NetConf, args *skel.CmdArgs) error {
+func cmdDel(n *NetConf, args *plugin.Args) error {
 	ctx := context.Background()
 
 	// The lease, the masquerade rules and the spoof check are independent, and each waits mostly on
@@ -353,7 +352,7 @@ func cmdDel(n *NetConf, args *skel.CmdArgs) error {
 	return errors.Join(plugin.AtOnce(steps...), removeVeth())
 }
 
-func cmdCheck(n *NetConf, args *skel.CmdArgs) error {
+func cmdCheck(n *NetConf, args *plugin.Args) error {
 	prev, err := conf.CheckPrevResult(&n.NetConf)
 	if err != nil {
 		return err
@@ -417,7 +416,7 @@ func cmdCheck(n *NetConf, args *skel.CmdArgs) error {
 	return nil
 }
 
-func cmdGC(n *NetConf, args *skel.CmdArgs) error {
+func cmdGC(n *NetConf, args *plugin.Args) error {
 	valid, err := plugin.ValidAttachments(args.StdinData)
 	if err != nil {
 		return err
@@ -432,7 +431,7 @@ func cmdGC(n *NetConf, args *skel.CmdArgs) error {
 	return errors.Join(errs...)
 }
 
-func cmdStatus(n *NetConf, args *skel.CmdArgs) error {
+func cmdStatus(n *NetConf, args *plugin.Args) error {
 	if n.hasL3 {
 		return ipamexec.Status(context.Background(), n.IPAM.Type, args.StdinData)
 	}

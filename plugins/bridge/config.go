@@ -5,12 +5,12 @@ import (
 	"net"
 	"slices"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/netloom/netloom/pkg/conf"
 	"github.com/netloom/netloom/pkg/firewall/ipmasq"
 	"github.com/netloom/netloom/pkg/link"
+	"github.com/netloom/netloom/pkg/plugin"
 )
 
 const (
@@ -62,7 +62,7 @@ type VlanTrunk struct {
 }
 
 // parseArgs parses a command's configuration and CNI_ARGS.
-func parseArgs(args *skel.CmdArgs) (*NetConf, error) { return parseConfig(args.StdinData, args.Args) }
+func parseArgs(args *plugin.Args) (*NetConf, error) { return parseConfig(args.StdinData, args.Args) }
 
 // parseConfig decodes and validates stdin; cniArgs is CNI_ARGS. Every error is a CNI error naming the
 // key and saying what would be valid.

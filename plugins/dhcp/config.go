@@ -1,10 +1,9 @@
 package main
 
 import (
-	"github.com/containernetworking/cni/pkg/skel"
-
 	"github.com/netloom/netloom/pkg/dhcp"
+	"github.com/netloom/netloom/pkg/plugin"
 )
 
 // parseArgs parses a command's configuration (dhcp.NetConf: the keys the daemon reads too).
-func parseArgs(args *skel.CmdArgs) (*dhcp.NetConf, error) { return dhcp.ParseConfig(args.StdinData) }
+func parseArgs(args *plugin.Args) (*dhcp.NetConf, error) { return dhcp.ParseConfig(args.StdinData) }

@@ -5,7 +5,6 @@ import (
 	"log"
 	"net"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 
@@ -17,7 +16,7 @@ import (
 
 // cmdAdd asks the daemon for the attachment's lease (it runs the DHCP exchange inside the pod's
 // namespace and keeps renewing the lease) and reports the address, gateway, routes and DNS.
-func cmdAdd(c *dhcp.NetConf, args *skel.CmdArgs) error {
+func cmdAdd(c *dhcp.NetConf, args *plugin.Args) error {
 	if err := requireNetNS(args.Netns); err != nil {
 		return err
 	}
@@ -40,7 +39,7 @@ func cmdAdd(c *dhcp.NetConf, args *skel.CmdArgs) error {
 // cmdDel has the daemon stop renewing the lease and release it. With no daemon at all (no socket, or
 // nobody listening) nothing holds a lease: DEL succeeds, where the reference fails and blocks the pod's
 // removal until a daemon runs.
-func cmdDel(c *dhcp.NetConf, args *skel.CmdArgs) error {
+func cmdDel(c *dhcp.NetConf, args *plugin.Args) error {
 	socket := c.IPAM.SocketPath()
 	err := dhcp.Call(socket, dhcp.MethodRelease, args, &struct{}{})
 	if dhcp.NoDaemon(err) {
@@ -53,7 +52,7 @@ func cmdDel(c *dhcp.NetConf, args *skel.CmdArgs) error {
 // cmdCheck asks the daemon for the lease as the reference does (a daemon restarted since the ADD
 // acquires it again, with the same client identifier, so the same address) and checks that its
 // address is the one the ADD reported.
-func cmdCheck(c *dhcp.NetConf, args *skel.CmdArgs) error {
+func cmdCheck(c *dhcp.NetConf, args *plugin.Args) error {
 	prev, err := conf.CheckPrevResult(&c.NetConf)
 	if err != nil {
 		return err
@@ -92,7 +91,7 @@ func prevAddrs(r *current.Result) []string {
 
 // cmdGC has the daemon release this network's leases of attachments that are not valid any more. A
 // reference daemon has no GC: its leases end with DEL only.
-func cmdGC(c *dhcp.NetConf, args *skel.CmdArgs) error {
+func cmdGC(c *dhcp.NetConf, args *plugin.Args) error {
 	valid, err := plugin.ValidAttachments(args.StdinData)
 	if err != nil {
 		return err
@@ -109,7 +108,7 @@ func cmdGC(c *dhcp.NetConf, args *skel.CmdArgs) error {
 }
 
 // cmdStatus reports whether the daemon answers on its socket: without it no ADD can succeed.
-func cmdStatus(c *dhcp.NetConf, _ *skel.CmdArgs) error {
+func cmdStatus(c *dhcp.NetConf, _ *plugin.Args) error {
 	if err := dhcp.Ping(c.IPAM.SocketPath()); err != nil {
 		return conf.NotAvailable("%v", err)
 	}

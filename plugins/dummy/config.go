@@ -4,13 +4,13 @@ import (
 	"fmt"
 	"net"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 
 	"github.com/netloom/netloom/pkg/conf"
 	"github.com/netloom/netloom/pkg/hostlink"
+	"github.com/netloom/netloom/pkg/plugin"
 )
 
 // NetConf is the dummy plugin's configuration: the reference's has no keys of its own; "ipam" is
@@ -19,7 +19,7 @@ type NetConf struct {
 	types.NetConf
 }
 
-func parseArgs(args *skel.CmdArgs) (*NetConf, error) { return parseConfig(args.StdinData) }
+func parseArgs(args *plugin.Args) (*NetConf, error) { return parseConfig(args.StdinData) }
 
 func parseConfig(stdin []byte) (*NetConf, error) {
 	return conf.Load(stdin, &NetConf{}, (*NetConf).validate)

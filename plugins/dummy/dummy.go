@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/plugins/pkg/ns"
 
@@ -19,13 +18,13 @@ const ifContainer = 0
 // cmdAdd creates the dummy in the pod as steps that are each a fault point, in the reference's order:
 // "create" (the pod has no CNI_IFNAME yet, the dummy), "allocate" (IPAM) and "configure" (addresses,
 // routes, up). A failure releases the lease and removes the dummy.
-func cmdAdd(n *NetConf, args *skel.CmdArgs) error {
+func cmdAdd(n *NetConf, args *plugin.Args) error {
 	return plugin.AddInPod(args.Netns, n.CNIVersion, func(pod ns.NetNS) (*current.Result, error) {
 		return add(n, args, pod)
 	})
 }
 
-func add(n *NetConf, args *skel.CmdArgs, pod ns.NetNS) (*current.Result, error) {
+func add(n *NetConf, args *plugin.Args, pod ns.NetNS) (*current.Result, error) {
 	var (
 		add    plugin.Add
 		ctx    = context.Background()

@@ -3,11 +3,11 @@ package main
 import (
 	"strings"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/netloom/netloom/pkg/conf"
 	"github.com/netloom/netloom/pkg/firewall/forward"
+	"github.com/netloom/netloom/pkg/plugin"
 )
 
 // Backend names, as the reference spells them.
@@ -34,7 +34,7 @@ type NetConf struct {
 }
 
 // parseArgs parses a command's configuration.
-func parseArgs(args *skel.CmdArgs) (*NetConf, error) { return parseConfig(args.StdinData) }
+func parseArgs(args *plugin.Args) (*NetConf, error) { return parseConfig(args.StdinData) }
 
 // parseConfig decodes and validates stdin. Every error is a CNI error naming the key and saying what
 // would be valid.

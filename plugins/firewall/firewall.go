@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"slices"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	current "github.com/containernetworking/cni/pkg/types/100"
 
 	"github.com/netloom/netloom/pkg/addr"
@@ -23,7 +22,7 @@ func records() forward.Store { return forward.Store{Dir: forward.DefaultStateDir
 // ADD: record the pod's addresses, open the firewall for them, then add the ingress policy's isolation
 // rules for the pod's bridge. Each step is a fault point (pkg/fault); a failed step undoes the earlier.
 // The result is prevResult, unchanged.
-func cmdAdd(n *NetConf, args *skel.CmdArgs) error {
+func cmdAdd(n *NetConf, args *plugin.Args) error {
 	prev, err := conf.PrevResult(&n.NetConf)
 	if err != nil {
 		return err
@@ -151,7 +150,7 @@ type usable interface{ Usable() error }
 // DEL removes the pod rules of the addresses in prevResult and in the attachment's record, then the
 // record. Chains, jumps, the admin chain and the bridge's isolation rules stay (other pods use them).
 // A backend that is not there (no iptables tools, no firewalld) had nothing to remove.
-func cmdDel(n *NetConf, args *skel.CmdArgs) error {
+func cmdDel(n *NetConf, args *plugin.Args) error {
 	k := firewall.KeyFor(n.Name, args)
 	recorded, err := records().Load(k)
 	if err != nil {
@@ -201,7 +200,7 @@ func closeFor(n *NetConf, addrs []netip.Addr) error {
 
 // CHECK verifies that the firewall is open for every address of prevResult and, with an isolating
 // ingress policy, that the bridge's isolation rules are in place.
-func cmdCheck(n *NetConf, args *skel.CmdArgs) error {
+func cmdCheck(n *NetConf, args *plugin.Args) error {
 	prev, err := conf.CheckPrevResult(&n.NetConf)
 	if err != nil {
 		return err
@@ -221,7 +220,7 @@ func cmdCheck(n *NetConf, args *skel.CmdArgs) error {
 
 // GC removes the pod rules of every recorded attachment of the network that the runtime no longer
 // lists, except addresses a listed attachment holds now, and forgets those attachments.
-func cmdGC(n *NetConf, args *skel.CmdArgs) error {
+func cmdGC(n *NetConf, args *plugin.Args) error {
 	valid, err := plugin.ValidAttachments(args.StdinData)
 	if err != nil {
 		return err
@@ -245,7 +244,7 @@ func cmdGC(n *NetConf, args *skel.CmdArgs) error {
 
 // STATUS reports whether the backend can serve an ADD: firewalld answers, iptables reads the filter
 // table, or nf_tables answers; with an isolating ingress policy, also what installs its rules.
-func cmdStatus(n *NetConf, args *skel.CmdArgs) error {
+func cmdStatus(n *NetConf, args *plugin.Args) error {
 	be, err := backendFor(n)
 	if err != nil {
 		return err

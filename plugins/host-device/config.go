@@ -5,13 +5,13 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 
 	"github.com/netloom/netloom/pkg/conf"
 	"github.com/netloom/netloom/pkg/hostlink"
+	"github.com/netloom/netloom/pkg/plugin"
 )
 
 // NetConf is the host-device plugin's configuration: every key of the reference plugin.
@@ -32,7 +32,7 @@ type NetConf struct {
 	hwaddr net.HardwareAddr
 }
 
-func parseArgs(args *skel.CmdArgs) (*NetConf, error) { return parseConfig(args.StdinData) }
+func parseArgs(args *plugin.Args) (*NetConf, error) { return parseConfig(args.StdinData) }
 
 // parseConfig decodes and validates stdin. Where the device is (sysfs for deviceID and pciBusID) is
 // looked up at ADD only: DEL and CHECK find the link in the pod under CNI_IFNAME.

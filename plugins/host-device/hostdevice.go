@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/plugins/pkg/ns"
 
@@ -39,7 +38,7 @@ func dpdkMode(n *NetConf, src source) (bool, error) {
 // CNI_IFNAME yet, into the pod, renamed, its name saved in its alias, up), "allocate" (IPAM: the device
 // is in the pod, so dhcp can talk on it) and "configure" (addresses, routes). A failure releases the
 // lease and gives the device back.
-func cmdAdd(n *NetConf, args *skel.CmdArgs) error {
+func cmdAdd(n *NetConf, args *plugin.Args) error {
 	src, err := hostSysfs.locate(n)
 	if err != nil {
 		return err
@@ -53,7 +52,7 @@ func cmdAdd(n *NetConf, args *skel.CmdArgs) error {
 	})
 }
 
-func add(n *NetConf, args *skel.CmdArgs, pod ns.NetNS, src source, dpdk bool) (*current.Result, error) {
+func add(n *NetConf, args *plugin.Args, pod ns.NetNS, src source, dpdk bool) (*current.Result, error) {
 	var (
 		add    plugin.Add
 		ctx    = context.Background()
@@ -103,7 +102,7 @@ func add(n *NetConf, args *skel.CmdArgs, pod ns.NetNS, src source, dpdk bool) (*
 // release through the device. A pod without CNI_IFNAME (a DPDK device, a second DEL) or a namespace
 // that is gone (which returned a physical device to the host itself) leaves only the lease to release.
 // Every failure is reported.
-func cmdDel(n *NetConf, args *skel.CmdArgs) error {
+func cmdDel(n *NetConf, args *plugin.Args) error {
 	var errs []error
 	if n.IPAM.Type != "" {
 		errs = append(errs, ipamexec.Del(context.Background(), n.IPAM.Type, args.StdinData))
@@ -128,7 +127,7 @@ func cmdDel(n *NetConf, args *skel.CmdArgs) error {
 
 // cmdCheck verifies the lease, then (unless the device is a DPDK one) that the pod's CNI_IFNAME has the
 // ADD result's MAC, addresses and routes.
-func cmdCheck(n *NetConf, args *skel.CmdArgs) error {
+func cmdCheck(n *NetConf, args *plugin.Args) error {
 	prev, err := conf.CheckPrevResult(&n.NetConf)
 	if err != nil {
 		return err

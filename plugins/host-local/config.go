@@ -5,13 +5,13 @@ import (
 	"net/netip"
 	"strings"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/netloom/netloom/pkg/conf"
 	"github.com/netloom/netloom/pkg/ipam"
 	"github.com/netloom/netloom/pkg/ipamconf"
 	"github.com/netloom/netloom/pkg/ipamroute"
+	"github.com/netloom/netloom/pkg/plugin"
 )
 
 // NetConf is what host-local reads of the network configuration: the ipam section plus the keys a
@@ -73,7 +73,7 @@ type setSource struct {
 }
 
 // parseArgs parses a command's configuration and CNI_ARGS.
-func parseArgs(args *skel.CmdArgs) (*Config, error) { return parseConfig(args.StdinData, args.Args) }
+func parseArgs(args *plugin.Args) (*Config, error) { return parseConfig(args.StdinData, args.Args) }
 
 // parseConfig decodes and validates stdin; cniArgs is CNI_ARGS. Every error is a CNI error (code 7
 // unless the JSON itself is broken) naming the key and saying what would be valid.

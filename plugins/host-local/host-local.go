@@ -9,7 +9,6 @@ import (
 	"os"
 	"strings"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 
@@ -21,7 +20,7 @@ import (
 // cmdAdd leases one address per range set (a requested one where the runtime asked) and reports them
 // with the configured routes and DNS. An attachment that already holds an address of a set gets it
 // again: a retried ADD is answered, not refused.
-func cmdAdd(c *Config, args *skel.CmdArgs) error {
+func cmdAdd(c *Config, args *plugin.Args) error {
 	att, err := attachment(args)
 	if err != nil {
 		return err
@@ -125,7 +124,7 @@ func allocateFromSet(s *ipam.Store, c *Config, i int, att conf.Attachment, owned
 
 // cmdDel releases every lease of the attachment, in any range: the configuration may have changed
 // since the ADD. A network that never had a lease, or a second DEL, succeeds.
-func cmdDel(args *skel.CmdArgs) error {
+func cmdDel(args *plugin.Args) error {
 	name, dataDir, err := parseLocation(args.StdinData)
 	if err != nil {
 		return err
@@ -150,7 +149,7 @@ func cmdDel(args *skel.CmdArgs) error {
 
 // cmdCheck verifies that the attachment holds a lease and, when the runtime passes the ADD's result,
 // that every address of it inside the configured ranges is leased to the attachment.
-func cmdCheck(c *Config, args *skel.CmdArgs) error {
+func cmdCheck(c *Config, args *plugin.Args) error {
 	att, err := attachment(args)
 	if err != nil {
 		return err
@@ -215,7 +214,7 @@ func prevAddrs(c *Config) ([]netip.Addr, error) {
 
 // cmdGC releases every lease whose attachment is not in cni.dev/valid-attachments. A legacy lease
 // (container ID only) stays while any attachment of its container is valid.
-func cmdGC(args *skel.CmdArgs) error {
+func cmdGC(args *plugin.Args) error {
 	name, dataDir, err := parseLocation(args.StdinData)
 	if err != nil {
 		return err
@@ -258,7 +257,7 @@ func cmdGC(args *skel.CmdArgs) error {
 
 // cmdStatus reports the plugin unavailable (code 50) when an ADD could not succeed: the lease
 // directory cannot be created or written, or a range set has no free address.
-func cmdStatus(c *Config, args *skel.CmdArgs) error {
+func cmdStatus(c *Config, args *plugin.Args) error {
 	s, err := ipam.OpenStore(c.DataDir, c.Name)
 	if err != nil {
 		return conf.NotAvailable("network %q in dataDir %s: %v", c.Name, c.DataDir, err)
@@ -313,7 +312,7 @@ func parseLocation(stdin []byte) (name, dataDir string, err error) {
 }
 
 // attachment validates the runtime's CNI_CONTAINERID and CNI_IFNAME (code 4 when bad).
-func attachment(args *skel.CmdArgs) (conf.Attachment, error) {
+func attachment(args *plugin.Args) (conf.Attachment, error) {
 	if err := conf.ValidateFileComponent("CNI_CONTAINERID (containerID)", args.ContainerID); err != nil {
 		return conf.Attachment{}, asEnvError(err)
 	}

@@ -10,11 +10,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	current "github.com/containernetworking/cni/pkg/types/100"
 
 	"github.com/netloom/netloom/pkg/conf"
 	"github.com/netloom/netloom/pkg/ipam"
+	"github.com/netloom/netloom/pkg/plugin"
 )
 
 // testNet renders a host-local config with the given range sets (JSON) in dataDir.
@@ -27,8 +27,8 @@ func testNet(t *testing.T, dataDir, sets string, extra ...string) []byte {
 	return []byte(fmt.Sprintf(`{"cniVersion":"1.1.0","name":"hl","ipam":{"type":"host-local","dataDir":%q,"ranges":%s}%s}`, dataDir, sets, tail))
 }
 
-func cmdArgs(stdin []byte, id, ifname string) *skel.CmdArgs {
-	return &skel.CmdArgs{ContainerID: id, IfName: ifname, Netns: "/var/run/netns/x", StdinData: stdin}
+func cmdArgs(stdin []byte, id, ifname string) *plugin.Args {
+	return &plugin.Args{ContainerID: id, IfName: ifname, Netns: "/var/run/netns/x", StdinData: stdin}
 }
 
 // add runs cmdAdd and returns the printed result (or the error).
@@ -232,7 +232,7 @@ func TestGC(t *testing.T) {
 		}
 	}
 	gc := func(valid string) error {
-		return cmdGC(&skel.CmdArgs{StdinData: testNet(t, dataDir, `[[{"subnet":"10.12.0.0/24"}]]`, `"cni.dev/valid-attachments":`+valid)})
+		return cmdGC(&plugin.Args{StdinData: testNet(t, dataDir, `[[{"subnet":"10.12.0.0/24"}]]`, `"cni.dev/valid-attachments":`+valid)})
 	}
 	if err := gc(`[{"containerID":"live","ifname":"eth0"},{"containerID":"live2","ifname":"eth0"}]`); err != nil {
 		t.Fatalf("GC: %v", err)
@@ -243,7 +243,7 @@ func TestGC(t *testing.T) {
 	if want := []string{"10.12.0.100", "10.12.0.2", "10.12.0.4"}; !slices.Equal(got, want) {
 		t.Errorf("after GC %v, want %v", got, want)
 	}
-	if err := cmdGC(&skel.CmdArgs{StdinData: stdin}); conf.Code(err) != conf.CodeInvalidConfig {
+	if err := cmdGC(&plugin.Args{StdinData: stdin}); conf.Code(err) != conf.CodeInvalidConfig {
 		t.Errorf("GC without valid-attachments: %v", err)
 	}
 	if got := leaseFiles(t, dir); len(got) != 3 {
@@ -260,7 +260,7 @@ func TestGC(t *testing.T) {
 func TestStatus(t *testing.T) {
 	dataDir := t.TempDir()
 	stdin := testNet(t, dataDir, `[[{"subnet":"10.13.0.0/24"}],[{"subnet":"10.213.251.0/30"}]]`)
-	status := func(stdin []byte) error { return commands().Status(&skel.CmdArgs{StdinData: stdin}) }
+	status := func(stdin []byte) error { return commands().Status(&plugin.Args{StdinData: stdin}) }
 	if err := status(stdin); err != nil {
 		t.Fatalf("STATUS of a fresh network: %v", err)
 	}
@@ -287,7 +287,7 @@ func TestBadAttachment(t *testing.T) {
 		{"ok", "eth0123456789abcdef", "interface name"},
 		{"ok", "a/b", "CNI_IFNAME"},
 	} {
-		for cmd, f := range map[string]func(*skel.CmdArgs) error{"DEL": commands().Del, "CHECK": commands().Check} {
+		for cmd, f := range map[string]func(*plugin.Args) error{"DEL": commands().Del, "CHECK": commands().Check} {
 			err := f(cmdArgs(stdin, tc.id, tc.ifname))
 			if conf.Code(err) != conf.CodeInvalidEnvironment || !strings.Contains(err.Error(), tc.naming) {
 				t.Errorf("%s %q/%q: %v; want code 4 naming %s", cmd, tc.id, tc.ifname, err, tc.naming)

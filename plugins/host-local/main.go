@@ -3,14 +3,12 @@
 package main
 
 import (
-	"github.com/containernetworking/cni/pkg/skel"
-
 	"github.com/netloom/netloom/pkg/plugin"
 )
 
 func main() { plugin.Main("host-local", commands()) }
 
-func commands() skel.CNIFuncs {
+func commands() plugin.Funcs {
 	cmds := plugin.Verbs[*Config]{Parse: parseArgs, Add: cmdAdd, Check: cmdCheck, Status: cmdStatus}.Funcs()
 	// DEL and GC read only where the leases are, so a configuration changed since the ADD still cleans up.
 	cmds.Del, cmds.GC = cmdDel, cmdGC

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/plugins/pkg/ns"
@@ -9,6 +8,7 @@ import (
 
 	"github.com/netloom/netloom/pkg/conf"
 	"github.com/netloom/netloom/pkg/hostlink"
+	"github.com/netloom/netloom/pkg/plugin"
 )
 
 // modes is the "mode" key's table, in the kernel's order; "" means the reference's default, l2.
@@ -38,7 +38,7 @@ type NetConf struct {
 }
 
 // parseArgs parses a command's configuration.
-func parseArgs(args *skel.CmdArgs) (*NetConf, error) { return parseConfig(args.StdinData) }
+func parseArgs(args *plugin.Args) (*NetConf, error) { return parseConfig(args.StdinData) }
 
 // parseConfig decodes and validates stdin. What needs the master (its existence, its MTU) is checked at
 // ADD, where the master is looked up; DEL must work without it. So is the need for addresses (an ipam

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 
@@ -10,7 +9,7 @@ import (
 	"github.com/netloom/netloom/pkg/plugin"
 )
 
-func cmdAdd(n *NetConf, args *skel.CmdArgs) error {
+func cmdAdd(n *NetConf, args *plugin.Args) error {
 	fromPrev, err := n.addresses()
 	if err != nil {
 		return err

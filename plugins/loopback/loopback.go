@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/plugins/pkg/netlinksafe"
@@ -24,7 +23,7 @@ const loName = "lo"
 const loMAC = "00:00:00:00:00:00"
 
 // parseArgs parses a command's configuration.
-func parseArgs(args *skel.CmdArgs) (*types.NetConf, error) { return parseConf(args.StdinData) }
+func parseArgs(args *plugin.Args) (*types.NetConf, error) { return parseConf(args.StdinData) }
 
 // parseConf reads the network config. loopback has no keys of its own; a prevResult (when chained
 // after another plugin) must parse in the config's cniVersion, since ADD passes it through.
@@ -41,7 +40,7 @@ func parseConf(stdin []byte) (*types.NetConf, error) {
 
 // cmdAdd sets lo up and reports it with its first IPv4 and IPv6 address. Chained after another
 // plugin, it passes that plugin's result through unchanged instead.
-func cmdAdd(nc *types.NetConf, args *skel.CmdArgs) error {
+func cmdAdd(nc *types.NetConf, args *plugin.Args) error {
 	var v4, v6 []netlink.Addr
 	// Bringing lo up is the only change: no undo, an up lo is harmless and the runtime's DEL brings it down.
 	var add plugin.Add
@@ -102,7 +101,7 @@ func loopbackAddrs(lo netlink.Link, family int) ([]netlink.Addr, error) {
 }
 
 // cmdDel sets lo down. A namespace that is already gone (or none given) has nothing left to undo.
-func cmdDel(args *skel.CmdArgs) error {
+func cmdDel(args *plugin.Args) error {
 	if args.Netns == "" {
 		return nil
 	}
@@ -128,7 +127,7 @@ func cmdDel(args *skel.CmdArgs) error {
 }
 
 // cmdCheck verifies that lo is up.
-func cmdCheck(_ *types.NetConf, args *skel.CmdArgs) error {
+func cmdCheck(_ *types.NetConf, args *plugin.Args) error {
 	return netns.With(args.Netns, func(pod ns.NetNS) error {
 		return pod.Do(func(ns.NetNS) error {
 			lo, err := link.ByName(loName)
@@ -144,8 +143,8 @@ func cmdCheck(_ *types.NetConf, args *skel.CmdArgs) error {
 }
 
 // cmdStatus always succeeds: loopback needs nothing on the node to serve an ADD.
-func cmdStatus(*skel.CmdArgs) error { return nil }
+func cmdStatus(*plugin.Args) error { return nil }
 
 // cmdGC has nothing to collect: loopback keeps no state outside the pod's namespace, which goes away
 // with the pod.
-func cmdGC(*skel.CmdArgs) error { return nil }
+func cmdGC(*plugin.Args) error { return nil }

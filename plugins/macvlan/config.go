@@ -3,13 +3,13 @@ package main
 import (
 	"net"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 
 	"github.com/netloom/netloom/pkg/conf"
 	"github.com/netloom/netloom/pkg/hostlink"
+	"github.com/netloom/netloom/pkg/plugin"
 )
 
 const (
@@ -53,7 +53,7 @@ type NetConf struct {
 }
 
 // parseArgs parses a command's configuration and CNI_ARGS.
-func parseArgs(args *skel.CmdArgs) (*NetConf, error) { return parseConfig(args.StdinData, args.Args) }
+func parseArgs(args *plugin.Args) (*NetConf, error) { return parseConfig(args.StdinData, args.Args) }
 
 // parseConfig decodes and validates stdin; cniArgs is CNI_ARGS. What needs the master (its existence,
 // its MTU) is checked at ADD, where the master is looked up; DEL must work without it.

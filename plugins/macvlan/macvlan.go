@@ -4,7 +4,6 @@ import (
 	"errors"
 	"syscall"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 
@@ -13,7 +12,7 @@ import (
 	"github.com/netloom/netloom/pkg/plugin"
 )
 
-func cmdAdd(n *NetConf, args *skel.CmdArgs) error {
+func cmdAdd(n *NetConf, args *plugin.Args) error {
 	result, err := hostlink.Attach(args.Netns, hostlink.Stacked{
 		IfName: args.IfName,
 		Find: func(pod ns.NetNS) (hostlink.Master, netlink.Link, error) {

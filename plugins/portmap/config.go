@@ -5,12 +5,12 @@ import (
 	"net/netip"
 	"strings"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 
 	"github.com/netloom/netloom/pkg/conf"
 	"github.com/netloom/netloom/pkg/firewall"
+	"github.com/netloom/netloom/pkg/plugin"
 	"github.com/netloom/netloom/pkg/portmap"
 )
 
@@ -54,7 +54,7 @@ type entry struct {
 }
 
 // parseArgs parses a command's configuration, with the backends that work on this node.
-func parseArgs(args *skel.CmdArgs) (*NetConf, error) { return parseConfig(args.StdinData, available) }
+func parseArgs(args *plugin.Args) (*NetConf, error) { return parseConfig(args.StdinData, available) }
 
 // parseConfig decodes and validates stdin. Every error is a CNI error naming the key and saying what
 // would be valid. available says whether a backend works on this node, for the default choice.

@@ -3,8 +3,6 @@ package main
 import (
 	"fmt"
 
-	"github.com/containernetworking/cni/pkg/skel"
-
 	"github.com/netloom/netloom/pkg/firewall"
 	"github.com/netloom/netloom/pkg/plugin"
 	"github.com/netloom/netloom/pkg/portmap"
@@ -12,7 +10,7 @@ import (
 
 // enableHairpin turns hairpin on for the bridge ports among prevResult's host-side interfaces (the host
 // end of the pod's veth), where that is safe (portmap.EnableHairpin); what it could not do is logged.
-func enableHairpin(n *NetConf, args *skel.CmdArgs, k firewall.Key) {
+func enableHairpin(n *NetConf, args *plugin.Args, k firewall.Key) {
 	for _, i := range n.prev.Interfaces {
 		if i == nil || i.Sandbox != "" || i.Name == "" {
 			continue

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/netloom/netloom/pkg/conf"
@@ -34,7 +33,7 @@ func newMapper(backend string) portmap.Mapper {
 	return nftables.New()
 }
 
-func cmdAdd(n *NetConf, args *skel.CmdArgs) error {
+func cmdAdd(n *NetConf, args *plugin.Args) error {
 	if n.prev == nil {
 		return conf.Invalid("prevResult", "portmap runs chained after the plugin that gives the pod its addresses (e.g. bridge); put it after that plugin in the conflist")
 	}
@@ -99,7 +98,7 @@ func cmdAdd(n *NetConf, args *skel.CmdArgs) error {
 // The two removals run at once. Each nftables one ends by waiting for the kernel to free what it deleted
 // (an RCU grace period, pkg/nftnl), most of a DEL: the reference's, usually only a look, is done
 // within that wait instead of after it.
-func cmdDel(n *NetConf, args *skel.CmdArgs) error {
+func cmdDel(n *NetConf, args *plugin.Args) error {
 	k := firewall.KeyFor(n.Name, args)
 	return plugin.AtOnce(
 		func() error {
@@ -117,7 +116,7 @@ func cmdDel(n *NetConf, args *skel.CmdArgs) error {
 	)
 }
 
-func cmdCheck(n *NetConf, args *skel.CmdArgs) error {
+func cmdCheck(n *NetConf, args *plugin.Args) error {
 	if n.prev == nil {
 		return conf.Invalid("prevResult", "CHECK needs the result of the ADD; the runtime must pass it")
 	}
@@ -143,7 +142,7 @@ func cmdCheck(n *NetConf, args *skel.CmdArgs) error {
 
 // cmdGC removes the forwarding of every attachment of this network that the runtime no longer lists,
 // in both backends: the attachment may have been made while the network used the other one.
-func cmdGC(args *skel.CmdArgs) error {
+func cmdGC(args *plugin.Args) error {
 	var nc types.NetConf
 	if err := conf.Decode(args.StdinData, &nc); err != nil {
 		return err
@@ -171,7 +170,7 @@ func cmdGC(args *skel.CmdArgs) error {
 }
 
 // cmdStatus fails while the configured backend cannot work on this node.
-func cmdStatus(n *NetConf, args *skel.CmdArgs) error {
+func cmdStatus(n *NetConf, args *plugin.Args) error {
 	if !available(n.backend) {
 		return conf.NotAvailable("portmap: the %s backend does not work on this node (kernel or tools missing); install it or set \"backend\" to the other one", n.backend)
 	}

@@ -1,11 +1,11 @@
 package main
 
 import (
-	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/netloom/netloom/pkg/conf"
 	"github.com/netloom/netloom/pkg/firewall/ipmasq"
+	"github.com/netloom/netloom/pkg/plugin"
 )
 
 // NetConf is the ptp plugin's configuration: every key of the reference ptp plugin ("dns" and "ipam"
@@ -21,7 +21,7 @@ type NetConf struct {
 }
 
 // parseArgs parses a command's configuration.
-func parseArgs(args *skel.CmdArgs) (*NetConf, error) { return parseConfig(args.StdinData) }
+func parseArgs(args *plugin.Args) (*NetConf, error) { return parseConfig(args.StdinData) }
 
 // parseConfig decodes and validates stdin. Every error is a CNI error naming the key and saying what
 // would be valid.

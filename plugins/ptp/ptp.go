@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"slices"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
@@ -35,7 +34,7 @@ const (
 // ADD: lease the pod's addresses, create the veth pair, give the pod its addresses with every route
 // through the gateway and the host end the gateway addresses with a host route to each pod address,
 // then masquerade when asked. Each step is a fault point (pkg/fault); a failed step undoes the earlier.
-func cmdAdd(n *NetConf, args *skel.CmdArgs) error {
+func cmdAdd(n *NetConf, args *plugin.Args) error {
 	return netns.With(args.Netns, func(pod ns.NetNS) error {
 		a := &adder{n: n, args: args, pod: pod, ctx: context.Background()}
 		if err := a.Run(
@@ -56,7 +55,7 @@ func cmdAdd(n *NetConf, args *skel.CmdArgs) error {
 type adder struct {
 	plugin.Add
 	n    *NetConf
-	args *skel.CmdArgs
+	args *plugin.Args
 	pod  ns.NetNS
 	ctx  context.Context
 
@@ -264,7 +263,7 @@ func configureHost(host netlink.Link, c ipcfg.Config) error {
 // DEL removes the pod's veth (its routes go with it; a namespace already gone took it along), releases
 // the lease and removes the masquerade rules. A failure of one part does not stop the others: every
 // error is returned, joined.
-func cmdDel(n *NetConf, args *skel.CmdArgs) error {
+func cmdDel(n *NetConf, args *plugin.Args) error {
 	errs := []error{hostlink.RemoveAt(args.Netns, args.IfName)}
 	errs = append(errs, ipamexec.Del(context.Background(), n.IPAM.Type, args.StdinData))
 	if n.IPMasq {
@@ -275,7 +274,7 @@ func cmdDel(n *NetConf, args *skel.CmdArgs) error {
 
 // CHECK verifies the lease, the pod's veth (MAC, addresses, routes), the host end (gateway addresses,
 // routes to the pod) and the masquerade rules against the ADD result.
-func cmdCheck(n *NetConf, args *skel.CmdArgs) error {
+func cmdCheck(n *NetConf, args *plugin.Args) error {
 	prev, err := conf.CheckPrevResult(&n.NetConf)
 	if err != nil {
 		return err
@@ -338,7 +337,7 @@ func verifyHost(index int, c ipcfg.Config) error {
 
 // GC releases the leases and masquerade rules of attachments the runtime no longer lists (the veths die
 // with their pods' namespaces). Both run; every error is returned.
-func cmdGC(n *NetConf, args *skel.CmdArgs) error {
+func cmdGC(n *NetConf, args *plugin.Args) error {
 	valid, err := plugin.ValidAttachments(args.StdinData)
 	if err != nil {
 		return err
@@ -352,6 +351,6 @@ func cmdGC(n *NetConf, args *skel.CmdArgs) error {
 }
 
 // STATUS reports the IPAM plugin's status: ptp needs nothing on the node but addresses.
-func cmdStatus(n *NetConf, args *skel.CmdArgs) error {
+func cmdStatus(n *NetConf, args *plugin.Args) error {
 	return ipamexec.Status(context.Background(), n.IPAM.Type, args.StdinData)
 }

@@ -5,12 +5,12 @@ import (
 	"math"
 	"net/netip"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 
 	"github.com/netloom/netloom/pkg/addr"
 	"github.com/netloom/netloom/pkg/conf"
+	"github.com/netloom/netloom/pkg/plugin"
 )
 
 // NetConf is the sbr plugin's configuration: every key of the reference sbr plugin.
@@ -21,7 +21,7 @@ type NetConf struct {
 	Table *int `json:"table,omitempty"`
 }
 
-func parseArgs(args *skel.CmdArgs) (*NetConf, error) { return parseConfig(args.StdinData) }
+func parseArgs(args *plugin.Args) (*NetConf, error) { return parseConfig(args.StdinData) }
 
 // parseConfig decodes and validates stdin. The prevResult is parsed by the verbs that use it (ADD,
 // CHECK): DEL needs only "table".

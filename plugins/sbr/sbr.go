@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"slices"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 
@@ -23,7 +22,7 @@ import (
 // addresses a rule sending its traffic to a table; without "table", fill each table with the
 // interface's routes (plan) and remove them from main. Each step is a fault point; a failure undoes the
 // earlier ones. The result is prevResult, unchanged.
-func cmdAdd(n *NetConf, args *skel.CmdArgs) error {
+func cmdAdd(n *NetConf, args *plugin.Args) error {
 	prev, err := conf.ChainedPrevResult(&n.NetConf, "sbr routes the addresses another plugin (e.g. bridge) gave the interface")
 	if err != nil {
 		return err
@@ -144,7 +143,7 @@ func inLockedPod(path string, f func() error) error {
 // DEL removes the rules whose source is an address of the interface (with "table", only those looking
 // up that table), as the reference does; without "table" it also removes the interface's routes from
 // the tables those rules looked up. The namespace or the interface being gone leaves nothing to do.
-func cmdDel(n *NetConf, args *skel.CmdArgs) error {
+func cmdDel(n *NetConf, args *plugin.Args) error {
 	err := inLockedPod(args.Netns, func() error {
 		l, err := link.ByName(args.IfName)
 		if errors.Is(err, link.ErrNotFound) {
@@ -198,7 +197,7 @@ func flushTableOf(l netlink.Link, table int) error {
 // CHECK verifies that each of the interface's addresses has its rule (looking up "table" when set)
 // and, without "table", that the rule's table routes through the interface, with a default route via
 // the address's gateway when it has one.
-func cmdCheck(n *NetConf, args *skel.CmdArgs) error {
+func cmdCheck(n *NetConf, args *plugin.Args) error {
 	prev, err := conf.CheckPrevResult(&n.NetConf)
 	if err != nil {
 		return err
@@ -266,7 +265,7 @@ func tableDiffers(l netlink.Link, table int, ip ipConf) string {
 }
 
 // GC does nothing: everything sbr makes lives in the pod's namespace and goes with it.
-func cmdGC(*NetConf, *skel.CmdArgs) error { return nil }
+func cmdGC(*NetConf, *plugin.Args) error { return nil }
 
 // STATUS: sbr needs nothing on the node.
-func cmdStatus(*NetConf, *skel.CmdArgs) error { return nil }
+func cmdStatus(*NetConf, *plugin.Args) error { return nil }

@@ -5,12 +5,12 @@ import (
 	"net/netip"
 	"strings"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/netloom/netloom/pkg/conf"
 	"github.com/netloom/netloom/pkg/ipamconf"
 	"github.com/netloom/netloom/pkg/ipamroute"
+	"github.com/netloom/netloom/pkg/plugin"
 )
 
 // NetConf is what static reads of the network configuration: the ipam section plus what a runtime
@@ -54,7 +54,7 @@ type Config struct {
 	PrevResult map[string]any
 }
 
-func parseArgs(args *skel.CmdArgs) (*Config, error) { return parseConfig(args.StdinData, args.Args) }
+func parseArgs(args *plugin.Args) (*Config, error) { return parseConfig(args.StdinData, args.Args) }
 
 // parseConfig decodes and validates stdin; cniArgs is CNI_ARGS. The addresses come from the
 // reference's sources in its order of precedence, each later one replacing what came before:

@@ -3,14 +3,12 @@
 package main
 
 import (
-	"github.com/containernetworking/cni/pkg/skel"
-
 	"github.com/netloom/netloom/pkg/plugin"
 )
 
 func main() { plugin.Main("static", commands()) }
 
-func commands() skel.CNIFuncs {
+func commands() plugin.Funcs {
 	cmds := plugin.Verbs[*Config]{Parse: parseArgs, Add: cmdAdd, Check: cmdCheck}.Funcs()
 	// static keeps no state: DEL, GC and STATUS have nothing to do, and DEL must not fail on a
 	// configuration that no longer parses.
@@ -18,4 +16,4 @@ func commands() skel.CNIFuncs {
 	return cmds
 }
 
-func nothing(*skel.CmdArgs) error { return nil }
+func nothing(*plugin.Args) error { return nil }

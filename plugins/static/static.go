@@ -5,7 +5,6 @@ import (
 	"net"
 	"net/netip"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 
@@ -14,7 +13,7 @@ import (
 )
 
 // cmdAdd reports the configured addresses, routes and DNS.
-func cmdAdd(c *Config, _ *skel.CmdArgs) error {
+func cmdAdd(c *Config, _ *plugin.Args) error {
 	return plugin.PrintResult(result(c), c.CNIVersion)
 }
 
@@ -33,7 +32,7 @@ func result(c *Config) *current.Result {
 
 // cmdCheck verifies that the ADD's result (prevResult) holds every configured address, with the
 // configured gateway where one is configured.
-func cmdCheck(c *Config, args *skel.CmdArgs) error {
+func cmdCheck(c *Config, args *plugin.Args) error {
 	prev, err := conf.CheckPrevResult(&types.NetConf{CNIVersion: c.CNIVersion, RawPrevResult: c.PrevResult})
 	if err != nil {
 		return err

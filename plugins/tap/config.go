@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/netloom/netloom/pkg/conf"
 	"github.com/netloom/netloom/pkg/hostlink"
+	"github.com/netloom/netloom/pkg/plugin"
 )
 
 // NetConf is the tap plugin's configuration: every key of the reference tap plugin.
@@ -33,7 +33,7 @@ type NetConf struct {
 	mac net.HardwareAddr
 }
 
-func parseArgs(args *skel.CmdArgs) (*NetConf, error) { return parseConfig(args.StdinData, args.Args) }
+func parseArgs(args *plugin.Args) (*NetConf, error) { return parseConfig(args.StdinData, args.Args) }
 
 // parseConfig decodes and validates stdin; cniArgs is CNI_ARGS. The bridge is looked up at ADD, in the
 // container's namespace.

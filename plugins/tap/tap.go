@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
@@ -30,13 +29,13 @@ func spec(n *NetConf, ifName string) link.TapSpec {
 // cmdAdd creates the tap in the pod as steps that are each a fault point, in the reference's order:
 // "create" (the pod has no CNI_IFNAME yet, the tap with its MTU and MAC, on the bridge), "allocate"
 // (IPAM) and "configure" (addresses, routes, up). A failure releases the lease and removes the tap.
-func cmdAdd(n *NetConf, args *skel.CmdArgs) error {
+func cmdAdd(n *NetConf, args *plugin.Args) error {
 	return plugin.AddInPod(args.Netns, n.CNIVersion, func(pod ns.NetNS) (*current.Result, error) {
 		return add(n, args, pod)
 	})
 }
 
-func add(n *NetConf, args *skel.CmdArgs, pod ns.NetNS) (*current.Result, error) {
+func add(n *NetConf, args *plugin.Args, pod ns.NetNS) (*current.Result, error) {
 	var (
 		add    plugin.Add
 		ctx    = context.Background()

@@ -8,10 +8,10 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/netloom/netloom/pkg/conf"
+	"github.com/netloom/netloom/pkg/plugin"
 )
 
 // defaultDataDir is where the reference tuning plugin keeps what DEL restores; netloom reads and writes
@@ -138,7 +138,7 @@ func sysctlPath(key, ifName string) (string, error) {
 }
 
 // parseArgs parses a command's configuration with its CNI_ARGS.
-func parseArgs(args *skel.CmdArgs) (*NetConf, error) { return parseConfig(args.StdinData, args.Args) }
+func parseArgs(args *plugin.Args) (*NetConf, error) { return parseConfig(args.StdinData, args.Args) }
 
 // parseConfig decodes and validates stdin and CNI_ARGS. Every error is a CNI error naming the key and
 // saying what would be valid.

@@ -4,16 +4,14 @@
 package main
 
 import (
-	"github.com/containernetworking/cni/pkg/skel"
-
 	"github.com/netloom/netloom/pkg/plugin"
 )
 
 func main() { plugin.Main("tuning", commands()) }
 
-func commands() skel.CNIFuncs {
+func commands() plugin.Funcs {
 	cmds := plugin.Verbs[*NetConf]{Parse: parseArgs, Add: cmdAdd, Check: cmdCheck, GC: cmdGC, Status: cmdStatus}.Funcs()
 	// DEL reads only dataDir: a configuration that ADD refused must not block the chain's DEL.
-	cmds.Del = plugin.Verbs[*delConf]{Parse: func(a *skel.CmdArgs) (*delConf, error) { return parseDel(a.StdinData) }, Del: cmdDel}.Funcs().Del
+	cmds.Del = plugin.Verbs[*delConf]{Parse: func(a *plugin.Args) (*delConf, error) { return parseDel(a.StdinData) }, Del: cmdDel}.Funcs().Del
 	return cmds
 }

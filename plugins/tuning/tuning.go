@@ -8,7 +8,6 @@ import (
 	"log"
 	"strings"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
@@ -24,7 +23,7 @@ import (
 // the interface has now, then change its MAC, promiscuous mode, MTU, all-multicast mode and transmit
 // queue length (the reference's order). The result is the previous plugin's with the new MAC. Each step
 // is a fault point; a failed step puts back what the earlier ones changed, sysctls included.
-func cmdAdd(n *NetConf, args *skel.CmdArgs) error {
+func cmdAdd(n *NetConf, args *plugin.Args) error {
 	allow, err := readAllowlist(allowlistFile)
 	if err != nil {
 		return err
@@ -62,7 +61,7 @@ func cmdAdd(n *NetConf, args *skel.CmdArgs) error {
 type adder struct {
 	plugin.Add
 	n      *NetConf
-	args   *skel.CmdArgs
+	args   *plugin.Args
 	saveTo string
 	l      netlink.Link
 }
@@ -187,7 +186,7 @@ func setResultMAC(res *current.Result, ifName, mac string) {
 // nothing to put back: the file goes too. A restore the kernel refuses is logged and the file kept for
 // a later DEL; DEL still succeeds, as the reference's does, so the DELs of the plugins before tuning in
 // the chain (which free the interface and its addresses) still run.
-func cmdDel(d *delConf, args *skel.CmdArgs) error {
+func cmdDel(d *delConf, args *plugin.Args) error {
 	path := savedPath(d.DataDir, args.ContainerID, args.IfName)
 	s, ok, err := readSaved(path)
 	if err != nil || !ok {
@@ -215,7 +214,7 @@ func cmdDel(d *delConf, args *skel.CmdArgs) error {
 // CHECK compares the pod with the configuration, as the reference does: each sysctl's value, and the
 // interface's MAC, MTU, all-multicast mode and transmit queue length where set; promiscuous mode must be
 // on when "promisc" is true and off otherwise.
-func cmdCheck(n *NetConf, args *skel.CmdArgs) error {
+func cmdCheck(n *NetConf, args *plugin.Args) error {
 	if _, err := conf.CheckPrevResult(&n.NetConf); err != nil {
 		return err
 	}
@@ -282,7 +281,7 @@ func onOff(on bool) string {
 // GC does nothing: the saved-state files are named by container ID and interface only (the reference's
 // layout, shared by every network using the same dataDir), so one network's list of live attachments
 // cannot tell which files are stale. DEL removes each, also when the pod is already gone.
-func cmdGC(*NetConf, *skel.CmdArgs) error { return nil }
+func cmdGC(*NetConf, *plugin.Args) error { return nil }
 
 // STATUS: tuning needs nothing on the node to serve an ADD.
-func cmdStatus(*NetConf, *skel.CmdArgs) error { return nil }
+func cmdStatus(*NetConf, *plugin.Args) error { return nil }

@@ -3,13 +3,13 @@ package main
 import (
 	"fmt"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 
 	"github.com/netloom/netloom/pkg/conf"
 	"github.com/netloom/netloom/pkg/hostlink"
+	"github.com/netloom/netloom/pkg/plugin"
 )
 
 // maxVlanID is the largest 802.1Q VLAN ID a link can carry (4095 is reserved).
@@ -24,7 +24,7 @@ type NetConf struct {
 	LinkInContainer bool   `json:"linkInContainer,omitempty"`
 }
 
-func parseArgs(args *skel.CmdArgs) (*NetConf, error) { return parseConfig(args.StdinData) }
+func parseArgs(args *plugin.Args) (*NetConf, error) { return parseConfig(args.StdinData) }
 
 // parseConfig decodes and validates stdin. The master's existence and MTU are checked at ADD, where it
 // is looked up; DEL must work without it.

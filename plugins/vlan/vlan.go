@@ -1,7 +1,6 @@
 package main
 
 import (
-	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 
@@ -11,7 +10,7 @@ import (
 
 // cmdAdd creates the VLAN link on the master straight into the pod (hostlink.Attach: steps allocate,
 // create, configure, each a fault point, rolled back on failure).
-func cmdAdd(n *NetConf, args *skel.CmdArgs) error {
+func cmdAdd(n *NetConf, args *plugin.Args) error {
 	result, err := hostlink.Attach(args.Netns, hostlink.Stacked{
 		IfName: args.IfName,
 		Find: func(pod ns.NetNS) (hostlink.Master, netlink.Link, error) {

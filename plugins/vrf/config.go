@@ -3,10 +3,10 @@ package main
 import (
 	"math"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/netloom/netloom/pkg/conf"
+	"github.com/netloom/netloom/pkg/plugin"
 )
 
 // NetConf is the vrf plugin's configuration: every key of the reference vrf plugin.
@@ -18,7 +18,7 @@ type NetConf struct {
 	Table int64 `json:"table"`
 }
 
-func parseArgs(args *skel.CmdArgs) (*NetConf, error) { return parseConfig(args.StdinData) }
+func parseArgs(args *plugin.Args) (*NetConf, error) { return parseConfig(args.StdinData) }
 
 // parseConfig decodes and validates stdin; every error is a CNI error naming the key.
 func parseConfig(stdin []byte) (*NetConf, error) {

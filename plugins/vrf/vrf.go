@@ -8,7 +8,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 
@@ -24,7 +23,7 @@ import (
 // dropped on the way (global IPv6 addresses, unless keep_addr_on_down) and move the interface's
 // non-connected main-table routes into the VRF's table, as the reference does. Each step is a fault
 // point; a failure undoes the earlier ones. The result is prevResult, unchanged.
-func cmdAdd(n *NetConf, args *skel.CmdArgs) error {
+func cmdAdd(n *NetConf, args *plugin.Args) error {
 	prev, err := conf.ChainedPrevResult(&n.NetConf, "vrf moves an interface another plugin made")
 	if err != nil {
 		return err
@@ -204,7 +203,7 @@ func waitLocalRoute(l netlink.Link, table int, ip net.IP) error {
 
 // DEL takes the interface out of the VRF (only if it is in this one) and removes the VRF once no
 // interface is left in it. No namespace, no VRF or no interface: nothing to do.
-func cmdDel(n *NetConf, args *skel.CmdArgs) error {
+func cmdDel(n *NetConf, args *plugin.Args) error {
 	err := netns.With(args.Netns, func(pod ns.NetNS) error {
 		return pod.Do(func(ns.NetNS) error {
 			v, err := link.VRF(n.VRFName)
@@ -244,7 +243,7 @@ func cmdDel(n *NetConf, args *skel.CmdArgs) error {
 }
 
 // CHECK verifies that the VRF exists (with the configured table, if any) and holds the interface.
-func cmdCheck(n *NetConf, args *skel.CmdArgs) error {
+func cmdCheck(n *NetConf, args *plugin.Args) error {
 	if _, err := conf.CheckPrevResult(&n.NetConf); err != nil {
 		return err
 	}
@@ -270,10 +269,10 @@ func cmdCheck(n *NetConf, args *skel.CmdArgs) error {
 }
 
 // GC does nothing: the VRF lives in the pod's namespace and goes with it.
-func cmdGC(*NetConf, *skel.CmdArgs) error { return nil }
+func cmdGC(*NetConf, *plugin.Args) error { return nil }
 
 // STATUS reports whether this kernel can make VRF devices at all.
-func cmdStatus(*NetConf, *skel.CmdArgs) error {
+func cmdStatus(*NetConf, *plugin.Args) error {
 	if !link.KernelHas("vrf") {
 		return conf.NotAvailable("this kernel has no vrf module (CONFIG_NET_VRF): VRF devices cannot be created")
 	}

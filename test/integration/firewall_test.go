@@ -462,6 +462,8 @@ func TestFirewallGC(t *testing.T) {
 func TestFirewallBadInput(t *testing.T) {
 	harness.RequireRoot(t)
 	node := harness.NewNetNS(t, "fwb")
+	// The pod's namespace is its own: a plugin refuses an ADD into the namespace it runs in.
+	pod := harness.NewNetNS(t, "fwbp")
 	const prev = `"prevResult":{"cniVersion":"1.0.0","interfaces":[{"name":"cni0"}],"ips":[{"address":"10.215.250.2/24","interface":0}]}`
 	const noIfaces = `"prevResult":{"cniVersion":"1.0.0","ips":[{"address":"10.215.250.2/24"}]}`
 	for _, tc := range []struct {
@@ -481,7 +483,7 @@ func TestFirewallBadInput(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			stdin := []byte(`{"cniVersion":"1.0.0","name":"fwbad","type":"firewall"` + tc.extra + `}`)
-			env := map[string]string{"CNI_COMMAND": tc.cmd, "CNI_CONTAINERID": "fwbad", "CNI_NETNS": node.Path, "CNI_IFNAME": "eth0"}
+			env := map[string]string{"CNI_COMMAND": tc.cmd, "CNI_CONTAINERID": "fwbad", "CNI_NETNS": pod.Path, "CNI_IFNAME": "eth0"}
 			var out []byte
 			// The plugin's non-zero exit is expected; what it printed is checked below.
 			if err := node.Do(func() error { out, _ = harness.RunPlugin(t, "firewall", env, stdin); return nil }); err != nil {
