@@ -62,8 +62,9 @@ func Internal(err error) *types.Error { return ForRuntime(err) }
 
 // ForRuntime is what the runtime reads for a command's error: the code of the first CNI error in err's
 // tree (999 when there is none), with the whole message, including the context that wrapping added
-// around it ("bridge \"cni0\": ..."), and the inner error's details. The skeleton alone would keep only
-// the inner error and drop that context. A joined error reads as its parts separated by "; ".
+// around it ("bridge \"cni0\": ..."), and the inner error's details, where keeping only the inner
+// error (as the CNI library's skeleton does) would drop that context. A joined error reads as its
+// parts separated by "; ".
 func ForRuntime(err error) *types.Error {
 	var te *types.Error
 	if !errors.As(err, &te) {

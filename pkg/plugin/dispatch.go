@@ -2,9 +2,10 @@ package plugin
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
+	"log"
+	"runtime/debug"
 	"slices"
 	"strings"
 
@@ -73,14 +74,22 @@ type call struct {
 // specification allows (4), a configuration that parses (6) with a valid network name (7), and a
 // cniVersion the plugin supports and the command exists in (1). It writes the VERSION answer itself,
 // and, with no CNI_COMMAND at all (a person running the binary), says what the binary is on stderr. An
-// error the command returns reaches the runtime with its CNI code if it carries one, else as code 999.
+// error the command returns reaches the runtime with its code and all of its context
+// (conf.ForRuntime); a panic, as a CNI internal error (the stack goes to the log only), never as a Go
+// stack on stdout.
 //
 // Unlike the skeleton, dispatch refuses an ADD or DEL aimed at the plugin's own network namespace before
 // the command runs rather than after it has changed that namespace, and the messages name the variable
 // or key and what would be valid. It is netloom's own so that no plugin links the skeleton's name
 // checks, a regular expression compiled at every start-up that, with the regexp package, made a quarter
 // of a megabyte of each binary.
-func (c call) dispatch(funcs Funcs, about string) *types.Error {
+func (c call) dispatch(funcs Funcs, about string) (e *types.Error) {
+	defer func() {
+		if r := recover(); r != nil {
+			log.Printf("panic: %v\n%s", r, debug.Stack())
+			e = types.NewError(conf.CodeInternal, fmt.Sprintf("internal error (please report): %v", r), "")
+		}
+	}()
 	name := c.getenv("CNI_COMMAND")
 	switch name {
 	case "":
@@ -125,10 +134,7 @@ func (c call) dispatch(funcs Funcs, about string) *types.Error {
 		return nil
 	}
 	if err := cmd.run(args); err != nil {
-		if e, ok := errors.AsType[*types.Error](err); ok {
-			return e
-		}
-		return types.NewError(conf.CodeInternal, err.Error(), "")
+		return conf.ForRuntime(err)
 	}
 	return nil
 }

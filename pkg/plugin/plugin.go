@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log"
 	"os"
-	"runtime/debug"
 
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
@@ -28,11 +27,6 @@ var Supported = version.PluginSupports("0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.
 func Main(name string, funcs Funcs) {
 	fault.SetPlugin(name)
 	closeLog := setupLog(name)
-	funcs.Add = guard(funcs.Add)
-	funcs.Del = guard(funcs.Del)
-	funcs.Check = guard(funcs.Check)
-	funcs.GC = guard(funcs.GC)
-	funcs.Status = guard(funcs.Status)
 	about := fmt.Sprintf("netloom %s %s", name, Version)
 	c := call{getenv: os.Getenv, stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}
 	if e := c.dispatch(funcs, about); e != nil {
@@ -43,27 +37,6 @@ func Main(name string, funcs Funcs) {
 		os.Exit(1)
 	}
 	closeLog()
-}
-
-// guard turns a panic in a command into a CNI internal error (the stack goes to the log only) and any
-// other error into the CNI error the runtime reads, with its code and all of its context
-// (conf.ForRuntime).
-func guard(f func(*Args) error) func(*Args) error {
-	if f == nil {
-		return nil
-	}
-	return func(args *Args) (err error) {
-		defer func() {
-			if r := recover(); r != nil {
-				log.Printf("panic: %v\n%s", r, debug.Stack())
-				err = types.NewError(conf.CodeInternal, fmt.Sprintf("internal error (please report): %v", r), "")
-			}
-		}()
-		if err := f(args); err != nil {
-			return conf.ForRuntime(err)
-		}
-		return nil
-	}
 }
 
 // GCArgs is what a GC call carries besides the network's own keys.

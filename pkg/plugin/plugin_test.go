@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"log"
@@ -9,35 +10,32 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/containernetworking/cni/pkg/types"
-
 	"github.com/netloom/netloom/pkg/conf"
 )
 
-// What the runtime reads for a command's error: the skeleton keeps only the first *types.Error it finds
-// (errors.As), so guard must hand it one that carries the code and all of the context.
-func TestGuardKeepsCodeAndContext(t *testing.T) {
-	args := &Args{ContainerID: "ctr1", StdinData: []byte(`{"name":"net"}`)}
+// What the runtime reads for a command's error: the code of the first CNI error in it and all of the
+// context around it, and for a panic code 999 with no Go stack on stdout.
+func TestDispatchKeepsCodeAndContext(t *testing.T) {
+	env := podEnv("ADD")
 	for _, tc := range []struct {
 		name string
-		err  error
+		f    func(*Args) error
 		code uint
 		msg  string
 	}{
-		{"wrapped coded error", fmt.Errorf("portmap net/ctr1/eth0 (iptables backend): %w", conf.TryAgain("the xtables lock is held")),
-			conf.CodeTryAgainLater, "portmap net/ctr1/eth0 (iptables backend): the xtables lock is held"},
-		{"plain error", errors.New("netlink: operation not permitted"), conf.CodeInternal, "netlink: operation not permitted"},
+		{"wrapped coded error", func(*Args) error {
+			return fmt.Errorf("portmap net/ctr1/eth0 (iptables backend): %w", conf.TryAgain("the xtables lock is held"))
+		}, conf.CodeTryAgainLater, "portmap net/ctr1/eth0 (iptables backend): the xtables lock is held"},
+		{"plain error", func(*Args) error { return errors.New("netlink: operation not permitted") }, conf.CodeInternal, "netlink: operation not permitted"},
+		{"panic", func(*Args) error { panic("x") }, conf.CodeInternal, "internal error (please report): x"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := guard(func(*Args) error { return tc.err })(args)
-			var te *types.Error
-			if !errors.As(err, &te) || te.Code != tc.code || te.Msg != tc.msg {
-				t.Errorf("the runtime would read %+v, want code %d %q", te, tc.code, tc.msg)
+			var stdout bytes.Buffer
+			c := call{getenv: func(k string) string { return env[k] }, stdin: strings.NewReader(`{"cniVersion":"1.1.0","name":"net"}`), stdout: &stdout}
+			if e := c.dispatch(Funcs{Add: tc.f}, ""); e == nil || e.Code != tc.code || e.Msg != tc.msg || stdout.Len() > 0 {
+				t.Errorf("the runtime would read %+v (stdout %q), want code %d %q", e, stdout.String(), tc.code, tc.msg)
 			}
 		})
-	}
-	if err := guard(func(*Args) error { panic("x") })(args); conf.Code(err) != conf.CodeInternal {
-		t.Errorf("panic: %v, want code 999", err)
 	}
 }
 

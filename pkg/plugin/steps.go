@@ -53,7 +53,7 @@ func (s Step) run() error {
 // AtOnce runs fs concurrently, waits for all of them and returns every error they had, joined: the
 // runtime reads all of them, with the code of the first that has one (conf.ForRuntime). A panic in
 // one is raised again on the caller's goroutine once the others have returned, so the caller's
-// recovery (Run's rollback, Main's guard) sees it. For steps that each wait mostly on another process
+// recovery (Run's rollback, dispatch's recover) sees it. For steps that each wait mostly on another process
 // or on the kernel; in a plugin process every goroutine's thread is in the process's namespace.
 func AtOnce(fs ...func() error) error {
 	errs := make([]error, len(fs))
@@ -112,7 +112,7 @@ func (a *Add) Run(steps ...Step) (err error) {
 		cause := err
 		if r := recover(); r != nil {
 			cause = fmt.Errorf("panic: %v", r)
-			defer panic(r) // after the rollback, for plugin.Main's guard to report
+			defer panic(r) // after the rollback, for dispatch to report
 		}
 		a.rollback(failed, cause)
 	}()

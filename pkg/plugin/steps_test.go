@@ -87,7 +87,7 @@ func TestAddRun(t *testing.T) {
 	}
 }
 
-// A panicking step rolls back what the earlier ones made, then the panic goes on to Main's guard.
+// A panicking step rolls back what the earlier ones made, then the panic goes on to dispatch, which reports it.
 func TestAddRunPanic(t *testing.T) {
 	captureLog(t)
 	var add Add
