@@ -138,7 +138,7 @@ func strayFiles(t *testing.T, dataDir string, allowed ...string) []string {
 	return out
 }
 
-// noPanic fails t when err says a plugin panicked (plugin.Main's guard reports "internal error
+// noPanic fails t when err says a plugin panicked (plugin dispatch reports "internal error
 // (please report)") or died of a signal. Code 999 alone is no sign of either: it is what a plugin error
 // without a CNI code becomes.
 func noPanic(t *testing.T, what string, err error) {
