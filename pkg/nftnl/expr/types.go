@@ -312,6 +312,9 @@ func parseMasq(d *nlattr.Decoder) (Any, bool, error) {
 				f&unix.NF_NAT_RANGE_PROTO_RANDOM_FULLY != 0, f&unix.NF_NAT_RANGE_PERSISTENT != 0
 		}
 	}
+	if !e.ToPorts {
+		e.RegProtoMax = 0 // the kernel reads a maximum only beside a minimum
+	}
 	return e, true, d.Err()
 }
 
@@ -405,6 +408,13 @@ func parseNAT(d *nlattr.Decoder) (Any, bool, error) {
 				f&unix.NF_NAT_RANGE_PROTO_RANDOM_FULLY != 0, f&unix.NF_NAT_RANGE_PERSISTENT != 0
 			e.Prefix, e.Specified = f&unix.NF_NAT_RANGE_NETMAP != 0, f&unix.NF_NAT_RANGE_PROTO_SPECIFIED != 0
 		}
+	}
+	// The kernel reads a maximum only beside a minimum, and register 0 is not a data register.
+	if e.RegAddrMin == 0 {
+		e.RegAddrMax = 0
+	}
+	if e.RegProtoMin == 0 {
+		e.RegProtoMax = 0
 	}
 	return e, true, d.Err()
 }
