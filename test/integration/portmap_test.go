@@ -25,8 +25,8 @@ var portmapBackends = []string{"nftables", "iptables"}
 func requirePortmapBackend(t testing.TB, backend string) {
 	t.Helper()
 	if backend == "nftables" && !pmnft.Usable() {
-		t.Skipf("portmap's nftables backend needs Linux 6.5 and this kernel is %s: its ADD is refused here "+
-			"(TestVMPortmapDefaultBackend checks that); the iptables backend's subtest runs", nftnl.Release())
+		t.Skipf("this test's network names portmap's nftables backend, which needs Linux 6.5; this kernel is %s, "+
+			"where its ADD is refused by design (TestVMPortmapDefaultBackend checks that)", nftnl.Release())
 	}
 }
 
