@@ -147,6 +147,11 @@ func (t Table) AddChain(ch Chain) (Msg, error) {
 	return t.msg(unix.NFT_MSG_NEWCHAIN, unix.NLM_F_CREATE, "add chain "+ch.Name, a), nil
 }
 
+// CreateChain adds the regular chain name; it fails (EEXIST) when the chain exists.
+func (t Table) CreateChain(name string) (Msg, error) {
+	return t.msg(unix.NFT_MSG_NEWCHAIN, unix.NLM_F_CREATE|unix.NLM_F_EXCL, "create chain "+name, t.chainAttrs(name)), nil
+}
+
 // DelChain deletes chain, which must hold no rules and no jumps to it; it fails (ENOENT) when the
 // chain is gone.
 func (t Table) DelChain(chain string) (Msg, error) {

@@ -20,8 +20,9 @@ type Fake struct {
 	Peeks    [2]int      // how many DropChains ran
 	Restores [2][]string // every Restore's input, in order, failed ones too
 	Missing  [2]bool     // the family's tools are not installed
-	Kernel   [2]bool     // DropChain removes in the family (Exec's with the nf_tables build)
+	Kernel   [2]bool     // DropChain removes and AddChain adds in the family (Exec's with the nf_tables build)
 	Removals [2][]string // the chains DropChain removed, in order
+	Adds     [2][]string // the chains AddChain added, in order
 	Locked   [2]bool     // another program holds the xtables lock: restores time out
 	Fail     [2]error    // the next FailN restores of the family fail with this
 	FailN    [2]int
@@ -123,6 +124,40 @@ func (f *Fake) DropChain(fam Family, _, from, chain string, before func()) Drop 
 	f.Tables[fam] = next
 	f.Removals[fam] = append(f.Removals[fam], chain)
 	return DropDone
+}
+
+// AddChain does what the restore of a new chain with rules and jumps to it from from would, when Kernel
+// says the family allows it, chain does not exist, from does, and every rule is one Exec writes
+// without iptables; else it does nothing and returns false.
+func (f *Fake) AddChain(fam Family, _, from, chain string, rules, jumps []Rule, before func()) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	t := f.Tables[fam]
+	if !f.Kernel[fam] || t.Chains[chain] || !t.Chains[from] {
+		return false
+	}
+	for _, r := range slices.Concat(rules, jumps) {
+		if _, err := nftRule(fam, r); err != nil {
+			return false
+		}
+	}
+	var b Batch
+	b.SetChain(t, chain, rules)
+	for _, j := range jumps {
+		b.Append(from, j)
+	}
+	next := t.clone()
+	for _, line := range b.Lines() {
+		if err := next.apply(line); err != nil {
+			return false
+		}
+	}
+	if before != nil {
+		before()
+	}
+	f.Tables[fam] = next
+	f.Adds[fam] = append(f.Adds[fam], chain)
+	return true
 }
 
 func (f *Fake) Restore(fam Family, input string) error {

@@ -17,9 +17,11 @@
 // a restore 21 and 27 ms (legacy: 17 and 61). So the backends read only the chains they change, or
 // nothing (ApplyGuess), and read the whole table only when that is not enough. A restore's -D (by rule
 // or by number) makes the nf_tables build read and convert every rule of that chain: with 1,000 jumps
-// in POSTROUTING, 8-10 ms more than with none, whatever the payload. So where that build alone may hold
-// the table, a chain and the jumps to it go in one nf_tables transaction, with no process
-// (Exec.DropChain).
+// in POSTROUTING, 8-10 ms more than with none, whatever the payload, and every restore of that build
+// lists every chain of the table first. So where that build alone may hold the table, a chain and the
+// jumps to it go, and a new chain with its rules and jumps comes, in one nf_tables transaction with no
+// process (Exec.DropChain, Exec.AddChain: the latter writes the rules as iptables-nft encodes them,
+// so iptables reads them back as its own).
 //
 // The xtables lock: the legacy build of iptables serialises every change on the machine (not per
 // network namespace) through a flock of /run/xtables.lock, which kube-proxy, firewalld and iptables
@@ -122,6 +124,10 @@ type Tools interface {
 	// the change is committed. Its answer says whether chain was surely absent (nothing to do), was
 	// removed, or is for the caller to remove with a restore, the table left as it was.
 	DropChain(f Family, table, from, chain string, before func()) Drop
+	// AddChain creates chain with rules and appends jumps to it to from, without running iptables, all
+	// at once, when it can (see Exec.AddChain); before, unless nil, is called just before the change
+	// is committed. False: nothing changed, the caller restores with the tools.
+	AddChain(f Family, table, from, chain string, rules, jumps []Rule, before func()) bool
 }
 
 // Drop is what DropChain found and did.
@@ -364,11 +370,22 @@ func (r Runner) Read(f Family) (Table, error) {
 // all at once, when it can (Tools.DropChain). An IPv6 removal passes the fault point just before it is
 // committed.
 func (r Runner) DropChain(f Family, from, chain string) Drop {
-	var before func()
+	return r.Tools.DropChain(f, r.Table, from, chain, r.before(f))
+}
+
+// AddChain creates chain with rules and appends jumps to it to from, without running iptables, all at
+// once, when it can (Tools.AddChain). An IPv6 addition passes the fault point just before it is
+// committed.
+func (r Runner) AddChain(f Family, from, chain string, rules, jumps []Rule) bool {
+	return r.Tools.AddChain(f, r.Table, from, chain, rules, jumps, r.before(f))
+}
+
+// before is the hook an IPv6 change calls just before it is committed: the fault point, if any.
+func (r Runner) before(f Family) func() {
 	if f == IPv6 && r.IPv6Point != "" {
-		before = func() { fault.Point(r.IPv6Point) }
+		return func() { fault.Point(r.IPv6Point) }
 	}
-	return r.Tools.DropChain(f, r.Table, from, chain, before)
+	return nil
 }
 
 // ReadChains lists chains of f's table (`iptables -S`, one run each) into a Table: much less than Read

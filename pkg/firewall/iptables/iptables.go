@@ -6,8 +6,11 @@
 // Per IP family an operation applies what differs in one `iptables-restore --noflush` run (pkg/xtables)
 // and reads no more of the nat table than it needs, so that its cost does not grow with the pods on the
 // node (each has a chain and a POSTROUTING jump there): a fresh Ensure writes its chain and jumps without
-// reading (one run; the restore refuses them whole when the chain exists, and then the Ensure reads the
-// table and applies the difference), a Remove first asks the kernel whether the family may have the
+// reading, where the nf_tables build alone may hold the table in one nf_tables transaction without a
+// process, in iptables-nft's own encoding of the rules (xtables.Runner.AddChain: iptables-nft-restore
+// lists every chain of the table before it changes anything), and otherwise in one restore; the
+// kernel, or the restore, refuses them whole when the chain exists, and then the Ensure reads the
+// table and applies the difference. A Remove first asks the kernel whether the family may have the
 // chain at all and runs nothing for a family that has not, removes the jumps and the chain in one
 // nf_tables transaction without a process where only the nf_tables build may hold the table (both in
 // xtables.Runner.DropChain: a /proc read and one netlink socket, flat as the node fills, where
@@ -169,6 +172,9 @@ func (m *Masq) Ensure(k firewall.Key, addrs []netip.Prefix) error {
 			continue
 		}
 		want := desired(k.Network, k.ContainerID, split[f])
+		if m.run.AddChain(f, postrouting, want.chain, want.rules, want.jumps) {
+			continue
+		}
 		plan := func(t xtables.Table) (xtables.Batch, error) { return planEnsure(t, want), nil }
 		if err := m.run.ApplyGuess(f, freshTable(), plan); err != nil {
 			return fmt.Errorf("ipmasq %v: %v: %w", k, f, err)

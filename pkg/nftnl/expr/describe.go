@@ -65,6 +65,10 @@ func Describe(exprs []Any) string {
 			default:
 				fmt.Fprintf(&b, "verdict %d %s", e.Kind, e.Chain)
 			}
+		case *Match:
+			fmt.Fprintf(&b, "match name %s rev %d info %x", e.Name, e.Rev, e.Info)
+		case *Target:
+			fmt.Fprintf(&b, "target name %s rev %d info %x", e.Name, e.Rev, e.Info)
 		case *Unknown:
 			fmt.Fprintf(&b, "%s (not modelled) %x", e.Name, e.Data)
 		default:

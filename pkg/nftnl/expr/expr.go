@@ -124,6 +124,10 @@ func parsers(name string) parser {
 		return parseFib
 	case "counter":
 		return parseCounter
+	case "match":
+		return parseMatch
+	case "target":
+		return parseTarget
 	}
 	return nil
 }

@@ -1,6 +1,8 @@
 package expr
 
 import (
+	"bytes"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/netloom/netloom/pkg/nftnl/internal/nlattr"
@@ -647,5 +649,65 @@ func parseCounter(d *nlattr.Decoder) (Any, bool, error) {
 			e.Packets = d.Uint64()
 		}
 	}
+	return e, true, d.Err()
+}
+
+// Match is an xtables match run through the kernel's compat layer (nft_compat), which is how
+// iptables-nft writes a match it has no native expression for (`-m comment`): Name and Rev name the
+// xt match, Info is its xt_*_info structure as the kernel's x_tables module reads it.
+type Match struct {
+	Name string
+	Rev  uint32
+	Info []byte
+}
+
+func (e *Match) kind() string { return "match" }
+
+func (e *Match) appendData(b []byte) []byte { return appendCompat(b, e.Name, e.Rev, e.Info) }
+
+// Target is an xtables target run through the compat layer, as iptables-nft writes `-j MASQUERADE`:
+// Name and Rev name the xt target, Info is its structure.
+type Target struct {
+	Name string
+	Rev  uint32
+	Info []byte
+}
+
+func (e *Target) kind() string { return "target" }
+
+func (e *Target) appendData(b []byte) []byte { return appendCompat(b, e.Name, e.Rev, e.Info) }
+
+// appendCompat writes a compat match's or target's attributes: NFTA_MATCH_NAME, _REV and _INFO have
+// the numbers of NFTA_TARGET_NAME, _REV and _INFO.
+func appendCompat(b []byte, name string, rev uint32, info []byte) []byte {
+	b = nlattr.AppendString(b, unix.NFTA_MATCH_NAME, name)
+	b = nlattr.AppendUint32(b, unix.NFTA_MATCH_REV, rev)
+	return nlattr.Append(b, unix.NFTA_MATCH_INFO, info)
+}
+
+// parseCompat reads a compat match's or target's attributes.
+func parseCompat(d *nlattr.Decoder) (name string, rev uint32, info []byte) {
+	for d.Next() {
+		switch d.Type() {
+		case unix.NFTA_MATCH_NAME:
+			name = d.String()
+		case unix.NFTA_MATCH_REV:
+			rev = d.Uint32()
+		case unix.NFTA_MATCH_INFO:
+			info = bytes.Clone(d.Bytes())
+		}
+	}
+	return name, rev, info
+}
+
+func parseMatch(d *nlattr.Decoder) (Any, bool, error) {
+	e := &Match{}
+	e.Name, e.Rev, e.Info = parseCompat(d)
+	return e, true, d.Err()
+}
+
+func parseTarget(d *nlattr.Decoder) (Any, bool, error) {
+	e := &Target{}
+	e.Name, e.Rev, e.Info = parseCompat(d)
 	return e, true, d.Err()
 }
