@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os/exec"
 	"path/filepath"
+	"strings"
 
 	"github.com/netloom/netloom/pkg/nftnl"
 	"github.com/netloom/netloom/pkg/nftnl/expr"
@@ -55,7 +56,7 @@ func nftRule(f Family, r Rule) ([]expr.Any, error) {
 				dst = m
 			}
 		case !neg && opt == "-m" && val == "comment" && i+2 < len(r) && r[i+1] == "--comment" &&
-			len(r[i+2]) < commentInfoLen && matches == nil:
+			len(r[i+2]) < commentInfoLen && !strings.ContainsRune(r[i+2], 0) && matches == nil:
 			info := make([]byte, commentInfoLen)
 			copy(info, r[i+2])
 			matches = append(matches, &expr.Match{Name: "comment", Info: info})

@@ -41,6 +41,7 @@ func TestNFTRule(t *testing.T) {
 		{IPv4, Rule{"!", "-m", "comment", "--comment", "x", "-j", "ACCEPT"}, ""},
 		{IPv4, Rule{"-m", "comment", "--comment", strings.Repeat("c", 256), "-j", "ACCEPT"}, ""},
 		{IPv4, Rule{"-s", "10.0.0.1/32", "-s", "10.0.0.2/32", "-j", "ACCEPT"}, ""},
+		{IPv4, Rule{"-m", "comment", "--comment", "a\x00b", "-j", "ACCEPT"}, ""}, // iptables would cut it there
 	} {
 		exprs, err := nftRule(c.f, c.rule)
 		switch {
