@@ -1,7 +1,6 @@
 package overlay
 
 import (
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/netloom/netloom/pkg/addr"
 	"github.com/netloom/netloom/pkg/conf"
+	"github.com/netloom/netloom/pkg/digest"
 	"github.com/netloom/netloom/pkg/hostlink"
 	"github.com/netloom/netloom/pkg/link"
 )
@@ -207,6 +207,6 @@ func VTEPMAC(nodeIP netip.Addr) net.HardwareAddr {
 		return net.HardwareAddr{0x0e, 0x4c, b[0], b[1], b[2], b[3]}
 	}
 	b := nodeIP.As16()
-	h := sha256.Sum256(b[:])
+	h := digest.Sum256(b[:])
 	return net.HardwareAddr{0x0e, 0x4d, h[0], h[1], h[2], h[3]}
 }

@@ -6,10 +6,11 @@
 package shaping
 
 import (
-	"crypto/sha512"
 	"fmt"
 
 	"github.com/vishvananda/netlink"
+
+	"github.com/netloom/netloom/pkg/digest"
 )
 
 const (
@@ -28,7 +29,7 @@ const (
 // IfbName is the ifb device of the attachment of containerID to network: the reference's name,
 // "bwp" and the start of the hex SHA-512 of network+containerID, so either plugin finds the other's.
 func IfbName(network, containerID string) string {
-	return fmt.Sprintf("%s%x", IfbPrefix, sha512.Sum512([]byte(network+containerID)))[:ifbNameLen]
+	return fmt.Sprintf("%s%x", IfbPrefix, digest.Sum512([]byte(network+containerID)))[:ifbNameLen]
 }
 
 // Limit is a rate in bits per second with its burst in bits, as the bandwidth keys give them.

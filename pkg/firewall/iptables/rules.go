@@ -1,7 +1,6 @@
 package iptables
 
 import (
-	"crypto/sha512"
 	"encoding/hex"
 	"fmt"
 	"net/netip"
@@ -9,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/netloom/netloom/pkg/digest"
 	"github.com/netloom/netloom/pkg/xtables"
 )
 
@@ -41,7 +41,7 @@ var (
 // reference, it leaves out the interface name, so two interfaces of one container on the same network share
 // a chain.
 func ChainName(network, containerID string) string {
-	sum := sha512.Sum512([]byte(network + containerID))
+	sum := digest.Sum512([]byte(network + containerID))
 	return (chainPrefix + hex.EncodeToString(sum[:]))[:chainNameLen]
 }
 

@@ -1,12 +1,12 @@
 package nftables
 
 import (
-	"crypto/sha512"
 	"encoding/hex"
 	"fmt"
 	"net/netip"
 	"strings"
 
+	"github.com/netloom/netloom/pkg/digest"
 	"github.com/netloom/netloom/pkg/firewall"
 	"github.com/netloom/netloom/pkg/nftnl"
 	"github.com/netloom/netloom/pkg/nftnl/expr"
@@ -33,7 +33,7 @@ var (
 )
 
 func hash16(s string) string {
-	sum := sha512.Sum512([]byte(s))
+	sum := digest.Sum512([]byte(s))
 	return hex.EncodeToString(sum[:])[:hashLen]
 }
 

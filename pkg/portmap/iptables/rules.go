@@ -1,7 +1,6 @@
 package iptables
 
 import (
-	"crypto/sha512"
 	"encoding/hex"
 	"fmt"
 	"net/netip"
@@ -9,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/netloom/netloom/pkg/digest"
 	"github.com/netloom/netloom/pkg/firewall"
 	"github.com/netloom/netloom/pkg/portmap"
 	"github.com/netloom/netloom/pkg/xtables"
@@ -55,7 +55,7 @@ func oldSNATChain(network, containerID string) string { return chainName("SN-", 
 // that also initialises an nftables library at start, which cost every portmap process memory.)
 func chainName(kind, network, containerID string) string {
 	const maxLen = 28
-	sum := sha512.Sum512([]byte(network + containerID))
+	sum := digest.Sum512([]byte(network + containerID))
 	return ("CNI-" + kind + hex.EncodeToString(sum[:]))[:maxLen]
 }
 

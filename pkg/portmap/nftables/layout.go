@@ -1,8 +1,6 @@
 package nftables
 
 import (
-	"crypto/sha256"
-	"crypto/sha512"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
@@ -14,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	sha "github.com/netloom/netloom/pkg/digest" // the package-local func digest takes the name
 	"github.com/netloom/netloom/pkg/firewall"
 	"github.com/netloom/netloom/pkg/nftnl"
 	"github.com/netloom/netloom/pkg/nftnl/expr"
@@ -61,7 +60,7 @@ const ownerLen = 16
 type owner [ownerLen]byte
 
 func hash8(s string) [8]byte {
-	sum := sha512.Sum512([]byte(s))
+	sum := sha.Sum512([]byte(s))
 	return [8]byte(sum[:8])
 }
 
@@ -260,7 +259,7 @@ type ruleDef struct {
 func hookComment(f fam, conditions []string) string {
 	c := "to local " + f.String() + " addresses"
 	if len(conditions) > 0 {
-		sum := sha256.Sum256([]byte(strings.Join(conditions, " ")))
+		sum := sha.Sum256([]byte(strings.Join(conditions, " ")))
 		c += ", conditions " + hex.EncodeToString(sum[:6])
 	}
 	return c
@@ -655,7 +654,7 @@ func digest(es []elem) []byte {
 	}
 	slices.Sort(lines)
 	lines = slices.Compact(lines)
-	sum := sha256.Sum256([]byte(strings.Join(lines, "\n")))
+	sum := sha.Sum256([]byte(strings.Join(lines, "\n")))
 	return sum[:ownerLen]
 }
 
