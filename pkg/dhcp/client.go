@@ -3,7 +3,6 @@ package dhcp
 import (
 	"errors"
 	"fmt"
-	"net/rpc"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/netloom/netloom/pkg/conf"
 	"github.com/netloom/netloom/pkg/plugin"
+	"github.com/netloom/netloom/pkg/rpcwire"
 )
 
 // UnreachableError says no daemon answers on the socket.
@@ -36,9 +36,10 @@ func NoDaemon(err error) bool {
 	return errors.As(err, &u) && (errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED))
 }
 
-// dial connects to the daemon as the reference plugin does: net/rpc over HTTP on a unix socket.
-func dial(socket string) (*rpc.Client, error) {
-	c, err := rpc.DialHTTP("unix", socket)
+// dial connects to the daemon as the reference plugin does: net/rpc's protocol over HTTP on a unix
+// socket.
+func dial(socket string) (*rpcwire.Client, error) {
+	c, err := rpcwire.Dial("unix", socket)
 	if err != nil {
 		return nil, &UnreachableError{Socket: socket, Err: err}
 	}
@@ -92,7 +93,7 @@ func GC(socket string, req *GCRequest) error {
 
 // fromWire turns an RPC error back into a CNI error, reading the code wireError put in it.
 func fromWire(method string, err error) error {
-	var se rpc.ServerError
+	var se rpcwire.ServerError
 	if !errors.As(err, &se) {
 		return conf.IOFailure("dhcp daemon: %s: %v", method, err)
 	}

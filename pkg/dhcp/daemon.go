@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"log"
 	"net"
-	"net/http"
-	"net/rpc"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -58,11 +56,8 @@ func RunDaemon(cfg DaemonConfig) error {
 		return err
 	}
 	svc := NewService(cfg.Client, cfg.HostPrefix)
-	rs := rpc.NewServer()
-	if err := rs.RegisterName(ServiceName, svc); err != nil {
-		return err
-	}
-	srv := &http.Server{Handler: rs, ReadHeaderTimeout: cfg.Client.Timeout}
+	srv := svc.server()
+	srv.HandshakeTimeout = cfg.Client.Timeout
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sig)

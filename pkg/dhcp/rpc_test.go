@@ -1,6 +1,7 @@
 package dhcp
 
 import (
+	"context"
 	"errors"
 	"net"
 	"net/http"
@@ -13,9 +14,25 @@ import (
 
 	"github.com/netloom/netloom/pkg/conf"
 	"github.com/netloom/netloom/pkg/plugin"
+	"github.com/netloom/netloom/pkg/rpcwire"
 )
 
-// serve runs an RPC server with rcvr registered as "DHCP" on a socket in a temp dir until t ends.
+// serveDaemon runs the daemon's RPC server for svc on a socket in a temp dir until t ends.
+func serveDaemon(t *testing.T, svc *Service) string {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "dhcp.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := svc.server()
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	return sock
+}
+
+// serve runs net/rpc's own server, as the reference daemon does, with rcvr registered as "DHCP" on a
+// socket in a temp dir until t ends.
 func serve(t *testing.T, rcvr any) string {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "dhcp.sock")
@@ -42,7 +59,7 @@ func (referenceService) Allocate(*plugin.Args, *current.Result) error {
 func (referenceService) Release(*plugin.Args, *struct{}) error { return nil }
 
 func TestRPC(t *testing.T) {
-	sock := serve(t, NewService(ClientConfig{}, ""))
+	sock := serveDaemon(t, NewService(ClientConfig{}, ""))
 	args := func(stdin string) *plugin.Args {
 		return &plugin.Args{ContainerID: "c", Netns: "/run/netns/x", IfName: "eth0", StdinData: []byte(stdin)}
 	}
@@ -78,6 +95,21 @@ func TestRPC(t *testing.T) {
 		t.Errorf("reference daemon error: %v", err)
 	}
 
+	// The reference plugin (net/rpc's client) calling netloom's daemon: the same answers.
+	rc, err := rpc.DialHTTP("unix", sock)
+	if err != nil {
+		t.Fatalf("net/rpc client: %v", err)
+	}
+	defer rc.Close()
+	if err := rc.Call(MethodRelease, args(good), &struct{}{}); err != nil {
+		t.Errorf("net/rpc client, Release: %v", err)
+	}
+	err = rc.Call(MethodAllocate, args(`{"cniVersion":"1.1.0","name":"n","type":"dhcp","ipam":{"type":"dhcp","request":[{"option":"x"}]}}`), &current.Result{})
+	var se rpc.ServerError
+	if !errors.As(err, &se) || !strings.Contains(string(se), "ipam.request[0].option") {
+		t.Errorf("net/rpc client, Allocate with a bad option: %v", err)
+	}
+
 	// No daemon: an error naming the socket and how to start one, which NoDaemon recognizes.
 	missing := filepath.Join(t.TempDir(), "none.sock")
 	err = Call(missing, MethodAllocate, args(good), &current.Result{})
@@ -95,7 +127,7 @@ func TestWireError(t *testing.T) {
 		conf.TryAgain("no DHCP server answered"),
 		errors.New("plain"),
 	} {
-		back := fromWire(MethodAllocate, rpc.ServerError(wireError(err).Error()))
+		back := fromWire(MethodAllocate, rpcwire.ServerError(wireError(err).Error()))
 		if conf.Code(back) != conf.ForRuntime(err).Code || !strings.Contains(back.Error(), conf.ForRuntime(err).Msg) {
 			t.Errorf("%v came back as %v (code %d)", err, back, conf.Code(back))
 		}

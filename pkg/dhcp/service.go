@@ -10,6 +10,7 @@ import (
 
 	"github.com/netloom/netloom/pkg/conf"
 	"github.com/netloom/netloom/pkg/plugin"
+	"github.com/netloom/netloom/pkg/rpcwire"
 )
 
 // ServiceName is the net/rpc service the daemon registers and the plugin calls, as the reference's.
@@ -49,6 +50,15 @@ type GCRequest struct {
 // NewService returns a service with no leases; hostPrefix is prepended to every namespace path.
 func NewService(cfg ClientConfig, hostPrefix string) *Service {
 	return &Service{cfg: cfg, hostPrefix: hostPrefix, leases: map[string]*lease{}, busy: map[string]*clientLock{}}
+}
+
+// server returns an RPC server with the service's methods.
+func (s *Service) server() *rpcwire.Server {
+	srv := rpcwire.NewServer()
+	rpcwire.Handle(srv, MethodAllocate, s.Allocate)
+	rpcwire.Handle(srv, MethodRelease, s.Release)
+	rpcwire.Handle(srv, MethodGC, s.GC)
+	return srv
 }
 
 // Allocate returns the attachment's lease, acquiring one from a server when the daemon holds none
