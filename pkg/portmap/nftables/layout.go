@@ -12,7 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	sha "github.com/netloom/netloom/pkg/digest" // the package-local func digest takes the name
+	"github.com/netloom/netloom/pkg/digest"
 	"github.com/netloom/netloom/pkg/firewall"
 	"github.com/netloom/netloom/pkg/nftnl"
 	"github.com/netloom/netloom/pkg/nftnl/expr"
@@ -60,7 +60,7 @@ const ownerLen = 16
 type owner [ownerLen]byte
 
 func hash8(s string) [8]byte {
-	sum := sha.Sum512([]byte(s))
+	sum := digest.Sum512([]byte(s))
 	return [8]byte(sum[:8])
 }
 
@@ -259,7 +259,7 @@ type ruleDef struct {
 func hookComment(f fam, conditions []string) string {
 	c := "to local " + f.String() + " addresses"
 	if len(conditions) > 0 {
-		sum := sha.Sum256([]byte(strings.Join(conditions, " ")))
+		sum := digest.Sum256([]byte(strings.Join(conditions, " ")))
 		c += ", conditions " + hex.EncodeToString(sum[:6])
 	}
 	return c
@@ -643,18 +643,18 @@ func desired(k firewall.Key, ms []portmap.Mapping, o portmap.Options) (plan, err
 // record is k's element in the attachments map: its data is a digest of es, so Remove can tell
 // from a few lookups whether it found everything k owns.
 func (p plan) record(es []elem, cmt string) elem {
-	return elem{set: setAttachments, key: p.owner[:], data: digest(es), comment: cmt}
+	return elem{set: setAttachments, key: p.owner[:], data: elemsDigest(es), comment: cmt}
 }
 
-// digest hashes the elements' slots and data, in an order that does not depend on how they were found.
-func digest(es []elem) []byte {
+// elemsDigest hashes the elements' slots and data, in an order that does not depend on how they were found.
+func elemsDigest(es []elem) []byte {
 	lines := make([]string, 0, len(es))
 	for _, e := range es {
 		lines = append(lines, e.id()+"|"+hex.EncodeToString(e.data))
 	}
 	slices.Sort(lines)
 	lines = slices.Compact(lines)
-	sum := sha.Sum256([]byte(strings.Join(lines, "\n")))
+	sum := digest.Sum256([]byte(strings.Join(lines, "\n")))
 	return sum[:ownerLen]
 }
 

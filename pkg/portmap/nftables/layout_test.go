@@ -135,7 +135,7 @@ func TestDesired(t *testing.T) {
 			}
 			if len(p.elems) > 0 {
 				last := p.elems[len(p.elems)-1]
-				if last.set != setAttachments || string(last.data) != string(digest(p.elems[:len(p.elems)-1])) {
+				if last.set != setAttachments || string(last.data) != string(elemsDigest(p.elems[:len(p.elems)-1])) {
 					t.Errorf("record %x does not hold the digest of the others", last.data)
 				}
 			}
@@ -182,10 +182,10 @@ func TestDigestIgnoresOrderAndComments(t *testing.T) {
 		e.comment = "read back"
 		rev[len(es)-1-i] = e
 	}
-	if hex.EncodeToString(digest(es)) != hex.EncodeToString(digest(rev)) {
+	if hex.EncodeToString(elemsDigest(es)) != hex.EncodeToString(elemsDigest(rev)) {
 		t.Error("digest depends on order or comments")
 	}
-	if hex.EncodeToString(digest(es)) == hex.EncodeToString(digest(es[1:])) {
+	if hex.EncodeToString(elemsDigest(es)) == hex.EncodeToString(elemsDigest(es[1:])) {
 		t.Error("digest does not see a missing element")
 	}
 }

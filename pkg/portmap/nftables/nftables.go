@@ -573,7 +573,7 @@ func findOwned(c *nftnl.Conn, m *Mapper, o owner, hint []portmap.HostKey) (found
 		}
 	}
 	found = unique(found)
-	complete = bytes.Equal(digest(found), res[0].data)
+	complete = bytes.Equal(elemsDigest(found), res[0].data)
 	return append(found, *res[0]), tm.timed, complete, nil
 }
 
