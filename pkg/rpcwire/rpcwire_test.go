@@ -9,10 +9,12 @@ import (
 	"net"
 	"net/http"
 	"net/rpc"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -339,5 +341,52 @@ func TestDialErrors(t *testing.T) {
 	_, err := Dial("unix", filepath.Join(t.TempDir(), "none.sock"))
 	if err == nil || !strings.Contains(err.Error(), "no such file") {
 		t.Errorf("Dial of a missing socket: %v", err)
+	}
+}
+
+// flakyListener fails its first Accepts with err, then accepts from the real listener.
+type flakyListener struct {
+	net.Listener
+	err   error
+	fails int
+}
+
+func (l *flakyListener) Accept() (net.Conn, error) {
+	if l.fails > 0 {
+		l.fails--
+		return nil, l.err
+	}
+	return l.Listener.Accept()
+}
+
+// TestAcceptErrors: running out of descriptors does not stop the server; a listener that is broken
+// for good does, with its error.
+func TestAcceptErrors(t *testing.T) {
+	sock, ln := socket(t)
+	s := newServer()
+	emfile := &net.OpError{Op: "accept", Net: "unix", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(&flakyListener{Listener: ln, err: emfile, fails: 3}) }()
+	c, err := Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := sampleArgs("after EMFILE")
+	var r EchoReply
+	if err := c.Call("Svc.Echo", a, &r); err != nil {
+		t.Fatalf("call after transient accept errors: %v", err)
+	}
+	checkEcho(t, a, &r)
+	c.Close()
+	_ = s.Shutdown(context.Background())
+	if err := <-served; !errors.Is(err, ErrServerClosed) {
+		t.Errorf("Serve: %v, want ErrServerClosed", err)
+	}
+
+	_, ln2 := socket(t)
+	defer ln2.Close()
+	broken := errors.New("listener broken")
+	if err := newServer().Serve(&flakyListener{Listener: ln2, err: broken, fails: 1}); !errors.Is(err, broken) {
+		t.Errorf("Serve on a broken listener: %v, want its error", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -65,6 +66,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	s.ln = ln
 	s.mu.Unlock()
+	var backoff time.Duration
 	for {
 		conn, err := ln.Accept()
 		if err != nil {
@@ -74,13 +76,17 @@ func (s *Server) Serve(ln net.Listener) error {
 			if down {
 				return ErrServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(10 * time.Millisecond)
-				continue
+			if !transient(err) {
+				return err
 			}
-			return err
+			// Out of descriptors or memory, or a client gone before it was accepted: the daemon
+			// stays up and tries again, as an http.Server does.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			log.Printf("rpcwire: accept: %v; retrying in %v", err, backoff)
+			time.Sleep(backoff)
+			continue
 		}
+		backoff = 0
 		if !s.track(conn, true) {
 			conn.Close()
 			continue
@@ -90,6 +96,18 @@ func (s *Server) Serve(ln net.Listener) error {
 			s.ServeConn(conn)
 		}()
 	}
+}
+
+// transient tells whether an Accept error passes: the process or the system ran out of descriptors or
+// memory, or the connection was aborted before it was accepted.
+func transient(err error) bool {
+	for _, errno := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM,
+		syscall.ECONNABORTED, syscall.EAGAIN, syscall.EINTR} {
+		if errors.Is(err, errno) {
+			return true
+		}
+	}
+	return false
 }
 
 // track adds or removes a connection; it refuses a new one once the server shuts down.

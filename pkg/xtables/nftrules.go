@@ -81,7 +81,14 @@ func addrMatch(f Family, dst bool, val string, neg bool) ([]expr.Any, error) {
 	if err != nil || p.Addr().Is4() != (f == IPv4) || p.Bits() == 0 || p.Masked() != p {
 		return nil, fmt.Errorf("address %q: %w", val, errNotEncodable)
 	}
-	offset := map[[2]bool]uint32{{true, false}: 12, {true, true}: 16, {false, false}: 8, {false, true}: 24}[[2]bool{f == IPv4, dst}]
+	// The source address's offset in the IPv4 or IPv6 header; the destination follows it.
+	offset, size := uint32(12), uint32(4)
+	if f == IPv6 {
+		offset, size = 8, 16
+	}
+	if dst {
+		offset += size
+	}
 	addr := p.Addr().AsSlice()
 	op := expr.CmpOpEq
 	if neg {
